@@ -1,0 +1,109 @@
+/**
+ * spawnkit's configuration, read once from environment variables (through effect/Config) with documented defaults.
+ */
+import * as Os from "node:os"
+import * as NodePath from "node:path"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type { Engine } from "./domain/Agent.js"
+import { DEFAULT_LIMITS } from "./domain/Task.js"
+
+/** Where tmux's server lives: a socket name (`tmux -L`) or a socket path (`tmux -S`). */
+export type TmuxSocket = { readonly _tag: "Name"; readonly name: string } | { readonly _tag: "Path"; readonly path: string }
+
+/** Resolved configuration. */
+export interface SpawnkitSettings {
+  /** Workspace root holding `TASK-*` directories (SPAWNKIT_HOME, default `./.agent-workspace`), absolute. */
+  readonly home: string
+  /** spawnkit's own tmux server (SPAWNKIT_TMUX_SOCKET, default the name `spawnkit`). */
+  readonly tmuxSocket: TmuxSocket
+  /** The tmux binary (SPAWNKIT_TMUX_BIN, default `tmux` on PATH). */
+  readonly tmuxBin: string
+  /** Command template of the custom engine (SPAWNKIT_AGENT_COMMAND), if set. */
+  readonly agentCommand: Option.Option<string>
+  /** Engine used when neither the spawn nor the task names one (SPAWNKIT_ENGINE, default `claude`). */
+  readonly defaultEngine: Engine
+  /** Model passed to Claude Code (SPAWNKIT_CLAUDE_MODEL), if set. */
+  readonly claudeModel: Option.Option<string>
+  /** Agents holding a slot across all tasks of this home (SPAWNKIT_GLOBAL_MAX_CONCURRENT, default 100). */
+  readonly globalMaxConcurrent: number
+  /** Defaults for new tasks (SPAWNKIT_MAX_CONCURRENT 20, SPAWNKIT_MAX_AGENTS 45, SPAWNKIT_MAX_DEPTH 5). */
+  readonly taskDefaults: {
+    readonly max_concurrent: number
+    readonly max_agents: number
+    readonly max_depth: number
+    readonly max_children_per_parent: number
+    readonly max_spawns_per_minute: number
+  }
+  /** This host's id, recorded on reservations (SPAWNKIT_HOST_ID, default the host name). */
+  readonly hostId: string
+  /** Test-only fault injection spec (SPAWNKIT_FAULT); empty in normal use. */
+  readonly faultSpec: string
+}
+
+/** Parse SPAWNKIT_TMUX_SOCKET: a value with `/` is a socket path, anything else a socket name. */
+export const parseTmuxSocket = (value: string): TmuxSocket =>
+  value.includes("/") ? { _tag: "Path", path: NodePath.resolve(value) } : { _tag: "Name", name: value }
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)), name).pipe(Config.withDefault(fallback))
+
+/** The Config description of every setting. */
+export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
+  home: Config.String("SPAWNKIT_HOME").pipe(Config.withDefault("./.agent-workspace")),
+  tmuxSocket: Config.schema(
+    Schema.String.check(
+      Schema.isPattern(/^[A-Za-z0-9_.\/-]{1,200}$/, {
+        message: "Expected a tmux socket name or path made of letters, digits and _ . / -"
+      })
+    ),
+    "SPAWNKIT_TMUX_SOCKET"
+  ).pipe(Config.withDefault("spawnkit")),
+  tmuxBin: Config.String("SPAWNKIT_TMUX_BIN").pipe(Config.withDefault("tmux")),
+  agentCommand: Config.option(Config.NonEmptyString("SPAWNKIT_AGENT_COMMAND")),
+  defaultEngine: Config.Literals(["claude", "codex", "gemini", "custom"], "SPAWNKIT_ENGINE").pipe(
+    Config.withDefault("claude" as const)
+  ),
+  claudeModel: Config.option(Config.NonEmptyString("SPAWNKIT_CLAUDE_MODEL")),
+  globalMaxConcurrent: positiveInt("SPAWNKIT_GLOBAL_MAX_CONCURRENT", 100),
+  maxConcurrent: positiveInt("SPAWNKIT_MAX_CONCURRENT", DEFAULT_LIMITS.max_concurrent),
+  maxAgents: positiveInt("SPAWNKIT_MAX_AGENTS", DEFAULT_LIMITS.max_agents),
+  maxDepth: positiveInt("SPAWNKIT_MAX_DEPTH", DEFAULT_LIMITS.max_depth),
+  maxChildren: positiveInt("SPAWNKIT_MAX_CHILDREN_PER_PARENT", DEFAULT_LIMITS.max_children_per_parent),
+  maxSpawnsPerMinute: positiveInt("SPAWNKIT_MAX_SPAWNS_PER_MINUTE", DEFAULT_LIMITS.max_spawns_per_minute),
+  hostId: Config.String("SPAWNKIT_HOST_ID").pipe(Config.withDefault(Os.hostname())),
+  faultSpec: Config.String("SPAWNKIT_FAULT").pipe(Config.withDefault(""))
+}).pipe(
+  Config.map((c) => ({
+    home: NodePath.resolve(c.home),
+    tmuxSocket: parseTmuxSocket(c.tmuxSocket),
+    tmuxBin: c.tmuxBin,
+    agentCommand: c.agentCommand,
+    defaultEngine: c.defaultEngine,
+    claudeModel: c.claudeModel,
+    globalMaxConcurrent: c.globalMaxConcurrent,
+    taskDefaults: {
+      max_concurrent: c.maxConcurrent,
+      max_agents: c.maxAgents,
+      max_depth: c.maxDepth,
+      max_children_per_parent: c.maxChildren,
+      max_spawns_per_minute: c.maxSpawnsPerMinute
+    },
+    hostId: c.hostId,
+    faultSpec: c.faultSpec
+  }))
+)
+
+/** The configuration service. */
+export class SpawnkitConfig extends Context.Service<SpawnkitConfig, SpawnkitSettings>()("spawnkit/SpawnkitConfig") {
+  /** Configuration from the environment (or whatever ConfigProvider is installed). */
+  static readonly layer = Layer.effect(SpawnkitConfig, settingsConfig)
+
+  /** Configuration from the environment with some settings overridden (tests, embedding). */
+  static readonly layerWith = (overrides: Partial<SpawnkitSettings>) =>
+    Layer.effect(SpawnkitConfig, settingsConfig.pipe(Effect.map((s) => ({ ...s, ...overrides }))))
+}

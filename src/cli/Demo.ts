@@ -1,0 +1,81 @@
+/**
+ * `spawnkit demo`: a tour on the custom engine, needing no agent CLI: create a task, spawn a small tree, show what
+ * admission refuses, show the status tree, then kill everything and (unless --keep) remove the demo task.
+ */
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
+import * as Spawnkit from "../index.js"
+import { describeError, renderTask } from "./Output.js"
+
+/** The demo agent: prints the prompt it got on stdin, then works (sleeps) until killed. */
+export const DEMO_AGENT_COMMAND = `sh -c "echo '--- prompt received on stdin:'; cat; echo; echo '--- working'; exec sleep 300"`
+
+const tour = Effect.gen(function*() {
+  const task = yield* Spawnkit.createTask({ description: "spawnkit demo", max_concurrent: 4, max_depth: 3 })
+  const taskId = task.task_id
+  yield* Console.log(`created ${taskId} (max_concurrent 4, max_depth 3) in ${task.workspace}\n`)
+
+  const spawn = (label: string, input: Omit<Spawnkit.SpawnInput, "taskId">) =>
+    Spawnkit.spawn({ taskId, engine: "custom", ...input }).pipe(
+      Effect.tap((r) => Console.log(`spawn ${label}: ${r.agent_id}${r.existing ? " (existing, not spawned again)" : ""}`)),
+      Effect.tapError((e) => Console.log(`spawn ${label}: refused [${describeError(e).tag}] ${describeError(e).message}`)),
+      Effect.option
+    )
+
+  const lead = yield* spawn("lead", { agentType: "lead", prompt: "Plan the work; $(touch /tmp/never) stays literal." })
+  if (Option.isNone(lead)) return taskId
+  const parent = lead.value.agent_id
+  yield* spawn("child A", { agentType: "researcher", prompt: "Read the code base.", parent, idempotencyKey: "child-a" })
+  yield* spawn("child A again, same idempotency key", {
+    agentType: "researcher",
+    prompt: "Read the code base.",
+    parent,
+    idempotencyKey: "child-a"
+  })
+  const childB = yield* spawn("child B", { agentType: "researcher", prompt: "Read the tests.", parent })
+  yield* spawn("child B twin (same parent, type, prompt)", { agentType: "researcher", prompt: "Read the tests.", parent })
+  if (Option.isSome(childB)) {
+    const grand = yield* spawn("grandchild", { agentType: "checker", prompt: "Check one test.", parent: childB.value.agent_id })
+    if (Option.isSome(grand)) {
+      yield* spawn("great-grandchild (depth 4 > max_depth 3)", {
+        agentType: "checker",
+        prompt: "Too deep.",
+        parent: grand.value.agent_id
+      })
+    }
+  }
+  yield* spawn("fifth agent (max_concurrent 4)", { agentType: "extra", prompt: "One too many." })
+
+  const [state] = yield* Spawnkit.status(taskId)
+  if (state !== undefined) yield* Console.log("\n" + renderTask(state, yield* Clock.currentTimeMillis) + "\n")
+  const log = state?.agents.find((a) => a.id === parent)?.tracked_files?.log_file
+  if (log !== undefined) {
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(log).pipe(Effect.orElseSucceed(() => ""))
+    yield* Console.log(`output of ${parent} so far:\n${text.trim()}\n`)
+  }
+  return taskId
+})
+
+/** Run the demo; with `keep`, the demo task's directory stays for inspection. */
+export const runDemo = (keep: boolean) =>
+  Effect.gen(function*() {
+    const config = yield* Spawnkit.SpawnkitConfig
+    const fs = yield* FileSystem.FileSystem
+    const taskId = yield* tour
+    const [state] = yield* Spawnkit.status(taskId)
+    for (const agent of state?.agents ?? []) {
+      if (Spawnkit.isActiveStatus(agent.status)) yield* Spawnkit.kill(taskId, agent.id, "demo finished")
+    }
+    const [after] = yield* Spawnkit.status(taskId)
+    if (after !== undefined) yield* Console.log("after cleanup:\n" + renderTask(after, yield* Clock.currentTimeMillis))
+    if (keep) {
+      yield* Console.log(`\nkept ${config.home}/${taskId}`)
+    } else {
+      yield* fs.remove(`${config.home}/${taskId}`, { recursive: true })
+      yield* Console.log(`\nremoved ${config.home}/${taskId}; no agent or session is left running.`)
+    }
+  })

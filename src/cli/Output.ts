@@ -1,0 +1,78 @@
+/**
+ * CLI output: JSON for scripts (`--json`), short readable text for people; errors as `{ "error": { tag, message } }`.
+ */
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import { type Agent, isActiveStatus } from "../domain/Agent.js"
+import type { TaskRegistry } from "../domain/Task.js"
+
+/** Tag and message of any failure a command can end with. */
+export const describeError = (error: unknown): { readonly tag: string; readonly message: string } => {
+  if (typeof error === "object" && error !== null) {
+    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : "Error"
+    const message = "message" in error && typeof error.message === "string" ? error.message : String(error)
+    return { tag, message }
+  }
+  return { tag: "Error", message: String(error) }
+}
+
+/**
+ * Run a command's effect: print its failure (JSON on stdout with --json, text on stderr otherwise) and set a
+ * non-zero exit code. Interruption is left to the runtime.
+ */
+export const reportFailures = <A, E, R>(json: boolean, effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+      const failure = Cause.findErrorOption(cause)
+      const error = failure._tag === "Some" ? describeError(failure.value) : {
+        tag: "Defect",
+        message: Cause.pretty(cause)
+      }
+      return Effect.sync(() => {
+        process.exitCode = 1
+      }).pipe(
+        Effect.andThen(
+          json ? Console.log(JSON.stringify({ error })) : Console.error(`error [${error.tag}]: ${error.message}`)
+        )
+      )
+    })
+  )
+
+/** Print a value as JSON. */
+export const printJson = (value: unknown) => Console.log(JSON.stringify(value, null, 2))
+
+const age = (iso: string, nowMs: number) => {
+  const s = Math.max(0, Math.round((nowMs - Date.parse(iso)) / 1000))
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`
+}
+
+const agentLine = (a: Agent, nowMs: number) => {
+  const parts = [`${a.id}`, `[${a.status}]`, a.type, `age ${age(a.started_at, nowMs)}`]
+  if (a.exit !== undefined) parts.push(`exit ${a.exit.exit_code}`)
+  if (a.reason !== undefined) parts.push(`(${a.reason})`)
+  return parts.join("  ")
+}
+
+/** A task and its agents as an indented tree. */
+export const renderTask = (task: TaskRegistry, nowMs: number): string => {
+  const lines = [
+    `${task.task_id}  ${task.task_description}`,
+    `  active ${task.active_count}/${task.max_concurrent}  total ${task.total_spawned}/${task.max_agents}  max depth ${task.max_depth}`
+  ]
+  const children = new Map<string, Array<Agent>>()
+  for (const a of task.agents) children.set(a.parent, [...(children.get(a.parent) ?? []), a])
+  const walk = (parent: string, indent: string) => {
+    for (const a of children.get(parent) ?? []) {
+      lines.push(`${indent}${isActiveStatus(a.status) ? "●" : "○"} ${agentLine(a, nowMs)}`)
+      walk(a.id, indent + "    ")
+    }
+  }
+  walk("orchestrator", "  ")
+  const known = new Set(task.agents.map((a) => a.id))
+  for (const a of task.agents) {
+    if (a.parent !== "orchestrator" && !known.has(a.parent)) lines.push(`  ? ${agentLine(a, nowMs)}`)
+  }
+  return lines.join("\n")
+}

@@ -1,0 +1,175 @@
+/**
+ * The `spawnkit` command line: tasks, spawns, status, kill, the exit hook, and a demo.
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import { Command, Flag } from "effect/cli"
+import { Engine } from "../domain/Agent.js"
+import * as Spawnkit from "../index.js"
+import { DEMO_AGENT_COMMAND, runDemo } from "./Demo.js"
+import { printJson, renderTask, reportFailures } from "./Output.js"
+
+const json = Flag.Boolean("json").pipe(Flag.withDescription("Print JSON (snake_case, as in the registry)"), Flag.withDefault(false))
+const engines = Engine.literals
+
+/** Run one command's effect with spawnkit's layer, reporting any failure as the CLI does. */
+const run = <A, E>(asJson: boolean, effect: Effect.Effect<A, E, Spawnkit.Services>) =>
+  reportFailures(asJson, effect.pipe(Effect.provide(Spawnkit.layer())))
+
+const optionalInt = (name: string, description: string) =>
+  Flag.Int(name).pipe(Flag.withDescription(description), Flag.optional)
+
+const defined = <T extends Record<string, Option.Option<unknown>>>(fields: T) =>
+  Object.fromEntries(
+    Object.entries(fields).flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value]] : []))
+  ) as { [K in keyof T]?: T[K] extends Option.Option<infer A> ? A : never }
+
+const taskCreate = Command.make(
+  "create",
+  {
+    description: Flag.String("description").pipe(Flag.withDescription("What the task is about")),
+    maxConcurrent: optionalInt("max-concurrent", "Agents holding a slot at once (default SPAWNKIT_MAX_CONCURRENT or 20)"),
+    maxAgents: optionalInt("max-agents", "Agents in the task's lifetime (default SPAWNKIT_MAX_AGENTS or 45)"),
+    maxDepth: optionalInt("max-depth", "Deepest level of the agent tree (default SPAWNKIT_MAX_DEPTH or 5)"),
+    maxChildren: optionalInt("max-children", "Active children one agent may have (default 20)"),
+    priority: Flag.Literals("priority", ["P0", "P1", "P2", "P3", "P4"]).pipe(Flag.optional),
+    engine: Flag.Literals("engine", engines).pipe(Flag.withDescription("Default engine of the task"), Flag.optional),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({
+          description: f.description,
+          ...defined({
+            max_concurrent: f.maxConcurrent,
+            max_agents: f.maxAgents,
+            max_depth: f.maxDepth,
+            max_children_per_parent: f.maxChildren,
+            priority: f.priority,
+            engine: f.engine
+          })
+        })
+        yield* f.json ? printJson({ task_id: task.task_id, workspace: task.workspace }) : Console.log(task.task_id)
+      })
+    )
+).pipe(Command.withDescription("Create a task and print its id"))
+
+const task = Command.make("task").pipe(
+  Command.withDescription("Manage tasks"),
+  Command.withSubcommands([taskCreate])
+)
+
+const spawnCommand = Command.make(
+  "spawn",
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Task id")),
+    type: Flag.String("type").pipe(Flag.withDescription("Agent type, e.g. investigator")),
+    prompt: Flag.String("prompt").pipe(Flag.withDescription("The agent's prompt (passed literally, through a file)")),
+    parent: Flag.String("parent").pipe(Flag.withDescription("Parent agent id (default: orchestrator)"), Flag.optional),
+    engine: Flag.Literals("engine", engines).pipe(Flag.withDescription("Engine (default: task's, then SPAWNKIT_ENGINE)"), Flag.optional),
+    idempotencyKey: Flag.String("idempotency-key").pipe(
+      Flag.withDescription("Retrying with the same key returns the same agent instead of spawning again"),
+      Flag.optional
+    ),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const result = yield* Spawnkit.spawn({
+          taskId: f.task,
+          agentType: f.type,
+          prompt: f.prompt,
+          ...defined({ parent: f.parent, engine: f.engine, idempotencyKey: f.idempotencyKey })
+        })
+        yield* f.json
+          ? printJson(result)
+          : Console.log(`${result.agent_id}  session ${result.tmux_session}${result.existing ? "  (existing)" : ""}`)
+      })
+    )
+).pipe(Command.withDescription("Spawn an agent in a task"))
+
+const statusCommand = Command.make(
+  "status",
+  { task: Flag.String("task").pipe(Flag.withDescription("Only this task"), Flag.optional), json },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const tasks = yield* Spawnkit.status(Option.getOrUndefined(f.task))
+        if (f.json) return yield* printJson(Option.isSome(f.task) ? tasks[0] : { tasks })
+        const now = yield* Clock.currentTimeMillis
+        yield* Console.log(tasks.length === 0 ? "no tasks" : tasks.map((t) => renderTask(t, now)).join("\n\n"))
+      })
+    )
+).pipe(Command.withDescription("Show tasks and their agent trees"))
+
+const killCommand = Command.make(
+  "kill",
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Task id")),
+    agent: Flag.String("agent").pipe(Flag.withDescription("Agent id")),
+    reason: Flag.String("reason").pipe(Flag.withDescription("Why (recorded)"), Flag.optional),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const result = yield* Spawnkit.kill(f.task, f.agent, Option.getOrUndefined(f.reason))
+        yield* f.json ? printJson(result) : Console.log(`${result.agent_id}: ${result.status}`)
+      })
+    )
+).pipe(Command.withDescription("Kill an agent (its process group and session); idempotent"))
+
+const agentExited = Command.make(
+  "agent-exited",
+  {
+    pane: Flag.String("pane").pipe(Flag.withDescription("tmux pane id (%N)")),
+    socket: Flag.String("socket").pipe(Flag.withDescription("tmux socket path"))
+  },
+  (f) => {
+    const tmuxOnly = Spawnkit.layer({ tmuxSocket: Spawnkit.parseTmuxSocket(f.socket) })
+    return reportFailures(
+      false,
+      Effect.gen(function*() {
+        const owner = yield* Spawnkit.ownerOfPane(f.pane).pipe(Effect.provide(tmuxOnly))
+        if (Option.isNone(owner)) return
+        const { home, taskId, agentId } = owner.value
+        const layer = Spawnkit.layer({ home, tmuxSocket: Spawnkit.parseTmuxSocket(f.socket) })
+        yield* Spawnkit.recordExit(taskId, agentId).pipe(Effect.provide(layer))
+      })
+    )
+  }
+).pipe(Command.withDescription("Record an agent's exit (run by spawnkit's tmux pane-died hook)"))
+
+const demo = Command.make(
+  "demo",
+  { keep: Flag.Boolean("keep").pipe(Flag.withDescription("Keep the demo task's files"), Flag.withDefault(false)) },
+  (f) =>
+    Effect.gen(function*() {
+      const config = yield* Spawnkit.SpawnkitConfig
+      const agentCommand = Option.orElse(config.agentCommand, () => Option.some(DEMO_AGENT_COMMAND))
+      return yield* reportFailures(false, runDemo(f.keep).pipe(Effect.provide(Spawnkit.layer({ agentCommand }))))
+    }).pipe(Effect.provide(Spawnkit.SpawnkitConfig.layer), (e) => reportFailures(false, e))
+).pipe(Command.withDescription("Create a task, spawn a small agent tree with the custom engine, show it, clean up"))
+
+const root = Command.make("spawnkit").pipe(
+  Command.withDescription("Resource-safe spawning and supervision of headless coding agents in tmux"),
+  Command.withSubcommands([task, spawnCommand, statusCommand, killCommand, demo, agentExited])
+)
+
+// Logs go to stderr: stdout carries command output (and, for the MCP server, the protocol).
+root.pipe(
+  Command.run({ version: "0.1.0" }),
+  Effect.provide(NodeServices.layer),
+  Effect.provideService(Logger.LogToStderr, true),
+  NodeRuntime.runMain({ disableErrorReporting: true })
+)

@@ -1,0 +1,193 @@
+/**
+ * Every error a spawnkit user can see, as Schema tagged classes. Each message says what was wrong and what to do.
+ */
+import * as Schema from "effect/Schema"
+
+/** Input that fails validation (an id outside the allow-list, a prompt too large, an unknown engine). */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Invalid ${this.field}: ${this.reason}. Fix the value and try again; nothing was changed.`
+  }
+}
+
+/** No registry exists for the task id. */
+export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `Task ${this.taskId} does not exist. Create it first (spawnkit task create) or list tasks with spawnkit status.`
+  }
+}
+
+/** No agent record with this id exists in the task. */
+export class AgentNotFound extends Schema.TaggedError<AgentNotFound>()("AgentNotFound", {
+  taskId: Schema.String,
+  agentId: Schema.String
+}) {
+  override get message() {
+    return `Agent ${this.agentId} does not exist in task ${this.taskId}. Check the id with spawnkit status --task ${this.taskId}.`
+  }
+}
+
+/** A limit that admission enforces. */
+export const LimitName = Schema.Literals([
+  "max_concurrent",
+  "max_agents",
+  "global_max_concurrent",
+  "max_children_per_parent"
+])
+/** @see LimitName */
+export type LimitName = typeof LimitName.Type
+
+/** A spawn was refused because a limit is reached; reservations in flight count against it. */
+export class LimitReached extends Schema.TaggedError<LimitReached>()("LimitReached", {
+  limit: LimitName,
+  current: Schema.Number,
+  max: Schema.Number,
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `Limit ${this.limit} reached in task ${this.taskId} (${this.current} of ${this.max}). ` +
+      "Wait for an agent to finish or kill one, or raise the limit when creating the task."
+  }
+}
+
+/** A spawn would put an agent deeper in the tree than the task allows. */
+export class DepthExceeded extends Schema.TaggedError<DepthExceeded>()("DepthExceeded", {
+  depth: Schema.Number,
+  max: Schema.Number,
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `Depth ${this.depth} exceeds max_depth ${this.max} of task ${this.taskId}. ` +
+      "Do the work in this agent, or spawn from a shallower agent."
+  }
+}
+
+/** The named parent is not an agent of the task. */
+export class ParentNotFound extends Schema.TaggedError<ParentNotFound>()("ParentNotFound", {
+  parent: Schema.String,
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `Parent ${this.parent} is not an agent of task ${this.taskId}. Use "orchestrator" or an existing agent id.`
+  }
+}
+
+/** The named parent exists but is not running (it finished, failed or is still starting). */
+export class ParentNotActive extends Schema.TaggedError<ParentNotActive>()("ParentNotActive", {
+  parent: Schema.String,
+  status: Schema.String,
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `Parent ${this.parent} of task ${this.taskId} is ${this.status}, not running; only a running agent can have children.`
+  }
+}
+
+/** The same parent asked again for the same agent type with the same prompt while the first is still active. */
+export class DuplicateAgent extends Schema.TaggedError<DuplicateAgent>()("DuplicateAgent", {
+  existingAgentId: Schema.String,
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `An identical agent (same parent, type and prompt) is already active: ${this.existingAgentId}. ` +
+      "Use that agent, or change the prompt for parallel work."
+  }
+}
+
+/** The idempotency key was used before with different spawn parameters. */
+export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()("IdempotencyConflict", {
+  key: Schema.String,
+  existingAgentId: Schema.String,
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `Idempotency key ${JSON.stringify(this.key)} already belongs to agent ${this.existingAgentId} ` +
+      "spawned with other parameters. Use a new key for a different spawn."
+  }
+}
+
+/** Too many spawns in the task's rate window. */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  taskId: Schema.String,
+  max: Schema.Number,
+  windowMs: Schema.Number,
+  retryAfterMs: Schema.Number
+}) {
+  override get message() {
+    return `Spawn rate limit of task ${this.taskId} reached (${this.max} per ${this.windowMs} ms). ` +
+      `Retry in ${this.retryAfterMs} ms.`
+  }
+}
+
+/** A registry file exists but does not decode; it is left exactly as it is. */
+export class RegistryCorrupt extends Schema.TaggedError<RegistryCorrupt>()("RegistryCorrupt", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Registry file ${this.path} cannot be decoded (${this.reason}). It was not modified; ` +
+      "repair or move it aside by hand."
+  }
+}
+
+/** A file system operation on the registry or workspace failed. */
+export class RegistryIoError extends Schema.TaggedError<RegistryIoError>()("RegistryIoError", {
+  path: Schema.String,
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Could not ${this.operation} ${this.path}: ${this.reason}. Check the path and its permissions.`
+  }
+}
+
+/** A tmux command failed; carries the evidence. */
+export class TmuxError extends Schema.TaggedError<TmuxError>()("TmuxError", {
+  args: Schema.Array(Schema.String),
+  exitCode: Schema.Number,
+  stderr: Schema.String
+}) {
+  override get message() {
+    return `tmux ${this.args.join(" ")} failed with exit code ${this.exitCode}: ${this.stderr.trim() || "(no output)"}. ` +
+      "Check that tmux is installed and the socket is usable."
+  }
+}
+
+/** The agent's process ended before its spawn was committed; the spawn was rolled back. */
+export class AgentExitedAtStartup extends Schema.TaggedError<AgentExitedAtStartup>()("AgentExitedAtStartup", {
+  agentId: Schema.String,
+  exitCode: Schema.Number,
+  lastLines: Schema.Array(Schema.String)
+}) {
+  override get message() {
+    return `Agent ${this.agentId} exited at start-up with code ${this.exitCode}; nothing was kept. ` +
+      `Last output: ${this.lastLines.slice(-5).join(" | ") || "(none)"}. Check the engine command and its credentials.`
+  }
+}
+
+/** A test-only fault injected at a named step of a spawn. */
+export class InjectedFault extends Schema.TaggedError<InjectedFault>()("InjectedFault", {
+  step: Schema.String
+}) {
+  override get message() {
+    return `Injected fault at step ${this.step} (SPAWNKIT_FAULT is set; unset it outside tests).`
+  }
+}
+
+/** Errors a spawn can be rejected with by admission. */
+export type AdmissionRejection =
+  | LimitReached
+  | DepthExceeded
+  | ParentNotFound
+  | ParentNotActive
+  | DuplicateAgent
+  | IdempotencyConflict
+  | RateLimited
+
+/** Errors of the registry itself. */
+export type RegistryError = RegistryCorrupt | RegistryIoError | InjectedFault

@@ -1,0 +1,47 @@
+/**
+ * Identifiers: branded, allow-listed strings for tasks, agents, agent types and tmux sessions.
+ *
+ * Security: every id that reaches a path, a tmux target or an environment variable passes one of these
+ * patterns first, so no id can carry `/`, `..`, quotes, `$`, backticks, whitespace or NUL.
+ */
+import * as Schema from "effect/Schema"
+
+const pattern = (regex: RegExp, what: string) =>
+  Schema.String.check(
+    Schema.isPattern(regex, {
+      message: `Expected ${what} matching ${regex.source} (letters, digits, '_' and '-' only)`
+    })
+  )
+
+/** A task id such as `TASK-20261124-193600-1a2b3c4d`; it is also the task's directory name. */
+export const TaskId = pattern(/^TASK-[A-Za-z0-9_-]{1,59}$/, "a task id").pipe(Schema.brand("TaskId"))
+/** @see TaskId */
+export type TaskId = typeof TaskId.Type
+
+/** An agent type chosen by the caller, e.g. `investigator`; it becomes the prefix of the agent id. */
+export const AgentType = pattern(/^[A-Za-z0-9_-]{1,40}$/, "an agent type").pipe(Schema.brand("AgentType"))
+/** @see AgentType */
+export type AgentType = typeof AgentType.Type
+
+/** An agent id such as `investigator-193600-1a2b3c4d`. */
+export const AgentId = pattern(/^[A-Za-z0-9_-]{1,64}$/, "an agent id").pipe(Schema.brand("AgentId"))
+/** @see AgentId */
+export type AgentId = typeof AgentId.Type
+
+/** The tmux session name of an agent: `agent_<agent id>`. */
+export const SessionName = pattern(/^agent_[A-Za-z0-9_-]{1,64}$/, "a session name").pipe(Schema.brand("SessionName"))
+/** @see SessionName */
+export type SessionName = typeof SessionName.Type
+
+/** The parent of a top-level agent: the orchestrator (the caller without an agent identity). */
+export const ORCHESTRATOR = "orchestrator"
+
+/** An idempotency key chosen by the caller; any printable text up to 200 characters. */
+export const IdempotencyKey = Schema.String.check(
+  Schema.isPattern(/^[\x21-\x7e]{1,200}$/, {
+    message: "Expected an idempotency key of 1-200 printable ASCII characters without spaces"
+  })
+)
+
+/** The session name that belongs to an agent id. */
+export const sessionNameOf = (agentId: AgentId): SessionName => `agent_${agentId}` as SessionName

@@ -1,0 +1,84 @@
+/**
+ * The task registry file, `<home>/TASK-…/AGENT_REGISTRY.json`, compatible with the older orchestrator's layout.
+ */
+import * as Schema from "effect/Schema"
+import { Agent, isActiveStatus } from "./Agent.js"
+
+/** Limits of one task; every one is enforced by admission. */
+export interface TaskLimits {
+  readonly max_concurrent: number
+  readonly max_agents: number
+  readonly max_depth: number
+  readonly max_children_per_parent: number
+  readonly max_spawns_per_minute: number
+}
+
+const Limit = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
+/** The whole task registry. `total_spawned`, `active_count`, `completed_count` and `agent_hierarchy` are derived. */
+export const TaskRegistry = Schema.Struct({
+  task_id: Schema.String,
+  task_description: Schema.String,
+  created_at: Schema.String,
+  workspace: Schema.String,
+  status: Schema.String,
+  priority: Schema.optionalKey(Schema.String),
+  engine: Schema.optionalKey(Schema.String),
+  agents: Schema.Array(Agent),
+  agent_hierarchy: Schema.Record(Schema.String, Schema.Array(Schema.String)),
+  max_agents: Limit,
+  max_depth: Limit,
+  max_concurrent: Limit,
+  max_children_per_parent: Schema.optionalKey(Limit),
+  max_spawns_per_minute: Schema.optionalKey(Limit),
+  total_spawned: Schema.Number,
+  active_count: Schema.Number,
+  completed_count: Schema.optionalKey(Schema.Number),
+  task_context: Schema.optionalKey(Schema.Unknown)
+})
+/** @see TaskRegistry */
+export type TaskRegistry = typeof TaskRegistry.Type
+
+/** Default limits, as the older orchestrator had them: 45 agents, 20 concurrent, depth 5. */
+export const DEFAULT_LIMITS: TaskLimits = {
+  max_concurrent: 20,
+  max_agents: 45,
+  max_depth: 5,
+  max_children_per_parent: 20,
+  max_spawns_per_minute: 600
+}
+
+/** The limits of a task, with defaults for the ones an older registry lacks. */
+export const limitsOf = (task: TaskRegistry): TaskLimits => ({
+  max_concurrent: task.max_concurrent,
+  max_agents: task.max_agents,
+  max_depth: task.max_depth,
+  max_children_per_parent: task.max_children_per_parent ?? DEFAULT_LIMITS.max_children_per_parent,
+  max_spawns_per_minute: task.max_spawns_per_minute ?? DEFAULT_LIMITS.max_spawns_per_minute
+})
+
+/** Number of agents holding a slot (reservations included). */
+export const activeCount = (agents: ReadonlyArray<Agent>): number =>
+  agents.reduce((n, a) => (isActiveStatus(a.status) ? n + 1 : n), 0)
+
+/**
+ * Invariant: the stored counts and hierarchy are rewritten from the records on every write, never kept as counters.
+ */
+export const withDerivedFields = (task: TaskRegistry): TaskRegistry => {
+  const hierarchy: Record<string, Array<string>> = {}
+  let committed = 0
+  let completed = 0
+  for (const agent of task.agents) {
+    if (agent.status === "reserved") continue
+    committed++
+    if (agent.status === "completed") completed++
+    ;(hierarchy[agent.parent] ??= []).push(agent.id)
+  }
+  return {
+    ...task,
+    agent_hierarchy: hierarchy,
+    total_spawned: committed,
+    active_count: activeCount(task.agents),
+    completed_count: completed
+  }
+}

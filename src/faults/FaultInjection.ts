@@ -1,0 +1,61 @@
+/**
+ * Fault-injection points between the steps of a spawn and inside the registry write. A no-op unless a test turns it
+ * on, in-process with `FaultInjection.layer(...)` or across processes with `SPAWNKIT_FAULT=<step>:<fail|kill|hang>`.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { InjectedFault } from "../domain/Errors.js"
+
+/** Every named point, in the order a spawn passes them. */
+export const FAULT_STEPS = [
+  "after-reserve",
+  "after-prompt",
+  "before-session",
+  "after-session",
+  "after-check",
+  "commit",
+  "after-commit",
+  "registry-after-write",
+  "registry-after-fsync",
+  "registry-after-rename"
+] as const
+/** @see FAULT_STEPS */
+export type FaultStep = (typeof FAULT_STEPS)[number]
+
+/** What happens at a point: fail with `InjectedFault`, SIGKILL the process, or hang until interrupted. */
+export type FaultMode = "fail" | "kill" | "hang"
+
+/** The fault-injection service: `point(step)` is passed at each step. */
+export class FaultInjection extends Context.Service<FaultInjection, {
+  readonly point: (step: FaultStep) => Effect.Effect<void, InjectedFault>
+}>()("spawnkit/FaultInjection") {
+  /** No faults: every point is a no-op. */
+  static readonly none = Layer.succeed(FaultInjection, FaultInjection.of({ point: () => Effect.void }))
+
+  /** Faults decided by a function of the step (tests). */
+  static readonly layer = (
+    decide: (step: FaultStep) => Effect.Effect<void, InjectedFault>
+  ): Layer.Layer<FaultInjection> => Layer.succeed(FaultInjection, FaultInjection.of({ point: decide }))
+
+  /** Faults from a spec such as `after-session:kill` or `commit:fail,after-prompt:hang` (SPAWNKIT_FAULT). */
+  static readonly fromSpec = (spec: string): Layer.Layer<FaultInjection> => {
+    const rules = new Map<string, FaultMode>()
+    for (const part of spec.split(",").map((p) => p.trim()).filter((p) => p.length > 0)) {
+      const [step, mode] = part.split(":")
+      if (step !== undefined && (mode === "fail" || mode === "kill" || mode === "hang")) rules.set(step, mode)
+    }
+    return FaultInjection.layer((step) => {
+      switch (rules.get(step)) {
+        case "fail":
+          return Effect.fail(new InjectedFault({ step }))
+        case "kill":
+          return Effect.sync(() => process.kill(process.pid, "SIGKILL"))
+        case "hang":
+          return Effect.never
+        default:
+          return Effect.void
+      }
+    })
+  }
+}

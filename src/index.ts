@@ -1,0 +1,58 @@
+/**
+ * spawnkit's programmatic API: services, layers and the operations on tasks and agents.
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as Spawnkit from "spawnkit"
+ * const program = Effect.gen(function*() {
+ *   const task = yield* Spawnkit.createTask({ description: "demo", max_concurrent: 4 })
+ *   return yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "hello", engine: "custom" })
+ * })
+ * Effect.runPromise(program.pipe(Effect.provide(Spawnkit.layer())))
+ * ```
+ */
+import { NodeServices } from "@effect/platform-node"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { FaultInjection } from "./faults/FaultInjection.js"
+import * as FileRegistry from "./registry/FileRegistry.js"
+import { Tmux } from "./sessions/Tmux.js"
+import { SpawnkitConfig, type SpawnkitSettings } from "./SpawnkitConfig.js"
+
+export * from "./domain/Agent.js"
+export * from "./domain/Errors.js"
+export * from "./domain/Ids.js"
+export * from "./domain/SpawnRequest.js"
+export * from "./domain/Task.js"
+export { type Admission, type AdmissionRequest, type AdmissionSnapshot, decide } from "./admission/Admission.js"
+export { FAULT_STEPS, FaultInjection, type FaultMode, type FaultStep } from "./faults/FaultInjection.js"
+export { Registry, type RegistryTransaction, type Transition } from "./registry/Registry.js"
+export { buildCommand, parseTemplate } from "./sessions/Engines.js"
+export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./sessions/Tmux.js"
+export { type ExitRecord, ownerOfPane, recordExit } from "./spawn/ExitHook.js"
+export { spawn, type SpawnInput } from "./spawn/Spawner.js"
+export { createTask, kill, type KillResult, status } from "./spawn/Tasks.js"
+export { parseTmuxSocket, SpawnkitConfig, type SpawnkitSettings, type TmuxSocket } from "./SpawnkitConfig.js"
+/** The file-backed registry layer. */
+export const FileRegistryLayer = FileRegistry.layer
+
+/** Fault injection as configured (SPAWNKIT_FAULT); a no-op unless a test sets it. */
+export const faultsFromConfig: Layer.Layer<FaultInjection, never, SpawnkitConfig> = Layer.unwrap(
+  Effect.map(SpawnkitConfig, (c) => (c.faultSpec === "" ? FaultInjection.none : FaultInjection.fromSpec(c.faultSpec)))
+)
+
+/**
+ * Everything spawnkit needs, on Node: configuration from the environment (with `overrides` on top), the file
+ * registry, tmux, fault injection (off unless configured) and Node's file system and process services.
+ */
+export const layer = (overrides: Partial<SpawnkitSettings> = {}) => {
+  const config = SpawnkitConfig.layerWith(overrides)
+  const base = faultsFromConfig.pipe(Layer.provideMerge(config))
+  return Layer.mergeAll(FileRegistry.layer, Tmux.layer).pipe(
+    Layer.provideMerge(base),
+    Layer.provideMerge(NodeServices.layer)
+  )
+}
+
+/** The services spawnkit's operations need, as provided by `layer()`. */
+export type Services = Layer.Success<ReturnType<typeof layer>>

@@ -1,0 +1,15 @@
+/**
+ * Locations inside the installed spawnkit package, found from this module's own URL (it sits two levels below the
+ * package root both in `src/` and in `dist/`).
+ */
+import * as NodePath from "node:path"
+import { fileURLToPath } from "node:url"
+
+/** The package root. */
+export const packageRoot = NodePath.resolve(NodePath.dirname(fileURLToPath(import.meta.url)), "..", "..")
+
+/** The compiled CLI entry point, run by tmux's pane-died hook to record an agent's exit. */
+export const cliScript = NodePath.join(packageRoot, "dist", "cli", "main.js")
+
+/** The agent runner script tmux starts for every agent. */
+export const agentRunner = NodePath.join(packageRoot, "bin", "agent-run.sh")

@@ -1,0 +1,26 @@
+/**
+ * The on-disk layout of a spawnkit home, compatible with the older orchestrator:
+ * `<home>/TASK-…/AGENT_REGISTRY.json`, with `prompts/` and `logs/` beside it.
+ */
+import * as NodePath from "node:path"
+import type { AgentId, TaskId } from "../domain/Ids.js"
+
+/** Name of a task's registry file. */
+export const REGISTRY_FILE = "AGENT_REGISTRY.json"
+
+/** The single cross-process lock file of a home; one lock for every registry change, so no lock order exists. */
+export const lockPath = (home: string) => NodePath.join(home, ".spawnkit.lock")
+
+/** A task's directory. */
+export const taskDir = (home: string, taskId: TaskId) => NodePath.join(home, taskId)
+
+/** A task's registry file. */
+export const registryPath = (home: string, taskId: TaskId) => NodePath.join(home, taskId, REGISTRY_FILE)
+
+/** An agent's prompt file (0600). */
+export const promptPath = (home: string, taskId: TaskId, agentId: AgentId) =>
+  NodePath.join(home, taskId, "prompts", `${agentId}.prompt`)
+
+/** An agent's output log. */
+export const logPath = (home: string, taskId: TaskId, agentId: AgentId) =>
+  NodePath.join(home, taskId, "logs", `${agentId}.log`)

@@ -1,0 +1,84 @@
+/**
+ * Agent command builders: the argv that starts each engine. The prompt never appears here: it reaches the agent on
+ * stdin from its prompt file (or as the file's path, for a custom template that asks for `{prompt_file}`).
+ */
+import * as Result from "effect/Result"
+import { parse as parseShellWords } from "shell-quote"
+import type { Engine } from "../domain/Agent.js"
+import { InvalidInput } from "../domain/Errors.js"
+
+/** What a command builder may refer to. */
+export interface CommandContext {
+  readonly agentId: string
+  readonly taskId: string
+  readonly promptFile: string
+  readonly logFile: string
+  readonly claudeModel?: string | undefined
+  /** The custom engine's template (SPAWNKIT_AGENT_COMMAND). */
+  readonly customTemplate?: string | undefined
+}
+
+/** Placeholders a custom template may use, each replaced inside one argument, never re-split. */
+export const PLACEHOLDERS = ["{prompt_file}", "{log_file}", "{agent_id}", "{task_id}"] as const
+
+/**
+ * Split a custom command template into words, shell-style quoting allowed but no shell features: operators,
+ * globs, comments and `$VAR` expansions are refused, so the template means exactly the argv it spells.
+ */
+export const parseTemplate = (template: string): Result.Result<ReadonlyArray<string>, InvalidInput> => {
+  const words: Array<string> = []
+  let failure: string | undefined
+  const entries = parseShellWords(template, (name: string) => {
+    failure = `variable $${name} is not expanded; write the value itself`
+    return ""
+  })
+  for (const entry of entries) {
+    if (typeof entry === "string") words.push(entry)
+    else failure = `shell syntax ${JSON.stringify(entry)} is not allowed; spawnkit runs the command without a shell`
+  }
+  if (failure !== undefined) return Result.fail(new InvalidInput({ field: "SPAWNKIT_AGENT_COMMAND", reason: failure }))
+  if (words.length === 0) return Result.fail(new InvalidInput({ field: "SPAWNKIT_AGENT_COMMAND", reason: "it is empty" }))
+  return Result.succeed(words)
+}
+
+const substitute = (word: string, ctx: CommandContext) =>
+  word
+    .replaceAll("{prompt_file}", ctx.promptFile)
+    .replaceAll("{log_file}", ctx.logFile)
+    .replaceAll("{agent_id}", ctx.agentId)
+    .replaceAll("{task_id}", ctx.taskId)
+
+/** The argv that starts `engine` for one agent. */
+export const buildCommand = (
+  engine: Engine,
+  ctx: CommandContext
+): Result.Result<ReadonlyArray<string>, InvalidInput> => {
+  switch (engine) {
+    case "claude":
+      return Result.succeed([
+        "claude",
+        "--print",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--dangerously-skip-permissions",
+        ...(ctx.claudeModel !== undefined ? ["--model", ctx.claudeModel] : [])
+      ])
+    case "codex":
+      // `-` reads the prompt from stdin.
+      return Result.succeed(["codex", "exec", "--full-auto", "--skip-git-repo-check", "-"])
+    case "gemini":
+      // Gemini CLI runs non-interactively on a prompt piped to stdin.
+      return Result.succeed(["gemini", "--yolo"])
+    case "custom":
+      if (ctx.customTemplate === undefined) {
+        return Result.fail(
+          new InvalidInput({
+            field: "engine",
+            reason: "the custom engine needs SPAWNKIT_AGENT_COMMAND (for example `sleep 600`)"
+          })
+        )
+      }
+      return Result.map(parseTemplate(ctx.customTemplate), (words) => words.map((w) => substitute(w, ctx)))
+  }
+}

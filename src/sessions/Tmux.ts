@@ -1,0 +1,219 @@
+/**
+ * The Tmux service: the only module that runs tmux. Always on spawnkit's own server (`-L name` or `-S path`), never
+ * the user's default one; always argv, never a shell string built from input.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { InvalidInput, TmuxError } from "../domain/Errors.js"
+import type { SessionName } from "../domain/Ids.js"
+import { SpawnkitConfig, type TmuxSocket } from "../SpawnkitConfig.js"
+
+/** What tmux reports about a session's (single) pane. */
+export interface PaneState {
+  readonly paneId: string
+  readonly panePid: number
+  readonly dead: boolean
+  /** Exit status of a dead pane; 128 + signal number when a signal ended it. */
+  readonly exitCode: number | undefined
+}
+
+/** A session to create: its command runs directly (execvp), with the given environment and ownership tags. */
+export interface NewSession {
+  readonly name: SessionName
+  readonly cwd: string
+  readonly command: ReadonlyArray<string>
+  readonly env: Readonly<Record<string, string>>
+  /** Stored as tmux user options `@<key>`; they mark the session as spawnkit's own. */
+  readonly tags: Readonly<Record<string, string>>
+  /** Global hooks of spawnkit's server (e.g. `pane-died`), (re)installed with the session in one tmux call. */
+  readonly hooks?: Readonly<Record<string, string>>
+}
+
+/** A session on spawnkit's server with its ownership tags. */
+export interface SessionInfo {
+  readonly name: string
+  readonly tags: Readonly<Record<string, string>>
+}
+
+/** Tag keys spawnkit sets on every session it creates. */
+export const TAG_KEYS = ["spawnkit_task", "spawnkit_agent", "spawnkit_home"] as const
+
+const SEP = "\u001f"
+const PANE_FORMAT = ["#{pane_id}", "#{pane_pid}", "#{pane_dead}", "#{pane_dead_status}", "#{pane_dead_signal}"].join(SEP)
+
+const parsePane = (line: string): PaneState | undefined => {
+  const [paneId, pid, dead, status, signal] = line.trim().split(SEP)
+  if (paneId === undefined || pid === undefined) return undefined
+  const isDead = dead === "1"
+  const exitCode = !isDead
+    ? undefined
+    : status !== undefined && status !== ""
+    ? Number(status)
+    : signal !== undefined && signal !== ""
+    ? 128 + Number(signal)
+    : undefined
+  return { paneId, panePid: Number(pid), dead: isDead, exitCode }
+}
+
+/** Arguments that select spawnkit's server. */
+export const socketArgs = (socket: TmuxSocket): ReadonlyArray<string> =>
+  socket._tag === "Name" ? ["-L", socket.name] : ["-S", socket.path]
+
+// Security: tmux splits its argv into commands at ";" (and at an argument ending in "\;"), so such an argument
+// would run as a second tmux command. No legitimate agent argument looks like that.
+const checkArgv = (argv: ReadonlyArray<string>) =>
+  argv.every((a) => a !== ";" && !a.endsWith("\\;") && !a.includes("\0"))
+    ? Effect.void
+    : Effect.fail(new InvalidInput({ field: "command", reason: "an argument is ';', ends in '\\;' or contains NUL" }))
+
+const NO_SESSION = /can't find session|no server running|error connecting to|session not found|can't find pane/
+
+/** The Tmux service. */
+export class Tmux extends Context.Service<Tmux, {
+  /** Create a detached session running `command`, tag it, and report its pane at once (no waiting). */
+  readonly newSession: (spec: NewSession) => Effect.Effect<PaneState, TmuxError | InvalidInput>
+  /** The pane of a session, or None when the session does not exist. */
+  readonly paneState: (name: SessionName) => Effect.Effect<Option.Option<PaneState>, TmuxError>
+  /** The tags of the session that holds a pane (`%N`), or None when it is gone. */
+  readonly tagsOfPane: (paneId: string) => Effect.Effect<Option.Option<Readonly<Record<string, string>>>, TmuxError>
+  /** Kill a session; a session that does not exist is not an error. */
+  readonly killSession: (name: SessionName) => Effect.Effect<void, TmuxError>
+  /** Every session on spawnkit's server with its tags (none when the server is not running). */
+  readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo>, TmuxError>
+  /** Stop spawnkit's whole tmux server (tests, teardown). */
+  readonly killServer: Effect.Effect<void, TmuxError>
+}>()("spawnkit/Tmux") {
+  /** The real tmux, on the configured socket. */
+  static readonly layer: Layer.Layer<Tmux, never, SpawnkitConfig | ChildProcessSpawner.ChildProcessSpawner> = Layer
+    .effect(
+      Tmux,
+      Effect.gen(function*() {
+        const config = yield* SpawnkitConfig
+        const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+        const base = socketArgs(config.tmuxSocket)
+
+        const run = (args: ReadonlyArray<string>) =>
+          Effect.scoped(
+            Effect.gen(function*() {
+              const handle = yield* spawner.spawn(ChildProcess.make(config.tmuxBin, [...base, ...args]))
+              const [stdout, stderr, exitCode] = yield* Effect.all(
+                [
+                  handle.stdout.pipe(Stream.decodeText(), Stream.mkString),
+                  handle.stderr.pipe(Stream.decodeText(), Stream.mkString),
+                  handle.exitCode
+                ],
+                { concurrency: "unbounded" }
+              )
+              return { stdout, stderr, exitCode: Number(exitCode) }
+            })
+          ).pipe(
+            Effect.mapError((e) => new TmuxError({ args: [...args], exitCode: -1, stderr: e.message }))
+          )
+
+        const runOk = (args: ReadonlyArray<string>) =>
+          run(args).pipe(
+            Effect.flatMap((r) =>
+              r.exitCode === 0 ? Effect.succeed(r.stdout) : Effect.fail(new TmuxError({ args: [...args], ...r }))
+            )
+          )
+
+        /** Run, mapping "no such session/server" to None. */
+        const runOptional = (args: ReadonlyArray<string>) =>
+          run(args).pipe(
+            Effect.flatMap((r) =>
+              r.exitCode === 0
+                ? Effect.succeed(Option.some(r.stdout))
+                : NO_SESSION.test(r.stderr)
+                ? Effect.succeed(Option.none<string>())
+                : Effect.fail(new TmuxError({ args: [...args], ...r }))
+            )
+          )
+
+        const newSession = Effect.fn("Tmux.newSession")(function*(spec: NewSession) {
+          if (spec.command.length < 2) {
+            // tmux hands a single-argument command to `sh -c`; spawnkit always passes several arguments.
+            return yield* new InvalidInput({ field: "command", reason: "expected a program and its arguments" })
+          }
+          const envArgs = Object.entries(spec.env).flatMap(([k, v]) => ["-e", `${k}=${v}`])
+          const tagArgs = Object.entries(spec.tags).flatMap(([k, v]) => [";", "set-option", "-t", `=${spec.name}:`, `@${k}`, v])
+          const hookArgs = Object.entries(spec.hooks ?? {}).flatMap(([hook, cmd]) => ["set-hook", "-g", hook, cmd, ";"])
+          const args = [
+            "start-server",
+            ";",
+            // remain-on-exit keeps a dead pane, so its exit status can be read after the process ends.
+            "set-option",
+            "-g",
+            "remain-on-exit",
+            "on",
+            ";",
+            ...hookArgs,
+            "new-session",
+            "-d",
+            "-s",
+            spec.name,
+            "-c",
+            spec.cwd,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            ...envArgs,
+            "--",
+            ...spec.command,
+            ...tagArgs,
+            ";",
+            "display-message",
+            "-p",
+            "-t",
+            `=${spec.name}:`,
+            PANE_FORMAT
+          ]
+          yield* checkArgv([...spec.command, ...envArgs, ...Object.values(spec.tags), spec.cwd])
+          const out = yield* runOk(args)
+          const pane = parsePane(out.trim().split("\n").pop() ?? "")
+          if (pane === undefined) {
+            return yield* new TmuxError({ args, exitCode: 0, stderr: `unexpected output: ${out}` })
+          }
+          return pane
+        })
+
+        const paneState = (name: SessionName) =>
+          runOptional(["display-message", "-p", "-t", `=${name}:`, PANE_FORMAT]).pipe(
+            Effect.map(Option.flatMap((out) => Option.fromUndefinedOr(parsePane(out))))
+          )
+
+        const tagFormat = TAG_KEYS.map((k) => `#{@${k}}`).join(SEP)
+        const tagsFrom = (fields: ReadonlyArray<string>) =>
+          Object.fromEntries(TAG_KEYS.map((k, i) => [k, fields[i] ?? ""]).filter(([, v]) => v !== ""))
+
+        const tagsOfPane = (paneId: string) =>
+          /^%[0-9]+$/.test(paneId)
+            ? runOptional(["display-message", "-p", "-t", paneId, tagFormat]).pipe(
+              Effect.map(Option.map((out) => tagsFrom(out.replace(/\n$/, "").split(SEP))))
+            )
+            : Effect.succeed(Option.none())
+
+        const killSession = (name: SessionName) =>
+          runOptional(["kill-session", "-t", `=${name}`]).pipe(Effect.asVoid)
+
+        const listSessions = runOptional(["list-sessions", "-F", ["#{session_name}", tagFormat].join(SEP)]).pipe(
+          Effect.map(Option.match({
+            onNone: () => [],
+            onSome: (out) =>
+              out.split("\n").filter((l) => l.length > 0).map((line) => {
+                const [name = "", ...fields] = line.split(SEP)
+                return { name, tags: tagsFrom(fields) }
+              })
+          }))
+        )
+
+        const killServer = runOptional(["kill-server"]).pipe(Effect.asVoid)
+
+        return Tmux.of({ newSession, paneState, tagsOfPane, killSession, listSessions, killServer })
+      })
+    )
+}

@@ -1,0 +1,98 @@
+/**
+ * How an agent's end is noticed and recorded, without polling: spawnkit's tmux server keeps dead panes
+ * (`remain-on-exit on`) and runs a global `pane-died` hook that starts `spawnkit agent-exited --pane %N`. That
+ * command reads the pane's exit status and ownership tags, the last lines of the agent's log, and records them:
+ *
+ * - a committed agent becomes `completed` (exit 0) or `failed`, its session is removed and its prompt file deleted
+ *   (the log stays);
+ * - a reservation (the agent died before its spawn committed) gets the exit noted on it, so the commit fails with
+ *   AgentExitedAtStartup and the spawn's scope removes everything.
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { type Agent, isLiveStatus } from "../domain/Agent.js"
+import { AgentId, SessionName, TaskId } from "../domain/Ids.js"
+import { tailLines } from "../internal/tail.js"
+import { cliScript } from "../internal/paths.js"
+import { Registry } from "../registry/Registry.js"
+import { logPath, promptPath } from "../registry/Workspace.js"
+import { Tmux } from "../sessions/Tmux.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { EXIT_TAIL_LINES, isoOf, replaceAgent } from "./AgentRecords.js"
+
+// Security: the hook is a shell command run by tmux; it is built only from the Node binary and the CLI script path
+// (checked below) and tmux's own `#{pane_id}` and `#{socket_path}`, never from anything a caller supplies.
+const SAFE_PATH = /^[A-Za-z0-9_.\/@+-]+$/
+
+/** The global tmux hooks spawnkit installs with every session (none if the install path is unusual). */
+export const exitHooks: Readonly<Record<string, string>> =
+  SAFE_PATH.test(process.execPath) && SAFE_PATH.test(cliScript)
+    ? {
+      "pane-died":
+        `run-shell -b "'${process.execPath}' '${cliScript}' agent-exited --pane '#{pane_id}' --socket '#{socket_path}'"`
+    }
+    : {}
+
+/** What recording an exit did. */
+export type ExitRecord =
+  | { readonly _tag: "NotOurs" }
+  | { readonly _tag: "StillRunning" }
+  | { readonly _tag: "Recorded"; readonly agentId: string; readonly status: string; readonly exitCode: number }
+
+/** Ownership tags of a pane, validated: only a pane spawnkit tagged in this home is handled. */
+export const ownerOfPane = Effect.fn("ExitHook.ownerOfPane")(function*(paneId: string) {
+  const tmux = yield* Tmux
+  const tags = yield* tmux.tagsOfPane(paneId)
+  return Option.flatMap(tags, (t) => {
+    const taskId = Schema.decodeUnknownOption(TaskId)(t["spawnkit_task"])
+    const agentId = Schema.decodeUnknownOption(AgentId)(t["spawnkit_agent"])
+    const home = t["spawnkit_home"]
+    return Option.isSome(taskId) && Option.isSome(agentId) && home !== undefined
+      ? Option.some({ taskId: taskId.value, agentId: agentId.value, home })
+      : Option.none()
+  })
+})
+
+/** Record the end of an agent whose pane died. Idempotent: a second call changes nothing. */
+export const recordExit = Effect.fn("ExitHook.recordExit")(function*(taskId: TaskId, agentId: AgentId) {
+  const tmux = yield* Tmux
+  const registry = yield* Registry
+  const fs = yield* FileSystem.FileSystem
+  const config = yield* SpawnkitConfig
+  const session = Schema.decodeUnknownSync(SessionName)(`agent_${agentId}`)
+  const pane = yield* tmux.paneState(session)
+  if (Option.isNone(pane)) return { _tag: "NotOurs" } satisfies ExitRecord
+  if (!pane.value.dead) return { _tag: "StillRunning" } satisfies ExitRecord
+  const exitCode = pane.value.exitCode ?? -1
+  const lastLines = yield* tailLines(logPath(config.home, taskId, agentId), EXIT_TAIL_LINES)
+  const now = isoOf(yield* Clock.currentTimeMillis)
+  const exit = { exit_code: exitCode, last_lines: [...lastLines], at: now }
+  const recorded = yield* registry.update(taskId, (tx) => {
+    const current = tx.task.agents.find((a) => a.id === agentId)
+    if (current === undefined) return Effect.succeed({ result: undefined })
+    if (current.status === "reserved") {
+      const noted: Agent = { ...current, exit }
+      return Effect.succeed({ result: noted, next: replaceAgent(tx.task, noted) })
+    }
+    if (!isLiveStatus(current.status)) return Effect.succeed({ result: current })
+    const ended: Agent = {
+      ...current,
+      status: exitCode === 0 ? "completed" : "failed",
+      completed_at: now,
+      last_update: now,
+      exit,
+      ...(exitCode === 0 ? {} : { reason: `exited with code ${exitCode}` })
+    }
+    return Effect.succeed({ result: ended, next: replaceAgent(tx.task, ended) })
+  })
+  if (recorded === undefined) return { _tag: "NotOurs" } satisfies ExitRecord
+  if (recorded.status !== "reserved") {
+    // The record now owns nothing live: drop the dead session and the prompt; the log stays.
+    yield* tmux.killSession(session)
+    yield* fs.remove(promptPath(config.home, taskId, agentId), { force: true })
+  }
+  return { _tag: "Recorded", agentId, status: recorded.status, exitCode } satisfies ExitRecord
+})

@@ -1,0 +1,278 @@
+/**
+ * The Spawner: one spawn as a Scope. Each step acquires a resource with its finalizer:
+ *
+ *   reserve slot (registry transaction) -> prompt file -> tmux session -> start-up check -> commit (transaction)
+ *
+ * Invariant: until the commit, any failure, defect or interruption releases everything in reverse order and the
+ * registry ends as if the spawn never happened. At the commit, ownership of the prompt file and session passes to
+ * the agent record, so the finalizers stand down. Locks are held only inside the two transactions, never while tmux
+ * starts the agent.
+ */
+import { createHash } from "node:crypto"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Ref from "effect/Ref"
+import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import { decide } from "../admission/Admission.js"
+import type { Agent, Engine } from "../domain/Agent.js"
+import {
+  type AdmissionRejection,
+  AgentExitedAtStartup,
+  AgentNotFound,
+  InvalidInput,
+  type RegistryError
+} from "../domain/Errors.js"
+import { type AgentId, ORCHESTRATOR, sessionNameOf } from "../domain/Ids.js"
+import { SpawnRequest, type SpawnResult } from "../domain/SpawnRequest.js"
+import { FaultInjection } from "../faults/FaultInjection.js"
+import { tailLines } from "../internal/tail.js"
+import { agentRunner } from "../internal/paths.js"
+import { Registry } from "../registry/Registry.js"
+import { logPath, promptPath, taskDir } from "../registry/Workspace.js"
+import { buildCommand } from "../sessions/Engines.js"
+import { Tmux } from "../sessions/Tmux.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { EXIT_TAIL_LINES, isoOf, removeAgent, replaceAgent, withoutReservation } from "./AgentRecords.js"
+import { exitHooks } from "./ExitHook.js"
+
+const decodeRequest = Schema.decodeUnknownEffect(SpawnRequest)
+
+/** Turn a Schema decode failure into InvalidInput naming the field. */
+export const invalidInput = (e: Schema.SchemaError) => {
+  const text = e.message
+  const field = /at \["([^"]+)"\]/.exec(text)?.[1] ?? "input"
+  return new InvalidInput({ field, reason: text.split("\n")[0] ?? text })
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
+
+const agentIdFor = (type: string, nowMs: number, suffix: number) => {
+  const d = new Date(nowMs)
+  const hhmmss = [d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()].map((n) => String(n).padStart(2, "0")).join(
+    ""
+  )
+  return `${type}-${hhmmss}-${suffix.toString(16).padStart(8, "0")}` as AgentId
+}
+
+/** Input of `spawn`: the fields of SpawnRequest, validated on entry. */
+export type SpawnInput = {
+  readonly taskId: string
+  readonly agentType: string
+  readonly prompt: string
+  readonly parent?: string
+  readonly engine?: string
+  readonly idempotencyKey?: string
+}
+
+/**
+ * Spawn one agent, or return the agent an idempotency key already names. Fails with a typed error and leaves
+ * nothing behind when the request is invalid, rejected by admission, or any step fails or is interrupted.
+ */
+export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
+  const request = yield* decodeRequest(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError(invalidInput)
+  )
+  const config = yield* SpawnkitConfig
+  const registry = yield* Registry
+  const tmux = yield* Tmux
+  const faults = yield* FaultInjection
+  const fs = yield* FileSystem.FileSystem
+  const taskId = request.taskId
+  const parent = request.parent ?? ORCHESTRATOR
+  const promptSha256 = sha256(request.prompt)
+
+  return yield* Effect.scoped(
+    Effect.gen(function*() {
+      const committed = yield* Ref.make(false)
+      const unlessCommitted = <E, R>(undo: Effect.Effect<void, E, R>) =>
+        Effect.flatMap(Ref.get(committed), (done) => (done ? Effect.void : undo))
+
+      // Step 1: reserve a slot. The decision and the reservation are one transaction.
+      type Reserved =
+        | { readonly _tag: "Existing"; readonly agent: Agent }
+        | { readonly _tag: "Reserved"; readonly agent: Agent; readonly engine: Engine }
+      const reserve = Effect.gen(function*() {
+        const nowMs = yield* Clock.currentTimeMillis
+        const suffix = yield* Random.nextIntBetween(0, 0xffffffff)
+        return yield* registry.update<Reserved, AdmissionRejection | RegistryError>(taskId, (tx) =>
+          Effect.gen(function*() {
+            const engine: Engine = request.engine ?? (tx.task.engine as Engine | undefined) ?? config.defaultEngine
+            const globalActive = yield* tx.globalActive
+            const decision = decide(
+              { task: tx.task, globalActive, globalMaxConcurrent: config.globalMaxConcurrent },
+              {
+                agentType: request.agentType,
+                parent,
+                promptSha256,
+                engine,
+                idempotencyKey: request.idempotencyKey
+              },
+              nowMs
+            )
+            if (Result.isFailure(decision)) return yield* Effect.fail(decision.failure)
+            if (decision.success._tag === "Existing") {
+              return { result: { _tag: "Existing", agent: decision.success.agent } as Reserved }
+            }
+            let agentId = agentIdFor(request.agentType, nowMs, suffix)
+            for (let n = 1; tx.task.agents.some((a) => a.id === agentId); n++) {
+              agentId = agentIdFor(request.agentType, nowMs, (suffix + n) >>> 0)
+            }
+            const now = isoOf(nowMs)
+            const agent: Agent = {
+              id: agentId,
+              type: request.agentType,
+              tmux_session: sessionNameOf(agentId),
+              parent,
+              depth: decision.success.depth,
+              status: "reserved",
+              started_at: now,
+              last_update: now,
+              progress: 0,
+              prompt: request.prompt.slice(0, 200),
+              prompt_sha256: promptSha256,
+              engine,
+              ...(request.idempotencyKey !== undefined ? { idempotency_key: request.idempotencyKey } : {}),
+              reservation: { owner_pid: process.pid, owner_host: config.hostId, reserved_at: now },
+              tracked_files: {
+                prompt_file: promptPath(config.home, taskId, agentId),
+                log_file: logPath(config.home, taskId, agentId)
+              }
+            }
+            return {
+              result: { _tag: "Reserved", agent, engine } as Reserved,
+              next: { ...tx.task, agents: [...tx.task.agents, agent] }
+            }
+          }))
+      })
+      const rollback = (agentId: string) =>
+        registry.update(taskId, (tx) =>
+          Effect.succeed(
+            tx.task.agents.some((a) => a.id === agentId && a.status === "reserved")
+              ? { result: undefined, next: removeAgent(tx.task, agentId) }
+              : { result: undefined }
+          )).pipe(
+            Effect.retry({ schedule: Schedule.exponential("20 millis"), times: 4 }),
+            Effect.catch((e) =>
+              Effect.logError(`could not roll back reservation ${agentId} of ${taskId}; reconcile will: ${e.message}`)
+            )
+          )
+
+      const reservation = yield* Effect.acquireRelease(reserve, (r) =>
+        r._tag === "Reserved" ? unlessCommitted(rollback(r.agent.id)) : Effect.void)
+      if (reservation._tag === "Existing") {
+        const a = reservation.agent
+        return {
+          agent_id: a.id,
+          task_id: taskId,
+          tmux_session: a.tmux_session,
+          status: a.status,
+          depth: a.depth,
+          parent: a.parent,
+          existing: true
+        } satisfies SpawnResult
+      }
+      const { agent, engine } = reservation
+      const agentId = agent.id as AgentId
+      yield* faults.point("after-reserve")
+
+      const prompt = promptPath(config.home, taskId, agentId)
+      const log = logPath(config.home, taskId, agentId)
+      const command = yield* Result.match(
+        buildCommand(engine, {
+          agentId,
+          taskId,
+          promptFile: prompt,
+          logFile: log,
+          claudeModel: Option.getOrUndefined(config.claudeModel),
+          customTemplate: Option.getOrUndefined(config.agentCommand)
+        }),
+        { onFailure: Effect.fail, onSuccess: Effect.succeed }
+      )
+
+      // Step 2: the prompt file (0600), read by the agent on stdin.
+      yield* Effect.acquireRelease(
+        Effect.gen(function*() {
+          yield* fs.makeDirectory(taskDir(config.home, taskId) + "/prompts", { recursive: true })
+          yield* fs.makeDirectory(taskDir(config.home, taskId) + "/logs", { recursive: true })
+          yield* fs.writeFileString(prompt, request.prompt, { flag: "wx", mode: 0o600 })
+        }).pipe(Effect.mapError((e) => new InvalidInput({ field: "prompt file", reason: e.message }))),
+        () =>
+          unlessCommitted(
+            fs.remove(prompt, { force: true }).pipe(
+              Effect.catch((e) => Effect.logError(`could not remove prompt file ${prompt}: ${e.message}`))
+            )
+          )
+      )
+      yield* faults.point("after-prompt")
+      yield* faults.point("before-session")
+
+      // Step 3: the tmux session, tagged as spawnkit's own.
+      const session = sessionNameOf(agentId)
+      const pane = yield* Effect.acquireRelease(
+        tmux.newSession({
+          name: session,
+          cwd: taskDir(config.home, taskId),
+          command: [agentRunner, prompt, log, "--", ...command],
+          env: {
+            SPAWNKIT_HOME: config.home,
+            SPAWNKIT_TASK_ID: taskId,
+            SPAWNKIT_AGENT_ID: agentId,
+            SPAWNKIT_TMUX_SOCKET: config.tmuxSocket._tag === "Name" ? config.tmuxSocket.name : config.tmuxSocket.path
+          },
+          tags: { spawnkit_task: taskId, spawnkit_agent: agentId, spawnkit_home: config.home },
+          hooks: exitHooks
+        }),
+        () =>
+          unlessCommitted(
+            tmux.killSession(session).pipe(
+              Effect.catch((e) => Effect.logError(`could not kill session ${session}: ${e.message}`))
+            )
+          )
+      )
+      yield* faults.point("after-session")
+
+      // Step 4: start-up check, without waiting: tmux reported the pane in the same call that created it. An agent
+      // that dies later is recorded by the pane-died hook (see ExitHook.ts), also before the commit.
+      if (pane.dead) {
+        const lastLines = yield* tailLines(log, EXIT_TAIL_LINES).pipe(Effect.orElseSucceed(() => []))
+        return yield* new AgentExitedAtStartup({ agentId, exitCode: pane.exitCode ?? -1, lastLines })
+      }
+      yield* faults.point("after-check")
+
+      // Step 5: commit. Uninterruptible together with the flag, so a commit is never half-owned.
+      const committedAgent = yield* Effect.uninterruptible(
+        registry.update(taskId, (tx) =>
+          Effect.gen(function*() {
+            const current = tx.task.agents.find((a) => a.id === agentId)
+            if (current === undefined) return yield* new AgentNotFound({ taskId, agentId })
+            if (current.exit !== undefined) {
+              return yield* new AgentExitedAtStartup({
+                agentId,
+                exitCode: current.exit.exit_code,
+                lastLines: current.exit.last_lines
+              })
+            }
+            yield* faults.point("commit")
+            const now = isoOf(yield* Clock.currentTimeMillis)
+            const running: Agent = { ...withoutReservation(current), status: "running", last_update: now }
+            return { result: running, next: replaceAgent(tx.task, running) }
+          })).pipe(Effect.tap(() => Ref.set(committed, true)))
+      )
+      yield* faults.point("after-commit")
+      return {
+        agent_id: committedAgent.id,
+        task_id: taskId,
+        tmux_session: committedAgent.tmux_session,
+        status: committedAgent.status,
+        depth: committedAgent.depth,
+        parent: committedAgent.parent,
+        existing: false
+      } satisfies SpawnResult
+    })
+  )
+})
