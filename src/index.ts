@@ -43,11 +43,15 @@ export const faultsFromConfig: Layer.Layer<FaultInjection, never, SpawnkitConfig
 
 /**
  * Everything spawnkit needs, on Node: configuration from the environment (with `overrides` on top), the file
- * registry, tmux, fault injection (off unless configured) and Node's file system and process services.
+ * registry, tmux, fault injection (off unless configured, or the `faults` layer given) and Node's file system and
+ * process services.
  */
-export const layer = (overrides: Partial<SpawnkitSettings> = {}) => {
+export const layer = (
+  overrides: Partial<SpawnkitSettings> = {},
+  faults: Layer.Layer<FaultInjection, never, SpawnkitConfig> = faultsFromConfig
+) => {
   const config = SpawnkitConfig.layerWith(overrides)
-  const base = faultsFromConfig.pipe(Layer.provideMerge(config))
+  const base = faults.pipe(Layer.provideMerge(config))
   return Layer.mergeAll(FileRegistry.layer, Tmux.layer).pipe(
     Layer.provideMerge(base),
     Layer.provideMerge(NodeServices.layer)

@@ -25,7 +25,8 @@ import {
   AgentExitedAtStartup,
   AgentNotFound,
   InvalidInput,
-  type RegistryError
+  type RegistryError,
+  RegistryIoError
 } from "../domain/Errors.js"
 import { type AgentId, ORCHESTRATOR, sessionNameOf } from "../domain/Ids.js"
 import { SpawnRequest, type SpawnResult } from "../domain/SpawnRequest.js"
@@ -194,46 +195,46 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
         { onFailure: Effect.fail, onSuccess: Effect.succeed }
       )
 
-      // Step 2: the prompt file (0600), read by the agent on stdin.
-      yield* Effect.acquireRelease(
-        Effect.gen(function*() {
-          yield* fs.makeDirectory(taskDir(config.home, taskId) + "/prompts", { recursive: true })
-          yield* fs.makeDirectory(taskDir(config.home, taskId) + "/logs", { recursive: true })
-          yield* fs.writeFileString(prompt, request.prompt, { flag: "wx", mode: 0o600 })
-        }).pipe(Effect.mapError((e) => new InvalidInput({ field: "prompt file", reason: e.message }))),
-        () =>
-          unlessCommitted(
-            fs.remove(prompt, { force: true }).pipe(
-              Effect.catch((e) => Effect.logError(`could not remove prompt file ${prompt}: ${e.message}`))
-            )
+      // Step 2: the prompt file (0600), read by the agent on stdin. The finalizer is registered before the write, so a
+      // write that fails or is interrupted half-way leaves no file either.
+      yield* Effect.addFinalizer(() =>
+        unlessCommitted(
+          fs.remove(prompt, { force: true }).pipe(
+            Effect.catch((e) => Effect.logError(`could not remove prompt file ${prompt}: ${e.message}`))
           )
+        )
       )
+      yield* Effect.gen(function*() {
+        yield* fs.makeDirectory(taskDir(config.home, taskId) + "/prompts", { recursive: true })
+        yield* fs.makeDirectory(taskDir(config.home, taskId) + "/logs", { recursive: true })
+        yield* fs.writeFileString(prompt, request.prompt, { flag: "wx", mode: 0o600 })
+      }).pipe(Effect.mapError((e) => new RegistryIoError({ path: prompt, operation: "write", reason: e.message })))
       yield* faults.point("after-prompt")
       yield* faults.point("before-session")
 
-      // Step 3: the tmux session, tagged as spawnkit's own.
+      // Step 3: the tmux session, tagged as spawnkit's own. As with the prompt file, the finalizer comes first: a
+      // tmux call that fails or is interrupted after creating the session must not leave it behind.
       const session = sessionNameOf(agentId)
-      const pane = yield* Effect.acquireRelease(
-        tmux.newSession({
-          name: session,
-          cwd: taskDir(config.home, taskId),
-          command: [agentRunner, prompt, log, "--", ...command],
-          env: {
-            SPAWNKIT_HOME: config.home,
-            SPAWNKIT_TASK_ID: taskId,
-            SPAWNKIT_AGENT_ID: agentId,
-            SPAWNKIT_TMUX_SOCKET: config.tmuxSocket._tag === "Name" ? config.tmuxSocket.name : config.tmuxSocket.path
-          },
-          tags: { spawnkit_task: taskId, spawnkit_agent: agentId, spawnkit_home: config.home },
-          hooks: exitHooks
-        }),
-        () =>
-          unlessCommitted(
-            tmux.killSession(session).pipe(
-              Effect.catch((e) => Effect.logError(`could not kill session ${session}: ${e.message}`))
-            )
+      yield* Effect.addFinalizer(() =>
+        unlessCommitted(
+          tmux.killSession(session).pipe(
+            Effect.catch((e) => Effect.logError(`could not kill session ${session}: ${e.message}`))
           )
+        )
       )
+      const pane = yield* tmux.newSession({
+        name: session,
+        cwd: taskDir(config.home, taskId),
+        command: [agentRunner, prompt, log, "--", ...command],
+        env: {
+          SPAWNKIT_HOME: config.home,
+          SPAWNKIT_TASK_ID: taskId,
+          SPAWNKIT_AGENT_ID: agentId,
+          SPAWNKIT_TMUX_SOCKET: config.tmuxSocket._tag === "Name" ? config.tmuxSocket.name : config.tmuxSocket.path
+        },
+        tags: { spawnkit_task: taskId, spawnkit_agent: agentId, spawnkit_home: config.home },
+        hooks: exitHooks
+      })
       yield* faults.point("after-session")
 
       // Step 4: start-up check, without waiting: tmux reported the pane in the same call that created it. An agent

@@ -1,0 +1,101 @@
+import * as Fs from "node:fs"
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Spawnkit from "../src/index.js"
+import { liveSessions, makeTestEnv, promptFiles, readRegistryFile, runIn, type TestEnv } from "./support/Harness.js"
+
+const envs: Array<TestEnv> = []
+const newEnv = (agentCommand?: string) => {
+  const env = makeTestEnv(agentCommand)
+  envs.push(env)
+  return env
+}
+afterEach(() => {
+  for (const env of envs.splice(0)) env.cleanup()
+})
+
+const waitFor = async <A>(probe: () => A | undefined, timeoutMs = 10_000): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error("condition not reached in time")
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+describe("Spawner with real tmux", () => {
+  it("spawns a tagged session running the agent, with a 0600 prompt file and a running record", async () => {
+    const env = newEnv()
+    const { task, result } = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "t", max_concurrent: 2 })
+        const result = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "do it" })
+        return { task, result }
+      })
+    )
+    expect(result.existing).toBe(false)
+    expect(result.status).toBe("running")
+    expect(liveSessions(env.socket)).toEqual([result.tmux_session])
+    const onDisk = readRegistryFile(env.home, task.task_id)
+    expect(onDisk.agents).toHaveLength(1)
+    expect(onDisk.agents[0]).toMatchObject({ id: result.agent_id, status: "running", depth: 1, parent: "orchestrator" })
+    expect(onDisk.agents[0].reservation).toBeUndefined()
+    expect(onDisk.active_count).toBe(1)
+    expect(onDisk.total_spawned).toBe(1)
+    expect(onDisk.agent_hierarchy).toEqual({ orchestrator: [result.agent_id] })
+    const prompt = `${env.home}/${task.task_id}/prompts/${result.agent_id}.prompt`
+    expect(Fs.readFileSync(prompt, "utf8")).toBe("do it")
+    expect(Fs.statSync(prompt).mode & 0o777).toBe(0o600)
+  })
+
+  it("kill ends the session, marks the agent killed, deletes its prompt, and is idempotent", async () => {
+    const env = newEnv()
+    const out = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "t" })
+        const r = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "p" })
+        const first = yield* Spawnkit.kill(task.task_id, r.agent_id)
+        const second = yield* Spawnkit.kill(task.task_id, r.agent_id)
+        return { task, first, second }
+      })
+    )
+    expect(out.first).toMatchObject({ status: "killed", killed: true })
+    expect(out.second).toMatchObject({ status: "killed", killed: false })
+    expect(liveSessions(env.socket)).toEqual([])
+    expect(promptFiles(env.home, out.task.task_id)).toEqual([])
+    expect(readRegistryFile(env.home, out.task.task_id).active_count).toBe(0)
+  })
+
+  it("records an agent that exits with its exit code and last output lines, and frees its slot", async () => {
+    const env = newEnv(`sh -c "echo first line; echo boom; exit 3"`)
+    const { task, result } = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "t", max_concurrent: 1 })
+        const result = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "quitter", prompt: "p" }).pipe(
+          Effect.result
+        )
+        return { task, result }
+      })
+    )
+    // Either the start-up check saw it die (typed error, nothing kept) or the pane-died hook records it.
+    const agent = await waitFor(() => {
+      const a = readRegistryFile(env.home, task.task_id).agents[0]
+      return a === undefined || a.status === "failed" ? (a ?? null) : undefined
+    })
+    if (agent === null) {
+      expect(result._tag).toBe("Failure")
+      expect(result).toMatchObject({ failure: { _tag: "AgentExitedAtStartup", exitCode: 3 } })
+    } else {
+      expect(agent.exit.exit_code).toBe(3)
+      expect(agent.exit.last_lines).toEqual(["first line", "boom"])
+      expect(agent.completed_at).toBeTruthy()
+    }
+    await waitFor(() => (liveSessions(env.socket).length === 0 ? true : undefined))
+    expect(promptFiles(env.home, task.task_id)).toEqual([])
+    expect(readRegistryFile(env.home, task.task_id).active_count).toBe(0)
+  })
+})

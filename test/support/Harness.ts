@@ -1,0 +1,107 @@
+/**
+ * Test harness: a temp home and a private tmux socket per test, spawnkit's layer on them, and clean-up that kills the
+ * socket's tmux server and removes the home.
+ */
+import { execFileSync, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Spawnkit from "../../src/index.js"
+
+/** A private test environment. */
+export interface TestEnv {
+  readonly home: string
+  readonly socket: string
+  /** Environment variables for a child process using this environment. */
+  readonly env: Readonly<Record<string, string>>
+  readonly layer: (
+    overrides?: Partial<Spawnkit.SpawnkitSettings>,
+    faults?: Layer.Layer<Spawnkit.FaultInjection, never, Spawnkit.SpawnkitConfig>
+  ) => ReturnType<typeof Spawnkit.layer>
+  readonly cleanup: () => void
+}
+
+/** The default custom-engine command of tests: an agent that lives until killed. */
+export const SLEEPER = "sleep 600"
+
+/** Create a temp home and a unique tmux socket name. */
+export const makeTestEnv = (agentCommand = SLEEPER): TestEnv => {
+  const home = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-test-"))
+  const socket = `sk-test-${process.pid}-${Math.random().toString(16).slice(2, 10)}`
+  const env = {
+    SPAWNKIT_HOME: home,
+    SPAWNKIT_TMUX_SOCKET: socket,
+    SPAWNKIT_AGENT_COMMAND: agentCommand,
+    SPAWNKIT_ENGINE: "custom"
+  }
+  return {
+    home,
+    socket,
+    env,
+    layer: (overrides = {}, faults) =>
+      Spawnkit.layer(
+        {
+          home,
+          tmuxSocket: { _tag: "Name", name: socket },
+          agentCommand: Option.some(agentCommand),
+          defaultEngine: "custom",
+          ...overrides
+        },
+        faults
+      ),
+    cleanup: () => {
+      spawnSync("tmux", ["-L", socket, "kill-server"], { stdio: "ignore" })
+      Fs.rmSync(home, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Names of the live sessions on a socket (none when its server is down). */
+export const liveSessions = (socket: string): Array<string> => {
+  const r = spawnSync("tmux", ["-L", socket, "list-sessions", "-F", "#{session_name}"], { encoding: "utf8" })
+  return r.status === 0 ? r.stdout.split("\n").filter((l) => l.length > 0) : []
+}
+
+/** Files in a task's prompts directory. */
+export const promptFiles = (home: string, taskId: string): Array<string> => {
+  const dir = NodePath.join(home, taskId, "prompts")
+  return Fs.existsSync(dir) ? Fs.readdirSync(dir) : []
+}
+
+/** A task's registry as JSON, read straight from disk. */
+export const readRegistryFile = (home: string, taskId: string): any =>
+  JSON.parse(Fs.readFileSync(NodePath.join(home, taskId, "AGENT_REGISTRY.json"), "utf8"))
+
+/** Run an effect against a test environment's layer. */
+export const runIn = <A, E>(env: TestEnv, effect: Effect.Effect<A, E, Spawnkit.Services>) =>
+  Effect.runPromise(effect.pipe(Effect.provide(env.layer())))
+
+/** Path of the compiled CLI (built by `npm test` before vitest runs). */
+export const CLI = NodePath.resolve(import.meta.dirname, "..", "..", "dist", "cli", "main.js")
+
+/** Run the compiled CLI synchronously with a test environment. */
+export const cli = (env: TestEnv, args: ReadonlyArray<string>, extraEnv: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...env.env, ...extraEnv }
+  })
+
+/** Whether a process exists. */
+export const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Ids of processes whose command line contains `needle` (from the process table). */
+export const processesMatching = (needle: string): Array<number> =>
+  execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" })
+    .split("\n")
+    .filter((l) => l.includes(needle) && !l.includes("ps -eo"))
+    .map((l) => Number(l.trim().split(/\s+/)[0]))
