@@ -1,0 +1,100 @@
+import * as Fs from "node:fs"
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import { cli, liveSessions, makeTestEnv, type TestEnv } from "./support/Harness.js"
+
+const envs: Array<TestEnv> = []
+const newEnv = () => {
+  const env = makeTestEnv()
+  envs.push(env)
+  return env
+}
+afterEach(() => {
+  for (const env of envs.splice(0)) env.cleanup()
+})
+
+const json = (out: { stdout: string }) => JSON.parse(out.stdout)
+
+describe("spawnkit CLI", () => {
+  it("creates a task, spawns agents and reports them with snake_case JSON", () => {
+    const env = newEnv()
+    const created = cli(env, ["task", "create", "--description", "cli test", "--max-concurrent", "1", "--json"])
+    expect(created.status).toBe(0)
+    const taskId = json(created).task_id
+    expect(taskId).toMatch(/^TASK-\d{8}-\d{6}-[0-9a-f]{8}$/)
+
+    const spawned = cli(env, ["spawn", "--task", taskId, "--type", "worker", "--prompt", "hello", "--json"])
+    expect(spawned.status).toBe(0)
+    const agent = json(spawned)
+    expect(agent).toMatchObject({ task_id: taskId, status: "running", depth: 1, parent: "orchestrator" })
+    expect(agent.tmux_session).toBe(`agent_${agent.agent_id}`)
+    expect(liveSessions(env.socket)).toEqual([agent.tmux_session])
+
+    const status = json(cli(env, ["status", "--task", taskId, "--json"]))
+    expect(status.task_id).toBe(taskId)
+    expect(status.agents).toHaveLength(1)
+    expect(status.agents[0]).toMatchObject({ id: agent.agent_id, status: "running", parent: "orchestrator", depth: 1 })
+
+    const all = json(cli(env, ["status", "--json"]))
+    expect(all.tasks.map((t: { task_id: string }) => t.task_id)).toEqual([taskId])
+
+    const text = cli(env, ["status"])
+    expect(text.stdout).toContain(agent.agent_id)
+    expect(text.stdout).toContain("[running]")
+  })
+
+  it("exits non-zero with a JSON error naming the tag on a rejection, and changes nothing", () => {
+    const env = newEnv()
+    const taskId = json(cli(env, ["task", "create", "--description", "x", "--max-concurrent", "1", "--json"])).task_id
+    expect(cli(env, ["spawn", "--task", taskId, "--type", "a", "--prompt", "one", "--json"]).status).toBe(0)
+    const before = Fs.readFileSync(`${env.home}/${taskId}/AGENT_REGISTRY.json`)
+
+    const rejected = cli(env, ["spawn", "--task", taskId, "--type", "a", "--prompt", "two", "--json"])
+    expect(rejected.status).not.toBe(0)
+    const error = json(rejected).error
+    expect(error.tag).toBe("LimitReached")
+    expect(error.message).toContain("max_concurrent")
+    expect(Fs.readFileSync(`${env.home}/${taskId}/AGENT_REGISTRY.json`)).toEqual(before)
+    expect(liveSessions(env.socket)).toHaveLength(1)
+
+    const missing = cli(env, ["spawn", "--task", "TASK-nope", "--type", "a", "--prompt", "p", "--json"])
+    expect(missing.status).not.toBe(0)
+    expect(json(missing).error.tag).toBe("TaskNotFound")
+
+    const plain = cli(env, ["spawn", "--task", "TASK-nope", "--type", "a", "--prompt", "p"])
+    expect(plain.status).not.toBe(0)
+    expect(plain.stderr).toContain("error [TaskNotFound]")
+  })
+
+  it("returns the same agent for a retried idempotency key and kills it idempotently", () => {
+    const env = newEnv()
+    const taskId = json(cli(env, ["task", "create", "--description", "x", "--json"])).task_id
+    const args = ["spawn", "--task", taskId, "--type", "a", "--prompt", "p", "--idempotency-key", "k-1", "--json"]
+    const first = json(cli(env, args))
+    const second = json(cli(env, args))
+    expect(second.agent_id).toBe(first.agent_id)
+    expect(second.existing).toBe(true)
+    expect(liveSessions(env.socket)).toHaveLength(1)
+
+    const killed = cli(env, ["kill", "--task", taskId, "--agent", first.agent_id, "--json"])
+    expect(killed.status).toBe(0)
+    expect(json(killed)).toMatchObject({ status: "killed", killed: true })
+    expect(json(cli(env, ["kill", "--task", taskId, "--agent", first.agent_id, "--json"]))).toMatchObject({
+      status: "killed",
+      killed: false
+    })
+    expect(liveSessions(env.socket)).toEqual([])
+  })
+
+  it("runs the demo end to end and leaves no session or demo task behind", () => {
+    const env = newEnv()
+    const demo = cli(env, ["demo"], { SPAWNKIT_AGENT_COMMAND: "" })
+    expect(demo.status).toBe(0)
+    expect(demo.stdout).toContain("refused [DuplicateAgent]")
+    expect(demo.stdout).toContain("refused [DepthExceeded]")
+    expect(demo.stdout).toContain("refused [LimitReached]")
+    expect(demo.stdout).toContain("(existing, not spawned again)")
+    expect(demo.stdout).toContain("[killed]")
+    expect(liveSessions(env.socket)).toEqual([])
+    expect(Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-"))).toEqual([])
+  })
+})
