@@ -136,14 +136,15 @@ const agentExited = Command.make(
     socket: Flag.String("socket").pipe(Flag.withDescription("tmux socket path"))
   },
   (f) => {
-    const tmuxOnly = Spawnkit.layer({ tmuxSocket: Spawnkit.parseTmuxSocket(f.socket) })
+    // The hook runs with the tmux server's environment, which may carry a test's SPAWNKIT_FAULT: never inject here.
+    const tmuxOnly = Spawnkit.layer({ tmuxSocket: Spawnkit.parseTmuxSocket(f.socket), faultSpec: "" })
     return reportFailures(
       false,
       Effect.gen(function*() {
         const owner = yield* Spawnkit.ownerOfPane(f.pane).pipe(Effect.provide(tmuxOnly))
         if (Option.isNone(owner)) return
         const { home, taskId, agentId } = owner.value
-        const layer = Spawnkit.layer({ home, tmuxSocket: Spawnkit.parseTmuxSocket(f.socket) })
+        const layer = Spawnkit.layer({ home, tmuxSocket: Spawnkit.parseTmuxSocket(f.socket), faultSpec: "" })
         yield* Spawnkit.recordExit(taskId, agentId).pipe(Effect.provide(layer))
       })
     )
