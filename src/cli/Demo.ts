@@ -7,6 +7,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Spawnkit from "../index.js"
 import { describeError, renderTask } from "./Output.js"
 
@@ -54,7 +55,12 @@ const tour = Effect.gen(function*() {
   const log = state?.agents.find((a) => a.id === parent)?.tracked_files?.log_file
   if (log !== undefined) {
     const fs = yield* FileSystem.FileSystem
-    const text = yield* fs.readFileString(log).pipe(Effect.orElseSucceed(() => ""))
+    // The agent writes its log on its own schedule: give it up to two seconds to say it is working.
+    const text = yield* fs.readFileString(log).pipe(
+      Effect.flatMap((t) => (t.includes("--- working") ? Effect.succeed(t) : Effect.fail("not yet"))),
+      Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 40 }),
+      Effect.orElseSucceed(() => "(no output yet)")
+    )
     yield* Console.log(`output of ${parent} so far:\n${text.trim()}\n`)
   }
   return taskId
