@@ -44,11 +44,15 @@ export type Admission =
   | { readonly _tag: "Admit"; readonly depth: number }
   | { readonly _tag: "Existing"; readonly agent: Agent }
 
-const sameSpawn = (agent: Agent, request: AdmissionRequest): boolean =>
+/** Same parent, type and prompt: what makes a second active agent a duplicate, whatever its engine. */
+const sameWork = (agent: Agent, request: AdmissionRequest): boolean =>
   agent.type === request.agentType &&
   agent.parent === request.parent &&
-  agent.prompt_sha256 === request.promptSha256 &&
-  (agent.engine === undefined || agent.engine === request.engine)
+  agent.prompt_sha256 === request.promptSha256
+
+/** Same work on the same engine: what an idempotent retry must repeat exactly. */
+const sameSpawn = (agent: Agent, request: AdmissionRequest): boolean =>
+  sameWork(agent, request) && (agent.engine === undefined || agent.engine === request.engine)
 
 /** Decide a spawn request against one snapshot taken inside the registry transaction. */
 export const decide = (
@@ -81,7 +85,7 @@ export const decide = (
   }
   if (depth > limits.max_depth) return Result.fail(new DepthExceeded({ depth, max: limits.max_depth, taskId }))
 
-  const duplicate = agents.find((a) => isActiveStatus(a.status) && sameSpawn(a, request))
+  const duplicate = agents.find((a) => isActiveStatus(a.status) && sameWork(a, request))
   if (duplicate !== undefined) return Result.fail(new DuplicateAgent({ existingAgentId: duplicate.id, taskId }))
 
   if (agents.length >= limits.max_agents) {
@@ -91,18 +95,14 @@ export const decide = (
   }
   let active = 0
   let activeChildren = 0
-  let recent = 0
-  let oldestRecent = nowMs
+  const recentStarts: Array<number> = []
   for (const a of agents) {
     if (isActiveStatus(a.status)) {
       active++
       if (a.parent === request.parent) activeChildren++
     }
     const startedMs = Date.parse(a.started_at)
-    if (startedMs > nowMs - RATE_WINDOW_MS) {
-      recent++
-      oldestRecent = Math.min(oldestRecent, startedMs)
-    }
+    if (startedMs > nowMs - RATE_WINDOW_MS) recentStarts.push(Math.min(startedMs, nowMs))
   }
   if (active >= limits.max_concurrent) {
     return Result.fail(new LimitReached({ limit: "max_concurrent", current: active, max: limits.max_concurrent, taskId }))
@@ -127,13 +127,16 @@ export const decide = (
       })
     )
   }
-  if (recent >= limits.max_spawns_per_minute) {
+  if (recentStarts.length >= limits.max_spawns_per_minute) {
+    // A slot opens when enough of the recent spawns have left the window to bring the count below the limit.
+    recentStarts.sort((a, b) => a - b)
+    const freeing = recentStarts[recentStarts.length - limits.max_spawns_per_minute] ?? nowMs
     return Result.fail(
       new RateLimited({
         taskId,
         max: limits.max_spawns_per_minute,
         windowMs: RATE_WINDOW_MS,
-        retryAfterMs: Math.max(1, oldestRecent + RATE_WINDOW_MS - nowMs)
+        retryAfterMs: Math.max(1, freeing + RATE_WINDOW_MS - nowMs)
       })
     )
   }
