@@ -8,4 +8,9 @@ prompt=$1
 log=$2
 shift 3
 "$@" <"$prompt" 2>&1 | tee -a "$log"
-exit "${PIPESTATUS[0]}"
+status=${PIPESTATUS[0]}
+# tmux before 3.6, built with utempter (Debian, Ubuntu), can lose the SIGCHLD of a pane whose terminal closes as its
+# process exits (tmux issue 4559); the pane then looks dead without an exit status and pane-died never runs. A short
+# background holder keeps the terminal open past this exit, so tmux sees the exit first.
+sleep 1 &
+exit "$status"

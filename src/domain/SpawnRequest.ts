@@ -3,7 +3,7 @@
  */
 import * as Schema from "effect/Schema"
 import { Engine } from "./Agent.js"
-import { AgentType, IdempotencyKey, TaskId } from "./Ids.js"
+import { AgentId, AgentType, IdempotencyKey, TaskId } from "./Ids.js"
 
 /** Largest prompt accepted, in bytes (UTF-8). */
 export const MAX_PROMPT_BYTES = 1024 * 1024
@@ -21,12 +21,12 @@ export const Prompt = Schema.String.check(
   )
 )
 
-/** A spawn request. `parent` is an agent id of the task, or "orchestrator" (the default). */
+/** A spawn request. `parent` is an agent id of the task, or "orchestrator" (the default); both are allow-listed. */
 export const SpawnRequest = Schema.Struct({
   taskId: TaskId,
   agentType: AgentType,
   prompt: Prompt,
-  parent: Schema.optionalKey(Schema.String),
+  parent: Schema.optionalKey(AgentId),
   engine: Schema.optionalKey(Engine),
   idempotencyKey: Schema.optionalKey(IdempotencyKey)
 })

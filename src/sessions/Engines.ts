@@ -26,6 +26,21 @@ export const PLACEHOLDERS = ["{prompt_file}", "{log_file}", "{agent_id}", "{task
  * globs, comments and `$VAR` expansions are refused, so the template means exactly the argv it spells.
  */
 export const parseTemplate = (template: string): Result.Result<ReadonlyArray<string>, InvalidInput> => {
+  // shell-quote reads a line break as a space and a backquote as a plain character, where a shell would start a
+  // second command or a command substitution: refuse both rather than run an argv the template does not spell.
+  if (/[\r\n]/.test(template)) {
+    return Result.fail(
+      new InvalidInput({ field: "SPAWNKIT_AGENT_COMMAND", reason: "a line break is not allowed; write one command" })
+    )
+  }
+  if (template.includes("`")) {
+    return Result.fail(
+      new InvalidInput({
+        field: "SPAWNKIT_AGENT_COMMAND",
+        reason: "backquote command substitution is not allowed; spawnkit runs the command without a shell"
+      })
+    )
+  }
   const words: Array<string> = []
   let failure: string | undefined
   const entries = parseShellWords(template, (name: string) => {

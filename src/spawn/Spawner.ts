@@ -97,6 +97,9 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
       type Reserved =
         | { readonly _tag: "Existing"; readonly agent: Agent }
         | { readonly _tag: "Reserved"; readonly agent: Agent; readonly engine: Engine }
+      // The id of the reservation being written: a write that fails after the file was replaced (e.g. the directory
+      // fsync) still leaves the reservation on disk, and acquireRelease runs no release for a failed acquire.
+      const written = yield* Ref.make<AgentId | undefined>(undefined)
       const reserve = Effect.gen(function*() {
         const nowMs = yield* Clock.currentTimeMillis
         const suffix = yield* Random.nextIntBetween(0, 0xffffffff)
@@ -144,16 +147,19 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
                 log_file: logPath(config.home, taskId, agentId)
               }
             }
+            yield* Ref.set(written, agentId)
             return {
               result: { _tag: "Reserved", agent, engine } as Reserved,
               next: { ...tx.task, agents: [...tx.task.agents, agent] }
             }
           }))
       })
+      // Any record of this agent goes, not only a reservation: without `committed` set, a record that already says
+      // `running` comes from a commit whose write failed after replacing the file, and the spawn reports failure.
       const rollback = (agentId: string) =>
         registry.update(taskId, (tx) =>
           Effect.succeed(
-            tx.task.agents.some((a) => a.id === agentId && a.status === "reserved")
+            tx.task.agents.some((a) => a.id === agentId)
               ? { result: undefined, next: removeAgent(tx.task, agentId) }
               : { result: undefined }
           )).pipe(
@@ -163,8 +169,12 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
             )
           )
 
-      const reservation = yield* Effect.acquireRelease(reserve, (r) =>
-        r._tag === "Reserved" ? unlessCommitted(rollback(r.agent.id)) : Effect.void)
+      const reservation = yield* Effect.acquireRelease(
+        reserve.pipe(
+          Effect.onError(() => Effect.flatMap(Ref.get(written), (id) => (id === undefined ? Effect.void : rollback(id))))
+        ),
+        (r) => r._tag === "Reserved" ? unlessCommitted(rollback(r.agent.id)) : Effect.void
+      )
       if (reservation._tag === "Existing") {
         const a = reservation.agent
         return {
