@@ -27,6 +27,8 @@ export interface SpawnkitSettings {
   readonly agentCommand: Option.Option<string>
   /** Engine used when neither the spawn nor the task names one (SPAWNKIT_ENGINE, default `claude`). */
   readonly defaultEngine: Engine
+  /** A file replacing the agent prompt template of the MCP tools (SPAWNKIT_PROMPT_TEMPLATE), if set. */
+  readonly promptTemplate: Option.Option<string>
   /** Model passed to Claude Code (SPAWNKIT_CLAUDE_MODEL), if set. */
   readonly claudeModel: Option.Option<string>
   /** Agents holding a slot across all tasks of this home (SPAWNKIT_GLOBAL_MAX_CONCURRENT, default 100). */
@@ -69,6 +71,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     Config.withDefault("claude" as const)
   ),
   claudeModel: Config.option(Config.NonEmptyString("SPAWNKIT_CLAUDE_MODEL")),
+  promptTemplate: Config.option(Config.NonEmptyString("SPAWNKIT_PROMPT_TEMPLATE")),
   globalMaxConcurrent: positiveInt("SPAWNKIT_GLOBAL_MAX_CONCURRENT", 100),
   maxConcurrent: positiveInt("SPAWNKIT_MAX_CONCURRENT", DEFAULT_LIMITS.max_concurrent),
   maxAgents: positiveInt("SPAWNKIT_MAX_AGENTS", DEFAULT_LIMITS.max_agents),
@@ -85,6 +88,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     agentCommand: c.agentCommand,
     defaultEngine: c.defaultEngine,
     claudeModel: c.claudeModel,
+    promptTemplate: c.promptTemplate,
     globalMaxConcurrent: c.globalMaxConcurrent,
     taskDefaults: {
       max_concurrent: c.maxConcurrent,

@@ -10,6 +10,8 @@ import * as Option from "effect/Option"
 import { Command, Flag } from "effect/cli"
 import { Engine } from "../domain/Agent.js"
 import * as Spawnkit from "../index.js"
+import { httpSettingsConfig } from "../mcp/HttpConfig.js"
+import { serveHttpForever, serveStdio } from "../mcp/Serve.js"
 import { DEMO_AGENT_COMMAND, runDemo } from "./Demo.js"
 import { printJson, renderTask, reportFailures } from "./Output.js"
 
@@ -151,6 +153,34 @@ const agentExited = Command.make(
   }
 ).pipe(Command.withDescription("Record an agent's exit (run by spawnkit's tmux pane-died hook)"))
 
+const serve = Command.make(
+  "serve",
+  {
+    http: Flag.Boolean("http").pipe(Flag.withDescription("Serve Streamable HTTP instead of stdio"), Flag.withDefault(false)),
+    host: Flag.String("host").pipe(Flag.withDescription("HTTP address (default SPAWNKIT_HTTP_HOST or 127.0.0.1)"), Flag.optional),
+    port: Flag.Int("port").pipe(Flag.withDescription("HTTP port (default SPAWNKIT_HTTP_PORT or 7777; 0 picks one)"), Flag.optional),
+    token: Flag.String("token").pipe(
+      Flag.withDescription("Bearer token HTTP clients must send (default SPAWNKIT_HTTP_TOKEN); required off loopback"),
+      Flag.optional
+    )
+  },
+  (f) =>
+    reportFailures(
+      false,
+      f.http
+        ? Effect.gen(function*() {
+          const env = yield* httpSettingsConfig
+          yield* serveHttpForever({
+            ...env,
+            host: Option.getOrElse(f.host, () => env.host),
+            port: Option.getOrElse(f.port, () => env.port),
+            token: Option.getOrUndefined(Option.orElse(f.token, () => Option.fromUndefinedOr(env.token)))
+          })
+        })
+        : serveStdio
+    )
+).pipe(Command.withDescription("Run the MCP server (stdio by default, --http for Streamable HTTP)"))
+
 const demo = Command.make(
   "demo",
   { keep: Flag.Boolean("keep").pipe(Flag.withDescription("Keep the demo task's files"), Flag.withDefault(false)) },
@@ -164,7 +194,7 @@ const demo = Command.make(
 
 const root = Command.make("spawnkit").pipe(
   Command.withDescription("Resource-safe spawning and supervision of headless coding agents in tmux"),
-  Command.withSubcommands([task, spawnCommand, statusCommand, killCommand, demo, agentExited])
+  Command.withSubcommands([task, spawnCommand, statusCommand, killCommand, serve, demo, agentExited])
 )
 
 // Logs go to stderr: stdout carries command output (and, for the MCP server, the protocol).

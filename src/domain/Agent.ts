@@ -83,7 +83,15 @@ export const Agent = Schema.Struct({
   reservation: Schema.optionalKey(Reservation),
   exit: Schema.optionalKey(AgentExit),
   reason: Schema.optionalKey(Schema.String),
-  tracked_files: Schema.optionalKey(TrackedFiles)
+  tracked_files: Schema.optionalKey(TrackedFiles),
+  /** sha256 of the per-agent secret in the agent's environment: proves a server speaks for this agent. */
+  secret_sha256: Schema.optionalKey(Schema.String),
+  /** Claude Code's `--session-id`, so a lost agent can be resumed (`claude --resume <id>`) rather than re-run. */
+  claude_session_id: Schema.optionalKey(Schema.String),
+  /** The status the agent last reported about itself (its record's status follows its process). */
+  reported_status: Schema.optionalKey(Schema.String),
+  /** The agent's last progress message. */
+  last_message: Schema.optionalKey(Schema.String)
 })
 /** @see Agent */
 export type Agent = typeof Agent.Type

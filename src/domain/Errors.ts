@@ -191,3 +191,12 @@ export type AdmissionRejection =
 
 /** Errors of the registry itself. */
 export type RegistryError = RegistryCorrupt | RegistryIoError | InjectedFault
+
+/** The caller (an agent's own server) may not act on this task or agent. */
+export class NotPermitted extends Schema.TaggedError<NotPermitted>()("NotPermitted", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Not permitted: ${this.reason}. An agent acts only for itself and its own subtree.`
+  }
+}

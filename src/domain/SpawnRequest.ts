@@ -48,6 +48,14 @@ export interface SpawnResult {
 /** A new task's parameters. */
 export const CreateTaskRequest = Schema.Struct({
   description: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(10_000)),
+  /** An existing absolute directory the agents work in (the caller's project); default: the task directory. */
+  working_directory: Schema.optionalKey(
+    Schema.String.check(
+      Schema.isPattern(/^\/[^\0\n\r]*$/, { message: "Expected an absolute path without NUL or line breaks" })
+    )
+  ),
+  /** Free-form context shown to every agent of the task (background, deliverables, criteria, …). */
+  task_context: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
   priority: Schema.optionalKey(Schema.Literals(["P0", "P1", "P2", "P3", "P4"])),
   engine: Schema.optionalKey(Engine),
   max_concurrent: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 }))),

@@ -24,6 +24,8 @@ export const TaskRegistry = Schema.Struct({
   status: Schema.String,
   priority: Schema.optionalKey(Schema.String),
   engine: Schema.optionalKey(Schema.String),
+  /** Where the task's agents work (the caller's project directory); the task directory when absent. */
+  working_directory: Schema.optionalKey(Schema.String),
   agents: Schema.Array(Agent),
   agent_hierarchy: Schema.Record(Schema.String, Schema.Array(Schema.String)),
   max_agents: Limit,

@@ -24,3 +24,15 @@ export const promptPath = (home: string, taskId: TaskId, agentId: AgentId) =>
 /** An agent's output log. */
 export const logPath = (home: string, taskId: TaskId, agentId: AgentId) =>
   NodePath.join(home, taskId, "logs", `${agentId}.log`)
+
+/** An agent's MCP client configuration (0600; holds its secret), for engines that take one. */
+export const mcpConfigPath = (home: string, taskId: TaskId, agentId: AgentId) =>
+  NodePath.join(home, taskId, "prompts", `${agentId}.mcp.json`)
+
+/** A task's progress log of one agent (JSON lines). */
+export const progressPath = (home: string, taskId: TaskId, agentId: AgentId) =>
+  NodePath.join(home, taskId, "progress", `${agentId}_progress.jsonl`)
+
+/** A task's findings log of one agent (JSON lines). */
+export const findingsPath = (home: string, taskId: TaskId, agentId: AgentId) =>
+  NodePath.join(home, taskId, "findings", `${agentId}_findings.jsonl`)

@@ -14,6 +14,10 @@ export interface CommandContext {
   readonly promptFile: string
   readonly logFile: string
   readonly claudeModel?: string | undefined
+  /** Claude Code's pre-assigned session id, recorded so the agent can be resumed. */
+  readonly claudeSessionId?: string | undefined
+  /** An MCP configuration file for the agent (its own spawnkit server). */
+  readonly mcpConfigFile?: string | undefined
   /** The custom engine's template (SPAWNKIT_AGENT_COMMAND). */
   readonly customTemplate?: string | undefined
 }
@@ -77,6 +81,8 @@ export const buildCommand = (
         "stream-json",
         "--verbose",
         "--dangerously-skip-permissions",
+        ...(ctx.claudeSessionId !== undefined ? ["--session-id", ctx.claudeSessionId] : []),
+        ...(ctx.mcpConfigFile !== undefined ? ["--mcp-config", ctx.mcpConfigFile] : []),
         ...(ctx.claudeModel !== undefined ? ["--model", ctx.claudeModel] : [])
       ])
     case "codex":

@@ -10,7 +10,6 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
@@ -18,9 +17,10 @@ import { AgentId, SessionName, TaskId } from "../domain/Ids.js"
 import { tailLines } from "../internal/tail.js"
 import { cliScript } from "../internal/paths.js"
 import { Registry } from "../registry/Registry.js"
-import { logPath, promptPath } from "../registry/Workspace.js"
+import { logPath } from "../registry/Workspace.js"
 import { Tmux } from "../sessions/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { removeAgentFiles } from "./AgentFiles.js"
 import { EXIT_TAIL_LINES, isoOf, replaceAgent } from "./AgentRecords.js"
 
 // Security: the hook is a shell command run by tmux; it is built only from the Node binary and the CLI script path
@@ -60,7 +60,6 @@ export const ownerOfPane = Effect.fn("ExitHook.ownerOfPane")(function*(paneId: s
 export const recordExit = Effect.fn("ExitHook.recordExit")(function*(taskId: TaskId, agentId: AgentId) {
   const tmux = yield* Tmux
   const registry = yield* Registry
-  const fs = yield* FileSystem.FileSystem
   const config = yield* SpawnkitConfig
   const session = Schema.decodeUnknownSync(SessionName)(`agent_${agentId}`)
   const pane = yield* tmux.paneState(session)
@@ -90,9 +89,10 @@ export const recordExit = Effect.fn("ExitHook.recordExit")(function*(taskId: Tas
   })
   if (recorded === undefined) return { _tag: "NotOurs" } satisfies ExitRecord
   if (recorded.status !== "reserved") {
-    // The record now owns nothing live: drop the dead session and the prompt; the log stays.
+    // The record now owns nothing live: drop the prompt and MCP config files, then the dead session (last, so a
+    // session that is gone means the files are gone too); the log stays.
+    yield* removeAgentFiles(config.home, taskId, agentId)
     yield* tmux.killSession(session)
-    yield* fs.remove(promptPath(config.home, taskId, agentId), { force: true })
   }
   return { _tag: "Recorded", agentId, status: recorded.status, exitCode } satisfies ExitRecord
 })

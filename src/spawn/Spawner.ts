@@ -8,7 +8,7 @@
  * the agent record, so the finalizers stand down. Locks are held only inside the two transactions, never while tmux
  * starts the agent.
  */
-import { createHash } from "node:crypto"
+import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
@@ -34,11 +34,14 @@ import { FaultInjection } from "../faults/FaultInjection.js"
 import { tailLines } from "../internal/tail.js"
 import { agentRunner } from "../internal/paths.js"
 import { Registry } from "../registry/Registry.js"
-import { logPath, promptPath, taskDir } from "../registry/Workspace.js"
+import { logPath, mcpConfigPath, promptPath, taskDir } from "../registry/Workspace.js"
 import { buildCommand } from "../sessions/Engines.js"
 import { Tmux } from "../sessions/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { EXIT_TAIL_LINES, isoOf, removeAgent, replaceAgent, withoutReservation } from "./AgentRecords.js"
+import type { TaskRegistry } from "../domain/Task.js"
+import { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./AgentPrompt.js"
+import { agentMcpConfig, removeAgentFiles } from "./AgentFiles.js"
 import { exitHooks } from "./ExitHook.js"
 
 const decodeRequest = Schema.decodeUnknownEffect(SpawnRequest)
@@ -68,14 +71,23 @@ export type SpawnInput = {
   readonly parent?: string
   readonly engine?: string
   readonly idempotencyKey?: string
+  /**
+   * Wrap the prompt in the agent prompt template (identity, mission, task context, how to report, limits), as the
+   * MCP tools do. Off by default: the CLI and the API pass the prompt literally.
+   */
+  readonly useTemplate?: boolean
 }
+
+/** A new per-agent secret: 32 random bytes, hex. */
+const newSecret = () => randomBytes(32).toString("hex")
 
 /**
  * Spawn one agent, or return the agent an idempotency key already names. Fails with a typed error and leaves
  * nothing behind when the request is invalid, rejected by admission, or any step fails or is interrupted.
  */
 export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
-  const request = yield* decodeRequest(input, { errors: "all", onExcessProperty: "error" }).pipe(
+  const { useTemplate = false, ...fields } = input
+  const request = yield* decodeRequest(fields, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError(invalidInput)
   )
   const config = yield* SpawnkitConfig
@@ -96,13 +108,20 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
       // Step 1: reserve a slot. The decision and the reservation are one transaction.
       type Reserved =
         | { readonly _tag: "Existing"; readonly agent: Agent }
-        | { readonly _tag: "Reserved"; readonly agent: Agent; readonly engine: Engine }
+        | {
+          readonly _tag: "Reserved"
+          readonly agent: Agent
+          readonly engine: Engine
+          readonly task: TaskRegistry
+          readonly secret: string
+        }
       // The id of the reservation being written: a write that fails after the file was replaced (e.g. the directory
       // fsync) still leaves the reservation on disk, and acquireRelease runs no release for a failed acquire.
       const written = yield* Ref.make<AgentId | undefined>(undefined)
       const reserve = Effect.gen(function*() {
         const nowMs = yield* Clock.currentTimeMillis
         const suffix = yield* Random.nextIntBetween(0, 0xffffffff)
+        const secret = newSecret()
         return yield* registry.update<Reserved, AdmissionRejection | RegistryError>(taskId, (tx) =>
           Effect.gen(function*() {
             const engine: Engine = request.engine ?? (tx.task.engine as Engine | undefined) ?? config.defaultEngine
@@ -142,6 +161,8 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
               engine,
               ...(request.idempotencyKey !== undefined ? { idempotency_key: request.idempotencyKey } : {}),
               reservation: { owner_pid: process.pid, owner_host: config.hostId, reserved_at: now },
+              secret_sha256: sha256(secret),
+              ...(engine === "claude" ? { claude_session_id: randomUUID() } : {}),
               tracked_files: {
                 prompt_file: promptPath(config.home, taskId, agentId),
                 log_file: logPath(config.home, taskId, agentId)
@@ -149,7 +170,7 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
             }
             yield* Ref.set(written, agentId)
             return {
-              result: { _tag: "Reserved", agent, engine } as Reserved,
+              result: { _tag: "Reserved", agent, engine, task: tx.task, secret } as Reserved,
               next: { ...tx.task, agents: [...tx.task.agents, agent] }
             }
           }))
@@ -187,12 +208,20 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
           existing: true
         } satisfies SpawnResult
       }
-      const { agent, engine } = reservation
+      const { agent, engine, secret, task } = reservation
       const agentId = agent.id as AgentId
       yield* faults.point("after-reserve")
 
       const prompt = promptPath(config.home, taskId, agentId)
       const log = logPath(config.home, taskId, agentId)
+      const mcpConfig = mcpConfigPath(config.home, taskId, agentId)
+      const identity = {
+        SPAWNKIT_HOME: config.home,
+        SPAWNKIT_TMUX_SOCKET: config.tmuxSocket._tag === "Name" ? config.tmuxSocket.name : config.tmuxSocket.path,
+        SPAWNKIT_TASK_ID: taskId,
+        SPAWNKIT_AGENT_ID: agentId,
+        SPAWNKIT_AGENT_SECRET: secret
+      }
       const command = yield* Result.match(
         buildCommand(engine, {
           agentId,
@@ -200,24 +229,38 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
           promptFile: prompt,
           logFile: log,
           claudeModel: Option.getOrUndefined(config.claudeModel),
+          claudeSessionId: agent.claude_session_id,
+          mcpConfigFile: engine === "claude" ? mcpConfig : undefined,
           customTemplate: Option.getOrUndefined(config.agentCommand)
         }),
         { onFailure: Effect.fail, onSuccess: Effect.succeed }
       )
+      const promptText = useTemplate
+        ? renderPrompt(
+          yield* Option.match(config.promptTemplate, {
+            onNone: () => Effect.succeed(DEFAULT_PROMPT_TEMPLATE),
+            onSome: (file) =>
+              fs.readFileString(file).pipe(
+                Effect.mapError((e) =>
+                  new InvalidInput({ field: "SPAWNKIT_PROMPT_TEMPLATE", reason: `cannot read ${file}: ${e.message}` })
+                )
+              )
+          }),
+          { agentId, agentType: agent.type, parent, depth: agent.depth, mission: request.prompt, task }
+        )
+        : request.prompt
 
       // Step 2: the prompt file (0600), read by the agent on stdin. The finalizer is registered before the write, so a
       // write that fails or is interrupted half-way leaves no file either.
-      yield* Effect.addFinalizer(() =>
-        unlessCommitted(
-          fs.remove(prompt, { force: true }).pipe(
-            Effect.catch((e) => Effect.logError(`could not remove prompt file ${prompt}: ${e.message}`))
-          )
-        )
-      )
+      yield* Effect.addFinalizer(() => unlessCommitted(removeAgentFiles(config.home, taskId, agentId)))
       yield* Effect.gen(function*() {
         yield* fs.makeDirectory(taskDir(config.home, taskId) + "/prompts", { recursive: true })
         yield* fs.makeDirectory(taskDir(config.home, taskId) + "/logs", { recursive: true })
-        yield* fs.writeFileString(prompt, request.prompt, { flag: "wx", mode: 0o600 })
+        yield* fs.writeFileString(prompt, promptText, { flag: "wx", mode: 0o600 })
+        if (engine === "claude") {
+          // Claude Code gets spawnkit's own MCP server, started as this agent (identity and secret in its env).
+          yield* fs.writeFileString(mcpConfig, agentMcpConfig(identity), { flag: "wx", mode: 0o600 })
+        }
       }).pipe(Effect.mapError((e) => new RegistryIoError({ path: prompt, operation: "write", reason: e.message })))
       yield* faults.point("after-prompt")
       yield* faults.point("before-session")
@@ -234,14 +277,9 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
       )
       const pane = yield* tmux.newSession({
         name: session,
-        cwd: taskDir(config.home, taskId),
+        cwd: task.working_directory ?? taskDir(config.home, taskId),
         command: [agentRunner, prompt, log, "--", ...command],
-        env: {
-          SPAWNKIT_HOME: config.home,
-          SPAWNKIT_TASK_ID: taskId,
-          SPAWNKIT_AGENT_ID: agentId,
-          SPAWNKIT_TMUX_SOCKET: config.tmuxSocket._tag === "Name" ? config.tmuxSocket.name : config.tmuxSocket.path
-        },
+        env: identity,
         tags: { spawnkit_task: taskId, spawnkit_agent: agentId, spawnkit_home: config.home },
         hooks: exitHooks
       })

@@ -13,9 +13,10 @@ import { AgentId, SessionName, TaskId } from "../domain/Ids.js"
 import { CreateTaskRequest } from "../domain/SpawnRequest.js"
 import { type TaskRegistry } from "../domain/Task.js"
 import { Registry } from "../registry/Registry.js"
-import { promptPath, taskDir } from "../registry/Workspace.js"
+import { taskDir } from "../registry/Workspace.js"
 import { Tmux } from "../sessions/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { removeAgentFiles } from "./AgentFiles.js"
 import { isoOf, replaceAgent } from "./AgentRecords.js"
 import { invalidInput } from "./Spawner.js"
 
@@ -47,6 +48,14 @@ export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown
   )
   const config = yield* SpawnkitConfig
   const registry = yield* Registry
+  const fs = yield* FileSystem.FileSystem
+  if (request.working_directory !== undefined) {
+    const dir = request.working_directory
+    const info = yield* fs.stat(dir).pipe(Effect.option)
+    if (Option.isNone(info) || info.value.type !== "Directory") {
+      return yield* new InvalidInput({ field: "working_directory", reason: `${dir} is not an existing directory` })
+    }
+  }
   const taskId = yield* newTaskId
   const now = isoOf(yield* Clock.currentTimeMillis)
   const d = config.taskDefaults
@@ -58,6 +67,8 @@ export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown
     status: "INITIALIZED",
     priority: request.priority ?? "P2",
     ...(request.engine !== undefined ? { engine: request.engine } : {}),
+    ...(request.working_directory !== undefined ? { working_directory: request.working_directory } : {}),
+    ...(request.task_context !== undefined ? { task_context: request.task_context } : {}),
     agents: [],
     agent_hierarchy: {},
     max_agents: request.max_agents ?? d.max_agents,
@@ -105,7 +116,6 @@ export const kill = Effect.fn("Tasks.kill")(function*(taskIdInput: string, agent
   const agentId = yield* parseAgentId(agentIdInput)
   const registry = yield* Registry
   const tmux = yield* Tmux
-  const fs = yield* FileSystem.FileSystem
   const config = yield* SpawnkitConfig
   const task = yield* registry.read(taskId)
   const agent = task.agents.find((a) => a.id === agentId)
@@ -139,6 +149,6 @@ export const kill = Effect.fn("Tasks.kill")(function*(taskIdInput: string, agent
     }
     return Effect.succeed({ result: killed, next: replaceAgent(tx.task, killed) })
   })
-  yield* fs.remove(promptPath(config.home, taskId, agentId), { force: true })
+  yield* removeAgentFiles(config.home, taskId, agentId)
   return { agent_id: agentId, task_id: taskId, status: final?.status ?? "killed", killed: true } satisfies KillResult
 })

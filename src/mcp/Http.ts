@@ -1,0 +1,140 @@
+/**
+ * Streamable HTTP transport for a shared server, following the MCP specification's security guidance: loopback by
+ * default, a bearer token required on any other address, Origin (and, on loopback, Host) validated against DNS
+ * rebinding, and a request body limit. Stateless: one SDK server and transport per request.
+ */
+import { timingSafeEqual } from "node:crypto"
+import * as Http from "node:http"
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
+import * as Effect from "effect/Effect"
+import { InvalidInput } from "../domain/Errors.js"
+import { type InFlight, makeServer, type ToolRuntime } from "./Server.js"
+
+/** Settings of the HTTP server. */
+export interface HttpSettings {
+  readonly host: string
+  readonly port: number
+  /** Bearer token every request must carry; required on a non-loopback address. */
+  readonly token: string | undefined
+  /** Origins allowed besides loopback ones (exact match, e.g. `https://app.example`). */
+  readonly allowedOrigins: ReadonlyArray<string>
+  readonly maxBodyBytes: number
+}
+
+/** Path the MCP endpoint is served on. */
+export const MCP_PATH = "/mcp"
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "::1", "[::1]"])
+
+/** Whether an address or host name is loopback. */
+export const isLoopback = (host: string) => LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host)
+
+const hostName = (hostHeader: string) => {
+  const match = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(hostHeader)
+  return match?.[1]?.toLowerCase()
+}
+
+const originAllowed = (origin: string, settings: HttpSettings) => {
+  if (settings.allowedOrigins.includes(origin)) return true
+  const parsed = URL.canParse(origin) ? new URL(origin) : undefined
+  return parsed !== undefined && (parsed.protocol === "http:" || parsed.protocol === "https:") &&
+    isLoopback(parsed.hostname)
+}
+
+const tokenMatches = (header: string | undefined, token: string) => {
+  const given = Buffer.from(header?.startsWith("Bearer ") ? header.slice(7) : "")
+  const expected = Buffer.from(token)
+  return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+const refuse = (res: Http.ServerResponse, status: number, message: string, headers: Http.OutgoingHttpHeaders = {}) => {
+  res.writeHead(status, { "content-type": "application/json", ...headers })
+  res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }))
+}
+
+const readBody = (req: Http.IncomingMessage, limit: number) =>
+  new Promise<Buffer | "too large">((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        resolve("too large")
+        req.destroy()
+      } else chunks.push(chunk)
+    })
+    req.on("end", () => resolve(Buffer.concat(chunks)))
+    req.on("error", reject)
+  })
+
+const handle = async (
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse,
+  settings: HttpSettings,
+  runtime: ToolRuntime,
+  inFlight: InFlight
+) => {
+  const url = new URL(req.url ?? "/", "http://localhost")
+  if (url.pathname !== MCP_PATH) return refuse(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}`)
+  const origin = req.headers.origin
+  if (origin !== undefined && !originAllowed(origin, settings)) {
+    return refuse(res, 403, `Origin ${origin} is not allowed`)
+  }
+  if (isLoopback(settings.host)) {
+    const host = hostName(req.headers.host ?? "")
+    if (host === undefined || !isLoopback(host)) return refuse(res, 403, "Host header must name a loopback address")
+  }
+  if (settings.token !== undefined && !tokenMatches(req.headers.authorization, settings.token)) {
+    return refuse(res, 401, "Missing or wrong bearer token", { "www-authenticate": "Bearer" })
+  }
+  if (req.method !== "POST") {
+    return refuse(res, 405, "Only POST is supported (stateless server, no SSE stream)", { allow: "POST" })
+  }
+  const body = await readBody(req, settings.maxBodyBytes)
+  if (body === "too large") return refuse(res, 413, `Request body over ${settings.maxBodyBytes} bytes`)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body.toString("utf8"))
+  } catch {
+    return refuse(res, 400, "Request body is not JSON")
+  }
+  const server = makeServer(runtime, inFlight)
+  const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true })
+  // A closed connection closes the transport, which aborts its in-flight calls: their spawns roll back.
+  res.on("close", () => {
+    void transport.close()
+    void server.close()
+  })
+  await server.connect(transport)
+  await transport.handleRequest(req, res, parsed)
+}
+
+/** Serve MCP over HTTP until interrupted; refuses a non-loopback address without a token. */
+export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight) =>
+  Effect.gen(function*() {
+    if (!isLoopback(settings.host) && settings.token === undefined) {
+      return yield* new InvalidInput({
+        field: "host",
+        reason: `${settings.host} is not a loopback address; set SPAWNKIT_HTTP_TOKEN (or --token) to serve on it`
+      })
+    }
+    const server = yield* Effect.acquireRelease(
+      Effect.callback<Http.Server, InvalidInput>((resume) => {
+        const server = Http.createServer((req, res) => {
+          handle(req, res, settings, runtime, inFlight).catch((error: unknown) => {
+            if (!res.headersSent) refuse(res, 500, error instanceof Error ? error.message : String(error))
+          })
+        })
+        server.once("error", (e) => resume(Effect.fail(new InvalidInput({ field: "port", reason: e.message }))))
+        server.listen(settings.port, settings.host, () => resume(Effect.succeed(server)))
+      }),
+      (server) => Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+        server.closeAllConnections()
+      })
+    )
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : settings.port
+    yield* Effect.logInfo(`spawnkit MCP server on http://${settings.host}:${port}${MCP_PATH}`)
+    return port
+  })

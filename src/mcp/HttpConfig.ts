@@ -1,0 +1,30 @@
+/**
+ * Settings of the HTTP server from the environment: SPAWNKIT_HTTP_HOST (127.0.0.1), SPAWNKIT_HTTP_PORT (7777),
+ * SPAWNKIT_HTTP_TOKEN, SPAWNKIT_HTTP_ALLOWED_ORIGINS (comma-separated), SPAWNKIT_HTTP_MAX_BODY_BYTES (4 MiB).
+ */
+import * as Config from "effect/Config"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type { HttpSettings } from "./Http.js"
+
+/** The HTTP settings Config. */
+export const httpSettingsConfig: Config.Config<HttpSettings> = Config.all({
+  host: Config.String("SPAWNKIT_HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
+  port: Config.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })), "SPAWNKIT_HTTP_PORT").pipe(
+    Config.withDefault(7777)
+  ),
+  token: Config.option(Config.Redacted("SPAWNKIT_HTTP_TOKEN")),
+  origins: Config.String("SPAWNKIT_HTTP_ALLOWED_ORIGINS").pipe(Config.withDefault("")),
+  maxBodyBytes: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024)), "SPAWNKIT_HTTP_MAX_BODY_BYTES").pipe(
+    Config.withDefault(4 * 1024 * 1024)
+  )
+}).pipe(
+  Config.map((c) => ({
+    host: c.host,
+    port: c.port,
+    token: Option.getOrUndefined(Option.filter(Option.map(c.token, Redacted.value), (t) => t.length > 0)),
+    allowedOrigins: c.origins.split(",").map((o) => o.trim()).filter((o) => o.length > 0),
+    maxBodyBytes: c.maxBodyBytes
+  }))
+)

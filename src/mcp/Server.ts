@@ -1,0 +1,93 @@
+/**
+ * The MCP server: the SDK speaks the protocol; one generic ListTools/CallTool pair lists the tool definitions and
+ * runs each call as one Effect through a single ManagedRuntime. A call's fiber is interrupted when the client
+ * cancels the request or its connection closes, so the spawn's scope releases whatever it had acquired.
+ */
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js"
+import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import type * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schema from "effect/Schema"
+import type { Services } from "../index.js"
+import type { CallerIdentity } from "../spawn/Caller.js"
+import { type ToolDefinition, tools } from "./Tools.js"
+
+/** The runtime every tool call runs in. */
+export type ToolRuntime = ManagedRuntime.ManagedRuntime<Services | CallerIdentity, unknown>
+
+/** Server name and version reported to clients. */
+export const SERVER_INFO = { name: "spawnkit", version: "0.1.0" }
+
+const inputSchemaOf = (tool: ToolDefinition) => {
+  const document = Schema.toJsonSchemaDocument(tool.input)
+  return { ...document.schema, type: "object" as const }
+}
+
+const listed = tools.map((tool) => ({
+  name: tool.name,
+  title: tool.title,
+  description: tool.description,
+  inputSchema: inputSchemaOf(tool),
+  annotations: { title: tool.title, ...tool.hints }
+}))
+
+const byName = new Map(tools.map((t) => [t.name, t]))
+
+const errorResult = (text: string) => ({ content: [{ type: "text" as const, text }], isError: true })
+
+/** A tool error as the model reads it: the tag, then what was wrong and what to do. */
+const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.findErrorOption(cause)
+  if (failure._tag === "Some") {
+    const e = failure.value as { readonly _tag?: unknown; readonly message?: unknown }
+    const tag = typeof e._tag === "string" ? e._tag : "Error"
+    const details = JSON.stringify(
+      Object.fromEntries(Object.entries(e as object).filter(([k]) => k !== "_tag" && k !== "stack"))
+    )
+    return `${tag}: ${typeof e.message === "string" ? e.message : String(e)}${details === "{}" ? "" : ` ${details}`}`
+  }
+  return `Defect: ${Cause.pretty(cause)}`
+}
+
+/** Tracks running calls, so a shutdown can interrupt them and wait for their finalizers. */
+export interface InFlight {
+  readonly fibers: Set<Fiber.Fiber<unknown, unknown>>
+}
+
+/** Interrupt every running call and wait until each has released what it held. */
+export const drain = (inFlight: InFlight) =>
+  Effect.forEach([...inFlight.fibers], (f) => Fiber.interrupt(f), { concurrency: "unbounded", discard: true })
+
+/** Build one SDK server whose tools run in `runtime`. */
+export const makeServer = (runtime: ToolRuntime, inFlight: InFlight): McpServer => {
+  const mcp = new McpServer(SERVER_INFO, { capabilities: { tools: { listChanged: false } } })
+  mcp.server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: listed }))
+  mcp.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const tool = byName.get(request.params.name)
+    if (tool === undefined) {
+      return errorResult(`Unknown tool ${request.params.name}. Available: ${tools.map((t) => t.name).join(", ")}`)
+    }
+    const decoded = Schema.decodeUnknownExit(tool.input)(request.params.arguments ?? {}, {
+      errors: "all",
+      onExcessProperty: "error"
+    })
+    if (Exit.isFailure(decoded)) {
+      return errorResult(`InvalidInput: invalid arguments for ${tool.name}: ${Cause.pretty(decoded.cause)}`)
+    }
+    const fiber = runtime.runFork(tool.run(decoded.value), { signal: extra.signal })
+    inFlight.fibers.add(fiber)
+    const exit = await runtime.runPromise(Fiber.await(fiber)).finally(() => inFlight.fibers.delete(fiber))
+    if (Exit.isSuccess(exit)) {
+      return {
+        content: [{ type: "text" as const, text: JSON.stringify(exit.value, null, 2) }],
+        structuredContent: exit.value as Record<string, unknown>
+      }
+    }
+    if (Cause.hasInterruptsOnly(exit.cause)) return errorResult("Cancelled: the request was cancelled; nothing was kept.")
+    return errorResult(describeFailure(exit.cause))
+  })
+  return mcp
+}

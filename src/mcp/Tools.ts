@@ -1,0 +1,344 @@
+/**
+ * The MCP tools, as data: name, title, description for the model, an input Schema whose every field is described,
+ * hints, and the one core Effect each runs. No registry logic lives here; permission checks call spawn/Caller.
+ */
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { Engine, isActiveStatus } from "../domain/Agent.js"
+import { NotPermitted } from "../domain/Errors.js"
+import { ORCHESTRATOR } from "../domain/Ids.js"
+import type { Services } from "../index.js"
+import { findingsPath, progressPath } from "../registry/Workspace.js"
+import { agentOutput } from "../spawn/AgentOutput.js"
+import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../spawn/Caller.js"
+import { readJsonLines, reportFinding, updateProgress } from "../spawn/Reports.js"
+import { spawn } from "../spawn/Spawner.js"
+import { createTask, kill, parseAgentId, parseTaskId, status } from "../spawn/Tasks.js"
+import { Registry } from "../registry/Registry.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
+
+/** Hints a client may show or act on (MCP tool annotations). */
+export interface ToolHints {
+  readonly readOnlyHint: boolean
+  readonly destructiveHint: boolean
+  readonly idempotentHint: boolean
+  readonly openWorldHint: boolean
+}
+
+/** One tool. */
+export interface ToolDefinition<I = any> {
+  readonly name: string
+  readonly title: string
+  readonly description: string
+  readonly input: Schema.Codec<I, any>
+  readonly hints: ToolHints
+  readonly run: (input: I) => Effect.Effect<unknown, unknown, Services | CallerIdentity>
+}
+
+const d = <S extends Schema.Top>(schema: S, description: string) => schema.annotate({ description }) as S
+const taskId = d(Schema.String, "Task id returned by create_real_task, e.g. TASK-20261124-193600-1a2b3c4d")
+const agentId = d(Schema.String, "Agent id, e.g. investigator-193600-1a2b3c4d")
+const engine = d(Engine, "Engine to run the agent: claude, codex, gemini or custom (default: the task's, then SPAWNKIT_ENGINE)")
+const idempotencyKey = d(
+  Schema.String,
+  "Optional key: retrying a spawn with the same key returns the agent spawned the first time instead of a twin"
+)
+
+const define = <I>(tool: ToolDefinition<I>): ToolDefinition<I> => tool
+
+const write = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true }
+const read = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false }
+
+/** The parent a spawn is made under: an agent's own server defaults to the agent itself. */
+const parentFor = (caller: Caller, parent: string | undefined) =>
+  parent === undefined || parent === ORCHESTRATOR ? (caller._tag === "Agent" ? caller.agentId : ORCHESTRATOR) : parent
+
+const spawnAs = (input: {
+  readonly task_id: string
+  readonly agent_type: string
+  readonly prompt: string
+  readonly parent?: string
+  readonly engine?: Engine
+  readonly idempotency_key?: string
+}) =>
+  Effect.gen(function*() {
+    const caller = yield* CallerIdentity
+    const registry = yield* Registry
+    const parent = parentFor(caller, input.parent)
+    if (caller._tag === "Agent") {
+      const task = yield* registry.read(yield* parseTaskId(input.task_id))
+      yield* checkSubtree(caller, task, parent)
+    }
+    return yield* spawn({
+      taskId: input.task_id,
+      agentType: input.agent_type,
+      prompt: input.prompt,
+      parent,
+      useTemplate: true,
+      ...(input.engine !== undefined ? { engine: input.engine } : {}),
+      ...(input.idempotency_key !== undefined ? { idempotencyKey: input.idempotency_key } : {})
+    })
+  })
+
+/** Read a task for a caller that must belong to it. */
+const readTaskFor = (id: string) =>
+  Effect.gen(function*() {
+    const caller = yield* CallerIdentity
+    const taskIdValue = yield* parseTaskId(id)
+    yield* checkTask(caller, taskIdValue)
+    const task = yield* (yield* Registry).read(taskIdValue)
+    return { caller, task }
+  })
+
+/** Check that the caller may act for `agent` of task `task_id` (`strict`: only below itself). */
+const authorizeAgent = (task_id: string, agent: string, strict = false) =>
+  Effect.gen(function*() {
+    const { caller, task } = yield* readTaskFor(task_id)
+    const id = yield* parseAgentId(agent)
+    yield* checkSubtree(caller, task, id, strict)
+    return task
+  })
+
+const StringList = (description: string) => Schema.optionalKey(d(Schema.Array(Schema.String), description))
+
+/** Every tool spawnkit serves. */
+export const tools: ReadonlyArray<ToolDefinition> = [
+  define({
+    name: "create_real_task",
+    title: "Create a task",
+    description:
+      "Create a task: a workspace and registry that agents are deployed into. Returns task_id. Call this once per " +
+      "piece of work, then deploy_headless_agent. Limits (max_concurrent, max_agents, max_depth) are enforced for " +
+      "every spawn in the task. Only the orchestrator (not an agent) may create tasks.",
+    input: Schema.Struct({
+      description: d(Schema.String, "What the task is about; shown to every agent"),
+      priority: Schema.optionalKey(d(Schema.Literals(["P0", "P1", "P2", "P3", "P4"]), "Priority, P0 (highest) to P4; default P2")),
+      client_cwd: Schema.optionalKey(d(Schema.String, "Absolute path of the project the agents work in (their working directory)")),
+      background_context: Schema.optionalKey(d(Schema.String, "Background every agent should know")),
+      expected_deliverables: StringList("What the task must deliver"),
+      success_criteria: StringList("How to tell the task is done"),
+      constraints: StringList("Rules the agents must follow"),
+      relevant_files: StringList("Files the agents should look at first"),
+      conversation_history: Schema.optionalKey(d(Schema.String, "Relevant excerpt of the conversation that led to the task")),
+      max_concurrent: Schema.optionalKey(d(Schema.Int, "Agents of this task running at once (default 20)")),
+      max_agents: Schema.optionalKey(d(Schema.Int, "Agents in the task's lifetime (default 45)")),
+      max_depth: Schema.optionalKey(d(Schema.Int, "Deepest level of the agent tree; top-level agents are depth 1 (default 5)")),
+      engine: Schema.optionalKey(engine)
+    }),
+    hints: write,
+    run: (input) =>
+      Effect.gen(function*() {
+        const caller = yield* CallerIdentity
+        if (caller._tag === "Agent") {
+          return yield* new NotPermitted({ reason: `agent ${caller.agentId} cannot create tasks` })
+        }
+        const context = Object.fromEntries(
+          (["background_context", "expected_deliverables", "success_criteria", "constraints", "relevant_files",
+            "conversation_history"] as const).flatMap((k) => (input[k] !== undefined ? [[k, input[k]]] : []))
+        )
+        const task = yield* createTask({
+          description: input.description,
+          ...(input.priority !== undefined ? { priority: input.priority } : {}),
+          ...(input.client_cwd !== undefined ? { working_directory: input.client_cwd } : {}),
+          ...(Object.keys(context).length > 0 ? { task_context: context } : {}),
+          ...(input.max_concurrent !== undefined ? { max_concurrent: input.max_concurrent } : {}),
+          ...(input.max_agents !== undefined ? { max_agents: input.max_agents } : {}),
+          ...(input.max_depth !== undefined ? { max_depth: input.max_depth } : {}),
+          ...(input.engine !== undefined ? { engine: input.engine } : {})
+        })
+        return {
+          task_id: task.task_id,
+          workspace: task.workspace,
+          status: task.status,
+          limits: { max_concurrent: task.max_concurrent, max_agents: task.max_agents, max_depth: task.max_depth }
+        }
+      })
+  }),
+  define({
+    name: "deploy_headless_agent",
+    title: "Deploy an agent",
+    description:
+      "Start a headless agent in the task, in its own tmux session. The agent receives your prompt as its mission, " +
+      "wrapped with its identity, the task's context and how to report back. Rejections say why: a limit reached " +
+      "(wait or kill an agent), max depth, or a duplicate (the same parent, type and prompt is already active: its " +
+      "id is returned). Pass idempotency_key to make retries safe. Called from an agent, the agent is the parent.",
+    input: Schema.Struct({
+      task_id: taskId,
+      agent_type: d(Schema.String, "Short role name, letters/digits/_/-, e.g. investigator; prefixes the agent id"),
+      prompt: d(Schema.String, "The agent's mission, passed literally (up to 1 MiB)"),
+      parent: Schema.optionalKey(d(Schema.String, "Parent agent id, or \"orchestrator\" (default)")),
+      engine: Schema.optionalKey(engine),
+      idempotency_key: Schema.optionalKey(idempotencyKey)
+    }),
+    hints: write,
+    run: spawnAs
+  }),
+  define({
+    name: "spawn_child_agent",
+    title: "Spawn a child agent",
+    description:
+      "Start a child agent under parent_agent_id (an agent may only spawn below itself). Same rules as " +
+      "deploy_headless_agent; the child is one level deeper than its parent and max_depth is enforced.",
+    input: Schema.Struct({
+      task_id: taskId,
+      parent_agent_id: d(Schema.String, "The parent agent's id (yourself, when called by an agent)"),
+      child_agent_type: d(Schema.String, "Short role name of the child, letters/digits/_/-"),
+      child_prompt: d(Schema.String, "The child's mission, passed literally (up to 1 MiB)"),
+      engine: Schema.optionalKey(engine),
+      idempotency_key: Schema.optionalKey(idempotencyKey)
+    }),
+    hints: write,
+    run: (input) =>
+      spawnAs({
+        task_id: input.task_id,
+        agent_type: input.child_agent_type,
+        prompt: input.child_prompt,
+        parent: input.parent_agent_id,
+        ...(input.engine !== undefined ? { engine: input.engine } : {}),
+        ...(input.idempotency_key !== undefined ? { idempotency_key: input.idempotency_key } : {})
+      })
+  }),
+  define({
+    name: "get_real_task_status",
+    title: "Task status",
+    description:
+      "The task's registry: every agent with its status, parent, depth, progress and exit; counts and limits; and " +
+      "the latest progress reports and findings of its agents.",
+    input: Schema.Struct({
+      task_id: taskId,
+      recent: Schema.optionalKey(d(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })), "Progress entries and findings to include per agent (default 3)"))
+    }),
+    hints: read,
+    run: (input) =>
+      Effect.gen(function*() {
+        const { task } = yield* readTaskFor(input.task_id)
+        const config = yield* SpawnkitConfig
+        const recent = input.recent ?? 3
+        const reports = yield* Effect.forEach(task.agents, (a) =>
+          Effect.all({
+            progress: readJsonLines(progressPath(config.home, task.task_id as any, a.id as any), recent),
+            findings: readJsonLines(findingsPath(config.home, task.task_id as any, a.id as any), recent)
+          }).pipe(Effect.map((r) => [a.id, r] as const)))
+        return {
+          ...task,
+          agents: task.agents.map((a) => {
+            const { secret_sha256: _secret, ...visible } = a
+            return visible
+          }),
+          recent_reports: Object.fromEntries(reports.filter(([, r]) => r.progress.length + r.findings.length > 0))
+        }
+      })
+  }),
+  define({
+    name: "get_agent_output",
+    title: "Agent output",
+    description:
+      "The tail of an agent's output log (bounded by tail lines and max_bytes), optionally filtered by a regular " +
+      "expression. format: text (default), jsonl (parsed JSON lines), parsed (Claude stream-json as readable events).",
+    input: Schema.Struct({
+      task_id: taskId,
+      agent_id: agentId,
+      tail: Schema.optionalKey(d(Schema.Int, "Last N lines (1-5000, default 100)")),
+      filter: Schema.optionalKey(d(Schema.String, "Regular expression; only matching lines are returned")),
+      format: Schema.optionalKey(d(Schema.Literals(["text", "jsonl", "parsed"]), "Output format (default text)")),
+      max_bytes: Schema.optionalKey(d(Schema.Int, "Read at most this many bytes from the end of the log (default 262144)"))
+    }),
+    hints: read,
+    run: ({ task_id, agent_id, ...options }) =>
+      authorizeAgent(task_id, agent_id).pipe(Effect.andThen(agentOutput(task_id, agent_id, options)))
+  }),
+  define({
+    name: "kill_real_agent",
+    title: "Kill an agent",
+    description:
+      "Stop an agent: its whole process group and tmux session; it is marked killed with the reason and its log is " +
+      "kept. Killing an agent that already ended changes nothing. An agent may kill only agents below itself.",
+    input: Schema.Struct({
+      task_id: taskId,
+      agent_id: agentId,
+      reason: Schema.optionalKey(d(Schema.String, "Why; recorded on the agent"))
+    }),
+    hints: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+    run: (input) =>
+      authorizeAgent(input.task_id, input.agent_id, true).pipe(
+        Effect.andThen(kill(input.task_id, input.agent_id, input.reason))
+      )
+  }),
+  define({
+    name: "update_agent_progress",
+    title: "Report progress",
+    description:
+      "Record an agent's progress: status (working, blocked, completed, failed), a message and 0-100. Reporting " +
+      "completed does not stop the agent; it is recorded as completed when its process exits.",
+    input: Schema.Struct({
+      task_id: taskId,
+      agent_id: d(Schema.String, "Your own agent id"),
+      status: d(Schema.Literals(["running", "working", "blocked", "completed", "failed", "error"]), "Your current status"),
+      message: d(Schema.String, "What you are doing, what blocks you, or what you finished"),
+      progress: Schema.optionalKey(d(Schema.Int, "Percent done, 0-100"))
+    }),
+    hints: write,
+    run: ({ task_id, agent_id, ...report }) =>
+      authorizeAgent(task_id, agent_id).pipe(Effect.andThen(updateProgress(task_id, agent_id, report)))
+  }),
+  define({
+    name: "report_agent_finding",
+    title: "Report a finding",
+    description: "Record a finding of an agent: an issue, a solution, an insight or a recommendation, with a severity.",
+    input: Schema.Struct({
+      task_id: taskId,
+      agent_id: d(Schema.String, "Your own agent id"),
+      finding_type: d(Schema.Literals(["issue", "solution", "insight", "recommendation"]), "Kind of finding"),
+      severity: d(Schema.Literals(["low", "medium", "high", "critical"]), "How much it matters"),
+      message: d(Schema.String, "The finding"),
+      data: Schema.optionalKey(d(Schema.Record(Schema.String, Schema.Unknown), "Structured details (file, line, …)"))
+    }),
+    hints: write,
+    run: ({ task_id, agent_id, ...finding }) =>
+      authorizeAgent(task_id, agent_id).pipe(Effect.andThen(reportFinding(task_id, agent_id, finding)))
+  }),
+  define({
+    name: "list_tasks",
+    title: "List tasks",
+    description: "Every task (an agent sees only its own) with its description, status and agent counts.",
+    input: Schema.Struct({}),
+    hints: read,
+    run: () =>
+      Effect.gen(function*() {
+        const caller = yield* CallerIdentity
+        const tasks = yield* status()
+        return {
+          tasks: tasks.filter((t) => caller._tag === "Orchestrator" || t.task_id === caller.taskId).map((t) => ({
+            task_id: t.task_id,
+            description: t.task_description,
+            created_at: t.created_at,
+            status: t.status,
+            active_count: t.active_count,
+            total_spawned: t.total_spawned,
+            max_concurrent: t.max_concurrent
+          }))
+        }
+      })
+  }),
+  define({
+    name: "get_global_status",
+    title: "Global status",
+    description: "Agents running across all tasks against the global limit, and who is calling (orchestrator or agent).",
+    input: Schema.Struct({}),
+    hints: read,
+    run: () =>
+      Effect.gen(function*() {
+        const caller = yield* CallerIdentity
+        const config = yield* SpawnkitConfig
+        const tasks = yield* status()
+        const active = tasks.flatMap((t) => t.agents.filter((a) => isActiveStatus(a.status)))
+        return {
+          caller,
+          total_tasks: tasks.length,
+          active_agents: active.length,
+          max_concurrent_agents: config.globalMaxConcurrent,
+          total_agents_spawned: tasks.reduce((n, t) => n + t.total_spawned, 0)
+        }
+      })
+  })
+]

@@ -1,0 +1,83 @@
+/**
+ * Who is calling: the orchestrator (no agent identity: full rights), or an agent whose server was started with its
+ * identity and per-agent secret in the environment (SPAWNKIT_TASK_ID, SPAWNKIT_AGENT_ID, SPAWNKIT_AGENT_SECRET).
+ * Security: an agent acts only for itself and its subtree, in its own task; the secret proves the identity, so a
+ * process that merely knows an agent id cannot speak for it.
+ */
+import { createHash, timingSafeEqual } from "node:crypto"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { Agent } from "../domain/Agent.js"
+import { NotPermitted } from "../domain/Errors.js"
+import { ORCHESTRATOR } from "../domain/Ids.js"
+import type { TaskRegistry } from "../domain/Task.js"
+import { Registry } from "../registry/Registry.js"
+import { parseAgentId, parseTaskId } from "./Tasks.js"
+
+/** The caller of a server. */
+export type Caller =
+  | { readonly _tag: "Orchestrator" }
+  | { readonly _tag: "Agent"; readonly taskId: string; readonly agentId: string }
+
+/** The caller service: fixed for the life of a server process. */
+export class CallerIdentity extends Context.Service<CallerIdentity, Caller>()("spawnkit/CallerIdentity") {
+  /** The orchestrator: full rights. */
+  static readonly orchestrator = Layer.succeed(CallerIdentity, { _tag: "Orchestrator" } as Caller)
+
+  /** From the environment: an agent when SPAWNKIT_AGENT_ID is set (its secret checked), else the orchestrator. */
+  static readonly fromEnv = (env: Readonly<Record<string, string | undefined>>) =>
+    Layer.effect(CallerIdentity, verifyAgent(env))
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest()
+
+const verifyAgent = Effect.fn("Caller.verifyAgent")(function*(env: Readonly<Record<string, string | undefined>>) {
+  const agentIdText = env["SPAWNKIT_AGENT_ID"]
+  if (agentIdText === undefined || agentIdText === "") return { _tag: "Orchestrator" } as Caller
+  const taskId = yield* parseTaskId(env["SPAWNKIT_TASK_ID"] ?? "")
+  const agentId = yield* parseAgentId(agentIdText)
+  const secret = env["SPAWNKIT_AGENT_SECRET"] ?? ""
+  const registry = yield* Registry
+  const task = yield* registry.read(taskId)
+  const agent = task.agents.find((a) => a.id === agentId)
+  const expected = agent?.secret_sha256 === undefined ? undefined : Buffer.from(agent.secret_sha256, "hex")
+  const given = sha256(secret)
+  if (expected === undefined || expected.length !== given.length || !timingSafeEqual(expected, given)) {
+    return yield* new NotPermitted({ reason: `the secret in this environment does not belong to agent ${agentId}` })
+  }
+  return { _tag: "Agent", taskId, agentId } as Caller
+})
+
+/** Whether `agentId` is `ancestorId` or below it in the task's tree. */
+export const isInSubtree = (agents: ReadonlyArray<Agent>, ancestorId: string, agentId: string): boolean => {
+  const byId = new Map(agents.map((a) => [a.id, a]))
+  let current: string | undefined = agentId
+  for (let hops = 0; current !== undefined && hops <= agents.length; hops++) {
+    if (current === ancestorId) return true
+    current = byId.get(current)?.parent
+  }
+  return false
+}
+
+/** Refuse an agent caller outside its own task. */
+export const checkTask = (caller: Caller, taskId: string) =>
+  caller._tag === "Orchestrator" || caller.taskId === taskId
+    ? Effect.void
+    : Effect.fail(new NotPermitted({ reason: `task ${taskId} is not the task of agent ${caller.agentId}` }))
+
+/** Refuse an agent caller acting for an agent outside its subtree (itself included unless `strict`). */
+export const checkSubtree = (caller: Caller, task: TaskRegistry, agentId: string, strict = false) => {
+  if (caller._tag === "Orchestrator") return Effect.void
+  if (caller.taskId !== task.task_id) {
+    return Effect.fail(new NotPermitted({ reason: `task ${task.task_id} is not the task of agent ${caller.agentId}` }))
+  }
+  const allowed = isInSubtree(task.agents, caller.agentId, agentId) && !(strict && agentId === caller.agentId)
+  return allowed ? Effect.void : Effect.fail(
+    new NotPermitted({
+      reason: agentId === ORCHESTRATOR
+        ? `agent ${caller.agentId} cannot act as the orchestrator`
+        : `agent ${agentId} is not ${strict ? "below" : "in the subtree of"} agent ${caller.agentId}`
+    })
+  )
+}

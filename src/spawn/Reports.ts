@@ -1,0 +1,149 @@
+/**
+ * What agents report about themselves: progress and findings. Each report is validated and written in one registry
+ * transaction (the record's progress, and a JSON line appended to the agent's progress or findings log), so
+ * concurrent reports and spawns never lose each other's updates.
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Path from "effect/Path"
+import * as Schema from "effect/Schema"
+import { type Agent, isLiveStatus } from "../domain/Agent.js"
+import { AgentNotFound, InvalidInput, RegistryIoError } from "../domain/Errors.js"
+import type { AgentId, TaskId } from "../domain/Ids.js"
+import { parseJsonLine } from "../internal/json.js"
+import { Registry } from "../registry/Registry.js"
+import { findingsPath, progressPath } from "../registry/Workspace.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { isoOf, replaceAgent } from "./AgentRecords.js"
+import { invalidInput } from "./Spawner.js"
+import { parseAgentId, parseTaskId } from "./Tasks.js"
+
+/** Statuses an agent may report about itself. `completed` and `failed` are claims: the process's exit decides. */
+export const ReportedStatus = Schema.Literals(["running", "working", "blocked", "completed", "failed", "error"])
+
+/** A progress report. */
+export const ProgressReport = Schema.Struct({
+  status: ReportedStatus,
+  message: Schema.String.check(Schema.isMaxLength(10_000)),
+  progress: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })))
+})
+
+/** A finding. */
+export const Finding = Schema.Struct({
+  finding_type: Schema.Literals(["issue", "solution", "insight", "recommendation"]),
+  severity: Schema.Literals(["low", "medium", "high", "critical"]),
+  message: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(20_000)),
+  data: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
+})
+
+const appendLine = (file: string, value: unknown) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+    yield* fs.writeFileString(file, JSON.stringify(value) + "\n", { flag: "a" })
+  }).pipe(Effect.mapError((e) => new RegistryIoError({ path: file, operation: "append to", reason: e.message })))
+
+/** Find a live agent in the transaction's snapshot, or explain why reporting is refused. */
+const liveAgent = (agents: ReadonlyArray<Agent>, taskId: TaskId, agentId: AgentId) => {
+  const agent = agents.find((a) => a.id === agentId)
+  if (agent === undefined) return Effect.fail(new AgentNotFound({ taskId, agentId }))
+  if (!isLiveStatus(agent.status)) {
+    return Effect.fail(
+      new InvalidInput({
+        field: "agent_id",
+        reason: `agent ${agentId} is ${agent.status}; only a running agent can report`
+      })
+    )
+  }
+  return Effect.succeed(agent)
+}
+
+/**
+ * Record an agent's progress. `working`/`blocked`/`running` become the record's status; `completed`, `failed` and
+ * `error` are kept as the reported status only, so a report never ends the agent (its exit does).
+ */
+export const updateProgress = Effect.fn("Reports.updateProgress")(function*(
+  taskIdInput: string,
+  agentIdInput: string,
+  input: unknown
+) {
+  const taskId = yield* parseTaskId(taskIdInput)
+  const agentId = yield* parseAgentId(agentIdInput)
+  const report = yield* Schema.decodeUnknownEffect(ProgressReport)(input, { errors: "all" }).pipe(
+    Effect.mapError(invalidInput)
+  )
+  const config = yield* SpawnkitConfig
+  const registry = yield* Registry
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const now = isoOf(yield* Clock.currentTimeMillis)
+  return yield* registry.update(taskId, (tx) =>
+    Effect.gen(function*() {
+      const agent = yield* liveAgent(tx.task.agents, taskId, agentId)
+      const progress = report.progress ?? (report.status === "completed" ? 100 : agent.progress ?? 0)
+      const updated: Agent = {
+        ...agent,
+        status: report.status === "working" || report.status === "blocked" || report.status === "running"
+          ? report.status
+          : agent.status,
+        reported_status: report.status,
+        progress,
+        last_message: report.message,
+        last_update: now
+      }
+      yield* appendLine(progressPath(config.home, taskId, agentId), {
+        timestamp: now,
+        agent_id: agentId,
+        status: report.status,
+        message: report.message,
+        progress
+      }).pipe(Effect.provideService(FileSystem.FileSystem, fs), Effect.provideService(Path.Path, path))
+      return {
+        result: { agent_id: agentId, task_id: taskId, status: updated.status, reported_status: report.status, progress },
+        next: replaceAgent(tx.task, updated)
+      }
+    }))
+})
+
+/** Record a finding of an agent (appended to its findings log, in the registry transaction). */
+export const reportFinding = Effect.fn("Reports.reportFinding")(function*(
+  taskIdInput: string,
+  agentIdInput: string,
+  input: unknown
+) {
+  const taskId = yield* parseTaskId(taskIdInput)
+  const agentId = yield* parseAgentId(agentIdInput)
+  const finding = yield* Schema.decodeUnknownEffect(Finding)(input, { errors: "all" }).pipe(
+    Effect.mapError(invalidInput)
+  )
+  const config = yield* SpawnkitConfig
+  const registry = yield* Registry
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const now = isoOf(yield* Clock.currentTimeMillis)
+  return yield* registry.update(taskId, (tx) =>
+    Effect.gen(function*() {
+      const agent = yield* liveAgent(tx.task.agents, taskId, agentId)
+      yield* appendLine(findingsPath(config.home, taskId, agentId), { timestamp: now, agent_id: agentId, ...finding })
+        .pipe(Effect.provideService(FileSystem.FileSystem, fs), Effect.provideService(Path.Path, path))
+      const updated: Agent = { ...agent, last_update: now }
+      return {
+        result: { agent_id: agentId, task_id: taskId, recorded: true, finding_type: finding.finding_type },
+        next: replaceAgent(tx.task, updated)
+      }
+    }))
+})
+
+/** The last `limit` JSON lines of a JSONL file (none when it does not exist). */
+export const readJsonLines = (file: string, limit: number) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(file).pipe(
+      Effect.catchTag("PlatformError", (e) => (e.reason._tag === "NotFound" ? Effect.succeed("") : Effect.fail(e)))
+    )
+    return text.split("\n").filter((l) => l.trim().length > 0).slice(-limit).map((line) =>
+      parseJsonLine(line) ?? { unparsed: line }
+    )
+  })
