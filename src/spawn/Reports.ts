@@ -61,80 +61,65 @@ const liveAgent = (agents: ReadonlyArray<Agent>, taskId: TaskId, agentId: AgentI
 }
 
 /**
+ * One report of a live agent, in one registry transaction: decode the report, find the agent, append `line` to the
+ * agent's log file and write the updated record.
+ */
+const report = <A, I, R>(
+  taskIdInput: string,
+  agentIdInput: string,
+  schema: Schema.Codec<A, I>,
+  input: unknown,
+  apply: (
+    agent: Agent,
+    report: A,
+    now: string
+  ) => { readonly file: (home: string, taskId: TaskId, agentId: AgentId) => string; readonly line: unknown; readonly agent: Agent; readonly result: R }
+) =>
+  Effect.gen(function*() {
+    const taskId = yield* parseTaskId(taskIdInput)
+    const agentId = yield* parseAgentId(agentIdInput)
+    const decoded = yield* Schema.decodeUnknownEffect(schema)(input, { errors: "all" }).pipe(Effect.mapError(invalidInput))
+    const config = yield* SpawnkitConfig
+    const registry = yield* Registry
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const now = isoOf(yield* Clock.currentTimeMillis)
+    return yield* registry.update(taskId, (tx) =>
+      Effect.gen(function*() {
+        const agent = yield* liveAgent(tx.task.agents, taskId, agentId)
+        const change = apply(agent, decoded, now)
+        yield* appendLine(change.file(config.home, taskId, agentId), change.line).pipe(
+          Effect.provideService(FileSystem.FileSystem, fs),
+          Effect.provideService(Path.Path, path)
+        )
+        return { result: { task_id: taskId, ...change.result }, next: replaceAgent(tx.task, change.agent) }
+      }))
+  })
+
+/**
  * Record an agent's progress. `working`/`blocked`/`running` become the record's status; `completed`, `failed` and
  * `error` are kept as the reported status only, so a report never ends the agent (its exit does).
  */
-export const updateProgress = Effect.fn("Reports.updateProgress")(function*(
-  taskIdInput: string,
-  agentIdInput: string,
-  input: unknown
-) {
-  const taskId = yield* parseTaskId(taskIdInput)
-  const agentId = yield* parseAgentId(agentIdInput)
-  const report = yield* Schema.decodeUnknownEffect(ProgressReport)(input, { errors: "all" }).pipe(
-    Effect.mapError(invalidInput)
-  )
-  const config = yield* SpawnkitConfig
-  const registry = yield* Registry
-  const fs = yield* FileSystem.FileSystem
-  const path = yield* Path.Path
-  const now = isoOf(yield* Clock.currentTimeMillis)
-  return yield* registry.update(taskId, (tx) =>
-    Effect.gen(function*() {
-      const agent = yield* liveAgent(tx.task.agents, taskId, agentId)
-      const progress = report.progress ?? (report.status === "completed" ? 100 : agent.progress ?? 0)
-      const updated: Agent = {
-        ...agent,
-        status: report.status === "working" || report.status === "blocked" || report.status === "running"
-          ? report.status
-          : agent.status,
-        reported_status: report.status,
-        progress,
-        last_message: report.message,
-        last_update: now
-      }
-      yield* appendLine(progressPath(config.home, taskId, agentId), {
-        timestamp: now,
-        agent_id: agentId,
-        status: report.status,
-        message: report.message,
-        progress
-      }).pipe(Effect.provideService(FileSystem.FileSystem, fs), Effect.provideService(Path.Path, path))
-      return {
-        result: { agent_id: agentId, task_id: taskId, status: updated.status, reported_status: report.status, progress },
-        next: replaceAgent(tx.task, updated)
-      }
-    }))
-})
+export const updateProgress = (taskIdInput: string, agentIdInput: string, input: unknown) =>
+  report(taskIdInput, agentIdInput, ProgressReport, input, (agent, r, now) => {
+    const progress = r.progress ?? (r.status === "completed" ? 100 : agent.progress ?? 0)
+    const status = r.status === "working" || r.status === "blocked" || r.status === "running" ? r.status : agent.status
+    return {
+      file: progressPath,
+      line: { timestamp: now, agent_id: agent.id, status: r.status, message: r.message, progress },
+      agent: { ...agent, status, reported_status: r.status, progress, last_message: r.message, last_update: now },
+      result: { agent_id: agent.id, status, reported_status: r.status, progress }
+    }
+  }).pipe(Effect.withSpan("Reports.updateProgress"))
 
 /** Record a finding of an agent (appended to its findings log, in the registry transaction). */
-export const reportFinding = Effect.fn("Reports.reportFinding")(function*(
-  taskIdInput: string,
-  agentIdInput: string,
-  input: unknown
-) {
-  const taskId = yield* parseTaskId(taskIdInput)
-  const agentId = yield* parseAgentId(agentIdInput)
-  const finding = yield* Schema.decodeUnknownEffect(Finding)(input, { errors: "all" }).pipe(
-    Effect.mapError(invalidInput)
-  )
-  const config = yield* SpawnkitConfig
-  const registry = yield* Registry
-  const fs = yield* FileSystem.FileSystem
-  const path = yield* Path.Path
-  const now = isoOf(yield* Clock.currentTimeMillis)
-  return yield* registry.update(taskId, (tx) =>
-    Effect.gen(function*() {
-      const agent = yield* liveAgent(tx.task.agents, taskId, agentId)
-      yield* appendLine(findingsPath(config.home, taskId, agentId), { timestamp: now, agent_id: agentId, ...finding })
-        .pipe(Effect.provideService(FileSystem.FileSystem, fs), Effect.provideService(Path.Path, path))
-      const updated: Agent = { ...agent, last_update: now }
-      return {
-        result: { agent_id: agentId, task_id: taskId, recorded: true, finding_type: finding.finding_type },
-        next: replaceAgent(tx.task, updated)
-      }
-    }))
-})
+export const reportFinding = (taskIdInput: string, agentIdInput: string, input: unknown) =>
+  report(taskIdInput, agentIdInput, Finding, input, (agent, finding, now) => ({
+    file: findingsPath,
+    line: { timestamp: now, agent_id: agent.id, ...finding },
+    agent: { ...agent, last_update: now },
+    result: { agent_id: agent.id, recorded: true, finding_type: finding.finding_type }
+  })).pipe(Effect.withSpan("Reports.reportFinding"))
 
 /** The last `limit` JSON lines of a JSONL file (none when it does not exist). */
 export const readJsonLines = (file: string, limit: number) =>
