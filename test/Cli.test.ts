@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it } from "@effect/vitest"
 import { cli, liveSessions, makeTestEnv, type TestEnv } from "./support/Harness.js"
 
 const envs: Array<TestEnv> = []
-const newEnv = () => {
-  const env = makeTestEnv()
+const newEnv = (agentCommand?: string) => {
+  const env = makeTestEnv(agentCommand)
   envs.push(env)
   return env
 }
@@ -83,6 +83,27 @@ describe("spawnkit CLI", () => {
       killed: false
     })
     expect(liveSessions(env.socket)).toEqual([])
+  })
+
+  it("shows the tail of an agent's output, filtered, as text and JSON", async () => {
+    const env = newEnv(`sh -c "cat; echo; echo MARKER-one; echo other; echo MARKER-two; exec sleep 600"`)
+    const taskId = json(cli(env, ["task", "create", "--description", "x", "--json"])).task_id
+    const agent = json(cli(env, ["spawn", "--task", taskId, "--type", "a", "--prompt", "the prompt", "--json"]))
+    const deadline = Date.now() + 10_000
+    let out = cli(env, ["output", "--task", taskId, "--agent", agent.agent_id])
+    while (!out.stdout.includes("MARKER-two") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100))
+      out = cli(env, ["output", "--task", taskId, "--agent", agent.agent_id])
+    }
+    expect(out.status).toBe(0)
+    expect(out.stdout).toContain("the prompt")
+    const filtered = cli(env, ["output", "--task", taskId, "--agent", agent.agent_id, "--filter", "^MARKER", "--json"])
+    expect(json(filtered)).toMatchObject({ agent_id: agent.agent_id, lines: 2, output: "MARKER-one\nMARKER-two" })
+    const last = json(cli(env, ["output", "--task", taskId, "--agent", agent.agent_id, "--tail", "1", "--json"]))
+    expect(last.output).toBe("MARKER-two")
+    const badRegex = cli(env, ["output", "--task", taskId, "--agent", agent.agent_id, "--filter", "(", "--json"])
+    expect(badRegex.status).not.toBe(0)
+    expect(json(badRegex).error.tag).toBe("InvalidInput")
   })
 
   it("runs the demo end to end and leaves no session or demo task behind", () => {

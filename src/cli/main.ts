@@ -113,6 +113,33 @@ const statusCommand = Command.make(
     )
 ).pipe(Command.withDescription("Show tasks and their agent trees"))
 
+const outputCommand = Command.make(
+  "output",
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Task id")),
+    agent: Flag.String("agent").pipe(Flag.withDescription("Agent id")),
+    tail: Flag.Int("tail").pipe(Flag.withDescription("Last N lines (default 100)"), Flag.optional),
+    filter: Flag.String("filter").pipe(Flag.withDescription("Only lines matching this regular expression"), Flag.optional),
+    format: Flag.Literals("format", ["text", "jsonl", "parsed"]).pipe(
+      Flag.withDescription("text, jsonl, or parsed (Claude stream-json as readable events)"),
+      Flag.optional
+    ),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const result = yield* Spawnkit.agentOutput(f.task, f.agent, {
+          ...defined({ tail: f.tail, filter: f.filter, format: f.format })
+        })
+        yield* f.json
+          ? printJson(result)
+          : Console.log(typeof result.output === "string" ? result.output : JSON.stringify(result.output, null, 2))
+      })
+    )
+).pipe(Command.withDescription("Show the tail of an agent's output log"))
+
 const killCommand = Command.make(
   "kill",
   {
@@ -194,7 +221,7 @@ const demo = Command.make(
 
 const root = Command.make("spawnkit").pipe(
   Command.withDescription("Resource-safe spawning and supervision of headless coding agents in tmux"),
-  Command.withSubcommands([task, spawnCommand, statusCommand, killCommand, serve, demo, agentExited])
+  Command.withSubcommands([task, spawnCommand, statusCommand, outputCommand, killCommand, serve, demo, agentExited])
 )
 
 // Logs go to stderr: stdout carries command output (and, for the MCP server, the protocol).
