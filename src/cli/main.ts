@@ -5,6 +5,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import { Command, Flag } from "effect/cli"
@@ -173,6 +174,8 @@ const agentExited = Command.make(
         const owner = yield* Spawnkit.ownerOfPane(f.pane).pipe(Effect.provide(tmuxOnly))
         if (Option.isNone(owner)) return
         const { home, taskId, agentId } = owner.value
+        // A home removed since the agent started has nothing left to record (and must not be recreated).
+        if (!(yield* FileSystem.FileSystem.use((fs) => fs.exists(home)))) return
         const layer = Spawnkit.layer({ home, tmuxSocket: Spawnkit.parseTmuxSocket(f.socket), faultSpec: "" })
         yield* Spawnkit.recordExit(taskId, agentId).pipe(Effect.provide(layer))
       })

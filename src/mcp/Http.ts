@@ -52,18 +52,19 @@ const refuse = (res: Http.ServerResponse, status: number, message: string, heade
   res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }))
 }
 
+// A body over the limit is read to its end and discarded (memory stays bounded by the limit; Node's requestTimeout
+// bounds the time), and only then refused: a client still sending would otherwise get a reset connection or EPIPE
+// instead of the 413.
 const readBody = (req: Http.IncomingMessage, limit: number) =>
   new Promise<Buffer | "too large">((resolve, reject) => {
     const chunks: Array<Buffer> = []
     let size = 0
     req.on("data", (chunk: Buffer) => {
       size += chunk.length
-      if (size > limit) {
-        resolve("too large")
-        req.destroy()
-      } else chunks.push(chunk)
+      if (size <= limit) chunks.push(chunk)
+      else chunks.length = 0
     })
-    req.on("end", () => resolve(Buffer.concat(chunks)))
+    req.on("end", () => resolve(size > limit ? "too large" : Buffer.concat(chunks)))
     req.on("error", reject)
   })
 
@@ -91,7 +92,9 @@ const handle = async (
     return refuse(res, 405, "Only POST is supported (stateless server, no SSE stream)", { allow: "POST" })
   }
   const body = await readBody(req, settings.maxBodyBytes)
-  if (body === "too large") return refuse(res, 413, `Request body over ${settings.maxBodyBytes} bytes`)
+  if (body === "too large") {
+    return refuse(res, 413, `Request body over ${settings.maxBodyBytes} bytes`, { connection: "close" })
+  }
   let parsed: unknown
   try {
     parsed = JSON.parse(body.toString("utf8"))
@@ -112,10 +115,11 @@ const handle = async (
 /** Serve MCP over HTTP until interrupted; refuses a non-loopback address without a token. */
 export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight) =>
   Effect.gen(function*() {
-    if (!isLoopback(settings.host) && settings.token === undefined) {
+    // An empty token (`--token ""`) would match a request without credentials: it counts as none.
+    if (!isLoopback(settings.host) && (settings.token === undefined || settings.token.length === 0)) {
       return yield* new InvalidInput({
         field: "host",
-        reason: `${settings.host} is not a loopback address; set SPAWNKIT_HTTP_TOKEN (or --token) to serve on it`
+        reason: `${settings.host} is not a loopback address; set SPAWNKIT_HTTP_TOKEN (or --token) to a non-empty token to serve on it`
       })
     }
     const server = yield* Effect.acquireRelease(

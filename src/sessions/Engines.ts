@@ -86,8 +86,9 @@ export const buildCommand = (
         ...(ctx.claudeModel !== undefined ? ["--model", ctx.claudeModel] : [])
       ])
     case "codex":
-      // `-` reads the prompt from stdin.
-      return Result.succeed(["codex", "exec", "--full-auto", "--skip-git-repo-check", "-"])
+      // `-` reads the prompt from stdin. Codex CLI 0.169 rejects `--full-auto` ("unexpected argument"); its
+      // replacement is the sandbox it stood for (`exec` never asks for approval).
+      return Result.succeed(["codex", "exec", "--sandbox", "workspace-write", "--skip-git-repo-check", "-"])
     case "gemini":
       // Gemini CLI runs non-interactively on a prompt piped to stdin.
       return Result.succeed(["gemini", "--yolo"])

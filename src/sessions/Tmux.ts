@@ -94,7 +94,10 @@ export class Tmux extends Context.Service<Tmux, {
       Effect.gen(function*() {
         const config = yield* SpawnkitConfig
         const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-        const base = socketArgs(config.tmuxSocket)
+        // -u: treat this client as UTF-8 whatever the locale. Without it, a process with no UTF-8 LANG/LC_* (e.g. a
+        // stdio MCP server started with an MCP client's minimal environment) gets every control character (the
+        // field separator) and non-ASCII byte of `-p`/`-F` output replaced by "_", and parsing the output fails.
+        const base = ["-u", ...socketArgs(config.tmuxSocket)]
 
         const run = (args: ReadonlyArray<string>) =>
           Effect.scoped(
