@@ -791,6 +791,22 @@ describe("cancelling a hanging deploy_headless_agent rolls it back", () => {
     expect(await ok(served.client, "get_global_status", {})).toMatchObject({ active_agents: 0 })
   })
 
+  it("http: the SDK client's notifications/cancelled reaches the call in its MCP session and rolls it back", async () => {
+    const env = newTestEnv()
+    const served = own(await startHttp(env, HANG_AFTER_SESSION))
+    const { task_id } = await ok(served.client, "create_real_task", { description: "cancel notification over http" })
+    const controller = new AbortController()
+    const { settled, stillPending } = await hangingDeploy(env, served.client, task_id, controller.signal)
+    expect(stillPending()).toBe(true)
+    controller.abort(new Error("the test cancels the spawn"))
+    expect(await within("the cancelled call settles", settled)).toHaveProperty("error")
+    await waitFor("the cancelled spawn is rolled back", () =>
+      liveSessions(env.socket).length === 0 && promptFiles(env.home, task_id).length === 0 &&
+      agentsOf(env, task_id).length === 0)
+    expectNothingLeft(env, task_id)
+    expect(await ok(served.client, "get_global_status", {})).toMatchObject({ active_agents: 0 })
+  })
+
   it("http: aborting closes the HTTP request; no session, prompt file or record remains", async () => {
     const env = newTestEnv()
     const served = own(await startHttp(env, HANG_AFTER_SESSION))

@@ -110,13 +110,29 @@ interface Reply {
   readonly text: string
 }
 
-const post = async (url: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> => {
+const postRaw = async (url: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> => {
   const res = await fetch(url, {
     method: "POST",
     headers: { ...JSON_HEADERS, ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body)
   })
   return { status: res.status, headers: res.headers, text: await res.text() }
+}
+
+const isInitialize = (body: unknown) =>
+  typeof body === "object" && body !== null && (body as { method?: unknown }).method === "initialize"
+
+/**
+ * POST a JSON-RPC body as a client would: anything but an initialize goes into an MCP session opened with the same
+ * headers first. A refused initialize (401, 403, …) is returned as the reply, since the body would be refused alike.
+ */
+const post = async (url: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> => {
+  if (typeof body === "string" || isInitialize(body) || "mcp-session-id" in headers) return postRaw(url, body, headers)
+  const init = await postRaw(url, initialize(), headers)
+  const sessionId = init.headers.get("mcp-session-id")
+  if (init.status !== 200 || sessionId === null) return init
+  const version = JSON.parse(init.text).result.protocolVersion as string
+  return postRaw(url, body, { ...headers, "mcp-session-id": sessionId, "mcp-protocol-version": version })
 }
 
 /** The JSON-RPC result of a successful reply (the server answers with JSON, not SSE). */
@@ -365,15 +381,24 @@ describe("HTTP server with a token on loopback", () => {
     expect(resultOf(await post(server.url, small, BEARER)).serverInfo.name).toBe("spawnkit")
   })
 
-  it("GET (and other methods) -> 405 with Allow: POST", async () => {
-    for (const method of ["GET", "DELETE", "PUT"]) {
+  it("GET (and other methods) -> 405 with Allow: POST, DELETE; DELETE ends a session", async () => {
+    for (const method of ["GET", "PUT", "PATCH"]) {
       const before = snapshot(server.env)
       const res = await fetch(server.url, { method, headers: { ...BEARER, accept: "text/event-stream" } })
       expect(res.status, method).toBe(405)
-      expect(res.headers.get("allow")).toBe("POST")
+      expect(res.headers.get("allow")).toBe("POST, DELETE")
       expect(JSON.parse(await res.text()).error.code).toBe(-32000)
       expect(snapshot(server.env)).toEqual(before)
     }
+    const noSession = await fetch(server.url, { method: "DELETE", headers: BEARER })
+    expect(noSession.status).toBe(404)
+    const init = await postRaw(server.url, initialize(), BEARER)
+    const sessionId = init.headers.get("mcp-session-id")
+    expect(sessionId).toBeTruthy()
+    const ended = await fetch(server.url, { method: "DELETE", headers: { ...BEARER, "mcp-session-id": sessionId! } })
+    expect(ended.status).toBe(200)
+    const after = await postRaw(server.url, rpc("tools/list"), { ...BEARER, "mcp-session-id": sessionId! })
+    expect(after.status).toBe(404)
   })
 })
 

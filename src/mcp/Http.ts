@@ -1,9 +1,10 @@
 /**
  * Streamable HTTP transport for a shared server, following the MCP specification's security guidance: loopback by
  * default, a bearer token required on any other address, Origin (and, on loopback, Host) validated against DNS
- * rebinding, and a request body limit. Stateless: one SDK server and transport per request.
+ * rebinding, and a request body limit. One SDK server and transport per MCP session (`Mcp-Session-Id`), so a client's
+ * `notifications/cancelled` reaches the call it cancels; closing the connection of a call cancels it too.
  */
-import { timingSafeEqual } from "node:crypto"
+import { randomUUID, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import * as Effect from "effect/Effect"
@@ -73,7 +74,8 @@ const handle = async (
   res: Http.ServerResponse,
   settings: HttpSettings,
   runtime: ToolRuntime,
-  inFlight: InFlight
+  inFlight: InFlight,
+  sessions: Map<string, StreamableHTTPServerTransport>
 ) => {
   const url = new URL(req.url ?? "/", "http://localhost")
   if (url.pathname !== MCP_PATH) return refuse(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}`)
@@ -88,8 +90,16 @@ const handle = async (
   if (settings.token !== undefined && !tokenMatches(req.headers.authorization, settings.token)) {
     return refuse(res, 401, "Missing or wrong bearer token", { "www-authenticate": "Bearer" })
   }
+  if (req.method === "DELETE") {
+    const id = req.headers["mcp-session-id"]
+    const session = typeof id === "string" ? sessions.get(id) : undefined
+    if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session")
+    return session.handleRequest(req, res)
+  }
   if (req.method !== "POST") {
-    return refuse(res, 405, "Only POST is supported (stateless server, no SSE stream)", { allow: "POST" })
+    return refuse(res, 405, "Only POST (and DELETE of a session) is supported; the server sends no SSE stream", {
+      allow: "POST, DELETE"
+    })
   }
   const body = await readBody(req, settings.maxBodyBytes)
   if (body === "too large") {
@@ -101,16 +111,65 @@ const handle = async (
   } catch {
     return refuse(res, 400, "Request body is not JSON")
   }
+  const sessionId = req.headers["mcp-session-id"]
+  if (typeof sessionId === "string") {
+    const session = sessions.get(sessionId)
+    if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session; initialize a new one")
+    cancelOnDisconnect(res, session, parsed)
+    return session.handleRequest(req, res, parsed)
+  }
+  if (sessions.size >= MAX_SESSIONS) return refuse(res, 503, `Too many open MCP sessions (${MAX_SESSIONS})`)
+  // A new session: one SDK server and transport per client, so the client's notifications/cancelled reach the
+  // server that runs the call and interrupt it.
   const server = makeServer(runtime, inFlight)
-  const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true })
-  // A closed connection closes the transport, which aborts its in-flight calls: their spawns roll back.
-  res.on("close", () => {
-    void transport.close()
-    void server.close()
+  const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: () => randomUUID(),
+    enableJsonResponse: true,
+    onsessioninitialized: (id) => {
+      sessions.set(id, transport)
+    }
   })
+  transport.onclose = () => {
+    if (transport.sessionId !== undefined) sessions.delete(transport.sessionId)
+    void server.close()
+  }
   await server.connect(transport)
+  cancelOnDisconnect(res, transport, parsed)
   await transport.handleRequest(req, res, parsed)
+  // A request that did not open a session (e.g. not an initialize) leaves nothing behind.
+  if (transport.sessionId === undefined) await transport.close()
 }
+
+/** Ids of the JSON-RPC requests in a POST body (a message or a batch). */
+const requestIds = (body: unknown): Array<string | number> =>
+  (Array.isArray(body) ? body : [body]).flatMap((m) =>
+    typeof m === "object" && m !== null && "method" in m && "id" in m &&
+      (typeof m.id === "string" || typeof m.id === "number")
+      ? [m.id]
+      : []
+  )
+
+/**
+ * Treat a connection that closes before its response as the client cancelling the calls it carried: hand the
+ * session's server a `notifications/cancelled` for each, which aborts their handlers and interrupts their fibers.
+ */
+const cancelOnDisconnect = (res: Http.ServerResponse, transport: StreamableHTTPServerTransport, body: unknown) => {
+  const ids = requestIds(body)
+  if (ids.length === 0) return
+  res.on("close", () => {
+    if (res.writableFinished) return
+    for (const requestId of ids) {
+      transport.onmessage?.({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId, reason: "the client closed the connection" }
+      })
+    }
+  })
+}
+
+/** Most MCP sessions open at once; each is closed by the client's DELETE or when the server stops. */
+export const MAX_SESSIONS = 1000
 
 /** Serve MCP over HTTP until interrupted; refuses a non-loopback address without a token. */
 export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight) =>
@@ -122,10 +181,14 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
         reason: `${settings.host} is not a loopback address; set SPAWNKIT_HTTP_TOKEN (or --token) to a non-empty token to serve on it`
       })
     }
+    const sessions = new Map<string, StreamableHTTPServerTransport>()
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => Promise.all([...sessions.values()].map((t) => t.close()))).pipe(Effect.asVoid)
+    )
     const server = yield* Effect.acquireRelease(
       Effect.callback<Http.Server, InvalidInput>((resume) => {
         const server = Http.createServer((req, res) => {
-          handle(req, res, settings, runtime, inFlight).catch((error: unknown) => {
+          handle(req, res, settings, runtime, inFlight, sessions).catch((error: unknown) => {
             if (!res.headersSent) refuse(res, 500, error instanceof Error ? error.message : String(error))
           })
         })

@@ -22,7 +22,8 @@ export type ToolRuntime = ManagedRuntime.ManagedRuntime<Services | CallerIdentit
 export const SERVER_INFO = { name: "spawnkit", version: "0.1.0" }
 
 const inputSchemaOf = (tool: ToolDefinition) => {
-  const document = Schema.toJsonSchemaDocument(tool.input)
+  // Extra arguments are refused when a call is decoded, so the listed schema says so too.
+  const document = Schema.toJsonSchemaDocument(tool.input, { onExcessProperty: "error" })
   return { ...document.schema, type: "object" as const }
 }
 
