@@ -25,7 +25,15 @@ import * as Result from "effect/Result"
 import type { Engine } from "../src/domain/Agent.js"
 import { buildCommand } from "../src/sessions/Engines.js"
 import { agentMcpConfig } from "../src/spawn/AgentFiles.js"
-import { CLI, liveSessions, makeTestEnv, promptFiles, readRegistryFile, type TestEnv } from "./support/Harness.js"
+import {
+  CLI,
+  liveSessions,
+  makeTestEnv,
+  promptFiles,
+  readRegistryFile,
+  type TestEnv,
+  waitFor
+} from "./support/Harness.js"
 
 const CLIS_DIR = process.env["SPAWNKIT_AGENT_CLIS_DIR"] || NodePath.join(Os.homedir(), ".cache", "spawnkit-agent-clis")
 const CLIS_BIN = NodePath.join(CLIS_DIR, "node_modules", ".bin")
@@ -114,17 +122,8 @@ const installed = (cli: string) => {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const waitFor = async <A>(what: string, probe: () => A | undefined, timeoutMs = 60_000): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`)
-    await sleep(100)
-  }
-}
+/** Real agent CLIs start slowly: wait up to a minute for what they do. */
+const waitLong = <A>(what: string, probe: () => A | undefined | false) => waitFor(what, probe, 60_000)
 
 // ---------------------------------------------------------------------------------------------------------------------
 
@@ -291,7 +290,7 @@ describe("spawning a real agent that exits at start-up (no credentials)", () => 
       // Committed before the agent died: the pane-died hook records the exit about a second later.
       expect(spawned.json, shown).toMatchObject({ task_id: taskId, status: "running", existing: false })
       agentId = spawned.json.agent_id
-      const record = await waitFor(`${engine} agent's exit recorded`, () => {
+      const record = await waitLong(`${engine} agent's exit recorded`, () => {
         const agent = readRegistryFile(env.home, taskId).agents.find((a: any) => a.id === agentId)
         return agent !== undefined && agent.status !== "running" ? agent : undefined
       })
@@ -317,12 +316,12 @@ describe("spawning a real agent that exits at start-up (no credentials)", () => 
     expect(lastLines.join("\n")).not.toMatch(PARSER_ERROR)
 
     // The slot is free and the agent owns nothing any more (its log stays).
-    const task = await waitFor("slot freed", () => {
+    const task = await waitLong("slot freed", () => {
       const t = readRegistryFile(env.home, taskId)
       return t.active_count === 0 ? t : undefined
     })
     expect(task.agents.filter((a: any) => ["reserved", "running"].includes(a.status))).toEqual([])
-    await waitFor("dead session removed", () => (liveSessions(env.socket).length === 0 ? true : undefined))
+    await waitLong("dead session removed", () => (liveSessions(env.socket).length === 0 ? true : undefined))
     expect(promptFiles(env.home, taskId)).toEqual([])
     expect(Fs.readFileSync(NodePath.join(env.home, taskId, "logs", `${agentId}.log`), "utf8")).toMatch(NO_CREDENTIALS[engine])
     const path = spawned.status === 0 ? "committed, then recorded failed by the pane-died hook" : "AgentExitedAtStartup"

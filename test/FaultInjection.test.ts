@@ -16,7 +16,15 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Spawnkit from "../src/index.js"
-import { liveSessions, makeTestEnv, promptFiles, readRegistryFile, runIn, type TestEnv } from "./support/Harness.js"
+import {
+  liveSessions,
+  makeTestEnv,
+  promptFiles,
+  readRegistryFile,
+  runIn,
+  type TestEnv,
+  waitFor
+} from "./support/Harness.js"
 
 const envs: Array<TestEnv> = []
 const scratch: Array<string> = []
@@ -34,16 +42,6 @@ afterEach(() => {
   for (const env of envs.splice(0)) env.cleanup()
   for (const dir of scratch.splice(0)) Fs.rmSync(dir, { recursive: true, force: true })
 })
-
-const waitFor = async <A>(what: string, probe: () => A | undefined, timeoutMs = 20_000): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`condition not reached in time: ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 type Faults = Layer.Layer<Spawnkit.FaultInjection, never, Spawnkit.SpawnkitConfig>
 

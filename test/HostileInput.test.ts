@@ -14,22 +14,19 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Spawnkit from "../src/index.js"
-import { CLI, liveSessions, makeTestEnv, SLEEPER, type TestEnv } from "./support/Harness.js"
+import {
+  CLI,
+  liveSessions,
+  makeTestEnv,
+  SLEEPER,
+  type TestEnv,
+  waitFor
+} from "./support/Harness.js"
 
 const envs: Array<TestEnv> = []
 afterEach(() => {
   for (const env of envs.splice(0)) env.cleanup()
 })
-
-const waitFor = async <A>(what: string, probe: () => A | undefined, timeoutMs = 20_000): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`condition not reached in time: ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 /**
  * A sandbox: the test env's temp dir is the root, spawnkit's home sits two levels below it, so `../` and `../../`

@@ -15,24 +15,19 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
-import { CLI, liveSessions, makeTestEnv, type TestEnv } from "./support/Harness.js"
+import {
+  CLI,
+  liveSessions,
+  makeTestEnv,
+  stopChild,
+  type TestEnv
+} from "./support/Harness.js"
 
 const TOKEN = "secret-token"
 const MAX_BODY = 2048
 
 const envs: Array<TestEnv> = []
 const children: Array<ChildProcess> = []
-
-const stopChild = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve()
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-    child.once("exit", () => {
-      clearTimeout(timer)
-      resolve()
-    })
-    child.kill("SIGTERM")
-  })
 
 const stopAll = async () => {
   await Promise.all(children.splice(0).map(stopChild))

@@ -20,7 +20,9 @@ import {
   processAlive,
   promptFiles,
   readRegistryFile,
-  type TestEnv
+  stopChild,
+  type TestEnv,
+  waitFor
 } from "./support/Harness.js"
 
 const STDIO_SERVERS = 3
@@ -37,18 +39,6 @@ afterEach(async () => {
   await Promise.all(children.splice(0).map(stopChild))
   for (const env of envs.splice(0)) env.cleanup()
 })
-
-/** SIGTERM a child (SIGKILL after 10 s) and wait until it has exited. */
-const stopChild = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve()
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-    child.once("exit", () => {
-      clearTimeout(timer)
-      resolve()
-    })
-    child.kill("SIGTERM")
-  })
 
 /** The servers' environment: the test's home and socket, no inherited agent identity or HTTP token. */
 const serverEnv = (env: TestEnv): Record<string, string> => {
@@ -101,16 +91,6 @@ interface ToolResult {
 
 const call = async (client: Client, name: string, args: Record<string, unknown>) =>
   (await client.callTool({ name, arguments: args }, undefined, { timeout: CALL_TIMEOUT_MS })) as unknown as ToolResult
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const waitFor = async (what: string, probe: () => boolean, timeoutMs = 20_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`)
-    await sleep(50)
-  }
-}
 
 const textOf = (r: ToolResult) => r.content.map((c) => c.text ?? "").join("\n")
 

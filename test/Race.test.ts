@@ -12,7 +12,16 @@ import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../src/index.js"
-import { liveSessions, makeTestEnv, processAlive, promptFiles, readRegistryFile, runIn, type TestEnv } from "./support/Harness.js"
+import {
+  liveSessions,
+  makeTestEnv,
+  processAlive,
+  promptFiles,
+  readRegistryFile,
+  runIn,
+  type TestEnv,
+  waitFor
+} from "./support/Harness.js"
 
 const WORKER = NodePath.resolve(import.meta.dirname, "support", "spawn-worker.mjs")
 const DIST_INDEX = NodePath.resolve(import.meta.dirname, "..", "dist", "index.js")
@@ -85,16 +94,6 @@ interface RaceResult {
   /** Time from start to all workers ready, and from go to all workers done. */
   readonly readyMs: number
   readonly ms: number
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const waitFor = async (what: string, probe: () => boolean, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`)
-    await sleep(25)
-  }
 }
 
 interface Worker {

@@ -2,7 +2,15 @@ import * as Fs from "node:fs"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../src/index.js"
-import { liveSessions, makeTestEnv, promptFiles, readRegistryFile, runIn, type TestEnv } from "./support/Harness.js"
+import {
+  liveSessions,
+  makeTestEnv,
+  promptFiles,
+  readRegistryFile,
+  runIn,
+  type TestEnv,
+  waitFor
+} from "./support/Harness.js"
 
 const envs: Array<TestEnv> = []
 const newEnv = (agentCommand?: string) => {
@@ -13,16 +21,6 @@ const newEnv = (agentCommand?: string) => {
 afterEach(() => {
   for (const env of envs.splice(0)) env.cleanup()
 })
-
-const waitFor = async <A>(probe: () => A | undefined, timeoutMs = 10_000): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error("condition not reached in time")
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 describe("Spawner with real tmux", () => {
   it("spawns a tagged session running the agent, with a 0600 prompt file and a running record", async () => {
@@ -82,7 +80,7 @@ describe("Spawner with real tmux", () => {
       })
     )
     // Either the start-up check saw it die (typed error, nothing kept) or the pane-died hook records it.
-    const agent = await waitFor(() => {
+    const agent = await waitFor("the agent's exit is recorded or its spawn rolled back", () => {
       const a = readRegistryFile(env.home, task.task_id).agents[0]
       return a === undefined || a.status === "failed" ? (a ?? null) : undefined
     })
@@ -94,7 +92,7 @@ describe("Spawner with real tmux", () => {
       expect(agent.exit.last_lines).toEqual(["first line", "boom"])
       expect(agent.completed_at).toBeTruthy()
     }
-    await waitFor(() => (liveSessions(env.socket).length === 0 ? true : undefined))
+    await waitFor("no session is left", () => liveSessions(env.socket).length === 0)
     expect(promptFiles(env.home, task.task_id)).toEqual([])
     expect(readRegistryFile(env.home, task.task_id).active_count).toBe(0)
   })

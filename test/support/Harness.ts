@@ -2,7 +2,7 @@
  * Test harness: a temp home and a private tmux socket per test, spawnkit's layer on them, and clean-up that kills the
  * socket's tmux server and removes the home.
  */
-import { execFileSync, spawnSync } from "node:child_process"
+import { type ChildProcess, execFileSync, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
@@ -105,3 +105,33 @@ export const processesMatching = (needle: string): Array<number> =>
     .split("\n")
     .filter((l) => l.includes(needle) && !l.includes("ps -eo"))
     .map((l) => Number(l.trim().split(/\s+/)[0]))
+
+/**
+ * Poll `probe` every 50 ms until it returns a value other than undefined or false, and return that value; fail with
+ * `what` after `timeoutMs`. For waiting on conditions only, never for timing assertions.
+ */
+export const waitFor = async <A>(
+  what: string,
+  probe: () => A | undefined | false,
+  timeoutMs = 20_000
+): Promise<Exclude<A, false>> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined && value !== false) return value as Exclude<A, false>
+    if (Date.now() > deadline) throw new Error(`condition not reached in time: ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** SIGTERM a child (SIGKILL after 10 s) and wait until it has exited. */
+export const stopChild = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+    child.once("exit", () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill("SIGTERM")
+  })

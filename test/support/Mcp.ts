@@ -12,7 +12,7 @@ import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotoc
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
-import { CLI, processAlive, type TestEnv } from "./Harness.js"
+import { CLI, processAlive, type TestEnv, waitFor } from "./Harness.js"
 
 export type Kind = "stdio" | "http"
 
@@ -30,16 +30,7 @@ export interface Served {
   readonly hasExited: () => boolean
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Poll `probe` until it holds; fail naming `what` after `timeoutMs` (a wait, never a timing assertion). */
-export const waitFor = async (what: string, probe: () => boolean, timeoutMs = 20_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`)
-    await sleep(50)
-  }
-}
+export { waitFor }
 
 /** Resolve or reject with `promise`, or reject naming `what` after `timeoutMs`. */
 export const within = <A>(what: string, promise: Promise<A>, timeoutMs = 20_000): Promise<A> => {
@@ -116,7 +107,9 @@ export const startStdio = async (env: TestEnv, extra: Record<string, string> = {
   const pid = transport.pid
   if (pid === null) throw new Error("stdio server has no pid")
   // The transport reports close when the child's stdio closes; the process itself is gone once it is reaped.
-  const exited = closedPromise.then(() => waitFor(`server ${pid} reaped`, () => !processAlive(pid), 10_000))
+  const exited = closedPromise.then(async () => {
+    await waitFor(`server ${pid} reaped`, () => !processAlive(pid), 10_000)
+  })
   let gone = false
   void exited.then(() => (gone = true), () => undefined)
   const served: Served = {
