@@ -32,6 +32,7 @@ export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./sessi
 export { type ExitRecord, ownerOfPane, recordExit } from "./spawn/ExitHook.js"
 export { spawn, type SpawnInput } from "./spawn/Spawner.js"
 export { createTask, kill, type KillResult, status } from "./spawn/Tasks.js"
+export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./spawn/Reconciler.js"
 export { agentOutput, describeEvent, OutputOptions } from "./spawn/AgentOutput.js"
 export { type Caller, CallerIdentity } from "./spawn/Caller.js"
 export { Finding, ProgressReport, reportFinding, updateProgress } from "./spawn/Reports.js"

@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -5,6 +6,7 @@ import * as Spawnkit from "../src/index.js"
 import {
   liveSessions,
   makeTestEnv,
+  processAlive,
   promptFiles,
   readRegistryFile,
   runIn,
@@ -65,6 +67,27 @@ describe("Spawner with real tmux", () => {
     expect(liveSessions(env.socket)).toEqual([])
     expect(promptFiles(env.home, out.task.task_id)).toEqual([])
     expect(readRegistryFile(env.home, out.task.task_id).active_count).toBe(0)
+  })
+
+  it("kills an agent whose session is already gone without signalling anything else", async () => {
+    const env = newEnv()
+    const sentinel = spawn("sleep", ["30"], { stdio: "ignore" })
+    const out = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "t" })
+        const r = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "p" })
+        // The session disappears behind spawnkit's back; tmux then answers pane queries for it with blank values.
+        spawnSync("tmux", ["-L", env.socket, "kill-session", "-t", `=${r.tmux_session}`])
+        const killed = yield* Spawnkit.kill(task.task_id, r.agent_id)
+        return { task, killed }
+      })
+    )
+    expect(out.killed).toMatchObject({ status: "killed", killed: true })
+    expect(readRegistryFile(env.home, out.task.task_id).active_count).toBe(0)
+    // A process in this test's own process group is untouched (a blank pane read once became a signal to group 0).
+    expect(processAlive(sentinel.pid!)).toBe(true)
+    sentinel.kill("SIGKILL")
   })
 
   it("records an agent that exits with its exit code and last output lines, and frees its slot", async () => {

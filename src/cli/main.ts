@@ -141,6 +141,26 @@ const outputCommand = Command.make(
     )
 ).pipe(Command.withDescription("Show the tail of an agent's output log"))
 
+const reconcileCommand = Command.make(
+  "reconcile",
+  {
+    dryRun: Flag.Boolean("dry-run").pipe(Flag.withDescription("Report what would be repaired; change nothing"), Flag.withDefault(false)),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const report = yield* Spawnkit.reconcile({ dryRun: f.dryRun })
+        if (f.json) return yield* printJson(report)
+        if (report.repairs.length === 0) return yield* Console.log("nothing to repair")
+        for (const r of report.repairs) {
+          yield* Console.log(`${f.dryRun ? "would " : ""}${r.kind.replaceAll("_", " ")}: ${r.target} (${r.reason})`)
+        }
+      })
+    )
+).pipe(Command.withDescription("Repair what a crash left: stale reservations, orphan sessions and files, lost agents"))
+
 const killCommand = Command.make(
   "kill",
   {
@@ -224,7 +244,7 @@ const demo = Command.make(
 
 const root = Command.make("spawnkit").pipe(
   Command.withDescription("Resource-safe spawning and supervision of headless coding agents in tmux"),
-  Command.withSubcommands([task, spawnCommand, statusCommand, outputCommand, killCommand, serve, demo, agentExited])
+  Command.withSubcommands([task, spawnCommand, statusCommand, outputCommand, killCommand, reconcileCommand, serve, demo, agentExited])
 )
 
 // Logs go to stderr: stdout carries command output (and, for the MCP server, the protocol).

@@ -3,11 +3,18 @@
  * when the client goes away, running calls are interrupted and their scopes release everything before exit.
  */
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import * as Spawnkit from "../index.js"
 import { CallerIdentity } from "../spawn/Caller.js"
+import { reconcile } from "../spawn/Reconciler.js"
 import { type HttpSettings, serveHttp } from "./Http.js"
 import { drain, type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 
@@ -24,6 +31,30 @@ const toolRuntime = Effect.acquireRelease(
   (runtime) => Effect.promise(() => runtime.dispose())
 )
 
+/** Seconds between reconcile passes of an orchestrator's server (SPAWNKIT_RECONCILE_INTERVAL, default 30; 0: off). */
+const reconcileInterval = Config.schema(
+  Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  "SPAWNKIT_RECONCILE_INTERVAL"
+).pipe(Config.withDefault(30))
+
+/**
+ * Reconcile at start and then periodically, in the background of the server's scope. Only the orchestrator's server
+ * does: every agent runs its own stdio server, and one supervisor per home is enough.
+ */
+const periodicReconcile = (runtime: ToolRuntime) =>
+  Effect.gen(function*() {
+    const seconds = yield* reconcileInterval
+    if (seconds === 0 || process.env["SPAWNKIT_AGENT_ID"]) return
+    const pass = Effect.promise(() => runtime.runPromiseExit(reconcile())).pipe(
+      Effect.flatMap((exit) =>
+        Exit.isSuccess(exit)
+          ? Effect.forEach(exit.value.repairs, (r) => Effect.logInfo(`reconcile: ${r.kind} ${r.target}: ${r.reason}`))
+          : Effect.logWarning(`reconcile pass failed: ${Cause.pretty(exit.cause)}`)
+      )
+    )
+    yield* pass.pipe(Effect.repeat(Schedule.spaced(Duration.seconds(seconds))), Effect.forkScoped)
+  })
+
 const inFlightCalls = Effect.acquireRelease(
   Effect.sync((): InFlight => ({ fibers: new Set() })),
   (inFlight) => drain(inFlight)
@@ -34,6 +65,7 @@ export const serveStdio = Effect.scoped(
   Effect.gen(function*() {
     const runtime = yield* toolRuntime
     const inFlight = yield* inFlightCalls
+    yield* periodicReconcile(runtime)
     const transport = new StdioServerTransport()
     const server = makeServer(runtime, inFlight)
     // The SDK's stdio transport does not watch for the end of stdin: a client that goes away closes it here.
@@ -56,6 +88,7 @@ export const serveHttpForever = (settings: HttpSettings) =>
     Effect.gen(function*() {
       const runtime = yield* toolRuntime
       const inFlight = yield* inFlightCalls
+      yield* periodicReconcile(runtime)
       yield* serveHttp(settings, runtime, inFlight)
       return yield* Effect.never
     })

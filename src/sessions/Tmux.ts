@@ -47,7 +47,9 @@ const PANE_FORMAT = ["#{pane_id}", "#{pane_pid}", "#{pane_dead}", "#{pane_dead_s
 
 const parsePane = (line: string): PaneState | undefined => {
   const [paneId, pid, dead, status, signal] = line.trim().split(SEP)
-  if (paneId === undefined || pid === undefined) return undefined
+  // Security: a pane must have an id and a real process id; a blank answer must never become pid 0 (a signal to
+  // process group 0 is a signal to our own group).
+  if (paneId === undefined || !/^%\d+$/.test(paneId) || pid === undefined || !/^[1-9]\d*$/.test(pid)) return undefined
   const isDead = dead === "1"
   const exitCode = !isDead
     ? undefined
@@ -184,9 +186,11 @@ export class Tmux extends Context.Service<Tmux, {
           return pane
         })
 
+        // list-panes, not display-message: tmux 3.3's display-message answers a missing target with blank values
+        // and exit status 0, where list-panes fails with "can't find session".
         const paneState = (name: SessionName) =>
-          runOptional(["display-message", "-p", "-t", `=${name}:`, PANE_FORMAT]).pipe(
-            Effect.map(Option.flatMap((out) => Option.fromUndefinedOr(parsePane(out))))
+          runOptional(["list-panes", "-t", `=${name}:`, "-F", PANE_FORMAT]).pipe(
+            Effect.map(Option.flatMap((out) => Option.fromUndefinedOr(parsePane(out.split("\n")[0] ?? ""))))
           )
 
         const tagFormat = TAG_KEYS.map((k) => `#{@${k}}`).join(SEP)
@@ -195,8 +199,11 @@ export class Tmux extends Context.Service<Tmux, {
 
         const tagsOfPane = (paneId: string) =>
           /^%[0-9]+$/.test(paneId)
-            ? runOptional(["display-message", "-p", "-t", paneId, tagFormat]).pipe(
-              Effect.map(Option.map((out) => tagsFrom(out.replace(/\n$/, "").split(SEP))))
+            ? runOptional(["list-panes", "-t", paneId, "-F", ["#{pane_id}", tagFormat].join(SEP)]).pipe(
+              Effect.map(Option.flatMap((out) => {
+                const line = out.split("\n").find((l) => l.startsWith(paneId + SEP))
+                return line === undefined ? Option.none() : Option.some(tagsFrom(line.split(SEP).slice(1)))
+              }))
             )
             : Effect.succeed(Option.none())
 

@@ -92,7 +92,8 @@ export const status = Effect.fn("Tasks.status")(function*(taskId?: string) {
 
 /** Signal a process group; a group that is already gone (ESRCH) is what the caller wanted. */
 export const signalGroup = (pgid: number, signal: NodeJS.Signals) =>
-  Effect.try({ try: () => process.kill(-pgid, signal), catch: (e) => e as NodeJS.ErrnoException }).pipe(
+  // Security: -0 and -1 would signal our own group or every process we may signal.
+  pgid <= 1 ? Effect.die(new Error(`refusing to signal process group ${pgid}`)) : Effect.try({ try: () => process.kill(-pgid, signal), catch: (e) => e as NodeJS.ErrnoException }).pipe(
     Effect.catchIf((e) => e.code === "ESRCH", () => Effect.succeed(true)),
     Effect.orDie,
     Effect.asVoid
