@@ -41,6 +41,8 @@ export interface SpawnkitSettings {
     readonly max_children_per_parent: number
     readonly max_spawns_per_minute: number
   }
+  /** After SIGTERM to an agent's process group, how long before SIGKILL (SPAWNKIT_KILL_GRACE_MS, default 3000). */
+  readonly killGraceMs: number
   /** This host's id, recorded on reservations (SPAWNKIT_HOST_ID, default the host name). */
   readonly hostId: string
   /** Test-only fault injection spec (SPAWNKIT_FAULT); empty in normal use. */
@@ -79,6 +81,9 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   maxChildren: positiveInt("SPAWNKIT_MAX_CHILDREN_PER_PARENT", DEFAULT_LIMITS.max_children_per_parent),
   maxSpawnsPerMinute: positiveInt("SPAWNKIT_MAX_SPAWNS_PER_MINUTE", DEFAULT_LIMITS.max_spawns_per_minute),
   hostId: Config.String("SPAWNKIT_HOST_ID").pipe(Config.withDefault(Os.hostname())),
+  killGraceMs: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), "SPAWNKIT_KILL_GRACE_MS").pipe(
+    Config.withDefault(3000)
+  ),
   faultSpec: Config.String("SPAWNKIT_FAULT").pipe(Config.withDefault(""))
 }).pipe(
   Config.map((c) => ({
@@ -98,6 +103,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
       max_spawns_per_minute: c.maxSpawnsPerMinute
     },
     hostId: c.hostId,
+    killGraceMs: c.killGraceMs,
     faultSpec: c.faultSpec
   }))
 )

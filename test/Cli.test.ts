@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { cli, liveSessions, makeTestEnv, type TestEnv } from "./support/Harness.js"
@@ -104,6 +105,43 @@ describe("spawnkit CLI", () => {
     const badRegex = cli(env, ["output", "--task", taskId, "--agent", agent.agent_id, "--filter", "(", "--json"])
     expect(badRegex.status).not.toBe(0)
     expect(json(badRegex).error.tag).toBe("InvalidInput")
+  })
+
+  it("kill --cascade stops an agent, its children and grandchildren, and every process of theirs", async () => {
+    // Each agent leaves a background child in its process group, and ignores nothing: the group must go.
+    const env = newEnv(`sh -c "sleep 601 & exec sleep 602"`)
+    const taskId = json(cli(env, ["task", "create", "--description", "tree", "--json"])).task_id
+    const spawnUnder = (type: string, parent?: string) =>
+      json(cli(env, ["spawn", "--task", taskId, "--type", type, "--prompt", type, ...(parent ? ["--parent", parent] : []), "--json"]))
+    const root = spawnUnder("root")
+    const child = spawnUnder("child", root.agent_id)
+    const grandchild = spawnUnder("grandchild", child.agent_id)
+    const bystander = spawnUnder("bystander")
+    const pgids = (names: Array<string>) =>
+      names.map((n) => Number(spawnSync("tmux", ["-L", env.socket, "list-panes", "-t", `=${n}:`, "-F", "#{pane_pid}"], { encoding: "utf8" }).stdout.trim()))
+    const tree = pgids([root.tmux_session, child.tmux_session, grandchild.tmux_session])
+    const [bystanderGroup] = pgids([bystander.tmux_session])
+    const groupsAlive = () =>
+      new Set(execFileSync("ps", ["-eo", "pgid="], { encoding: "utf8" }).split("\n").map((l) => Number(l.trim())))
+    for (const g of [...tree, bystanderGroup]) expect(groupsAlive().has(g!)).toBe(true)
+
+    const killed = cli(env, ["kill", "--task", taskId, "--agent", root.agent_id, "--cascade", "--json"])
+    expect(killed.status).toBe(0)
+    expect(json(killed)).toMatchObject({ status: "killed", killed: true, cascaded: [grandchild.agent_id, child.agent_id] })
+    // The process table, not only tmux: no process of the tree's groups is left; the bystander's group lives.
+    const alive = groupsAlive()
+    for (const g of tree) expect(alive.has(g)).toBe(false)
+    expect(alive.has(bystanderGroup!)).toBe(true)
+    expect(liveSessions(env.socket)).toEqual([bystander.tmux_session])
+    const statuses = Object.fromEntries(
+      json(cli(env, ["status", "--task", taskId, "--json"])).agents.map((a: { id: string; status: string }) => [a.id, a.status])
+    )
+    expect(statuses).toEqual({
+      [root.agent_id]: "killed",
+      [child.agent_id]: "killed",
+      [grandchild.agent_id]: "killed",
+      [bystander.agent_id]: "running"
+    })
   })
 
   it("runs the demo end to end and leaves no session or demo task behind", () => {

@@ -336,7 +336,7 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
   it("kill_real_agent: killed with its reason, session and prompt file gone, log kept; idempotent", async () => {
     const files = taskFiles(env.home, taskId, child.agent_id)
     const killed = await ok(client, "kill_real_agent", { task_id: taskId, agent_id: child.agent_id, reason: "done here" })
-    expect(killed).toEqual({ agent_id: child.agent_id, task_id: taskId, status: "killed", killed: true })
+    expect(killed).toEqual({ agent_id: child.agent_id, task_id: taskId, status: "killed", killed: true, cascaded: [] })
     expect(liveSessions(env.socket)).toEqual([lead.tmux_session])
     expect(recordOf(env, taskId, child.agent_id)).toMatchObject({ status: "killed", reason: "done here" })
     expect(Fs.existsSync(files.prompt)).toBe(false)

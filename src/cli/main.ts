@@ -167,14 +167,17 @@ const killCommand = Command.make(
     task: Flag.String("task").pipe(Flag.withDescription("Task id")),
     agent: Flag.String("agent").pipe(Flag.withDescription("Agent id")),
     reason: Flag.String("reason").pipe(Flag.withDescription("Why (recorded)"), Flag.optional),
+    cascade: Flag.Boolean("cascade").pipe(Flag.withDescription("Also kill every agent below it"), Flag.withDefault(false)),
     json
   },
   (f) =>
     run(
       f.json,
       Effect.gen(function*() {
-        const result = yield* Spawnkit.kill(f.task, f.agent, Option.getOrUndefined(f.reason))
-        yield* f.json ? printJson(result) : Console.log(`${result.agent_id}: ${result.status}`)
+        const result = yield* Spawnkit.kill(f.task, f.agent, Option.getOrUndefined(f.reason), { cascade: f.cascade })
+        yield* f.json
+          ? printJson(result)
+          : Console.log([`${result.agent_id}: ${result.status}`, ...result.cascaded.map((id) => `${id}: killed`)].join("\n"))
       })
     )
 ).pipe(Command.withDescription("Kill an agent (its process group and session); idempotent"))

@@ -251,17 +251,19 @@ export const tools: ReadonlyArray<ToolDefinition> = [
     name: "kill_real_agent",
     title: "Kill an agent",
     description:
-      "Stop an agent: its whole process group and tmux session; it is marked killed with the reason and its log is " +
-      "kept. Killing an agent that already ended changes nothing. An agent may kill only agents below itself.",
+      "Stop an agent: its whole process group (SIGTERM, then SIGKILL after a grace period) and tmux session; it is " +
+      "marked killed with the reason and its log is kept. cascade also kills every agent below it. Killing an agent " +
+      "that already ended changes nothing. An agent may kill only agents below itself.",
     input: Schema.Struct({
       task_id: taskId,
       agent_id: agentId,
-      reason: Schema.optionalKey(d(Schema.String, "Why; recorded on the agent"))
+      reason: Schema.optionalKey(d(Schema.String, "Why; recorded on the agent")),
+      cascade: Schema.optionalKey(d(Schema.Boolean, "Also kill every agent below it (default false)"))
     }),
     hints: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
     run: (input) =>
       authorizeAgent(input.task_id, input.agent_id, true).pipe(
-        Effect.andThen(kill(input.task_id, input.agent_id, input.reason))
+        Effect.andThen(kill(input.task_id, input.agent_id, input.reason, { cascade: input.cascade ?? false }))
       )
   }),
   define({

@@ -26,7 +26,7 @@ import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { removeAgentFiles } from "./AgentFiles.js"
 import { isoOf, removeAgent, replaceAgent } from "./AgentRecords.js"
 import { recordExit } from "./ExitHook.js"
-import { signalGroup } from "./Tasks.js"
+import { stopSession } from "./Tasks.js"
 
 /** One repair (or, in a dry run, one repair that would be made). */
 export interface Repair {
@@ -114,7 +114,7 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
             reason: `owner process ${owner.owner_pid} on ${owner.owner_host} is gone`
           },
           Effect.gen(function*() {
-            if (Option.isSome(session)) yield* killWithGroup(session.value)
+            if (Option.isSome(session)) yield* stopSession(session.value)
             yield* removeAgentFiles(config.home, taskId, agentId)
             yield* registry.update(taskId, (tx) =>
               Effect.succeed(
@@ -171,7 +171,7 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
         target: s.name,
         reason: "tagged by spawnkit for this home but no active agent owns it"
       },
-      killWithGroup(name.value)
+      stopSession(name.value)
     )
   }
 
@@ -201,15 +201,6 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
   }
   return { dry_run: dryRun, repairs } satisfies ReconcileReport
 })
-
-/** Kill a session after its pane's process group (so the agent's own children go too). */
-const killWithGroup = (session: SessionName) =>
-  Effect.gen(function*() {
-    const tmux = yield* Tmux
-    const pane = yield* tmux.paneState(session)
-    if (Option.isSome(pane) && !pane.value.dead) yield* signalGroup(pane.value.panePid, "SIGKILL")
-    yield* tmux.killSession(session)
-  })
 
 /** Mark a live agent `lost` (its session is gone for good) and remove its files. */
 const markLost = (taskId: TaskId, agentId: AgentId) =>

@@ -2,12 +2,14 @@
  * Tasks: creating one, reading their state, and killing an agent.
  */
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { type Agent, isActiveStatus } from "../domain/Agent.js"
+import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { AgentNotFound, InvalidInput } from "../domain/Errors.js"
 import { AgentId, SessionName, TaskId } from "../domain/Ids.js"
 import { CreateTaskRequest } from "../domain/SpawnRequest.js"
@@ -106,50 +108,107 @@ export interface KillResult {
   readonly status: string
   /** False when the agent had already ended: kill is idempotent. */
   readonly killed: boolean
+  /** Descendants killed with it (with `cascade`), deepest first. */
+  readonly cascaded: ReadonlyArray<string>
+}
+
+/** Whether any process of a process group is left. */
+const groupAlive = (pgid: number) =>
+  Effect.try({ try: () => process.kill(-pgid, 0), catch: (e) => e as NodeJS.ErrnoException }).pipe(
+    Effect.as(true),
+    Effect.catch((e) => Effect.succeed(e.code === "EPERM"))
+  )
+
+/**
+ * Stop an agent's whole process tree: SIGTERM to the pane's process group, up to the grace period for it to go,
+ * then SIGKILL; then remove its session.
+ */
+export const stopSession = Effect.fn("Tasks.stopSession")(function*(session: SessionName) {
+  const tmux = yield* Tmux
+  const config = yield* SpawnkitConfig
+  const pane = yield* tmux.paneState(session)
+  if (Option.isSome(pane) && !pane.value.dead) {
+    // The pane's process leads its own process group; signalling the group reaches the agent's children too.
+    const pgid = pane.value.panePid
+    yield* signalGroup(pgid, "SIGTERM")
+    const gone = yield* groupAlive(pgid).pipe(
+      Effect.repeat({ schedule: Schedule.spaced("50 millis"), while: (alive) => alive }),
+      Effect.timeoutOption(Duration.millis(config.killGraceMs))
+    )
+    if (Option.isNone(gone)) yield* signalGroup(pgid, "SIGKILL")
+  }
+  yield* tmux.killSession(session)
+})
+
+/** The agent and, with `cascade`, its active descendants, deepest first. */
+const killTargets = (agents: ReadonlyArray<Agent>, root: Agent, cascade: boolean): ReadonlyArray<Agent> => {
+  if (!cascade) return [root]
+  const below = (id: string): Array<Agent> =>
+    agents.filter((a) => a.parent === id).flatMap((child) => [...below(child.id), child])
+  return [...below(root.id).filter((a) => isLiveStatus(a.status)), root]
 }
 
 /**
- * Kill an agent: signal its process group, remove its session, mark it `killed`, delete its prompt file; its log
- * stays. Killing an agent that already ended changes nothing.
+ * Kill an agent (and with `cascade` every live agent below it): mark it `killed`, stop its process group (SIGTERM,
+ * grace, SIGKILL), remove its session, delete its prompt and MCP config; its log stays. Killing an agent that
+ * already ended changes nothing.
  */
-export const kill = Effect.fn("Tasks.kill")(function*(taskIdInput: string, agentIdInput: string, reason?: string) {
+export const kill = Effect.fn("Tasks.kill")(function*(
+  taskIdInput: string,
+  agentIdInput: string,
+  reason?: string,
+  options: { readonly cascade?: boolean } = {}
+) {
   const taskId = yield* parseTaskId(taskIdInput)
   const agentId = yield* parseAgentId(agentIdInput)
   const registry = yield* Registry
-  const tmux = yield* Tmux
   const config = yield* SpawnkitConfig
   const task = yield* registry.read(taskId)
   const agent = task.agents.find((a) => a.id === agentId)
   if (agent === undefined) return yield* new AgentNotFound({ taskId, agentId })
-  if (!isActiveStatus(agent.status)) {
-    return { agent_id: agentId, task_id: taskId, status: agent.status, killed: false } satisfies KillResult
-  }
   if (agent.status === "reserved") {
     return yield* new InvalidInput({
       field: "agent_id",
       reason: `agent ${agentId} is still starting; its spawn either commits or rolls back within moments, retry then`
     })
   }
-  const session = yield* Schema.decodeUnknownEffect(SessionName)(agent.tmux_session).pipe(Effect.mapError(invalidInput))
-  const pane = yield* tmux.paneState(session)
-  if (Option.isSome(pane) && !pane.value.dead) {
-    // The pane's process leads its own process group; signalling the group reaches the agent's children too.
-    yield* signalGroup(pane.value.panePid, "SIGTERM")
+  const targets = isLiveStatus(agent.status)
+    ? killTargets(task.agents, agent, options.cascade ?? false)
+    : killTargets(task.agents, agent, options.cascade ?? false).filter((a) => a.id !== agentId)
+  if (targets.length === 0) {
+    return { agent_id: agentId, task_id: taskId, status: agent.status, killed: false, cascaded: [] } satisfies KillResult
   }
-  yield* tmux.killSession(session)
   const now = isoOf(yield* Clock.currentTimeMillis)
+  const ids = new Set(targets.map((t) => t.id))
   const final = yield* registry.update(taskId, (tx) => {
-    const current = tx.task.agents.find((a) => a.id === agentId)
-    if (current === undefined || !isActiveStatus(current.status)) return Effect.succeed({ result: current })
-    const killed: Agent = {
-      ...current,
-      status: "killed",
-      completed_at: now,
-      last_update: now,
-      reason: reason ?? "killed on request"
+    let next = tx.task
+    for (const current of tx.task.agents) {
+      if (!ids.has(current.id) || !isLiveStatus(current.status)) continue
+      const killed: Agent = {
+        ...current,
+        status: "killed",
+        completed_at: now,
+        last_update: now,
+        reason: current.id === agentId ? reason ?? "killed on request" : `parent ${agentId} was killed (cascade)`
+      }
+      next = replaceAgent(next, killed)
     }
-    return Effect.succeed({ result: killed, next: replaceAgent(tx.task, killed) })
+    return Effect.succeed({ result: next.agents.find((a) => a.id === agentId), next })
   })
-  yield* removeAgentFiles(config.home, taskId, agentId)
-  return { agent_id: agentId, task_id: taskId, status: final?.status ?? "killed", killed: true } satisfies KillResult
+  // Recorded first, stopped second: the exit hook then finds the agents already `killed` and leaves them so; a stop
+  // that fails half-way leaves a session the record no longer owns, which the reconciler removes.
+  for (const target of targets) {
+    const session = yield* Schema.decodeUnknownEffect(SessionName)(target.tmux_session).pipe(
+      Effect.mapError(invalidInput)
+    )
+    yield* stopSession(session)
+    yield* removeAgentFiles(config.home, taskId, target.id as AgentId)
+  }
+  return {
+    agent_id: agentId,
+    task_id: taskId,
+    status: final?.status ?? "killed",
+    killed: isLiveStatus(agent.status),
+    cascaded: targets.filter((t) => t.id !== agentId).map((t) => t.id)
+  } satisfies KillResult
 })
