@@ -121,8 +121,14 @@ describe("spawnkit CLI", () => {
       names.map((n) => Number(spawnSync("tmux", ["-L", env.socket, "list-panes", "-t", `=${n}:`, "-F", "#{pane_pid}"], { encoding: "utf8" }).stdout.trim()))
     const tree = pgids([root.tmux_session, child.tmux_session, grandchild.tmux_session])
     const [bystanderGroup] = pgids([bystander.tmux_session])
+    // Groups with a running member (a zombie has ended; this machine's init may never reap it).
     const groupsAlive = () =>
-      new Set(execFileSync("ps", ["-eo", "pgid="], { encoding: "utf8" }).split("\n").map((l) => Number(l.trim())))
+      new Set(
+        execFileSync("ps", ["-eo", "pgid=,stat="], { encoding: "utf8" }).split("\n")
+          .map((l) => l.trim().split(/\s+/))
+          .filter(([, stat]) => stat !== undefined && !stat.startsWith("Z"))
+          .map(([group]) => Number(group))
+      )
     for (const g of [...tree, bystanderGroup]) expect(groupsAlive().has(g!)).toBe(true)
 
     const killed = cli(env, ["kill", "--task", taskId, "--agent", root.agent_id, "--cascade", "--json"])

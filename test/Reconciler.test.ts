@@ -11,7 +11,8 @@ import {
   promptFiles,
   readRegistryFile,
   runIn,
-  type TestEnv
+  type TestEnv,
+  waitFor
 } from "./support/Harness.js"
 
 const envs: Array<TestEnv> = []
@@ -27,6 +28,16 @@ afterEach(() => {
 const json = (out: { stdout: string }) => JSON.parse(out.stdout)
 const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-L", env.socket, ...args], { encoding: "utf8" })
 const reconcile = (env: TestEnv, dryRun = false) => runIn(env, Spawnkit.reconcile({ dryRun }))
+const recordOf = (env: TestEnv, taskId: string, agentId: string) =>
+  readRegistryFile(env.home, taskId).agents.find((a: { id: string }) => a.id === agentId)
+const paneGroups = (env: TestEnv, sessions: Array<string>) =>
+  sessions.map((name) => Number(tmux(env, "list-panes", "-t", `=${name}:`, "-F", "#{pane_pid}").stdout.trim()))
+/** Whether the process table holds a running (not zombie) member of the group. */
+const groupAlive = (pgid: number) =>
+  spawnSync("ps", ["-eo", "pgid=,stat="], { encoding: "utf8" }).stdout.split("\n").some((l) => {
+    const [group, stat] = l.trim().split(/\s+/)
+    return Number(group) === pgid && stat !== undefined && !stat.startsWith("Z")
+  })
 
 const createTask = (env: TestEnv) =>
   json(cli(env, ["task", "create", "--description", "reconcile", "--max-concurrent", "10", "--json"])).task_id as string
@@ -141,6 +152,50 @@ describe("Reconciler", () => {
     expect(Fs.existsSync(NodePath.join(dir, `AGENT_REGISTRY.json.tmp-${deadPid}-abcdef12`))).toBe(false)
     // A live writer's temp file is its own business.
     expect(Fs.existsSync(NodePath.join(dir, `AGENT_REGISTRY.json.tmp-${process.pid}-abcdef12`))).toBe(true)
+  })
+
+  it("stops an agent past its wall-clock limit and records it timed_out, leaving the others", async () => {
+    const env = newEnv()
+    const taskId = createTask(env)
+    const short = json(cli(env, ["spawn", "--task", taskId, "--type", "short", "--prompt", "p", "--timeout", "3", "--json"]))
+    // Nothing is due before the limit.
+    expect((await reconcile(env)).repairs).toEqual([])
+    const long = json(cli(env, ["spawn", "--task", taskId, "--type", "long", "--prompt", "p", "--json"]))
+    const [group] = paneGroups(env, [short.tmux_session])
+    await waitFor("the limit has passed", () => Date.now() - Date.parse(recordOf(env, taskId, short.agent_id).started_at) > 3_200)
+    const report = await reconcile(env)
+    expect(report.repairs).toMatchObject([{ kind: "timed_out", agent_id: short.agent_id }])
+    expect(recordOf(env, taskId, short.agent_id)).toMatchObject({ status: "timed_out", reason: expect.stringContaining("3 s") })
+    expect(recordOf(env, taskId, long.agent_id).status).toBe("running")
+    expect(liveSessions(env.socket)).toEqual([long.tmux_session])
+    expect(groupAlive(group!)).toBe(false)
+    expect((await reconcile(env)).repairs).toEqual([])
+  })
+
+  it("stops an agent whose output stalls and records it stalled, but not one that keeps writing", async () => {
+    const env = newEnv()
+    const taskId = json(
+      cli(env, ["task", "create", "--description", "stall", "--stall-timeout", "2", "--json"], {
+        SPAWNKIT_AGENT_COMMAND: `sh -c "echo started; exec sleep 600"`
+      })
+    ).task_id as string
+    const quiet = json(
+      cli(env, ["spawn", "--task", taskId, "--type", "quiet", "--prompt", "p", "--json"], {
+        SPAWNKIT_AGENT_COMMAND: `sh -c "echo started; exec sleep 600"`
+      })
+    )
+    const chatty = json(
+      cli(env, ["spawn", "--task", taskId, "--type", "chatty", "--prompt", "p", "--json"], {
+        SPAWNKIT_AGENT_COMMAND: `sh -c "while true; do echo tick; sleep 0.3; done"`
+      })
+    )
+    await waitFor("more than the stall limit has passed", () =>
+      Date.now() - Date.parse(recordOf(env, taskId, quiet.agent_id).started_at) > 2_500, 10_000)
+    const report = await reconcile(env)
+    expect(report.repairs).toMatchObject([{ kind: "stalled", agent_id: quiet.agent_id }])
+    expect(recordOf(env, taskId, quiet.agent_id)).toMatchObject({ status: "stalled" })
+    expect(recordOf(env, taskId, chatty.agent_id).status).toBe("running")
+    expect(liveSessions(env.socket)).toEqual([chatty.tmux_session])
   })
 
   it("spawnkit reconcile --json reports the repairs", () => {

@@ -39,6 +39,8 @@ const taskCreate = Command.make(
     maxAgents: optionalInt("max-agents", "Agents in the task's lifetime (default SPAWNKIT_MAX_AGENTS or 45)"),
     maxDepth: optionalInt("max-depth", "Deepest level of the agent tree (default SPAWNKIT_MAX_DEPTH or 5)"),
     maxChildren: optionalInt("max-children", "Active children one agent may have (default 20)"),
+    timeout: optionalInt("timeout", "Stop each agent after this many seconds (timed_out)"),
+    stallTimeout: optionalInt("stall-timeout", "Stop an agent with no new output for this many seconds (stalled)"),
     priority: Flag.Literals("priority", ["P0", "P1", "P2", "P3", "P4"]).pipe(Flag.optional),
     engine: Flag.Literals("engine", engines).pipe(Flag.withDescription("Default engine of the task"), Flag.optional),
     json
@@ -54,6 +56,8 @@ const taskCreate = Command.make(
             max_agents: f.maxAgents,
             max_depth: f.maxDepth,
             max_children_per_parent: f.maxChildren,
+            timeout_seconds: f.timeout,
+            stall_timeout_seconds: f.stallTimeout,
             priority: f.priority,
             engine: f.engine
           })
@@ -80,6 +84,8 @@ const spawnCommand = Command.make(
       Flag.withDescription("Retrying with the same key returns the same agent instead of spawning again"),
       Flag.optional
     ),
+    timeout: optionalInt("timeout", "Stop this agent after this many seconds (default: the task's)"),
+    stallTimeout: optionalInt("stall-timeout", "Stop this agent after this many seconds without output"),
     json
   },
   (f) =>
@@ -90,7 +96,13 @@ const spawnCommand = Command.make(
           taskId: f.task,
           agentType: f.type,
           prompt: f.prompt,
-          ...defined({ parent: f.parent, engine: f.engine, idempotencyKey: f.idempotencyKey })
+          ...defined({
+            parent: f.parent,
+            engine: f.engine,
+            idempotencyKey: f.idempotencyKey,
+            timeoutSeconds: f.timeout,
+            stallTimeoutSeconds: f.stallTimeout
+          })
         })
         yield* f.json
           ? printJson(result)

@@ -90,6 +90,10 @@ export const Agent = Schema.Struct({
   claude_session_id: Schema.optionalKey(Schema.String),
   /** The status the agent last reported about itself (its record's status follows its process). */
   reported_status: Schema.optionalKey(Schema.String),
+  /** This agent's wall-clock limit in seconds (from the spawn or its task). */
+  timeout_seconds: Schema.optionalKey(Schema.Number),
+  /** This agent's stall limit in seconds: no new output for that long stops it. */
+  stall_timeout_seconds: Schema.optionalKey(Schema.Number),
   /** The agent's last progress message. */
   last_message: Schema.optionalKey(Schema.String)
 })

@@ -28,7 +28,11 @@ export const SpawnRequest = Schema.Struct({
   prompt: Prompt,
   parent: Schema.optionalKey(AgentId),
   engine: Schema.optionalKey(Engine),
-  idempotencyKey: Schema.optionalKey(IdempotencyKey)
+  idempotencyKey: Schema.optionalKey(IdempotencyKey),
+  /** Wall-clock limit of this agent in seconds (default: the task's). */
+  timeoutSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 }))),
+  /** Stall limit of this agent in seconds: no new output for that long (default: the task's). */
+  stallTimeoutSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 })))
 })
 /** @see SpawnRequest */
 export type SpawnRequest = typeof SpawnRequest.Type
@@ -62,7 +66,9 @@ export const CreateTaskRequest = Schema.Struct({
   max_agents: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))),
   max_depth: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
   max_children_per_parent: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 }))),
-  max_spawns_per_minute: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 })))
+  max_spawns_per_minute: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))),
+  timeout_seconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 }))),
+  stall_timeout_seconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 })))
 })
 /** @see CreateTaskRequest */
 export type CreateTaskRequest = typeof CreateTaskRequest.Type

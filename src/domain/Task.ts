@@ -33,6 +33,10 @@ export const TaskRegistry = Schema.Struct({
   max_concurrent: Limit,
   max_children_per_parent: Schema.optionalKey(Limit),
   max_spawns_per_minute: Schema.optionalKey(Limit),
+  /** Wall-clock limit of each agent, in seconds (enforced by the reconciler); none when absent. */
+  timeout_seconds: Schema.optionalKey(Limit),
+  /** An agent with no new output for this many seconds is stopped as `stalled`; none when absent. */
+  stall_timeout_seconds: Schema.optionalKey(Limit),
   total_spawned: Schema.Number,
   active_count: Schema.Number,
   completed_count: Schema.optionalKey(Schema.Number),

@@ -53,6 +53,14 @@ const read = { readOnlyHint: true, destructiveHint: false, idempotentHint: true,
 const parentFor = (caller: Caller, parent: string | undefined) =>
   parent === undefined || parent === ORCHESTRATOR ? (caller._tag === "Agent" ? caller.agentId : ORCHESTRATOR) : parent
 
+/** Per-spawn watchdog limits of the spawn tools. */
+const watchdogFields = {
+  timeout_seconds: Schema.optionalKey(d(Schema.Int, "Stop this agent after this many seconds (default: the task's)")),
+  stall_timeout_seconds: Schema.optionalKey(
+    d(Schema.Int, "Stop this agent after this many seconds without output (default: the task's)")
+  )
+}
+
 const spawnAs = (input: {
   readonly task_id: string
   readonly agent_type: string
@@ -60,6 +68,8 @@ const spawnAs = (input: {
   readonly parent?: string
   readonly engine?: Engine
   readonly idempotency_key?: string
+  readonly timeout_seconds?: number
+  readonly stall_timeout_seconds?: number
 }) =>
   Effect.gen(function*() {
     const caller = yield* CallerIdentity
@@ -76,7 +86,9 @@ const spawnAs = (input: {
       parent,
       useTemplate: true,
       ...(input.engine !== undefined ? { engine: input.engine } : {}),
-      ...(input.idempotency_key !== undefined ? { idempotencyKey: input.idempotency_key } : {})
+      ...(input.idempotency_key !== undefined ? { idempotencyKey: input.idempotency_key } : {}),
+      ...(input.timeout_seconds !== undefined ? { timeoutSeconds: input.timeout_seconds } : {}),
+      ...(input.stall_timeout_seconds !== undefined ? { stallTimeoutSeconds: input.stall_timeout_seconds } : {})
     })
   })
 
@@ -123,6 +135,10 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       max_concurrent: Schema.optionalKey(d(Schema.Int, "Agents of this task running at once (default 20)")),
       max_agents: Schema.optionalKey(d(Schema.Int, "Agents in the task's lifetime (default 45)")),
       max_depth: Schema.optionalKey(d(Schema.Int, "Deepest level of the agent tree; top-level agents are depth 1 (default 5)")),
+      timeout_seconds: Schema.optionalKey(d(Schema.Int, "Stop each agent after this many seconds (recorded timed_out)")),
+      stall_timeout_seconds: Schema.optionalKey(
+        d(Schema.Int, "Stop an agent that writes no output for this many seconds (recorded stalled)")
+      ),
       engine: Schema.optionalKey(engine)
     }),
     hints: write,
@@ -144,6 +160,8 @@ export const tools: ReadonlyArray<ToolDefinition> = [
           ...(input.max_concurrent !== undefined ? { max_concurrent: input.max_concurrent } : {}),
           ...(input.max_agents !== undefined ? { max_agents: input.max_agents } : {}),
           ...(input.max_depth !== undefined ? { max_depth: input.max_depth } : {}),
+          ...(input.timeout_seconds !== undefined ? { timeout_seconds: input.timeout_seconds } : {}),
+          ...(input.stall_timeout_seconds !== undefined ? { stall_timeout_seconds: input.stall_timeout_seconds } : {}),
           ...(input.engine !== undefined ? { engine: input.engine } : {})
         })
         return {
@@ -168,7 +186,8 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       prompt: d(Schema.String, "The agent's mission, passed literally (up to 1 MiB)"),
       parent: Schema.optionalKey(d(Schema.String, "Parent agent id, or \"orchestrator\" (default)")),
       engine: Schema.optionalKey(engine),
-      idempotency_key: Schema.optionalKey(idempotencyKey)
+      idempotency_key: Schema.optionalKey(idempotencyKey),
+      ...watchdogFields
     }),
     hints: write,
     run: spawnAs
@@ -185,17 +204,16 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       child_agent_type: d(Schema.String, "Short role name of the child, letters/digits/_/-"),
       child_prompt: d(Schema.String, "The child's mission, passed literally (up to 1 MiB)"),
       engine: Schema.optionalKey(engine),
-      idempotency_key: Schema.optionalKey(idempotencyKey)
+      idempotency_key: Schema.optionalKey(idempotencyKey),
+      ...watchdogFields
     }),
     hints: write,
-    run: (input) =>
+    run: ({ parent_agent_id, child_agent_type, child_prompt, ...rest }) =>
       spawnAs({
-        task_id: input.task_id,
-        agent_type: input.child_agent_type,
-        prompt: input.child_prompt,
-        parent: input.parent_agent_id,
-        ...(input.engine !== undefined ? { engine: input.engine } : {}),
-        ...(input.idempotency_key !== undefined ? { idempotency_key: input.idempotency_key } : {})
+        ...rest,
+        agent_type: child_agent_type,
+        prompt: child_prompt,
+        parent: parent_agent_id
       })
   }),
   define({

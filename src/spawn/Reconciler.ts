@@ -7,7 +7,8 @@
  * - a live record whose pane died is recorded as ended (the exit hook was missed);
  * - a live record whose session is gone, confirmed by repeated tmux queries, becomes `lost`;
  * - a session tagged with this home whose agent has no live record is killed (its process group first);
- * - prompt/MCP-config files with no active record and registry temp files of dead writers are removed.
+ * - prompt/MCP-config files with no active record and registry temp files of dead writers are removed;
+ * - a live agent past its wall-clock or stall limit is stopped and recorded `timed_out` or `stalled` (Watchdog.ts).
  *
  * Invariant: it never touches a session without spawnkit's tags for this home, never an agent of a live owner, and a
  * failed tmux query stops the pass before anything is declared lost. A second pass right after a first is a no-op.
@@ -20,13 +21,14 @@ import * as Schema from "effect/Schema"
 import { type Agent, isActiveStatus, isLiveStatus } from "../domain/Agent.js"
 import { AgentId, SessionName, TaskId } from "../domain/Ids.js"
 import { Registry } from "../registry/Registry.js"
-import { REGISTRY_FILE, taskDir } from "../registry/Workspace.js"
+import { logPath, REGISTRY_FILE, taskDir } from "../registry/Workspace.js"
 import { Tmux } from "../sessions/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { removeAgentFiles } from "./AgentFiles.js"
 import { isoOf, removeAgent, replaceAgent } from "./AgentRecords.js"
 import { recordExit } from "./ExitHook.js"
-import { stopSession } from "./Tasks.js"
+import { endAgents, stopSession } from "./Tasks.js"
+import { overdue } from "./Watchdog.js"
 
 /** One repair (or, in a dry run, one repair that would be made). */
 export interface Repair {
@@ -37,6 +39,8 @@ export interface Repair {
     | "killed_orphan_session"
     | "removed_orphan_file"
     | "removed_temp_file"
+    | "timed_out"
+    | "stalled"
   readonly task_id?: string
   readonly agent_id?: string
   readonly target: string
@@ -127,6 +131,18 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
         continue
       }
       if (!isLiveStatus(agent.status) || Option.isNone(session)) continue
+      const lastOutput = yield* fs.stat(logPath(config.home, taskId, agentId)).pipe(
+        Effect.map((info) => Option.getOrUndefined(Option.map(info.mtime, (d) => d.getTime()))),
+        Effect.orElseSucceed(() => undefined)
+      )
+      const due = overdue(agent, yield* Clock.currentTimeMillis, lastOutput)
+      if (due !== undefined) {
+        yield* act(
+          { kind: due.status, task_id: taskId, agent_id: agentId, target: session.value, reason: due.reason },
+          endAgents(taskId, [agentId], due.status, () => due.reason)
+        )
+        continue
+      }
       const pane = yield* tmux.paneState(session.value)
       if (Option.isSome(pane) && pane.value.dead) {
         yield* act(

@@ -71,12 +71,17 @@ export type SpawnInput = {
   readonly parent?: string
   readonly engine?: string
   readonly idempotencyKey?: string
+  readonly timeoutSeconds?: number
+  readonly stallTimeoutSeconds?: number
   /**
    * Wrap the prompt in the agent prompt template (identity, mission, task context, how to report, limits), as the
    * MCP tools do. Off by default: the CLI and the API pass the prompt literally.
    */
   readonly useTemplate?: boolean
 }
+
+const optionalLimit = <K extends string>(key: K, value: number | undefined) =>
+  (value === undefined ? {} : { [key]: value }) as { readonly [P in K]?: number }
 
 /** A new per-agent secret: 32 random bytes, hex. */
 const newSecret = () => randomBytes(32).toString("hex")
@@ -163,6 +168,8 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
               reservation: { owner_pid: process.pid, owner_host: config.hostId, reserved_at: now },
               secret_sha256: sha256(secret),
               ...(engine === "claude" ? { claude_session_id: randomUUID() } : {}),
+              ...optionalLimit("timeout_seconds", request.timeoutSeconds ?? tx.task.timeout_seconds),
+              ...optionalLimit("stall_timeout_seconds", request.stallTimeoutSeconds ?? tx.task.stall_timeout_seconds),
               tracked_files: {
                 prompt_file: promptPath(config.home, taskId, agentId),
                 log_file: logPath(config.home, taskId, agentId)

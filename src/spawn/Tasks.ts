@@ -14,6 +14,7 @@ import { AgentNotFound, InvalidInput } from "../domain/Errors.js"
 import { AgentId, SessionName, TaskId } from "../domain/Ids.js"
 import { CreateTaskRequest } from "../domain/SpawnRequest.js"
 import { type TaskRegistry } from "../domain/Task.js"
+import { groupHasLiveMember } from "../internal/processes.js"
 import { Registry } from "../registry/Registry.js"
 import { taskDir } from "../registry/Workspace.js"
 import { Tmux } from "../sessions/Tmux.js"
@@ -78,6 +79,8 @@ export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown
     max_concurrent: request.max_concurrent ?? d.max_concurrent,
     max_children_per_parent: request.max_children_per_parent ?? d.max_children_per_parent,
     max_spawns_per_minute: request.max_spawns_per_minute ?? d.max_spawns_per_minute,
+    ...(request.timeout_seconds !== undefined ? { timeout_seconds: request.timeout_seconds } : {}),
+    ...(request.stall_timeout_seconds !== undefined ? { stall_timeout_seconds: request.stall_timeout_seconds } : {}),
     total_spawned: 0,
     active_count: 0
   }
@@ -112,13 +115,6 @@ export interface KillResult {
   readonly cascaded: ReadonlyArray<string>
 }
 
-/** Whether any process of a process group is left. */
-const groupAlive = (pgid: number) =>
-  Effect.try({ try: () => process.kill(-pgid, 0), catch: (e) => e as NodeJS.ErrnoException }).pipe(
-    Effect.as(true),
-    Effect.catch((e) => Effect.succeed(e.code === "EPERM"))
-  )
-
 /**
  * Stop an agent's whole process tree: SIGTERM to the pane's process group, up to the grace period for it to go,
  * then SIGKILL; then remove its session.
@@ -131,13 +127,48 @@ export const stopSession = Effect.fn("Tasks.stopSession")(function*(session: Ses
     // The pane's process leads its own process group; signalling the group reaches the agent's children too.
     const pgid = pane.value.panePid
     yield* signalGroup(pgid, "SIGTERM")
-    const gone = yield* groupAlive(pgid).pipe(
+    const gone = yield* groupHasLiveMember(pgid).pipe(
       Effect.repeat({ schedule: Schedule.spaced("50 millis"), while: (alive) => alive }),
       Effect.timeoutOption(Duration.millis(config.killGraceMs))
     )
     if (Option.isNone(gone)) yield* signalGroup(pgid, "SIGKILL")
   }
   yield* tmux.killSession(session)
+})
+
+/**
+ * End live agents: record them with a terminal status and reason first, then stop each one's process group and
+ * session and delete its prompt and MCP config (its log stays). Recorded first, stopped second: the exit hook then
+ * finds the agents already ended and leaves them so; a stop that fails half-way leaves a session no record owns,
+ * which the reconciler removes. Returns the records as written.
+ */
+export const endAgents = Effect.fn("Tasks.endAgents")(function*(
+  taskId: TaskId,
+  agentIds: ReadonlyArray<AgentId>,
+  status: "killed" | "timed_out" | "stalled",
+  reasonFor: (agentId: string) => string
+) {
+  const registry = yield* Registry
+  const config = yield* SpawnkitConfig
+  const now = isoOf(yield* Clock.currentTimeMillis)
+  const ids = new Set<string>(agentIds)
+  const ended = yield* registry.update(taskId, (tx) => {
+    let next = tx.task
+    const written: Array<Agent> = []
+    for (const current of tx.task.agents) {
+      if (!ids.has(current.id) || !isLiveStatus(current.status)) continue
+      const end: Agent = { ...current, status, completed_at: now, last_update: now, reason: reasonFor(current.id) }
+      next = replaceAgent(next, end)
+      written.push(end)
+    }
+    return Effect.succeed({ result: written, next })
+  })
+  for (const agent of ended) {
+    const session = yield* Schema.decodeUnknownEffect(SessionName)(agent.tmux_session).pipe(Effect.mapError(invalidInput))
+    yield* stopSession(session)
+    yield* removeAgentFiles(config.home, taskId, agent.id as AgentId)
+  }
+  return ended
 })
 
 /** The agent and, with `cascade`, its active descendants, deepest first. */
@@ -162,7 +193,6 @@ export const kill = Effect.fn("Tasks.kill")(function*(
   const taskId = yield* parseTaskId(taskIdInput)
   const agentId = yield* parseAgentId(agentIdInput)
   const registry = yield* Registry
-  const config = yield* SpawnkitConfig
   const task = yield* registry.read(taskId)
   const agent = task.agents.find((a) => a.id === agentId)
   if (agent === undefined) return yield* new AgentNotFound({ taskId, agentId })
@@ -178,36 +208,17 @@ export const kill = Effect.fn("Tasks.kill")(function*(
   if (targets.length === 0) {
     return { agent_id: agentId, task_id: taskId, status: agent.status, killed: false, cascaded: [] } satisfies KillResult
   }
-  const now = isoOf(yield* Clock.currentTimeMillis)
-  const ids = new Set(targets.map((t) => t.id))
-  const final = yield* registry.update(taskId, (tx) => {
-    let next = tx.task
-    for (const current of tx.task.agents) {
-      if (!ids.has(current.id) || !isLiveStatus(current.status)) continue
-      const killed: Agent = {
-        ...current,
-        status: "killed",
-        completed_at: now,
-        last_update: now,
-        reason: current.id === agentId ? reason ?? "killed on request" : `parent ${agentId} was killed (cascade)`
-      }
-      next = replaceAgent(next, killed)
-    }
-    return Effect.succeed({ result: next.agents.find((a) => a.id === agentId), next })
-  })
-  // Recorded first, stopped second: the exit hook then finds the agents already `killed` and leaves them so; a stop
-  // that fails half-way leaves a session the record no longer owns, which the reconciler removes.
-  for (const target of targets) {
-    const session = yield* Schema.decodeUnknownEffect(SessionName)(target.tmux_session).pipe(
-      Effect.mapError(invalidInput)
-    )
-    yield* stopSession(session)
-    yield* removeAgentFiles(config.home, taskId, target.id as AgentId)
-  }
+  const ended = yield* endAgents(
+    taskId,
+    targets.map((t) => t.id as AgentId),
+    "killed",
+    (id) => (id === agentId ? reason ?? "killed on request" : `parent ${agentId} was killed (cascade)`)
+  )
+  const final = ended.find((a) => a.id === agentId)
   return {
     agent_id: agentId,
     task_id: taskId,
-    status: final?.status ?? "killed",
+    status: final?.status ?? agent.status,
     killed: isLiveStatus(agent.status),
     cascaded: targets.filter((t) => t.id !== agentId).map((t) => t.id)
   } satisfies KillResult
