@@ -107,6 +107,17 @@ describe("spawnkit CLI", () => {
     expect(json(badRegex).error.tag).toBe("InvalidInput")
   })
 
+  it("output --follow prints what the agent writes until it ends", () => {
+    const env = newEnv(`sh -c "echo one; sleep 1; echo two; sleep 1; echo three"`)
+    const taskId = json(cli(env, ["task", "create", "--description", "follow", "--json"])).task_id
+    const agent = json(cli(env, ["spawn", "--task", taskId, "--type", "talker", "--prompt", "p", "--json"]))
+    const followed = cli(env, ["output", "--task", taskId, "--agent", agent.agent_id, "--follow"])
+    expect(followed.status).toBe(0)
+    const lines = followed.stdout.split("\n").filter((l) => ["one", "two", "three"].includes(l.trim()))
+    expect(lines.map((l) => l.trim())).toEqual(["one", "two", "three"])
+    expect(json(cli(env, ["status", "--task", taskId, "--json"])).agents[0].status).toBe("completed")
+  })
+
   it("kill --cascade stops an agent, its children and grandchildren, and every process of theirs", async () => {
     // Each agent leaves a background child in its process group, and ignores nothing: the group must go.
     const env = newEnv(`sh -c "sleep 601 & exec sleep 602"`)

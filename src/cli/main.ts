@@ -137,12 +137,21 @@ const outputCommand = Command.make(
       Flag.withDescription("text, jsonl, or parsed (Claude stream-json as readable events)"),
       Flag.optional
     ),
+    follow: Flag.Boolean("follow").pipe(
+      Flag.withDescription("After the tail, keep printing new output until the agent ends (Ctrl-C stops)"),
+      Flag.withDefault(false)
+    ),
     json
   },
   (f) =>
     run(
       f.json,
       Effect.gen(function*() {
+        if (f.follow) {
+          const tail = yield* Spawnkit.agentOutput(f.task, f.agent, { ...defined({ tail: f.tail, filter: f.filter }) })
+          if (typeof tail.output === "string" && tail.output.length > 0) yield* Console.log(tail.output)
+          return yield* Spawnkit.followOutput(f.task, f.agent, (text) => Effect.sync(() => process.stdout.write(text)))
+        }
         const result = yield* Spawnkit.agentOutput(f.task, f.agent, {
           ...defined({ tail: f.tail, filter: f.filter, format: f.format })
         })

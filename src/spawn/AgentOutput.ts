@@ -2,8 +2,12 @@
  * An agent's output: the bounded tail of its log, optionally filtered by a regular expression, as text, as JSON lines,
  * or parsed into readable events where the log holds Claude Code's `--output-format stream-json` lines.
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { isActiveStatus } from "../domain/Agent.js"
 import { AgentNotFound, InvalidInput } from "../domain/Errors.js"
 import { parseJsonLine } from "../internal/json.js"
 import { tailLines } from "../internal/tail.js"
@@ -91,5 +95,48 @@ export const agentOutput = Effect.fn("AgentOutput.read")(function*(
     format,
     lines: output.length,
     output: format === "jsonl" ? output : (output as Array<string>).join("\n")
+  }
+})
+
+/**
+ * Follow an agent's log: print what it appends (as `tail -f` does), from its current end, until the agent is no
+ * longer active and everything it wrote has been printed, or the fiber is interrupted (Ctrl-C).
+ */
+export const followOutput = Effect.fn("AgentOutput.follow")(function*(
+  taskIdInput: string,
+  agentIdInput: string,
+  emit: (text: string) => Effect.Effect<void>,
+  pollInterval: Duration.Input = "300 millis"
+) {
+  const taskId = yield* parseTaskId(taskIdInput)
+  const agentId = yield* parseAgentId(agentIdInput)
+  const config = yield* SpawnkitConfig
+  const registry = yield* Registry
+  const fs = yield* FileSystem.FileSystem
+  const file = logPath(config.home, taskId, agentId)
+  const sizeOf = fs.stat(file).pipe(Effect.map((i) => i.size), Effect.orElseSucceed(() => 0n))
+  const stillActive = registry.read(taskId).pipe(
+    Effect.map((t) => t.agents.find((a) => a.id === agentId)),
+    Effect.flatMap((a) => (a === undefined ? Effect.fail(new AgentNotFound({ taskId, agentId })) : Effect.succeed(isActiveStatus(a.status))))
+  )
+  yield* stillActive
+  let offset = yield* sizeOf
+  const decoder = new TextDecoder()
+  for (;;) {
+    const active = yield* stillActive
+    const size = yield* sizeOf
+    if (size > offset) {
+      const chunk = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const handle = yield* fs.open(file, { flag: "r" })
+          return yield* handle.readAlloc(Number(size - offset), { position: offset })
+        })
+      )
+      offset = size
+      if (Option.isSome(chunk)) yield* emit(decoder.decode(chunk.value, { stream: true }))
+    } else if (!active) {
+      return
+    }
+    yield* Effect.sleep(pollInterval)
   }
 })
