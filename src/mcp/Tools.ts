@@ -6,7 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Engine, isActiveStatus } from "../domain/Agent.js"
 import { NotPermitted } from "../domain/Errors.js"
-import { ORCHESTRATOR } from "../domain/Ids.js"
+import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import type { Services } from "../index.js"
 import { findingsPath, progressPath } from "../registry/Workspace.js"
 import { agentOutput } from "../spawn/AgentOutput.js"
@@ -234,8 +234,8 @@ export const tools: ReadonlyArray<ToolDefinition> = [
         const recent = input.recent ?? 3
         const reports = yield* Effect.forEach(task.agents, (a) =>
           Effect.all({
-            progress: readJsonLines(progressPath(config.home, task.task_id as any, a.id as any), recent),
-            findings: readJsonLines(findingsPath(config.home, task.task_id as any, a.id as any), recent)
+            progress: readJsonLines(progressPath(config.home, task.task_id as TaskId, a.id as AgentId), recent),
+            findings: readJsonLines(findingsPath(config.home, task.task_id as TaskId, a.id as AgentId), recent)
           }).pipe(Effect.map((r) => [a.id, r] as const)))
         return {
           ...task,
