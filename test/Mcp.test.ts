@@ -131,7 +131,7 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
     }
     const schema = (name: string) => tools.find((t) => t.name === name)!.inputSchema
     expect(Object.keys(schema("deploy_headless_agent").properties ?? {}).sort()).toEqual(
-      ["agent_type", "engine", "idempotency_key", "parent", "prompt", "task_id"]
+      ["agent_type", "engine", "idempotency_key", "parent", "prompt", "stall_timeout_seconds", "task_id", "timeout_seconds"]
     )
     expect(schema("deploy_headless_agent").required?.slice().sort()).toEqual(["agent_type", "prompt", "task_id"])
     expect(Object.keys(schema("create_real_task").properties ?? {})).toEqual(

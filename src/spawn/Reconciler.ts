@@ -75,8 +75,14 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
   const tmux = yield* Tmux
   const fs = yield* FileSystem.FileSystem
   const repairs: Array<Repair> = []
+  /** Make a repair and report it; a repair whose effect answers `false` found nothing left to do (not reported). */
   const act = <A, E, R>(repair: Repair, effect: Effect.Effect<A, E, R>) =>
-    Effect.sync(() => repairs.push(repair)).pipe(Effect.andThen(dryRun ? Effect.void : Effect.asVoid(effect)))
+    dryRun
+      ? Effect.sync(() => void repairs.push(repair))
+      : effect.pipe(
+        Effect.tap((done) => (done === false ? Effect.void : Effect.sync(() => void repairs.push(repair)))),
+        Effect.asVoid
+      )
 
   // Observe first, then read the registry: anything created after this observation has its record already written
   // (a reservation always precedes its files and session), so it can never look orphaned.
@@ -109,6 +115,21 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
       if (agent.status === "reserved") {
         const owner = agent.reservation
         if (owner === undefined || owner.owner_host !== config.hostId || (yield* pidAlive(owner.owner_pid))) continue
+        // Decide on the record as it is now, not on this pass's snapshot: the owner may have committed (and then
+        // exited) since the snapshot was read. Only a record still reserved by that dead owner is rolled back; its
+        // removal comes first, under the lock, so a commit can no longer happen and the session and files stopped
+        // next are no agent's (a crash in between leaves them orphans, which the next pass removes).
+        if (!dryRun) {
+          const removed = yield* registry.update(taskId, (tx) => {
+            const current = tx.task.agents.find((a) => a.id === agentId)
+            return Effect.succeed(
+              current?.status === "reserved" && current.reservation?.owner_pid === owner.owner_pid
+                ? { result: true, next: removeAgent(tx.task, agentId) }
+                : { result: false }
+            )
+          })
+          if (!removed) continue
+        }
         yield* act(
           {
             kind: "rolled_back_reservation",
@@ -120,12 +141,6 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
           Effect.gen(function*() {
             if (Option.isSome(session)) yield* stopSession(session.value)
             yield* removeAgentFiles(config.home, taskId, agentId)
-            yield* registry.update(taskId, (tx) =>
-              Effect.succeed(
-                tx.task.agents.some((a) => a.id === agentId && a.status === "reserved")
-                  ? { result: undefined, next: removeAgent(tx.task, agentId) }
-                  : { result: undefined }
-              ))
           })
         )
         continue
@@ -139,7 +154,7 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
       if (due !== undefined) {
         yield* act(
           { kind: due.status, task_id: taskId, agent_id: agentId, target: session.value, reason: due.reason },
-          endAgents(taskId, [agentId], due.status, () => due.reason)
+          endAgents(taskId, [agentId], due.status, () => due.reason).pipe(Effect.map((ended) => ended.length > 0))
         )
         continue
       }
@@ -218,15 +233,16 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
   return { dry_run: dryRun, repairs } satisfies ReconcileReport
 })
 
-/** Mark a live agent `lost` (its session is gone for good) and remove its files. */
+/** Mark a live agent `lost` (its session is gone for good) and remove its files; false when it had already ended. */
 const markLost = (taskId: TaskId, agentId: AgentId) =>
   Effect.gen(function*() {
     const registry = yield* Registry
     const config = yield* SpawnkitConfig
     const now = isoOf(yield* Clock.currentTimeMillis)
-    yield* registry.update(taskId, (tx) => {
+    const marked = yield* registry.update(taskId, (tx) => {
       const current = tx.task.agents.find((a) => a.id === agentId)
-      if (current === undefined || !isLiveStatus(current.status)) return Effect.succeed({ result: undefined })
+      // The agent may have ended (exit hook, kill) since the pass read the registry: nothing to mark then.
+      if (current === undefined || !isLiveStatus(current.status)) return Effect.succeed({ result: false })
       const lost: Agent = {
         ...current,
         status: "lost",
@@ -234,7 +250,8 @@ const markLost = (taskId: TaskId, agentId: AgentId) =>
         last_update: now,
         reason: "its tmux session disappeared without a recorded exit"
       }
-      return Effect.succeed({ result: undefined, next: replaceAgent(tx.task, lost) })
+      return Effect.succeed({ result: true, next: replaceAgent(tx.task, lost) })
     })
-    yield* removeAgentFiles(config.home, taskId, agentId)
+    if (marked) yield* removeAgentFiles(config.home, taskId, agentId)
+    return marked
   })
