@@ -1,19 +1,15 @@
 import { execFileSync, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
-import { afterEach, describe, expect, it } from "@effect/vitest"
-import { cli, liveSessions, makeTestEnv, type TestEnv } from "./support/Harness.js"
+import { describe, expect, it } from "@effect/vitest"
+import {
+  cli,
+  liveSessions,
+  stdoutJson,
+  testEnvs
+} from "./support/Harness.js"
 
-const envs: Array<TestEnv> = []
-const newEnv = (agentCommand?: string) => {
-  const env = makeTestEnv(agentCommand)
-  envs.push(env)
-  return env
-}
-afterEach(() => {
-  for (const env of envs.splice(0)) env.cleanup()
-})
-
-const json = (out: { stdout: string }) => JSON.parse(out.stdout)
+const newEnv = testEnvs()
+const json = stdoutJson
 
 describe("spawnkit CLI", () => {
   it("creates a task, spawns agents and reports them with snake_case JSON", () => {

@@ -1,31 +1,23 @@
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { afterEach, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../src/index.js"
 import {
   cli,
   liveSessions,
-  makeTestEnv,
   promptFiles,
   readRegistryFile,
   runIn,
+  stdoutJson,
   type TestEnv,
+  testEnvs,
   waitFor
 } from "./support/Harness.js"
 
-const envs: Array<TestEnv> = []
-const newEnv = () => {
-  const env = makeTestEnv()
-  envs.push(env)
-  return env
-}
-afterEach(() => {
-  for (const env of envs.splice(0)) env.cleanup()
-})
-
-const json = (out: { stdout: string }) => JSON.parse(out.stdout)
+const newEnv = testEnvs()
+const json = stdoutJson
 const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-L", env.socket, ...args], { encoding: "utf8" })
 const reconcile = (env: TestEnv, dryRun = false) => runIn(env, Spawnkit.reconcile({ dryRun }))
 const recordOf = (env: TestEnv, taskId: string, agentId: string) =>

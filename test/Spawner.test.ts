@@ -1,28 +1,19 @@
 import { spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
-import { afterEach, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../src/index.js"
 import {
   liveSessions,
-  makeTestEnv,
   processAlive,
   promptFiles,
   readRegistryFile,
   runIn,
-  type TestEnv,
+  testEnvs,
   waitFor
 } from "./support/Harness.js"
 
-const envs: Array<TestEnv> = []
-const newEnv = (agentCommand?: string) => {
-  const env = makeTestEnv(agentCommand)
-  envs.push(env)
-  return env
-}
-afterEach(() => {
-  for (const env of envs.splice(0)) env.cleanup()
-})
+const newEnv = testEnvs()
 
 describe("Spawner with real tmux", () => {
   it("spawns a tagged session running the agent, with a 0600 prompt file and a running record", async () => {

@@ -22,9 +22,6 @@ export interface CommandContext {
   readonly customTemplate?: string | undefined
 }
 
-/** Placeholders a custom template may use, each replaced inside one argument, never re-split. */
-export const PLACEHOLDERS = ["{prompt_file}", "{log_file}", "{agent_id}", "{task_id}"] as const
-
 /**
  * Split a custom command template into words, shell-style quoting allowed but no shell features: operators,
  * globs, comments and `$VAR` expansions are refused, so the template means exactly the argv it spells.
@@ -60,6 +57,7 @@ export const parseTemplate = (template: string): Result.Result<ReadonlyArray<str
   return Result.succeed(words)
 }
 
+/** Fill `{prompt_file}`, `{log_file}`, `{agent_id}` and `{task_id}`: inside one argument, never re-split. */
 const substitute = (word: string, ctx: CommandContext) =>
   word
     .replaceAll("{prompt_file}", ctx.promptFile)

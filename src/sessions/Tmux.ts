@@ -86,8 +86,6 @@ export class Tmux extends Context.Service<Tmux, {
   readonly killSession: (name: SessionName) => Effect.Effect<void, TmuxError>
   /** Every session on spawnkit's server with its tags (none when the server is not running). */
   readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo>, TmuxError>
-  /** Stop spawnkit's whole tmux server (tests, teardown). */
-  readonly killServer: Effect.Effect<void, TmuxError>
 }>()("spawnkit/Tmux") {
   /** The real tmux, on the configured socket. */
   static readonly layer: Layer.Layer<Tmux, never, SpawnkitConfig | ChildProcessSpawner.ChildProcessSpawner> = Layer
@@ -221,9 +219,7 @@ export class Tmux extends Context.Service<Tmux, {
           }))
         )
 
-        const killServer = runOptional(["kill-server"]).pipe(Effect.asVoid)
-
-        return Tmux.of({ newSession, paneState, tagsOfPane, killSession, listSessions, killServer })
+        return Tmux.of({ newSession, paneState, tagsOfPane, killSession, listSessions })
       })
     )
 }

@@ -7,6 +7,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import * as Effect from "effect/Effect"
+import { afterEach } from "@effect/vitest"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Spawnkit from "../../src/index.js"
@@ -135,3 +136,22 @@ export const stopChild = (child: ChildProcess) =>
     })
     child.kill("SIGTERM")
   })
+
+/**
+ * Test environments for one test file: `newEnv(agentCommand?)` makes one, and every environment made during a test
+ * is cleaned up (tmux server killed, home removed) after it.
+ */
+export const testEnvs = () => {
+  const envs: Array<TestEnv> = []
+  afterEach(() => {
+    for (const env of envs.splice(0)) env.cleanup()
+  })
+  return (agentCommand?: string): TestEnv => {
+    const env = makeTestEnv(agentCommand)
+    envs.push(env)
+    return env
+  }
+}
+
+/** The JSON a CLI run printed on stdout. */
+export const stdoutJson = (out: { readonly stdout: string }): any => JSON.parse(out.stdout)
