@@ -13,6 +13,8 @@ import { Engine } from "../domain/Agent.js"
 import * as Spawnkit from "../index.js"
 import { httpSettingsConfig } from "../mcp/HttpConfig.js"
 import { serveHttpForever, serveStdio } from "../mcp/Serve.js"
+import { BenchFailed, runBench } from "../bench/Bench.js"
+import { checkTargets, writeResults } from "../bench/Report.js"
 import { DEMO_AGENT_COMMAND, runDemo } from "./Demo.js"
 import { printJson, renderTask, reportFailures } from "./Output.js"
 
@@ -266,9 +268,69 @@ const demo = Command.make(
     }).pipe(Effect.provide(Spawnkit.SpawnkitConfig.layer), (e) => reportFailures(false, e))
 ).pipe(Command.withDescription("Create a task, spawn a small agent tree with the custom engine, show it, clean up"))
 
+const bench = Command.make(
+  "bench",
+  {
+    processes: Flag.Int("processes").pipe(Flag.withDescription("Concurrent processes"), Flag.withDefault(8)),
+    spawns: Flag.Int("spawns").pipe(Flag.withDescription("Spawns per process"), Flag.withDefault(25)),
+    tasks: Flag.Int("tasks").pipe(Flag.withDescription("Tasks of the many-tasks scenario"), Flag.withDefault(8)),
+    growth: Flag.String("growth").pipe(
+      Flag.withDescription("Records already in the registry, comma-separated, one growth scenario each"),
+      Flag.withDefault("10,1000,10000")
+    ),
+    growthSpawns: Flag.Int("growth-spawns").pipe(Flag.withDescription("Sequential spawns per growth scenario"), Flag.withDefault(40)),
+    only: Flag.String("only").pipe(
+      Flag.withDescription("Only scenarios whose name contains one of these (comma-separated); the floor always runs"),
+      Flag.withDefault("")
+    ),
+    out: Flag.String("out").pipe(Flag.withDescription("Directory for the results"), Flag.withDefault("benchmarks/results")),
+    json
+  },
+  (f) =>
+    reportFailures(
+      f.json,
+      Effect.gen(function*() {
+        const positive = (field: string, n: number) =>
+          n >= 1 ? Effect.void : Effect.fail(new Spawnkit.InvalidInput({ field, reason: `expected a positive integer, got ${n}` }))
+        yield* positive("processes", f.processes)
+        yield* positive("spawns", f.spawns)
+        yield* positive("tasks", f.tasks)
+        yield* positive("growth-spawns", f.growthSpawns)
+        const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
+        if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
+          return yield* new Spawnkit.InvalidInput({ field: "growth", reason: `expected record counts like 10,1000, got ${f.growth}` })
+        }
+        const interactive = process.stderr.isTTY === true
+        const options = {
+          processes: f.processes,
+          spawns: f.spawns,
+          tasks: f.tasks,
+          growth,
+          growthSpawns: f.growthSpawns,
+          command: ["sleep", "3600"],
+          outDir: f.out,
+          only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
+          progress: (text: string, transient: boolean) => {
+            if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
+            else if (!transient) process.stderr.write(text + "\n")
+          }
+        }
+        const results = yield* Effect.tryPromise({
+          try: () => runBench(options),
+          catch: (e) => new BenchFailed({ reason: e instanceof Error ? e.message : String(e) })
+        })
+        const checks = checkTargets(results)
+        const { progress: _, ...recorded } = options
+        const written = writeResults(f.out, results, checks, recorded)
+        if (f.json) yield* printJson({ results, targets: checks, files: [written.json, written.md] })
+        else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
+      })
+    )
+).pipe(Command.withDescription("Run the benchmark scenarios side by side and write benchmarks/results/<timestamp>.{json,md}"))
+
 const root = Command.make("spawnkit").pipe(
   Command.withDescription("Resource-safe spawning and supervision of headless coding agents in tmux"),
-  Command.withSubcommands([task, spawnCommand, statusCommand, outputCommand, killCommand, reconcileCommand, serve, demo, agentExited])
+  Command.withSubcommands([task, spawnCommand, statusCommand, outputCommand, killCommand, reconcileCommand, serve, demo, bench, agentExited])
 )
 
 // Logs go to stderr: stdout carries command output (and, for the MCP server, the protocol).

@@ -2,9 +2,9 @@
  * Atomic file replacement: write a temp file beside the target, fsync it, rename it over the target, fsync the
  * directory. Invariant: a reader sees the old bytes or the new bytes, never a mix, even after a crash.
  */
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Effect from "effect/Effect"
-import * as FileSystem from "effect/FileSystem"
-import * as Path from "effect/Path"
 import { RegistryIoError } from "../domain/Errors.js"
 import type { FaultInjection } from "../faults/FaultInjection.js"
 
@@ -13,40 +13,41 @@ const reasonOf = (cause: unknown) => (cause instanceof Error ? cause.message : S
 /** Suffix of temp files: `<name>.tmp-<pid>-<random>`; a reconciler may remove those whose pid is gone. */
 export const tempSuffix = (pid: number) => `.tmp-${pid}-${Math.random().toString(16).slice(2, 10)}`
 
-/** Replace `target` with `contents` atomically and durably. */
+/**
+ * Replace `target` with `contents` atomically and durably. The steps are synchronous system calls: this runs inside
+ * the registry's critical section, where a round trip through the thread pool per step cost more than the step.
+ */
 export const writeAtomic = Effect.fn("AtomicFile.writeAtomic")(function*(
   target: string,
   contents: string,
   faults: FaultInjection["Service"],
   mode = 0o644
 ) {
-  const fs = yield* FileSystem.FileSystem
-  const path = yield* Path.Path
   const temp = target + tempSuffix(process.pid)
-  const fail = (operation: string) => (cause: unknown) =>
-    new RegistryIoError({ path: target, operation, reason: reasonOf(cause) })
-  const writeTemp = Effect.scoped(
-    Effect.gen(function*() {
-      const file = yield* fs.open(temp, { flag: "wx", mode }).pipe(Effect.mapError(fail("create temp file for")))
-      yield* file.writeAll(new TextEncoder().encode(contents)).pipe(Effect.mapError(fail("write")))
-      yield* faults.point("registry-after-write")
-      yield* file.sync.pipe(Effect.mapError(fail("fsync")))
-    })
+  const step = <A>(operation: string, f: () => A) =>
+    Effect.try({ try: f, catch: (cause) => new RegistryIoError({ path: target, operation, reason: reasonOf(cause) }) })
+  const writeTemp = Effect.acquireUseRelease(
+    step("create temp file for", () => Fs.openSync(temp, "wx", mode)),
+    (fd) =>
+      step("write", () => Fs.writeFileSync(fd, contents)).pipe(
+        Effect.andThen(faults.point("registry-after-write")),
+        Effect.andThen(step("fsync", () => Fs.fsyncSync(fd)))
+      ),
+    (fd) => Effect.sync(() => Fs.closeSync(fd))
   )
   yield* writeTemp.pipe(
     Effect.andThen(faults.point("registry-after-fsync")),
-    Effect.andThen(fs.rename(temp, target).pipe(Effect.mapError(fail("rename temp file over")))),
+    Effect.andThen(step("rename temp file over", () => Fs.renameSync(temp, target))),
     Effect.onError(() =>
-      fs.remove(temp, { force: true }).pipe(
-        Effect.catch((e) => Effect.logWarning(`could not remove temp file ${temp}: ${e.message}`))
+      Effect.try(() => Fs.rmSync(temp, { force: true })).pipe(
+        Effect.catch((e) => Effect.logWarning(`could not remove temp file ${temp}: ${reasonOf(e)}`))
       )
     )
   )
   yield* faults.point("registry-after-rename")
-  yield* Effect.scoped(
-    Effect.gen(function*() {
-      const dir = yield* fs.open(path.dirname(target), { flag: "r" })
-      yield* dir.sync
-    })
-  ).pipe(Effect.mapError(fail("fsync directory of")))
+  yield* Effect.acquireUseRelease(
+    step("open directory of", () => Fs.openSync(NodePath.dirname(target), "r")),
+    (fd) => step("fsync directory of", () => Fs.fsyncSync(fd)),
+    (fd) => Effect.sync(() => Fs.closeSync(fd))
+  )
 })

@@ -3,7 +3,18 @@
  *
  * A transaction is: in-process Semaphore, fcntl lock, read + decode, f, derive counts, encode, atomic replace, unlock.
  * A file that fails to decode is reported as RegistryCorrupt and never overwritten.
+ *
+ * Two things keep a transaction's cost independent of how many records the home holds:
+ * - Decoded registries are cached by their exact file contents: a read whose bytes equal the cached text reuses the
+ *   decoded value (a string comparison instead of a parse and a Schema decode). The key is the content itself, not a
+ *   timestamp, so another process's write can never be mistaken for the cached one.
+ * - `<home>/.spawnkit-active/` holds a marker per task that may hold slots. Invariant: every task with an active
+ *   agent has a marker (a marker is created before a registry with active agents is written, and removed only after
+ *   a registry with none is written), so the global count reads the marked tasks only, not every task ever run. A
+ *   crash can leave a superfluous marker (a task with no active agent is counted as 0 anyway), never a missing one.
  */
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
@@ -17,7 +28,7 @@ import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { writeAtomic } from "./AtomicFile.js"
 import * as FileLock from "./FileLock.js"
 import { Registry, type RegistryTransaction } from "./Registry.js"
-import { lockPath, REGISTRY_FILE, registryPath, taskDir } from "./Workspace.js"
+import { activeMarkersDir, lockPath, REGISTRY_FILE, registryPath, taskDir } from "./Workspace.js"
 
 const decodeTask = Schema.decodeUnknownEffect(TaskRegistry)
 const encodeTask = Schema.encodeEffect(TaskRegistry)
@@ -41,48 +52,67 @@ export const layer: Layer.Layer<
       Effect.mapError((e) => new RegistryIoError({ path: home, operation: "create directory", reason: e.message }))
     )
     const lock = yield* FileLock.make(lockPath(home))
+    const markers = activeMarkersDir(home)
+    const ioError = (file: string, operation: string) => (e: unknown) =>
+      new RegistryIoError({ path: file, operation, reason: reasonOf(e) })
 
-    const readFile = (taskId: TaskId) => {
-      const file = registryPath(home, taskId)
-      return fs.readFileString(file).pipe(
-        Effect.mapError((e): TaskNotFound | RegistryIoError =>
-          e.reason._tag === "NotFound"
-            ? new TaskNotFound({ taskId })
-            : new RegistryIoError({ path: file, operation: "read", reason: e.message })
-        ),
-        Effect.flatMap((text) =>
-          Effect.try({
-            try: () => JSON.parse(text) as unknown,
-            catch: (e) => new RegistryCorrupt({ path: file, reason: `invalid JSON: ${reasonOf(e)}` })
-          })
-        ),
+    /** Decoded registries by file, with the exact text they were decoded from (or written as). */
+    const cache = new Map<string, { readonly text: string; readonly task: TaskRegistry }>()
+
+    const decodeText = (file: string, text: string) =>
+      Effect.try({
+        try: () => JSON.parse(text) as unknown,
+        catch: (e) => new RegistryCorrupt({ path: file, reason: `invalid JSON: ${reasonOf(e)}` })
+      }).pipe(
         Effect.flatMap((json) =>
           decodeTask(json, { errors: "all" }).pipe(
             Effect.mapError((e) => new RegistryCorrupt({ path: file, reason: e.message }))
           )
         )
       )
+
+    const readFile = (taskId: TaskId) => {
+      const file = registryPath(home, taskId)
+      return Effect.try({
+        try: () => Fs.readFileSync(file, "utf8"),
+        catch: (e): TaskNotFound | RegistryIoError =>
+          (e as NodeJS.ErrnoException).code === "ENOENT" ? new TaskNotFound({ taskId }) : ioError(file, "read")(e)
+      }).pipe(
+        Effect.flatMap((text) => {
+          const cached = cache.get(file)
+          if (cached !== undefined && cached.text === text) return Effect.succeed(cached.task)
+          return decodeText(file, text).pipe(Effect.tap((task) => Effect.sync(() => cache.set(file, { text, task }))))
+        })
+      )
     }
+
+    const markerOf = (taskId: string) => NodePath.join(markers, taskId)
+    const setMarker = (taskId: string) =>
+      Effect.try({ try: () => Fs.writeFileSync(markerOf(taskId), "", { flag: "a" }), catch: ioError(markerOf(taskId), "create") })
+    const clearMarker = (taskId: string) =>
+      Effect.try({ try: () => Fs.rmSync(markerOf(taskId), { force: true }), catch: ioError(markerOf(taskId), "remove") })
 
     const writeFile = (task: TaskRegistry) =>
       Effect.gen(function*() {
         const file = registryPath(home, task.task_id as TaskId)
-        const encoded = yield* encodeTask(task).pipe(
-          Effect.mapError((e) => new RegistryIoError({ path: file, operation: "encode", reason: e.message }))
-        )
-        yield* writeAtomic(file, JSON.stringify(encoded, null, 2) + "\n", faults).pipe(
-          Effect.provideService(FileSystem.FileSystem, fs),
-          Effect.provideService(Path.Path, path)
-        )
+        const encoded = yield* encodeTask(task).pipe(Effect.mapError(ioError(file, "encode")))
+        const text = JSON.stringify(encoded, null, 2) + "\n"
+        const active = activeCount(task.agents) > 0
+        if (active) yield* setMarker(task.task_id)
+        // Until the replace is known to be complete, the cache must not answer for this file.
+        cache.delete(file)
+        yield* writeAtomic(file, text, faults)
+        cache.set(file, { text, task })
+        if (!active) yield* clearMarker(task.task_id)
       })
 
-    const taskIds = fs.readDirectory(home).pipe(
-      Effect.mapError((e) => new RegistryIoError({ path: home, operation: "list", reason: e.message })),
-      Effect.map((names) => names.filter((name): name is TaskId => isTaskId(name)).sort())
-    )
+    const listIds = (dir: string) =>
+      Effect.try({ try: () => Fs.readdirSync(dir), catch: ioError(dir, "list") }).pipe(
+        Effect.map((names) => names.filter((name): name is TaskId => isTaskId(name)).sort())
+      )
 
     const list = Effect.gen(function*() {
-      const ids = yield* taskIds
+      const ids = yield* listIds(home)
       const tasks = yield* Effect.forEach(ids, (id) =>
         readFile(id).pipe(
           // A directory without a registry file yet (being created) is not a task.
@@ -92,15 +122,53 @@ export const layer: Layer.Layer<
       return tasks.filter((t): t is TaskRegistry => t !== undefined)
     })
 
+    /** Slots held across the home: the current task's, plus those of every other marked task (read under the lock). */
     const globalActiveBesides = (current: TaskRegistry) =>
-      list.pipe(
-        Effect.map((tasks) =>
-          tasks.reduce(
-            (n, t) => (t.task_id === current.task_id ? n : n + activeCount(t.agents)),
-            activeCount(current.agents)
+      Effect.gen(function*() {
+        let n = activeCount(current.agents)
+        for (const id of yield* listIds(markers)) {
+          if (id === current.task_id) continue
+          const other = yield* readFile(id).pipe(Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined)))
+          if (other !== undefined) n += activeCount(other.agents)
+        }
+        return n
+      })
+
+    // A home from before the markers (or one whose marker directory is gone) gets them rebuilt from every registry,
+    // under the lock, before this process changes anything: built aside, then renamed into place.
+    yield* lock.withLock(
+      Effect.gen(function*() {
+        if (Fs.existsSync(markers)) return
+        const staging = `${markers}.tmp-${process.pid}`
+        yield* Effect.try({
+          try: () => {
+            // Staging directories are only made under the lock: any left is from a process that died building one.
+            for (const name of Fs.readdirSync(home)) {
+              if (name.startsWith(`${NodePath.basename(markers)}.tmp-`)) {
+                Fs.rmSync(NodePath.join(home, name), { recursive: true, force: true })
+              }
+            }
+            Fs.mkdirSync(staging)
+          },
+          catch: ioError(staging, "create directory")
+        })
+        for (const id of yield* listIds(home)) {
+          // A registry that cannot be decoded is marked: its slots are unknown, so it must stay in the global count
+          // (where it fails the transaction with RegistryCorrupt, as before the markers existed).
+          const active = yield* readFile(id).pipe(
+            Effect.map((task) => activeCount(task.agents) > 0),
+            Effect.catchTags({ TaskNotFound: () => Effect.succeed(false), RegistryCorrupt: () => Effect.succeed(true) })
           )
-        )
-      )
+          if (active) {
+            yield* Effect.try({
+              try: () => Fs.writeFileSync(NodePath.join(staging, id), ""),
+              catch: ioError(staging, "create marker in")
+            })
+          }
+        }
+        yield* Effect.try({ try: () => Fs.renameSync(staging, markers), catch: ioError(markers, "create") })
+      })
+    )
 
     const update = <A, E>(
       taskId: TaskId,

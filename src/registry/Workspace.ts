@@ -11,6 +11,9 @@ export const REGISTRY_FILE = "AGENT_REGISTRY.json"
 /** The single cross-process lock file of a home; one lock for every registry change, so no lock order exists. */
 export const lockPath = (home: string) => NodePath.join(home, ".spawnkit.lock")
 
+/** Markers of the tasks that may hold slots (see FileRegistry): the global count reads only these tasks. */
+export const activeMarkersDir = (home: string) => NodePath.join(home, ".spawnkit-active")
+
 /** A task's directory. */
 export const taskDir = (home: string, taskId: TaskId) => NodePath.join(home, taskId)
 

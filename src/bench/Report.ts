@@ -1,0 +1,123 @@
+/**
+ * Benchmark results: the targets checked against one run, a markdown table, and the files written.
+ */
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
+import type { ScenarioResult } from "./Bench.js"
+
+/** One target and whether this run met it. */
+export interface TargetCheck {
+  readonly target: string
+  readonly measured: string
+  readonly met: boolean
+}
+
+const find = (results: ReadonlyArray<ScenarioResult>, name: string) => results.find((r) => r.name === name)
+
+/** The issue's targets, as far as the scenarios that ran allow. */
+export const checkTargets = (results: ReadonlyArray<ScenarioResult>): ReadonlyArray<TargetCheck> => {
+  const checks: Array<TargetCheck> = []
+  const floor = find(results, "floor")
+  for (const r of results.filter((r) => r.design === "spawnkit" && /-(one-task|many-tasks)/.test(r.name))) {
+    if (floor !== undefined) {
+      checks.push({
+        target: `${r.name}: throughput >= 80% of the floor`,
+        measured: `${r.throughput}/s vs ${floor.throughput}/s (${Math.round((r.floorRatio ?? 0) * 100)}%)`,
+        met: (r.floorRatio ?? 0) >= 0.8
+      })
+    }
+    checks.push({
+      target: `${r.name}: p50 < 50 ms, p99 < 250 ms at ${r.processes} processes`,
+      measured: `p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms`,
+      met: r.latency.p50 < 50 && r.latency.p99 < 250
+    })
+  }
+  const growth = results.filter((r) => r.existingRecords !== undefined).sort((a, b) => a.existingRecords! - b.existingRecords!)
+  if (growth.length >= 2) {
+    const small = growth[0]!
+    const large = growth.at(-1)!
+    const ratio = large.latency.p50 / Math.max(small.latency.p50, 0.001)
+    checks.push({
+      target: `spawn cost at ${large.existingRecords} records <= 1.5x the cost at ${small.existingRecords}`,
+      measured: `p50 ${large.latency.p50} ms vs ${small.latency.p50} ms (${ratio.toFixed(2)}x)`,
+      met: ratio <= 1.5
+    })
+  }
+  for (const r of results.filter((r) => r.design === "spawnkit")) {
+    const bad = (r.lost ?? 0) + (r.twins ?? 0) + (r.overshoot ?? 0) + (r.orphans ?? 0)
+    checks.push({
+      target: `${r.name}: 0 lost, 0 twins, 0 overshoot, 0 orphans`,
+      measured: `${r.lost ?? 0} / ${r.twins ?? 0} / ${r.overshoot ?? 0} / ${r.orphans ?? 0}`,
+      met: bad === 0
+    })
+  }
+  return checks
+}
+
+const cell = (value: number | undefined) => (value === undefined ? "—" : String(value))
+
+/** The results as markdown: a table of scenarios, then the targets. */
+export const markdown = (
+  results: ReadonlyArray<ScenarioResult>,
+  checks: ReadonlyArray<TargetCheck>,
+  meta: Readonly<Record<string, string>>
+) => {
+  const lines = [
+    `# spawnkit benchmark, ${meta["date"]}`,
+    "",
+    Object.entries(meta).filter(([k]) => k !== "date").map(([k, v]) => `${k}: ${v}`).join(" · "),
+    "",
+    "| scenario | spawns ok | rejected | spawns/s | x floor | p50 ms | p95 ms | p99 ms | CPU ms/spawn | lock wait p50/p99 ms | lost | twins | overshoot | orphans | torn reads |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ...results.map((r) =>
+      [
+        `${r.name}<br><sub>${r.description}</sub>`,
+        `${r.ok}/${r.attempts}`,
+        Object.entries(r.rejected).map(([k, v]) => `${k} ${v}`).join(", ") || "0",
+        r.throughput,
+        r.floorRatio ?? "—",
+        r.latency.p50,
+        r.latency.p95,
+        r.latency.p99,
+        r.cpuMsPerSpawn,
+        r.lockWait === undefined ? "—" : `${r.lockWait.p50Ms} / ${r.lockWait.p99Ms}`,
+        cell(r.lost),
+        cell(r.twins),
+        cell(r.overshoot),
+        cell(r.orphans),
+        r.design === "unlocked" ? cell(r.torn) : "—"
+      ].join(" | ").replace(/^/, "| ").replace(/$/, " |")
+    ),
+    "",
+    "| target | measured | met |",
+    "|---|---|---|",
+    ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met ? "yes" : "**no**"} |`),
+    ""
+  ]
+  return lines.join("\n")
+}
+
+/** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths. */
+export const writeResults = (
+  dir: string,
+  results: ReadonlyArray<ScenarioResult>,
+  checks: ReadonlyArray<TargetCheck>,
+  options: unknown
+) => {
+  const now = new Date()
+  const stamp = now.toISOString().replace(/[:.]/g, "-")
+  const meta = {
+    date: now.toISOString(),
+    host: `${Os.cpus().length} CPUs (${Os.cpus()[0]?.model ?? "?"}), ${Math.round(Os.totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+    platform: `${Os.platform()} ${Os.release()}`
+  }
+  Fs.mkdirSync(dir, { recursive: true })
+  const json = NodePath.join(dir, `${stamp}.json`)
+  const md = NodePath.join(dir, `${stamp}.md`)
+  Fs.writeFileSync(json, JSON.stringify({ ...meta, options, results, targets: checks }, null, 2) + "\n")
+  const text = markdown(results, checks, meta)
+  Fs.writeFileSync(md, text)
+  return { json, md, text }
+}
