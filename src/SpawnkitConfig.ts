@@ -7,7 +7,8 @@ import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Engine } from "./domain/Agent.js"
 import { DEFAULT_LIMITS } from "./domain/Task.js"
@@ -43,8 +44,20 @@ export interface SpawnkitSettings {
   }
   /** After SIGTERM to an agent's process group, how long before SIGKILL (SPAWNKIT_KILL_GRACE_MS, default 3000). */
   readonly killGraceMs: number
-  /** This host's id, recorded on reservations (SPAWNKIT_HOST_ID, default the host name). */
+  /** This host's id, recorded on reservations and agent records (SPAWNKIT_HOST_ID, default the host name). */
   readonly hostId: string
+  /**
+   * PostgreSQL connection URL (SPAWNKIT_DATABASE_URL). Set: the registry lives in PostgreSQL and may be shared by
+   * several hosts; unset: the file registry under `home`.
+   */
+  readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
+  /** Connections in this process's PostgreSQL pool (SPAWNKIT_DATABASE_POOL_SIZE, default 10). */
+  readonly databasePoolSize: number
+  /**
+   * Seconds a host stays alive in a shared registry without a heartbeat (SPAWNKIT_HOST_LEASE_SECONDS, default 60);
+   * after that, other hosts release its reservations.
+   */
+  readonly hostLeaseSeconds: number
   /** Test-only fault injection spec (SPAWNKIT_FAULT); empty in normal use. */
   readonly faultSpec: string
 }
@@ -80,7 +93,15 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   maxDepth: positiveInt("SPAWNKIT_MAX_DEPTH", DEFAULT_LIMITS.max_depth),
   maxChildren: positiveInt("SPAWNKIT_MAX_CHILDREN_PER_PARENT", DEFAULT_LIMITS.max_children_per_parent),
   maxSpawnsPerMinute: positiveInt("SPAWNKIT_MAX_SPAWNS_PER_MINUTE", DEFAULT_LIMITS.max_spawns_per_minute),
-  hostId: Config.String("SPAWNKIT_HOST_ID").pipe(Config.withDefault(Os.hostname())),
+  hostId: Config.schema(
+    Schema.String.check(
+      Schema.isPattern(/^[A-Za-z0-9_.-]{1,128}$/, { message: "Expected a host id made of letters, digits and _ . -" })
+    ),
+    "SPAWNKIT_HOST_ID"
+  ).pipe(Config.withDefault(Os.hostname())),
+  databaseUrl: Config.option(Config.NonEmptyString("SPAWNKIT_DATABASE_URL")),
+  databasePoolSize: positiveInt("SPAWNKIT_DATABASE_POOL_SIZE", 10),
+  hostLeaseSeconds: positiveInt("SPAWNKIT_HOST_LEASE_SECONDS", 60),
   killGraceMs: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), "SPAWNKIT_KILL_GRACE_MS").pipe(
     Config.withDefault(3000)
   ),
@@ -103,6 +124,9 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
       max_spawns_per_minute: c.maxSpawnsPerMinute
     },
     hostId: c.hostId,
+    databaseUrl: Option.map(c.databaseUrl, Redacted.make),
+    databasePoolSize: c.databasePoolSize,
+    hostLeaseSeconds: c.hostLeaseSeconds,
     killGraceMs: c.killGraceMs,
     faultSpec: c.faultSpec
   }))

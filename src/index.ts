@@ -15,7 +15,13 @@ import { NodeServices } from "@effect/platform-node"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { FaultInjection } from "./faults/FaultInjection.js"
+import type * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
+import type * as Path from "effect/Path"
+import type { RegistryDatabaseError, RegistryIoError } from "./domain/Errors.js"
+import { Registry } from "./registry/Registry.js"
 import * as FileRegistry from "./registry/FileRegistry.js"
+import * as PgRegistry from "./registry/PgRegistry.js"
 import { Tmux } from "./sessions/Tmux.js"
 import { SpawnkitConfig, type SpawnkitSettings } from "./SpawnkitConfig.js"
 
@@ -25,7 +31,15 @@ export * from "./domain/Ids.js"
 export * from "./domain/SpawnRequest.js"
 export * from "./domain/Task.js"
 export { type Admission, type AdmissionRequest, type AdmissionSnapshot, decide } from "./admission/Admission.js"
-export { FAULT_STEPS, FaultInjection, type FaultMode, type FaultStep } from "./faults/FaultInjection.js"
+export {
+  FAULT_STEPS,
+  FaultInjection,
+  type FaultMode,
+  type FaultStep,
+  FILE_REGISTRY_FAULT_STEPS,
+  PG_REGISTRY_FAULT_STEPS,
+  SPAWN_FAULT_STEPS
+} from "./faults/FaultInjection.js"
 export { Registry, type RegistryTransaction, type Transition } from "./registry/Registry.js"
 export { buildCommand, parseTemplate } from "./sessions/Engines.js"
 export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./sessions/Tmux.js"
@@ -40,6 +54,25 @@ export { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./spawn/AgentPrompt.js"
 export { parseTmuxSocket, SpawnkitConfig, type SpawnkitSettings, type TmuxSocket } from "./SpawnkitConfig.js"
 /** The file-backed registry layer. */
 export const FileRegistryLayer = FileRegistry.layer
+/** The PostgreSQL-backed registry layer (needs SPAWNKIT_DATABASE_URL, or `databaseUrl` in the settings). */
+export const PgRegistryLayer = PgRegistry.layer
+export { describeDatabase, SCHEMA_VERSION } from "./registry/PgRegistry.js"
+
+/** The registry the configuration selects: PostgreSQL when a database URL is set, the file registry otherwise. */
+export const registryFromConfig: Layer.Layer<
+  Registry,
+  RegistryIoError | RegistryDatabaseError,
+  SpawnkitConfig | FaultInjection | FileSystem.FileSystem | Path.Path
+> = Layer.unwrap(
+  Effect.map(
+    SpawnkitConfig,
+    (c): Layer.Layer<
+      Registry,
+      RegistryIoError | RegistryDatabaseError,
+      SpawnkitConfig | FaultInjection | FileSystem.FileSystem | Path.Path
+    > => (Option.isSome(c.databaseUrl) ? PgRegistry.layer : FileRegistry.layer)
+  )
+)
 
 /** Fault injection as configured (SPAWNKIT_FAULT); a no-op unless a test sets it. */
 export const faultsFromConfig: Layer.Layer<FaultInjection, never, SpawnkitConfig> = Layer.unwrap(
@@ -47,8 +80,8 @@ export const faultsFromConfig: Layer.Layer<FaultInjection, never, SpawnkitConfig
 )
 
 /**
- * Everything spawnkit needs, on Node: configuration from the environment (with `overrides` on top), the file
- * registry, tmux, fault injection (off unless configured, or the `faults` layer given) and Node's file system and
+ * Everything spawnkit needs, on Node: configuration from the environment (with `overrides` on top), the registry
+ * it selects (PostgreSQL when SPAWNKIT_DATABASE_URL is set, else the file registry), tmux, fault injection (off unless configured, or the `faults` layer given) and Node's file system and
  * process services.
  */
 export const layer = (
@@ -57,7 +90,7 @@ export const layer = (
 ) => {
   const config = SpawnkitConfig.layerWith(overrides)
   const base = faults.pipe(Layer.provideMerge(config))
-  return Layer.mergeAll(FileRegistry.layer, Tmux.layer).pipe(
+  return Layer.mergeAll(registryFromConfig, Tmux.layer).pipe(
     Layer.provideMerge(base),
     Layer.provideMerge(NodeServices.layer)
   )

@@ -4,6 +4,9 @@
  * the tmux server and the workspace must agree exactly: no overshoot, no twin, no leftover reservation, no orphan.
  * While the workers run, the registry file is sampled and its invariants checked on every snapshot.
  *
+ * Every scenario runs against both registries: the file registry (its file sampled mid-race) and the PostgreSQL
+ * registry (its row sampled mid-race), the workers finding the database through SPAWNKIT_DATABASE_URL.
+ *
  * Needs `npm run build` first. SPAWNKIT_STRESS_ROUNDS sets the rounds of the stress test (default 2).
  */
 import { type ChildProcess, spawn as spawnProcess, spawnSync } from "node:child_process"
@@ -13,11 +16,12 @@ import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../src/index.js"
 import {
+  type Backend,
+  BACKENDS,
   liveSessions,
   makeTestEnv,
   processAlive,
   promptFiles,
-  readRegistryFile,
   runIn,
   type TestEnv,
   waitFor
@@ -41,8 +45,8 @@ const WORKER_ENV = { SPAWNKIT_GLOBAL_MAX_CONCURRENT: "100000", SPAWNKIT_MAX_SPAW
 
 const envs: Array<TestEnv> = []
 const children = new Set<ChildProcess>()
-const newEnv = () => {
-  const env = makeTestEnv()
+const newEnv = (backend: Backend) => {
+  const env = makeTestEnv(undefined, backend)
   envs.push(env)
   return env
 }
@@ -155,7 +159,7 @@ const race = async (
   const violations: Array<string> = []
   const sample = () => {
     try {
-      const task = readRegistryFile(env.home, taskId)
+      const task = env.readTask(taskId)
       const problems = invariantViolations(task)
       const reserved = (task.agents as Array<any>).filter((a) => a.status === "reserved")
       maxReserved = Math.max(maxReserved, reserved.length)
@@ -213,11 +217,11 @@ const split = <A>(items: ReadonlyArray<A>, workers: number): Array<Array<A>> => 
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Registry invariants, straight from the file
+// Registry invariants, straight from the store (the file, or the row)
 
 const ACTIVE = new Set(["reserved", "running", "working", "blocked"])
 
-/** Every inconsistency of one task registry as read from disk (empty when it is sound). */
+/** Every inconsistency of one task registry as stored (empty when it is sound). */
 const invariantViolations = (task: any): Array<string> => {
   const problems: Array<string> = []
   const agents: Array<any> = task.agents
@@ -261,7 +265,7 @@ const invariantViolations = (task: any): Array<string> => {
  * the prompt files exactly the records' prompts.
  */
 const expectSettled = (env: TestEnv, taskId: string) => {
-  const task = readRegistryFile(env.home, taskId)
+  const task = env.readTask(taskId)
   expect(invariantViolations(task)).toEqual([])
   const agents: Array<any> = task.agents
   expect(agents.filter((a) => a.status === "reserved" || a.reservation !== undefined)).toEqual([])
@@ -330,9 +334,9 @@ const createTask = (env: TestEnv, limits: Partial<typeof HIGH>) =>
   )
 
 /** One round of the max_concurrent race: 8 processes x 25 attempts, distinct prompts, max_concurrent 50. */
-const concurrencyRound = async (label: string) => {
+const concurrencyRound = async (backend: Backend, label: string) => {
   const t0 = Date.now()
-  const env = newEnv()
+  const env = newEnv(backend)
   const taskId = await createTask(env, { max_concurrent: 50, max_agents: 1000 })
   const attempts = Array.from({ length: 200 }, (_, k): Attempt => ({
     taskId,
@@ -361,161 +365,163 @@ const concurrencyRound = async (label: string) => {
   }
 }
 
-describe("multi-process spawn races (real processes, real tmux)", () => {
-  it("requires the compiled worker entry point", () => {
-    expect(Fs.existsSync(DIST_INDEX), "run `npm run build` before these tests").toBe(true)
+describe.each(BACKENDS)("%s registry", (backend) => {
+  describe("multi-process spawn races (real processes, real tmux)", () => {
+    it("requires the compiled worker entry point", () => {
+      expect(Fs.existsSync(DIST_INDEX), "run `npm run build` before these tests").toBe(true)
+    })
+
+    it("max_concurrent 50: 8 processes x 25 attempts -> exactly 50 agents, 150 LimitReached", async () => {
+      const round = await concurrencyRound(backend, "single")
+      console.log(`max_concurrent race: ${round.summary}`)
+    }, 120_000)
+
+    it(`stress: the max_concurrent race repeated ${STRESS_ROUNDS} times with zero discrepancy`, async () => {
+      const t0 = Date.now()
+      for (let round = 1; round <= STRESS_ROUNDS; round++) {
+        const r = await concurrencyRound(backend, `round ${round}`)
+        console.log(`stress round ${round}/${STRESS_ROUNDS}: ${r.summary}`)
+      }
+      console.log(`stress: ${STRESS_ROUNDS} rounds in ${Date.now() - t0} ms`)
+    }, 60_000 + STRESS_ROUNDS * 30_000)
+
+    it("max_agents 30: 8 processes x 10 attempts -> exactly 30 agents, the rest LimitReached max_agents", async () => {
+      const env = newEnv(backend)
+      const taskId = await createTask(env, { max_agents: 30 })
+      const attempts = Array.from({ length: 80 }, (_, k): Attempt => ({ taskId, agentType: "many", prompt: `p${k}` }))
+      const r = await race(env, taskId, split(attempts, WORKERS))
+      expect(r.violations).toEqual([])
+      expect(tagsOf(r)).toEqual({ ok: 30, LimitReached: 50 })
+      for (const { outcome } of rejections(r)) expect(outcome).toMatchObject({ tag: "LimitReached", limit: "max_agents" })
+      const task = expectSettled(env, taskId)
+      expect(task.agents).toHaveLength(30)
+      expect(task.total_spawned).toBe(30)
+      console.log(`max_agents race: ${JSON.stringify(tagsOf(r))} in ${r.ms} ms`)
+      await tearDown(env, 30)
+    }, 120_000)
+
+    it("max_depth 3: children racing under every level; beyond max_depth all DepthExceeded, nothing deeper", async () => {
+      const env = newEnv(backend)
+      const taskId = await createTask(env, { max_depth: 3 })
+      // A chain orchestrator -> d1 -> d2 -> d3 (at max_depth).
+      const chain = await runIn(
+        env,
+        Effect.gen(function*() {
+          const d1 = yield* Spawnkit.spawn({ taskId, agentType: "d1", prompt: "level 1" })
+          const d2 = yield* Spawnkit.spawn({ taskId, agentType: "d2", prompt: "level 2", parent: d1.agent_id })
+          const d3 = yield* Spawnkit.spawn({ taskId, agentType: "d3", prompt: "level 3", parent: d2.agent_id })
+          return [d1, d2, d3]
+        })
+      )
+      expect(chain.map((a) => a.depth)).toEqual([1, 2, 3])
+      const parents = ["orchestrator", ...chain.map((a) => a.agent_id)]
+      const depthOf = (parent: string) => (parent === "orchestrator" ? 0 : chain.find((a) => a.agent_id === parent)!.depth)
+
+      // Round 1: 8 processes x 12 attempts, 3 under each of orchestrator, d1, d2 and d3.
+      const attempts = Array.from({ length: 96 }, (_, k): Attempt => ({
+        taskId,
+        agentType: "child",
+        prompt: `child ${k}`,
+        parent: parents[k % 4]!
+      }))
+      const r = await race(env, taskId, split(attempts, WORKERS))
+      expect(r.violations).toEqual([])
+      expect(tagsOf(r)).toEqual({ ok: 72, DepthExceeded: 24 })
+      for (const { attempt, outcome } of r.results) {
+        if (depthOf(attempt.parent!) + 1 > 3) {
+          expect(outcome).toMatchObject({ ok: false, tag: "DepthExceeded", depth: 4 })
+        } else {
+          expect(outcome).toMatchObject({ ok: true, depth: depthOf(attempt.parent!) + 1, parent: attempt.parent })
+        }
+      }
+
+      // Round 2: children of agents the first race created in other processes: under new depth-3 agents (beyond
+      // max_depth) and under new depth-2 agents (allowed), interleaved.
+      const made = successes(r).map((s) => s.outcome).flatMap((o) => (o.ok ? [o] : []))
+      const atDepth3 = made.filter((o) => o.depth === 3).slice(0, 8)
+      const atDepth2 = made.filter((o) => o.depth === 2).slice(0, 8)
+      expect(atDepth3).toHaveLength(8)
+      expect(atDepth2).toHaveLength(8)
+      const second = Array.from({ length: 64 }, (_, k): Attempt => ({
+        taskId,
+        agentType: "grandchild",
+        prompt: `grandchild ${k}`,
+        parent: (k % 2 === 0 ? atDepth3 : atDepth2)[(k >> 1) % 8]!.agent_id
+      }))
+      const r2 = await race(env, taskId, split(second, WORKERS))
+      expect(r2.violations).toEqual([])
+      expect(tagsOf(r2)).toEqual({ ok: 32, DepthExceeded: 32 })
+      for (const { attempt, outcome } of r2.results) {
+        if (atDepth3.some((a) => a.agent_id === attempt.parent)) {
+          expect(outcome).toMatchObject({ ok: false, tag: "DepthExceeded", depth: 4 })
+        } else {
+          expect(outcome).toMatchObject({ ok: true, depth: 3 })
+        }
+      }
+
+      const task = expectSettled(env, taskId)
+      expect(task.agents).toHaveLength(3 + 72 + 32)
+      expect(Math.max(...task.agents.map((a: any) => a.depth))).toBe(3)
+      expect(task.agents.filter((a: any) => a.depth > 3)).toEqual([])
+      console.log(`max_depth race: ${JSON.stringify(tagsOf(r))} then ${JSON.stringify(tagsOf(r2))}`)
+      await tearDown(env, task.agents.length)
+    }, 120_000)
+
+    it("duplicate child: 8 processes ask one parent for the same child -> one agent per prompt, the rest DuplicateAgent", async () => {
+      const env = newEnv(backend)
+      const taskId = await createTask(env, {})
+      const parent = await runIn(env, Spawnkit.spawn({ taskId, agentType: "lead", prompt: "lead the work" }))
+      // 8 processes x 6 attempts: two groups of 24 identical requests (same parent, type and prompt).
+      const prompts = ["investigate the flaky test", "write the report"]
+      const attempts = Array.from({ length: 48 }, (_, k): Attempt => ({
+        taskId,
+        agentType: "helper",
+        prompt: prompts[k % 2]!,
+        parent: parent.agent_id
+      }))
+      const r = await race(env, taskId, split(attempts, WORKERS))
+      expect(r.violations).toEqual([])
+      expect(tagsOf(r)).toEqual({ ok: 2, DuplicateAgent: 46 })
+      for (const prompt of prompts) {
+        const group = r.results.filter((x) => x.attempt.prompt === prompt)
+        const winners = group.flatMap((x) => (x.outcome.ok ? [x.outcome] : []))
+        expect(winners).toHaveLength(1)
+        const winner = winners[0]!
+        expect(winner).toMatchObject({ existing: false, parent: parent.agent_id, depth: 2 })
+        for (const { outcome } of group) {
+          if (!outcome.ok) expect(outcome).toMatchObject({ tag: "DuplicateAgent", existingAgentId: winner.agent_id })
+        }
+      }
+      const task = expectSettled(env, taskId)
+      expect(task.agents).toHaveLength(3)
+      expect(task.agent_hierarchy[parent.agent_id]).toHaveLength(2)
+      expect(liveSessions(env.socket)).toHaveLength(3)
+      console.log(`duplicate race: ${JSON.stringify(tagsOf(r))}`)
+      await tearDown(env, 3)
+    }, 120_000)
+
+    it("idempotency key retried 10 times across 5 processes -> one agent, one session, every response names it", async () => {
+      const env = newEnv(backend)
+      const taskId = await createTask(env, {})
+      const attempts = Array.from({ length: 10 }, (): Attempt => ({
+        taskId,
+        agentType: "once",
+        prompt: "do this exactly once",
+        idempotencyKey: "retry-key-7f3a"
+      }))
+      const r = await race(env, taskId, split(attempts, 5))
+      expect(r.violations).toEqual([])
+      // Every retry succeeds; exactly one of them spawned, the others were handed the same agent.
+      expect(tagsOf(r)).toEqual({ ok: 1, "ok(existing)": 9 })
+      const ids = new Set(r.results.map(({ outcome }) => (outcome.ok ? outcome.agent_id : `rejected:${outcome.tag}`)))
+      expect(ids.size).toBe(1)
+      const [agentId] = [...ids]
+      const task = expectSettled(env, taskId)
+      expect(task.agents).toHaveLength(1)
+      expect(task.agents[0]).toMatchObject({ id: agentId, status: "running", idempotency_key: "retry-key-7f3a" })
+      expect(liveSessions(env.socket)).toEqual([`agent_${agentId}`])
+      console.log(`idempotency race: ${JSON.stringify(tagsOf(r))}`)
+      await tearDown(env, 1)
+    }, 120_000)
   })
-
-  it("max_concurrent 50: 8 processes x 25 attempts -> exactly 50 agents, 150 LimitReached", async () => {
-    const round = await concurrencyRound("single")
-    console.log(`max_concurrent race: ${round.summary}`)
-  }, 120_000)
-
-  it(`stress: the max_concurrent race repeated ${STRESS_ROUNDS} times with zero discrepancy`, async () => {
-    const t0 = Date.now()
-    for (let round = 1; round <= STRESS_ROUNDS; round++) {
-      const r = await concurrencyRound(`round ${round}`)
-      console.log(`stress round ${round}/${STRESS_ROUNDS}: ${r.summary}`)
-    }
-    console.log(`stress: ${STRESS_ROUNDS} rounds in ${Date.now() - t0} ms`)
-  }, 60_000 + STRESS_ROUNDS * 30_000)
-
-  it("max_agents 30: 8 processes x 10 attempts -> exactly 30 agents, the rest LimitReached max_agents", async () => {
-    const env = newEnv()
-    const taskId = await createTask(env, { max_agents: 30 })
-    const attempts = Array.from({ length: 80 }, (_, k): Attempt => ({ taskId, agentType: "many", prompt: `p${k}` }))
-    const r = await race(env, taskId, split(attempts, WORKERS))
-    expect(r.violations).toEqual([])
-    expect(tagsOf(r)).toEqual({ ok: 30, LimitReached: 50 })
-    for (const { outcome } of rejections(r)) expect(outcome).toMatchObject({ tag: "LimitReached", limit: "max_agents" })
-    const task = expectSettled(env, taskId)
-    expect(task.agents).toHaveLength(30)
-    expect(task.total_spawned).toBe(30)
-    console.log(`max_agents race: ${JSON.stringify(tagsOf(r))} in ${r.ms} ms`)
-    await tearDown(env, 30)
-  }, 120_000)
-
-  it("max_depth 3: children racing under every level; beyond max_depth all DepthExceeded, nothing deeper", async () => {
-    const env = newEnv()
-    const taskId = await createTask(env, { max_depth: 3 })
-    // A chain orchestrator -> d1 -> d2 -> d3 (at max_depth).
-    const chain = await runIn(
-      env,
-      Effect.gen(function*() {
-        const d1 = yield* Spawnkit.spawn({ taskId, agentType: "d1", prompt: "level 1" })
-        const d2 = yield* Spawnkit.spawn({ taskId, agentType: "d2", prompt: "level 2", parent: d1.agent_id })
-        const d3 = yield* Spawnkit.spawn({ taskId, agentType: "d3", prompt: "level 3", parent: d2.agent_id })
-        return [d1, d2, d3]
-      })
-    )
-    expect(chain.map((a) => a.depth)).toEqual([1, 2, 3])
-    const parents = ["orchestrator", ...chain.map((a) => a.agent_id)]
-    const depthOf = (parent: string) => (parent === "orchestrator" ? 0 : chain.find((a) => a.agent_id === parent)!.depth)
-
-    // Round 1: 8 processes x 12 attempts, 3 under each of orchestrator, d1, d2 and d3.
-    const attempts = Array.from({ length: 96 }, (_, k): Attempt => ({
-      taskId,
-      agentType: "child",
-      prompt: `child ${k}`,
-      parent: parents[k % 4]!
-    }))
-    const r = await race(env, taskId, split(attempts, WORKERS))
-    expect(r.violations).toEqual([])
-    expect(tagsOf(r)).toEqual({ ok: 72, DepthExceeded: 24 })
-    for (const { attempt, outcome } of r.results) {
-      if (depthOf(attempt.parent!) + 1 > 3) {
-        expect(outcome).toMatchObject({ ok: false, tag: "DepthExceeded", depth: 4 })
-      } else {
-        expect(outcome).toMatchObject({ ok: true, depth: depthOf(attempt.parent!) + 1, parent: attempt.parent })
-      }
-    }
-
-    // Round 2: children of agents the first race created in other processes: under new depth-3 agents (beyond
-    // max_depth) and under new depth-2 agents (allowed), interleaved.
-    const made = successes(r).map((s) => s.outcome).flatMap((o) => (o.ok ? [o] : []))
-    const atDepth3 = made.filter((o) => o.depth === 3).slice(0, 8)
-    const atDepth2 = made.filter((o) => o.depth === 2).slice(0, 8)
-    expect(atDepth3).toHaveLength(8)
-    expect(atDepth2).toHaveLength(8)
-    const second = Array.from({ length: 64 }, (_, k): Attempt => ({
-      taskId,
-      agentType: "grandchild",
-      prompt: `grandchild ${k}`,
-      parent: (k % 2 === 0 ? atDepth3 : atDepth2)[(k >> 1) % 8]!.agent_id
-    }))
-    const r2 = await race(env, taskId, split(second, WORKERS))
-    expect(r2.violations).toEqual([])
-    expect(tagsOf(r2)).toEqual({ ok: 32, DepthExceeded: 32 })
-    for (const { attempt, outcome } of r2.results) {
-      if (atDepth3.some((a) => a.agent_id === attempt.parent)) {
-        expect(outcome).toMatchObject({ ok: false, tag: "DepthExceeded", depth: 4 })
-      } else {
-        expect(outcome).toMatchObject({ ok: true, depth: 3 })
-      }
-    }
-
-    const task = expectSettled(env, taskId)
-    expect(task.agents).toHaveLength(3 + 72 + 32)
-    expect(Math.max(...task.agents.map((a: any) => a.depth))).toBe(3)
-    expect(task.agents.filter((a: any) => a.depth > 3)).toEqual([])
-    console.log(`max_depth race: ${JSON.stringify(tagsOf(r))} then ${JSON.stringify(tagsOf(r2))}`)
-    await tearDown(env, task.agents.length)
-  }, 120_000)
-
-  it("duplicate child: 8 processes ask one parent for the same child -> one agent per prompt, the rest DuplicateAgent", async () => {
-    const env = newEnv()
-    const taskId = await createTask(env, {})
-    const parent = await runIn(env, Spawnkit.spawn({ taskId, agentType: "lead", prompt: "lead the work" }))
-    // 8 processes x 6 attempts: two groups of 24 identical requests (same parent, type and prompt).
-    const prompts = ["investigate the flaky test", "write the report"]
-    const attempts = Array.from({ length: 48 }, (_, k): Attempt => ({
-      taskId,
-      agentType: "helper",
-      prompt: prompts[k % 2]!,
-      parent: parent.agent_id
-    }))
-    const r = await race(env, taskId, split(attempts, WORKERS))
-    expect(r.violations).toEqual([])
-    expect(tagsOf(r)).toEqual({ ok: 2, DuplicateAgent: 46 })
-    for (const prompt of prompts) {
-      const group = r.results.filter((x) => x.attempt.prompt === prompt)
-      const winners = group.flatMap((x) => (x.outcome.ok ? [x.outcome] : []))
-      expect(winners).toHaveLength(1)
-      const winner = winners[0]!
-      expect(winner).toMatchObject({ existing: false, parent: parent.agent_id, depth: 2 })
-      for (const { outcome } of group) {
-        if (!outcome.ok) expect(outcome).toMatchObject({ tag: "DuplicateAgent", existingAgentId: winner.agent_id })
-      }
-    }
-    const task = expectSettled(env, taskId)
-    expect(task.agents).toHaveLength(3)
-    expect(task.agent_hierarchy[parent.agent_id]).toHaveLength(2)
-    expect(liveSessions(env.socket)).toHaveLength(3)
-    console.log(`duplicate race: ${JSON.stringify(tagsOf(r))}`)
-    await tearDown(env, 3)
-  }, 120_000)
-
-  it("idempotency key retried 10 times across 5 processes -> one agent, one session, every response names it", async () => {
-    const env = newEnv()
-    const taskId = await createTask(env, {})
-    const attempts = Array.from({ length: 10 }, (): Attempt => ({
-      taskId,
-      agentType: "once",
-      prompt: "do this exactly once",
-      idempotencyKey: "retry-key-7f3a"
-    }))
-    const r = await race(env, taskId, split(attempts, 5))
-    expect(r.violations).toEqual([])
-    // Every retry succeeds; exactly one of them spawned, the others were handed the same agent.
-    expect(tagsOf(r)).toEqual({ ok: 1, "ok(existing)": 9 })
-    const ids = new Set(r.results.map(({ outcome }) => (outcome.ok ? outcome.agent_id : `rejected:${outcome.tag}`)))
-    expect(ids.size).toBe(1)
-    const [agentId] = [...ids]
-    const task = expectSettled(env, taskId)
-    expect(task.agents).toHaveLength(1)
-    expect(task.agents[0]).toMatchObject({ id: agentId, status: "running", idempotency_key: "retry-key-7f3a" })
-    expect(liveSessions(env.socket)).toEqual([`agent_${agentId}`])
-    console.log(`idempotency race: ${JSON.stringify(tagsOf(r))}`)
-    await tearDown(env, 1)
-  }, 120_000)
 })

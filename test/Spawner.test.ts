@@ -4,10 +4,10 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../src/index.js"
 import {
+  BACKENDS,
   liveSessions,
   processAlive,
   promptFiles,
-  readRegistryFile,
   runIn,
   testEnvs,
   waitFor
@@ -15,9 +15,9 @@ import {
 
 const newEnv = testEnvs()
 
-describe("Spawner with real tmux", () => {
+describe.each(BACKENDS)("Spawner with real tmux (%s registry)", (backend) => {
   it("spawns a tagged session running the agent, with a 0600 prompt file and a running record", async () => {
-    const env = newEnv()
+    const env = newEnv(undefined, backend)
     const { task, result } = await runIn(
       env,
       Effect.gen(function*() {
@@ -29,7 +29,7 @@ describe("Spawner with real tmux", () => {
     expect(result.existing).toBe(false)
     expect(result.status).toBe("running")
     expect(liveSessions(env.socket)).toEqual([result.tmux_session])
-    const onDisk = readRegistryFile(env.home, task.task_id)
+    const onDisk = env.readTask(task.task_id)
     expect(onDisk.agents).toHaveLength(1)
     expect(onDisk.agents[0]).toMatchObject({ id: result.agent_id, status: "running", depth: 1, parent: "orchestrator" })
     expect(onDisk.agents[0].reservation).toBeUndefined()
@@ -42,7 +42,7 @@ describe("Spawner with real tmux", () => {
   })
 
   it("kill ends the session, marks the agent killed, deletes its prompt, and is idempotent", async () => {
-    const env = newEnv()
+    const env = newEnv(undefined, backend)
     const out = await runIn(
       env,
       Effect.gen(function*() {
@@ -57,11 +57,11 @@ describe("Spawner with real tmux", () => {
     expect(out.second).toMatchObject({ status: "killed", killed: false })
     expect(liveSessions(env.socket)).toEqual([])
     expect(promptFiles(env.home, out.task.task_id)).toEqual([])
-    expect(readRegistryFile(env.home, out.task.task_id).active_count).toBe(0)
+    expect(env.readTask(out.task.task_id).active_count).toBe(0)
   })
 
   it("kills an agent whose session is already gone without signalling anything else", async () => {
-    const env = newEnv()
+    const env = newEnv(undefined, backend)
     const sentinel = spawn("sleep", ["30"], { stdio: "ignore" })
     const out = await runIn(
       env,
@@ -75,14 +75,14 @@ describe("Spawner with real tmux", () => {
       })
     )
     expect(out.killed).toMatchObject({ status: "killed", killed: true })
-    expect(readRegistryFile(env.home, out.task.task_id).active_count).toBe(0)
+    expect(env.readTask(out.task.task_id).active_count).toBe(0)
     // A process in this test's own process group is untouched (a blank pane read once became a signal to group 0).
     expect(processAlive(sentinel.pid!)).toBe(true)
     sentinel.kill("SIGKILL")
   })
 
   it("records an agent that exits with its exit code and last output lines, and frees its slot", async () => {
-    const env = newEnv(`sh -c "echo first line; echo boom; exit 3"`)
+    const env = newEnv(`sh -c "echo first line; echo boom; exit 3"`, backend)
     const { task, result } = await runIn(
       env,
       Effect.gen(function*() {
@@ -95,7 +95,7 @@ describe("Spawner with real tmux", () => {
     )
     // Either the start-up check saw it die (typed error, nothing kept) or the pane-died hook records it.
     const agent = await waitFor("the agent's exit is recorded or its spawn rolled back", () => {
-      const a = readRegistryFile(env.home, task.task_id).agents[0]
+      const a = env.readTask(task.task_id).agents[0]
       return a === undefined || a.status === "failed" ? (a ?? null) : undefined
     })
     if (agent === null) {
@@ -108,6 +108,6 @@ describe("Spawner with real tmux", () => {
     }
     await waitFor("no session is left", () => liveSessions(env.socket).length === 0)
     expect(promptFiles(env.home, task.task_id)).toEqual([])
-    expect(readRegistryFile(env.home, task.task_id).active_count).toBe(0)
+    expect(env.readTask(task.task_id).active_count).toBe(0)
   })
 })

@@ -81,6 +81,8 @@ export const Agent = Schema.Struct({
   engine: Schema.optionalKey(Schema.String),
   idempotency_key: Schema.optionalKey(Schema.String),
   reservation: Schema.optionalKey(Reservation),
+  /** The host whose tmux server runs the agent's session (SPAWNKIT_HOST_ID); absent in older files: the local host. */
+  host: Schema.optionalKey(Schema.String),
   exit: Schema.optionalKey(AgentExit),
   reason: Schema.optionalKey(Schema.String),
   tracked_files: Schema.optionalKey(TrackedFiles),

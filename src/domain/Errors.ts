@@ -146,6 +146,22 @@ export class RegistryIoError extends Schema.TaggedError<RegistryIoError>()("Regi
   }
 }
 
+/** A PostgreSQL registry operation failed (connection, query, migration). */
+export class RegistryDatabaseError extends Schema.TaggedError<RegistryDatabaseError>()("RegistryDatabaseError", {
+  /** The database, as a URL without its password. */
+  database: Schema.String,
+  operation: Schema.String,
+  reason: Schema.String,
+  /** PostgreSQL's SQLSTATE, when the server answered with one. */
+  code: Schema.optionalKey(Schema.String)
+}) {
+  override get message() {
+    return `PostgreSQL registry ${this.database}: could not ${this.operation}: ${this.reason}` +
+      `${this.code === undefined ? "" : ` (SQLSTATE ${this.code})`}. ` +
+      "Check SPAWNKIT_DATABASE_URL and that the server is running and reachable."
+  }
+}
+
 /** A tmux command failed; carries the evidence. */
 export class TmuxError extends Schema.TaggedError<TmuxError>()("TmuxError", {
   args: Schema.Array(Schema.String),
@@ -190,7 +206,7 @@ export type AdmissionRejection =
   | RateLimited
 
 /** Errors of the registry itself. */
-export type RegistryError = RegistryCorrupt | RegistryIoError | InjectedFault
+export type RegistryError = RegistryCorrupt | RegistryIoError | RegistryDatabaseError | InjectedFault
 
 /** The caller (an agent's own server) may not act on this task or agent. */
 export class NotPermitted extends Schema.TaggedError<NotPermitted>()("NotPermitted", {

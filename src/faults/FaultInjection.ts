@@ -7,19 +7,25 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { InjectedFault } from "../domain/Errors.js"
 
-/** Every named point, in the order a spawn passes them. */
-export const FAULT_STEPS = [
+/** The points of a spawn, in the order it passes them. */
+export const SPAWN_FAULT_STEPS = [
   "after-reserve",
   "after-prompt",
   "before-session",
   "after-session",
   "after-check",
   "commit",
-  "after-commit",
-  "registry-after-write",
-  "registry-after-fsync",
-  "registry-after-rename"
+  "after-commit"
 ] as const
+
+/** The points inside a file registry's atomic write. */
+export const FILE_REGISTRY_FAULT_STEPS = ["registry-after-write", "registry-after-fsync", "registry-after-rename"] as const
+
+/** The points of a PostgreSQL registry transaction that writes: before its COMMIT, and once it is durable. */
+export const PG_REGISTRY_FAULT_STEPS = ["registry-before-commit", "registry-after-commit"] as const
+
+/** Every named point. */
+export const FAULT_STEPS = [...SPAWN_FAULT_STEPS, ...FILE_REGISTRY_FAULT_STEPS, ...PG_REGISTRY_FAULT_STEPS] as const
 /** @see FAULT_STEPS */
 export type FaultStep = (typeof FAULT_STEPS)[number]
 

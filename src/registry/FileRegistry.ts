@@ -203,6 +203,14 @@ export const layer: Layer.Layer<
         })
       )
 
-    return Registry.of({ createTask, update, read: readFile, list })
+    // One home is one host's: nobody else holds leases on it.
+    return Registry.of({
+      createTask,
+      update,
+      read: readFile,
+      list,
+      heartbeat: Effect.void,
+      expiredHosts: Effect.succeed(new Set<string>())
+    })
   })
 )

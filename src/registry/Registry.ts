@@ -1,6 +1,6 @@
 /**
  * The Registry service: where tasks and agent records live, and the one transactional primitive that changes them.
- * FileRegistry implements it over JSON files; other backends implement the same contract.
+ * FileRegistry implements it over JSON files (one host), PgRegistry over PostgreSQL (any number of hosts).
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
@@ -11,7 +11,10 @@ import type { TaskRegistry } from "../domain/Task.js"
 /** What a transaction sees: the task's registry and, on demand, the slots held across every task. */
 export interface RegistryTransaction {
   readonly task: TaskRegistry
-  /** Slots held (reservations included) across all tasks, this one included, read under the same lock. */
+  /**
+   * Slots held (reservations included) across all tasks, this one included, read under the same lock.
+   * Invariant: a transition that adds slots reads this first; a backend may take its cross-task lock only then.
+   */
   readonly globalActive: Effect.Effect<number, RegistryError>
 }
 
@@ -38,4 +41,8 @@ export class Registry extends Context.Service<Registry, {
   readonly read: (taskId: TaskId) => Effect.Effect<TaskRegistry, RegistryError | TaskNotFound>
   /** Read every task's registry. */
   readonly list: Effect.Effect<ReadonlyArray<TaskRegistry>, RegistryError>
+  /** Tell the other hosts sharing this registry that this host is alive (a no-op where there is one host). */
+  readonly heartbeat: Effect.Effect<void, RegistryError>
+  /** Hosts whose lease ran out (no heartbeat for SPAWNKIT_HOST_LEASE_SECONDS); never this host; none for one host. */
+  readonly expiredHosts: Effect.Effect<ReadonlySet<string>, RegistryError>
 }>()("spawnkit/Registry") {}

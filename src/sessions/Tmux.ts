@@ -28,6 +28,8 @@ export interface NewSession {
   readonly env: Readonly<Record<string, string>>
   /** Stored as tmux user options `@<key>`; they mark the session as spawnkit's own. */
   readonly tags: Readonly<Record<string, string>>
+  /** Global environment of spawnkit's server, which its hooks run with, (re)set with the session in one tmux call. */
+  readonly serverEnv?: Readonly<Record<string, string>>
   /** Global hooks of spawnkit's server (e.g. `pane-died`), (re)installed with the session in one tmux call. */
   readonly hooks?: Readonly<Record<string, string>>
 }
@@ -141,6 +143,7 @@ export class Tmux extends Context.Service<Tmux, {
           const envArgs = Object.entries(spec.env).flatMap(([k, v]) => ["-e", `${k}=${v}`])
           const tagArgs = Object.entries(spec.tags).flatMap(([k, v]) => [";", "set-option", "-t", `=${spec.name}:`, `@${k}`, v])
           const hookArgs = Object.entries(spec.hooks ?? {}).flatMap(([hook, cmd]) => ["set-hook", "-g", hook, cmd, ";"])
+          const serverEnvArgs = Object.entries(spec.serverEnv ?? {}).flatMap(([k, v]) => ["set-environment", "-g", k, v, ";"])
           const args = [
             "start-server",
             ";",
@@ -150,6 +153,7 @@ export class Tmux extends Context.Service<Tmux, {
             "remain-on-exit",
             "on",
             ";",
+            ...serverEnvArgs,
             ...hookArgs,
             "new-session",
             "-d",
@@ -172,7 +176,13 @@ export class Tmux extends Context.Service<Tmux, {
             `=${spec.name}:`,
             PANE_FORMAT
           ]
-          yield* checkArgv([...spec.command, ...envArgs, ...Object.values(spec.tags), spec.cwd])
+          yield* checkArgv([
+            ...spec.command,
+            ...envArgs,
+            ...Object.entries(spec.serverEnv ?? {}).flat(),
+            ...Object.values(spec.tags),
+            spec.cwd
+          ])
           const out = yield* runOk(args)
           const pane = parsePane(out.trim().split("\n").pop() ?? "")
           if (pane === undefined) {

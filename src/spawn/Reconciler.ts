@@ -4,14 +4,15 @@
  * the process table are observed. It repairs only what this home owns:
  *
  * - a reservation whose owner process (on this host) is gone is rolled back: record, session and files;
+ * - a reservation of another host whose lease expired (a shared registry) is rolled back: its record only;
  * - a live record whose pane died is recorded as ended (the exit hook was missed);
  * - a live record whose session is gone, confirmed by repeated tmux queries, becomes `lost`;
  * - a session tagged with this home whose agent has no live record is killed (its process group first);
  * - prompt/MCP-config files with no active record and registry temp files of dead writers are removed;
  * - a live agent past its wall-clock or stall limit is stopped and recorded `timed_out` or `stalled` (Watchdog.ts).
  *
- * Invariant: it never touches a session without spawnkit's tags for this home, never an agent of a live owner, and a
- * failed tmux query stops the pass before anything is declared lost. A second pass right after a first is a no-op.
+ * Invariant: it never touches a session without spawnkit's tags for this home, never an agent of a live owner or of
+ * another host (SPAWNKIT_HOST_ID), and a failed tmux query stops the pass before anything is declared lost. A second pass right after a first is a no-op.
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -96,6 +97,7 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
     filesByTask.set(taskId, names)
   }
   const tasks = yield* registry.list
+  const expired = yield* registry.expiredHosts
 
   /** A session is gone only if tmux answers, every time, that it does not exist. */
   const confirmedGone = (session: SessionName) =>
@@ -114,16 +116,21 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
       const session = Schema.decodeUnknownOption(SessionName)(agent.tmux_session)
       if (agent.status === "reserved") {
         const owner = agent.reservation
-        if (owner === undefined || owner.owner_host !== config.hostId || (yield* pidAlive(owner.owner_pid))) continue
+        if (owner === undefined) continue
+        // A reservation of this host is abandoned when its owner process is gone; one of another host only when that
+        // host's lease ran out, and then only the record is this pass's: the session and files are on that host.
+        const local = owner.owner_host === config.hostId
+        if (local ? yield* pidAlive(owner.owner_pid) : !expired.has(owner.owner_host)) continue
         // Decide on the record as it is now, not on this pass's snapshot: the owner may have committed (and then
         // exited) since the snapshot was read. Only a record still reserved by that dead owner is rolled back; its
         // removal comes first, under the lock, so a commit can no longer happen and the session and files stopped
-        // next are no agent's (a crash in between leaves them orphans, which the next pass removes).
+        // next are no agent's (a crash in between leaves them orphans, which the next pass of their host removes).
         if (!dryRun) {
           const removed = yield* registry.update(taskId, (tx) => {
             const current = tx.task.agents.find((a) => a.id === agentId)
             return Effect.succeed(
-              current?.status === "reserved" && current.reservation?.owner_pid === owner.owner_pid
+              current?.status === "reserved" && current.reservation?.owner_pid === owner.owner_pid &&
+                current.reservation.owner_host === owner.owner_host
                 ? { result: true, next: removeAgent(tx.task, agentId) }
                 : { result: false }
             )
@@ -136,15 +143,21 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
             task_id: taskId,
             agent_id: agentId,
             target: agent.tmux_session,
-            reason: `owner process ${owner.owner_pid} on ${owner.owner_host} is gone`
+            reason: local
+              ? `owner process ${owner.owner_pid} on ${owner.owner_host} is gone`
+              : `host ${owner.owner_host} sent no heartbeat for ${config.hostLeaseSeconds} s (its lease expired)`
           },
-          Effect.gen(function*() {
-            if (Option.isSome(session)) yield* stopSession(session.value)
-            yield* removeAgentFiles(config.home, taskId, agentId)
-          })
+          local
+            ? Effect.gen(function*() {
+              if (Option.isSome(session)) yield* stopSession(session.value)
+              yield* removeAgentFiles(config.home, taskId, agentId)
+            })
+            : Effect.void
         )
         continue
       }
+      // Another host's agent: its session, process and files are that host's to watch.
+      if ((agent.host ?? config.hostId) !== config.hostId) continue
       if (!isLiveStatus(agent.status) || Option.isNone(session)) continue
       const lastOutput = yield* fs.stat(logPath(config.home, taskId, agentId)).pipe(
         Effect.map((info) => Option.getOrUndefined(Option.map(info.mtime, (d) => d.getTime()))),
@@ -186,9 +199,12 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
     }
   }
 
-  // Sessions of this home without a live or reserved record.
+  // Sessions of this home without a live or reserved record of this host.
   const activeRecords = new Set(
-    tasks.flatMap((t) => t.agents.filter((a) => isActiveStatus(a.status)).map((a) => `${t.task_id}/${a.id}`))
+    tasks.flatMap((t) =>
+      t.agents.filter((a) => isActiveStatus(a.status) && (a.host ?? config.hostId) === config.hostId)
+        .map((a) => `${t.task_id}/${a.id}`)
+    )
   )
   for (const s of sessions) {
     const key = `${s.tags["spawnkit_task"]}/${s.tags["spawnkit_agent"]}`

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
@@ -166,6 +167,7 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
               engine,
               ...(request.idempotencyKey !== undefined ? { idempotency_key: request.idempotencyKey } : {}),
               reservation: { owner_pid: process.pid, owner_host: config.hostId, reserved_at: now },
+              host: config.hostId,
               secret_sha256: sha256(secret),
               ...(engine === "claude" ? { claude_session_id: randomUUID() } : {}),
               ...optionalLimit("timeout_seconds", request.timeoutSeconds ?? tx.task.timeout_seconds),
@@ -222,12 +224,18 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
       const prompt = promptPath(config.home, taskId, agentId)
       const log = logPath(config.home, taskId, agentId)
       const mcpConfig = mcpConfigPath(config.home, taskId, agentId)
+      // The registry's location goes with the agent (its own MCP server) and to tmux's hooks (its exit record).
+      const registryEnv: Record<string, string> = Option.match(config.databaseUrl, {
+        onNone: () => ({}),
+        onSome: (url) => ({ SPAWNKIT_DATABASE_URL: Redacted.value(url), SPAWNKIT_HOST_ID: config.hostId })
+      })
       const identity = {
         SPAWNKIT_HOME: config.home,
         SPAWNKIT_TMUX_SOCKET: config.tmuxSocket._tag === "Name" ? config.tmuxSocket.name : config.tmuxSocket.path,
         SPAWNKIT_TASK_ID: taskId,
         SPAWNKIT_AGENT_ID: agentId,
-        SPAWNKIT_AGENT_SECRET: secret
+        SPAWNKIT_AGENT_SECRET: secret,
+        ...registryEnv
       }
       const command = yield* Result.match(
         buildCommand(engine, {
@@ -288,6 +296,7 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
         command: [agentRunner, prompt, log, "--", ...command],
         env: identity,
         tags: { spawnkit_task: taskId, spawnkit_agent: agentId, spawnkit_home: config.home },
+        serverEnv: registryEnv,
         hooks: exitHooks
       })
       yield* faults.point("after-session")

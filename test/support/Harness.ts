@@ -1,6 +1,6 @@
 /**
- * Test harness: a temp home and a private tmux socket per test, spawnkit's layer on them, and clean-up that kills the
- * socket's tmux server and removes the home.
+ * Test harness: a temp home, a private tmux socket and (for the PostgreSQL registry) a database of its own per test,
+ * spawnkit's layer on them, and clean-up that kills the socket's tmux server, removes the home and drops the database.
  */
 import { type ChildProcess, execFileSync, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
@@ -10,12 +10,57 @@ import * as Effect from "effect/Effect"
 import { afterEach } from "@effect/vitest"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { inject } from "vitest"
 import * as Spawnkit from "../../src/index.js"
+
+// Which registry a test uses is the test's choice alone, never the developer's shell.
+delete process.env["SPAWNKIT_DATABASE_URL"]
+
+/** The registry backends every invariant suite runs against. */
+export const BACKENDS = ["file", "postgresql"] as const
+/** @see BACKENDS */
+export type Backend = (typeof BACKENDS)[number]
+
+/** Run SQL on the test server (as its superuser) and return psql's unaligned output. */
+export const psql = (url: string, sql: string): string => {
+  const out = spawnSync(inject("psql"), ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql], {
+    encoding: "utf8"
+  })
+  if (out.status !== 0) throw new Error(`psql failed (${out.status}): ${out.stderr || out.error}`)
+  return out.stdout
+}
+
+/** The test server's URL with another database. */
+export const databaseUrlFor = (database: string): string => {
+  const url = new URL(inject("databaseUrl"))
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
+/** A new, empty database on the test server; returns its name and URL. */
+export const createDatabase = () => {
+  const name = `sk_${process.pid}_${Math.random().toString(16).slice(2, 10)}`
+  psql(inject("databaseUrl"), `CREATE DATABASE ${name}`)
+  return { name, url: databaseUrlFor(name) }
+}
+
+/** Drop a database made by createDatabase, ending its connections. */
+export const dropDatabase = (name: string) => {
+  psql(inject("databaseUrl"), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+}
+
+const TASK_ID = /^TASK-[A-Za-z0-9-]{1,64}$/
 
 /** A private test environment. */
 export interface TestEnv {
+  readonly backend: Backend
   readonly home: string
   readonly socket: string
+  /** The PostgreSQL registry's database URL (none for the file registry). */
+  readonly databaseUrl: string | undefined
+  /** A task's registry as stored (the file, or the row's document), read directly; throws when there is none. */
+  readonly readTask: (taskId: string) => any
   /** Environment variables for a child process using this environment. */
   readonly env: Readonly<Record<string, string>>
   readonly layer: (
@@ -28,19 +73,31 @@ export interface TestEnv {
 /** The default custom-engine command of tests: an agent that lives until killed. */
 export const SLEEPER = "sleep 600"
 
-/** Create a temp home and a unique tmux socket name. */
-export const makeTestEnv = (agentCommand = SLEEPER): TestEnv => {
+/** Create a temp home, a unique tmux socket name and, for PostgreSQL, a database of its own. */
+export const makeTestEnv = (agentCommand = SLEEPER, backend: Backend = "file"): TestEnv => {
   const home = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-test-"))
   const socket = `sk-test-${process.pid}-${Math.random().toString(16).slice(2, 10)}`
+  const database = backend === "postgresql" ? createDatabase() : undefined
   const env = {
     SPAWNKIT_HOME: home,
     SPAWNKIT_TMUX_SOCKET: socket,
     SPAWNKIT_AGENT_COMMAND: agentCommand,
-    SPAWNKIT_ENGINE: "custom"
+    SPAWNKIT_ENGINE: "custom",
+    ...(database !== undefined ? { SPAWNKIT_DATABASE_URL: database.url } : {})
+  }
+  const readTask = (taskId: string): any => {
+    if (database === undefined) return readRegistryFile(home, taskId)
+    if (!TASK_ID.test(taskId)) throw new Error(`not a task id: ${taskId}`)
+    const doc = psql(database.url, `SELECT doc FROM spawnkit_tasks WHERE task_id = '${taskId}'`).trim()
+    if (doc === "") throw new Error(`no task ${taskId} in ${database.name}`)
+    return JSON.parse(doc)
   }
   return {
+    backend,
     home,
     socket,
+    databaseUrl: database?.url,
+    readTask,
     env,
     layer: (overrides = {}, faults) =>
       Spawnkit.layer(
@@ -49,6 +106,7 @@ export const makeTestEnv = (agentCommand = SLEEPER): TestEnv => {
           tmuxSocket: { _tag: "Name", name: socket },
           agentCommand: Option.some(agentCommand),
           defaultEngine: "custom",
+          databaseUrl: database === undefined ? Option.none() : Option.some(Redacted.make(database.url)),
           ...overrides
         },
         faults
@@ -56,6 +114,7 @@ export const makeTestEnv = (agentCommand = SLEEPER): TestEnv => {
     cleanup: () => {
       spawnSync("tmux", ["-L", socket, "kill-server"], { stdio: "ignore" })
       Fs.rmSync(home, { recursive: true, force: true })
+      if (database !== undefined) dropDatabase(database.name)
     }
   }
 }
@@ -138,7 +197,7 @@ export const stopChild = (child: ChildProcess) =>
   })
 
 /**
- * Test environments for one test file: `newEnv(agentCommand?)` makes one, and every environment made during a test
+ * Test environments for one test file: `newEnv(agentCommand?, backend?)` makes one, and every environment made during a test
  * is cleaned up (tmux server killed, home removed) after it.
  */
 export const testEnvs = () => {
@@ -146,8 +205,8 @@ export const testEnvs = () => {
   afterEach(() => {
     for (const env of envs.splice(0)) env.cleanup()
   })
-  return (agentCommand?: string): TestEnv => {
-    const env = makeTestEnv(agentCommand)
+  return (agentCommand?: string, backend: Backend = "file"): TestEnv => {
+    const env = makeTestEnv(agentCommand, backend)
     envs.push(env)
     return env
   }

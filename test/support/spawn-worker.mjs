@@ -6,7 +6,7 @@
 // spec: { "goFile"?: path, "attempts": [{ "taskId", "agentType", "prompt", "parent"?, "idempotencyKey"? }, ...] }
 //
 // Configuration comes from the environment, as for any spawnkit process (SPAWNKIT_HOME, SPAWNKIT_TMUX_SOCKET,
-// SPAWNKIT_AGENT_COMMAND, SPAWNKIT_ENGINE, SPAWNKIT_GLOBAL_MAX_CONCURRENT, ...). The layer is built first; then the
+// SPAWNKIT_AGENT_COMMAND, SPAWNKIT_ENGINE, SPAWNKIT_GLOBAL_MAX_CONCURRENT, SPAWNKIT_DATABASE_URL, SPAWNKIT_HOST_ID, ...). The layer is built first; then the
 // worker prints {"ready":true} and, when `goFile` is given, waits until that file exists, so that all workers start
 // their attempts together. Each attempt's outcome is captured on its own (Effect.exit): one failure never stops the
 // others. Output lines:
