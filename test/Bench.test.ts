@@ -1,13 +1,14 @@
 /**
  * The benchmark harness end to end, at a tiny size: every scenario runs, the figures add up, spawnkit's audit is
  * clean while the unlocked baseline is audited by the same rules, the results are written, and nothing is left
- * behind (every scenario's home and tmux server live under the run's own TMPDIR).
+ * behind (every scenario's home and tmux server live under the run's own TMPDIR, every scenario's database is dropped).
  */
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
+import { inject } from "vitest"
 import { CLI } from "./support/Harness.js"
 
 describe("spawnkit bench", () => {
@@ -19,7 +20,12 @@ describe("spawnkit bench", () => {
     try {
       const run = spawnSync(
         process.execPath,
-        [CLI, "bench", "--processes", "2", "--spawns", "3", "--tasks", "2", "--growth", "0,20", "--growth-spawns", "2", "--out", out, "--json"],
+        [
+          CLI,
+          "bench",
+          ...["--processes", "2", "--spawns", "3", "--tasks", "2", "--growth", "0,20", "--growth-spawns", "2"],
+          ...["--out", out, "--postgres", inject("databaseUrl"), "--json"]
+        ],
         { encoding: "utf8", env: { ...process.env, TMPDIR: scratch }, timeout: 240_000 }
       )
       expect(run.status, run.stderr).toBe(0)
@@ -28,16 +34,29 @@ describe("spawnkit bench", () => {
       expect([...byName.keys()]).toEqual([
         "floor",
         "spawnkit-one-task",
+        "spawnkit-one-task-pg",
         "spawnkit-many-tasks",
+        "spawnkit-many-tasks-pg",
         "unlocked-one-task",
         "spawnkit-contention",
+        "spawnkit-contention-pg",
         "unlocked-contention",
         "spawnkit-growth-0",
+        "spawnkit-growth-0-pg",
         "spawnkit-growth-20",
+        "spawnkit-growth-20-pg",
         "spawnkit-mcp-stdio"
       ])
       expect(byName.get("floor")).toMatchObject({ ok: 6, attempts: 6, floorRatio: 1 })
-      for (const name of ["spawnkit-one-task", "spawnkit-many-tasks", "spawnkit-mcp-stdio"]) {
+      for (
+        const name of [
+          "spawnkit-one-task",
+          "spawnkit-one-task-pg",
+          "spawnkit-many-tasks",
+          "spawnkit-many-tasks-pg",
+          "spawnkit-mcp-stdio"
+        ]
+      ) {
         const r = byName.get(name)
         expect(r, name).toMatchObject({ ok: 6, attempts: 6, lost: 0, twins: 0, overshoot: 0, orphans: 0 })
         expect(r.latency.count).toBe(6)
@@ -45,12 +64,17 @@ describe("spawnkit bench", () => {
         expect(r.latency.p99).toBeGreaterThanOrEqual(r.latency.p50)
         expect(r.throughput).toBeGreaterThan(0)
       }
+      // Two transactions per spawn, each waiting for the file lock; PostgreSQL has no file lock to wait for.
       expect(byName.get("spawnkit-one-task").lockWait.count).toBeGreaterThanOrEqual(12)
+      expect(byName.get("spawnkit-one-task-pg").lockWait).toBeUndefined()
       // Both processes try the same 3 jobs against a limit of 2: exactly 2 agents, the rest refused by reason.
-      const contention = byName.get("spawnkit-contention")
-      expect(contention).toMatchObject({ ok: 2, attempts: 6, twins: 0, overshoot: 0, orphans: 0, lost: 0 })
-      expect(Object.values(contention.rejected as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(4)
+      for (const name of ["spawnkit-contention", "spawnkit-contention-pg"]) {
+        const contention = byName.get(name)
+        expect(contention, name).toMatchObject({ ok: 2, attempts: 6, twins: 0, overshoot: 0, orphans: 0, lost: 0 })
+        expect(Object.values(contention.rejected as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(4)
+      }
       expect(byName.get("spawnkit-growth-20")).toMatchObject({ existingRecords: 20, ok: 2, orphans: 0 })
+      expect(byName.get("spawnkit-growth-20-pg")).toMatchObject({ existingRecords: 20, ok: 2, orphans: 0 })
       // The baseline is audited, not assumed: every figure is a count.
       for (const name of ["unlocked-one-task", "unlocked-contention"]) {
         const r = byName.get(name)
@@ -59,10 +83,13 @@ describe("spawnkit bench", () => {
       }
       expect(report.targets.length).toBeGreaterThan(0)
       const [json, md] = report.files as [string, string]
-      expect(JSON.parse(Fs.readFileSync(json, "utf8")).results).toHaveLength(9)
+      expect(JSON.parse(Fs.readFileSync(json, "utf8")).results).toHaveLength(14)
       expect(Fs.readFileSync(md, "utf8")).toContain("| spawnkit-one-task")
-      // Every scenario's home and tmux socket were removed.
+      // Every scenario's home and tmux socket were removed, and every scenario's database dropped.
       expect(Fs.readdirSync(scratch)).toEqual([])
+      const databases = spawnSync(inject("psql"), ["-X", "-Atc", "SELECT datname FROM pg_database", inject("databaseUrl")], { encoding: "utf8" })
+      expect(databases.status, databases.stderr).toBe(0)
+      expect(databases.stdout).not.toContain("spawnkit_bench_")
     } finally {
       for (const dir of Fs.existsSync(scratch) ? Fs.readdirSync(scratch) : []) {
         spawnSync("tmux", ["-S", NodePath.join(scratch, dir, "tmux.sock"), "kill-server"], { stdio: "ignore" })

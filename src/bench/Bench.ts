@@ -12,8 +12,10 @@ import * as NodePath from "node:path"
 import { promisify } from "node:util"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
+import pg from "pg"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Agent } from "../domain/Agent.js"
 import type { TaskRegistry } from "../domain/Task.js"
@@ -53,6 +55,11 @@ export interface BenchOptions {
   readonly only: ReadonlyArray<string>
   /** Progress lines on stderr. */
   readonly progress: (text: string, transient: boolean) => void
+  /**
+   * PostgreSQL for the `-pg` scenarios: a server URL (each scenario gets its own new database on it), `auto` (a
+   * throwaway loopback cluster started with scripts/pg-temp.sh when PostgreSQL is installed, else none), or `off`.
+   */
+  readonly postgres: string
 }
 
 /** The figures of one scenario. */
@@ -93,9 +100,11 @@ interface Env {
   readonly home: string
   readonly socket: string
   readonly env: Record<string, string>
+  /** The scenario's own database (PostgreSQL scenarios). */
+  readonly database?: { readonly name: string; readonly url: string }
 }
 
-const makeEnv = (name: string, command: ReadonlyArray<string>): Env => {
+const makeEnv = (name: string, command: ReadonlyArray<string>, database?: Env["database"]): Env => {
   const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), `spawnkit-bench-${name}-`))
   const home = NodePath.join(dir, "home")
   Fs.mkdirSync(home)
@@ -110,8 +119,10 @@ const makeEnv = (name: string, command: ReadonlyArray<string>): Env => {
       SPAWNKIT_ENGINE: "custom",
       SPAWNKIT_AGENT_COMMAND: command.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" "),
       SPAWNKIT_GLOBAL_MAX_CONCURRENT: "100000",
-      SPAWNKIT_RECONCILE_INTERVAL: "0"
-    }
+      SPAWNKIT_RECONCILE_INTERVAL: "0",
+      ...(database !== undefined ? { SPAWNKIT_DATABASE_URL: database.url } : {})
+    },
+    ...(database !== undefined ? { database } : {})
   }
 }
 
@@ -140,7 +151,8 @@ const withSpawnkit = <A, E>(env: Env, effect: Effect.Effect<A, E, Spawnkit.Servi
           defaultEngine: "custom",
           agentCommand: Option.some(env.env["SPAWNKIT_AGENT_COMMAND"]!),
           globalMaxConcurrent: 100_000,
-          faultSpec: ""
+          faultSpec: "",
+          databaseUrl: env.database === undefined ? Option.none() : Option.some(Redacted.make(env.database.url))
         }, Spawnkit.FaultInjection.none)
       )
     )
@@ -244,7 +256,8 @@ const runWorkers = async (
 /** Merge the workers' cumulative lock-wait histograms and read percentiles off them (bucket upper bounds). */
 const lockWaitOf = (outcomes: ReadonlyArray<WorkerOutcome>): ScenarioResult["lockWait"] => {
   const with_ = outcomes.flatMap((o) => (o.lockWait === undefined ? [] : [o.lockWait]))
-  if (with_.length === 0) return undefined
+  // No acquisitions: a registry without the file lock (PostgreSQL waits inside its transactions).
+  if (with_.length === 0 || with_.every((h) => h.count === 0)) return undefined
   const bounds = with_[0]!.buckets.map(([b]) => b)
   const cumulative = bounds.map((_, i) => with_.reduce((n, h) => n + (h.buckets[i]?.[1] ?? 0), 0))
   const count = with_.reduce((n, h) => n + h.count, 0)
@@ -345,6 +358,8 @@ type Progress = (done: number) => void
 
 interface Scenario {
   readonly name: string
+  /** Runs on a PostgreSQL registry (its own new database). */
+  readonly postgres?: boolean
   readonly design: ScenarioResult["design"]
   readonly description: string
   readonly total: number
@@ -415,22 +430,77 @@ const scenarios = (o: BenchOptions): ReadonlyArray<Scenario> => {
       existingRecords: records
     }
   }
+  const onPostgres = (s: Scenario): Scenario => ({
+    ...s,
+    name: `${s.name}-pg`,
+    description: `${s.description}, PostgreSQL registry`,
+    postgres: true
+  })
+  const withPg = (s: Scenario): ReadonlyArray<Scenario> => (o.postgres === "off" ? [s] : [s, onPostgres(s)])
   return [
     { name: "floor", design: "floor", description: `bare tmux new-session, ${P} processes x ${o.spawns}`, total, run: throughputOn("floor", 1) },
-    { name: "spawnkit-one-task", design: "spawnkit", description: `${P} processes x ${o.spawns} spawns into one task`, total, run: throughputOn("spawnkit", 1) },
-    { name: "spawnkit-many-tasks", design: "spawnkit", description: `${P} processes x ${o.spawns} spawns over ${o.tasks} tasks`, total, run: throughputOn("spawnkit", o.tasks) },
+    ...withPg({ name: "spawnkit-one-task", design: "spawnkit", description: `${P} processes x ${o.spawns} spawns into one task`, total, run: throughputOn("spawnkit", 1) }),
+    ...withPg({ name: "spawnkit-many-tasks", design: "spawnkit", description: `${P} processes x ${o.spawns} spawns over ${o.tasks} tasks`, total, run: throughputOn("spawnkit", o.tasks) }),
     { name: "unlocked-one-task", design: "unlocked", description: `the old design, ${P} processes x ${o.spawns} into one task`, total, run: throughputOn("unlocked", 1) },
-    { name: "spawnkit-contention", design: "spawnkit", description: `${P} processes each try the same ${o.spawns} jobs, limit ${contentionLimit}`, total, run: contentionOn("spawnkit") },
+    ...withPg({ name: "spawnkit-contention", design: "spawnkit", description: `${P} processes each try the same ${o.spawns} jobs, limit ${contentionLimit}`, total, run: contentionOn("spawnkit") }),
     { name: "unlocked-contention", design: "unlocked", description: `the old design, ${P} processes each try the same ${o.spawns} jobs, limit ${contentionLimit}`, total, run: contentionOn("unlocked") },
-    ...o.growth.map((records): Scenario => ({
-      name: `spawnkit-growth-${records}`,
-      design: "spawnkit",
-      description: `${o.growthSpawns} sequential spawns with ${records} records already in the home`,
-      total: o.growthSpawns,
-      run: growthOn(records)
-    })),
+    ...o.growth.flatMap((records) =>
+      withPg({
+        name: `spawnkit-growth-${records}`,
+        design: "spawnkit",
+        description: `${o.growthSpawns} sequential spawns with ${records} records already in the registry`,
+        total: o.growthSpawns,
+        run: growthOn(records)
+      })
+    ),
     { name: "spawnkit-mcp-stdio", design: "spawnkit", description: `${P} stdio MCP servers x ${o.spawns} deploy_headless_agent calls`, total, run: mcpStdio(o) }
   ]
+}
+
+/** The PostgreSQL server of the `-pg` scenarios, if any: the given URL, or a throwaway cluster (`auto`). */
+const postgresServer = async (
+  o: BenchOptions
+): Promise<{ readonly url: string; readonly stop: () => Promise<void> } | { readonly skipped: string }> => {
+  if (o.postgres === "off") return { skipped: "PostgreSQL scenarios off (--postgres off)" }
+  if (o.postgres !== "auto") return { url: o.postgres, stop: async () => undefined }
+  const script = NodePath.join(packageRoot, "scripts", "pg-temp.sh")
+  const installed = await run("bash", [script, "bindir"]).then(() => true, () => false)
+  if (!installed) {
+    return { skipped: "PostgreSQL scenarios skipped: no PostgreSQL installed (apt-get install postgresql, or --postgres <url>)" }
+  }
+  // The cluster's directory is made by the script (owned by the `postgres` user when we are root); its parent only
+  // needs to be traversable.
+  const parent = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-bench-pg-"))
+  Fs.chmodSync(parent, 0o711)
+  const dir = NodePath.join(parent, "cluster")
+  const stop = async () => {
+    await run("bash", [script, "destroy", dir]).catch(() => undefined)
+    Fs.rmSync(parent, { recursive: true, force: true })
+  }
+  const started = await run("bash", [script, "start", dir]).catch(async (e: unknown) => {
+    await stop()
+    throw e
+  })
+  return { url: started.stdout.trim(), stop }
+}
+
+const adminQuery = async (url: string, sql: string) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+
+/** A new, empty database on the server for one scenario. */
+const createDatabase = async (serverUrl: string) => {
+  const name = `spawnkit_bench_${process.pid}_${Math.random().toString(16).slice(2, 10)}`
+  await adminQuery(serverUrl, `CREATE DATABASE ${name}`)
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return { name, url: url.toString() }
 }
 
 /** Records of finished agents, in tasks of 50 like real tasks (max_agents 45 by default), written through the registry. */
@@ -523,26 +593,44 @@ const mcpStdio = (o: BenchOptions): Scenario["run"] => async (env, progress) => 
 }
 
 /** Run the selected scenarios in order and return their results (the floor's throughput sets every ratio). */
-export const runBench = async (o: BenchOptions): Promise<ReadonlyArray<ScenarioResult>> => {
+export const runBench = async (
+  o: BenchOptions
+): Promise<{ readonly results: ReadonlyArray<ScenarioResult>; readonly notes: ReadonlyArray<string> }> => {
   if (!Fs.existsSync(workerScript)) throw new Error(`${workerScript} is missing: run npm run build first`)
-  const selected = scenarios(o).filter((s) => o.only.length === 0 || s.name === "floor" || o.only.some((x) => s.name.includes(x)))
+  const notes: Array<string> = []
+  let selected = scenarios(o).filter((s) => o.only.length === 0 || s.name === "floor" || o.only.some((x) => s.name.includes(x)))
+  const server = selected.some((s) => s.postgres === true) ? await postgresServer(o) : undefined
+  if (server !== undefined && "skipped" in server) {
+    notes.push(server.skipped)
+    selected = selected.filter((s) => s.postgres !== true)
+  }
   const results: Array<ScenarioResult> = []
-  for (const [n, s] of selected.entries()) {
-    const env = makeEnv(s.name, o.command)
-    const label = `[${n + 1}/${selected.length}] ${s.name}`
-    o.progress(`${label} ...`, true)
-    try {
-      const started = Date.now()
-      const figuresOf = await s.run(env, (done) => o.progress(`${label} ${done}/${s.total}`, true))
-      results.push({ name: s.name, design: s.design, description: s.description, ...figuresOf })
-      o.progress(`${label}: ${figuresOf.ok} spawns, ${figuresOf.throughput}/s, p50 ${figuresOf.latency.p50} ms (${((Date.now() - started) / 1000).toFixed(1)} s)`, false)
-    } finally {
-      await cleanup(env)
+  try {
+    for (const [n, s] of selected.entries()) {
+      const database = s.postgres === true && server !== undefined && "url" in server
+        ? await createDatabase(server.url)
+        : undefined
+      const env = makeEnv(s.name, o.command, database)
+      const label = `[${n + 1}/${selected.length}] ${s.name}`
+      o.progress(`${label} ...`, true)
+      try {
+        const started = Date.now()
+        const figuresOf = await s.run(env, (done) => o.progress(`${label} ${done}/${s.total}`, true))
+        results.push({ name: s.name, design: s.design, description: s.description, ...figuresOf })
+        o.progress(`${label}: ${figuresOf.ok} spawns, ${figuresOf.throughput}/s, p50 ${figuresOf.latency.p50} ms (${((Date.now() - started) / 1000).toFixed(1)} s)`, false)
+      } finally {
+        await cleanup(env)
+        if (database !== undefined && server !== undefined && "url" in server) {
+          await adminQuery(server.url, `DROP DATABASE IF EXISTS ${database.name} WITH (FORCE)`)
+        }
+      }
     }
+  } finally {
+    if (server !== undefined && "stop" in server) await server.stop()
   }
   const floor = results.find((r) => r.name === "floor")
   if (floor !== undefined && floor.throughput > 0) {
     for (const r of results) r.floorRatio = Math.round((r.throughput / floor.throughput) * 100) / 100
   }
-  return results
+  return { results, notes }
 }

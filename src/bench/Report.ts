@@ -33,13 +33,16 @@ export const checkTargets = (results: ReadonlyArray<ScenarioResult>): ReadonlyAr
       met: r.latency.p50 < 50 && r.latency.p99 < 250
     })
   }
-  const growth = results.filter((r) => r.existingRecords !== undefined).sort((a, b) => a.existingRecords! - b.existingRecords!)
-  if (growth.length >= 2) {
+  for (const backend of ["file", "postgres"]) {
+    const growth = results
+      .filter((r) => r.existingRecords !== undefined && r.name.endsWith("-pg") === (backend === "postgres"))
+      .sort((a, b) => a.existingRecords! - b.existingRecords!)
+    if (growth.length < 2) continue
     const small = growth[0]!
     const large = growth.at(-1)!
     const ratio = large.latency.p50 / Math.max(small.latency.p50, 0.001)
     checks.push({
-      target: `spawn cost at ${large.existingRecords} records <= 1.5x the cost at ${small.existingRecords}`,
+      target: `${backend} registry: spawn cost at ${large.existingRecords} records <= 1.5x the cost at ${small.existingRecords}`,
       measured: `p50 ${large.latency.p50} ms vs ${small.latency.p50} ms (${ratio.toFixed(2)}x)`,
       met: ratio <= 1.5
     })
@@ -61,6 +64,7 @@ const cell = (value: number | undefined) => (value === undefined ? "—" : Strin
 export const markdown = (
   results: ReadonlyArray<ScenarioResult>,
   checks: ReadonlyArray<TargetCheck>,
+  notes: ReadonlyArray<string>,
   meta: Readonly<Record<string, string>>
 ) => {
   const lines = [
@@ -93,7 +97,9 @@ export const markdown = (
     "| target | measured | met |",
     "|---|---|---|",
     ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met ? "yes" : "**no**"} |`),
-    ""
+    "",
+    ...notes.map((n) => `- ${n}`),
+    ...(notes.length > 0 ? [""] : [])
   ]
   return lines.join("\n")
 }
@@ -103,6 +109,7 @@ export const writeResults = (
   dir: string,
   results: ReadonlyArray<ScenarioResult>,
   checks: ReadonlyArray<TargetCheck>,
+  notes: ReadonlyArray<string>,
   options: unknown
 ) => {
   const now = new Date()
@@ -116,8 +123,8 @@ export const writeResults = (
   Fs.mkdirSync(dir, { recursive: true })
   const json = NodePath.join(dir, `${stamp}.json`)
   const md = NodePath.join(dir, `${stamp}.md`)
-  Fs.writeFileSync(json, JSON.stringify({ ...meta, options, results, targets: checks }, null, 2) + "\n")
-  const text = markdown(results, checks, meta)
+  Fs.writeFileSync(json, JSON.stringify({ ...meta, options, results, targets: checks, notes }, null, 2) + "\n")
+  const text = markdown(results, checks, notes, meta)
   Fs.writeFileSync(md, text)
   return { json, md, text }
 }

@@ -284,6 +284,12 @@ const bench = Command.make(
       Flag.withDefault("")
     ),
     out: Flag.String("out").pipe(Flag.withDescription("Directory for the results"), Flag.withDefault("benchmarks/results")),
+    postgres: Flag.String("postgres").pipe(
+      Flag.withDescription(
+        "PostgreSQL for the -pg scenarios: a server URL (each scenario gets a new database), auto (a throwaway cluster when PostgreSQL is installed) or off"
+      ),
+      Flag.withDefault("auto")
+    ),
     json
   },
   (f) =>
@@ -309,20 +315,21 @@ const bench = Command.make(
           growthSpawns: f.growthSpawns,
           command: ["sleep", "3600"],
           outDir: f.out,
+          postgres: f.postgres,
           only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
           progress: (text: string, transient: boolean) => {
             if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
             else if (!transient) process.stderr.write(text + "\n")
           }
         }
-        const results = yield* Effect.tryPromise({
+        const { results, notes } = yield* Effect.tryPromise({
           try: () => runBench(options),
           catch: (e) => new BenchFailed({ reason: e instanceof Error ? e.message : String(e) })
         })
         const checks = checkTargets(results)
         const { progress: _, ...recorded } = options
-        const written = writeResults(f.out, results, checks, recorded)
-        if (f.json) yield* printJson({ results, targets: checks, files: [written.json, written.md] })
+        const written = writeResults(f.out, results, checks, notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
+        if (f.json) yield* printJson({ results, targets: checks, notes, files: [written.json, written.md] })
         else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
       })
     )
