@@ -28,9 +28,25 @@ export const checkTargets = (results: ReadonlyArray<ScenarioResult>): ReadonlyAr
       })
     }
     checks.push({
-      target: `${r.name}: p50 < 50 ms, p99 < 250 ms at ${r.processes} processes`,
-      measured: `p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms`,
-      met: r.latency.p50 < 50 && r.latency.p99 < 250
+      target: `${r.name}: p99 < 250 ms at ${r.processes} processes`,
+      measured: `p99 ${r.latency.p99} ms`,
+      met: r.latency.p99 < 250
+    })
+    checks.push({
+      target: `${r.name}: p50 < 50 ms at ${r.processes} processes` +
+        (floor !== undefined ? ` (bare tmux: p50 ${floor.latency.p50} ms)` : ""),
+      measured: `p50 ${r.latency.p50} ms`,
+      met: r.latency.p50 < 50
+    })
+  }
+  // One spawn at a time: the latency of a spawn itself, without queueing behind others for the 2 cores.
+  for (const r of results.filter((r) => r.existingRecords !== undefined)) {
+    const smallest = Math.min(...results.filter((x) => x.existingRecords !== undefined).map((x) => x.existingRecords!))
+    if (r.existingRecords !== smallest) continue
+    checks.push({
+      target: `${r.name}: p50 < 50 ms for a spawn in one process`,
+      measured: `p50 ${r.latency.p50} ms`,
+      met: r.latency.p50 < 50
     })
   }
   for (const backend of ["file", "postgres"]) {
