@@ -12,7 +12,8 @@
  * - a live agent past its wall-clock or stall limit is stopped and recorded `timed_out` or `stalled` (Watchdog.ts).
  *
  * Invariant: it never touches a session without spawnkit's tags for this home, never an agent of a live owner or of
- * another host (SPAWNKIT_HOST_ID), and a failed tmux query stops the pass before anything is declared lost. A second pass right after a first is a no-op.
+ * another host (SPAWNKIT_HOST_ID), and a failed tmux query stops the pass before anything is declared lost. A second
+ * pass right after a first is a no-op.
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
