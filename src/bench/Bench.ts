@@ -5,7 +5,7 @@
  * Figures per scenario: throughput, latency percentiles, registry lock wait, lost updates, twins, overshoot and
  * orphans after the run, and throughput as a fraction of the floor. Results go to `<out>/<timestamp>.json` and `.md`.
  */
-import { type ChildProcess, execFile, spawn as spawnChild } from "node:child_process"
+import { type ChildProcess, execFile, spawn as spawnChild, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
@@ -140,6 +140,23 @@ const cleanup = async (env: Env) => {
   Fs.rmSync(env.dir, { recursive: true, force: true })
 }
 
+/**
+ * Cleanups still owed if the process exits before they run (Ctrl-C interrupts the CLI, which then exits without
+ * waiting for the benchmark's promise): run synchronously from the `exit` event.
+ */
+const owed = new Set<() => void>()
+let exitHookInstalled = false
+const owe = (cleanupSync: () => void) => {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true
+    process.once("exit", () => {
+      for (const f of owed) f()
+    })
+  }
+  owed.add(cleanupSync)
+  return () => void owed.delete(cleanupSync)
+}
+
 /** spawnkit's operations against one scenario's home and socket. */
 const withSpawnkit = <A, E>(env: Env, effect: Effect.Effect<A, E, Spawnkit.Services>) =>
   Effect.runPromise(
@@ -240,6 +257,9 @@ const runWorkers = async (
     )
     return { ready, exited, outcome }
   })
+  const paid = owe(() => {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL")
+  })
   try {
     await Promise.race([Promise.all(results.map((r) => r.ready)), Promise.all(results.map((r) => r.exited))])
     const cpuBefore = busyCpuMs()
@@ -249,6 +269,7 @@ const runWorkers = async (
     for (const r of results) r.outcome.cpuMs = cpuMs / results.length
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill("SIGKILL")
+    paid()
   }
   return results.map((r) => r.outcome)
 }
@@ -473,9 +494,14 @@ const postgresServer = async (
   const parent = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-bench-pg-"))
   Fs.chmodSync(parent, 0o711)
   const dir = NodePath.join(parent, "cluster")
+  const paid = owe(() => {
+    spawnSync("bash", [script, "destroy", dir], { stdio: "ignore" })
+    Fs.rmSync(parent, { recursive: true, force: true })
+  })
   const stop = async () => {
     await run("bash", [script, "destroy", dir]).catch(() => undefined)
     Fs.rmSync(parent, { recursive: true, force: true })
+    paid()
   }
   const started = await run("bash", [script, "start", dir]).catch(async (e: unknown) => {
     await stop()
@@ -611,6 +637,10 @@ export const runBench = async (
         ? await createDatabase(server.url)
         : undefined
       const env = makeEnv(s.name, o.command, database)
+      const paid = owe(() => {
+        spawnSync("tmux", ["-S", env.socket, "kill-server"], { stdio: "ignore" })
+        Fs.rmSync(env.dir, { recursive: true, force: true })
+      })
       const label = `[${n + 1}/${selected.length}] ${s.name}`
       o.progress(`${label} ...`, true)
       try {
@@ -620,6 +650,7 @@ export const runBench = async (
         o.progress(`${label}: ${figuresOf.ok} spawns, ${figuresOf.throughput}/s, p50 ${figuresOf.latency.p50} ms (${((Date.now() - started) / 1000).toFixed(1)} s)`, false)
       } finally {
         await cleanup(env)
+        paid()
         if (database !== undefined && server !== undefined && "url" in server) {
           await adminQuery(server.url, `DROP DATABASE IF EXISTS ${database.name} WITH (FORCE)`)
         }
