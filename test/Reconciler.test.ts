@@ -128,6 +128,27 @@ describe("Reconciler", () => {
     expect(liveSessions(env.socket)).toEqual([a.tmux_session])
   })
 
+  it("a query that meets a server on its way out is asked again, and the pass goes on", async () => {
+    const env = newEnv()
+    const taskId = createTask(env)
+    const a = json(cli(env, ["spawn", "--task", taskId, "--type", "a", "--prompt", "one", "--json"]))
+    // A tmux whose first pane query meets a server shutting down, as a client does right after the last session ended.
+    const fake = NodePath.join(env.home, "exiting-tmux")
+    const once = NodePath.join(env.home, "exiting-once")
+    Fs.writeFileSync(
+      fake,
+      `#!/usr/bin/env bash
+for a in "$@"; do [ "$a" = list-panes ] && [ ! -e ${once} ] && { touch ${once}; echo "server exited unexpectedly" >&2; exit 1; }; done
+exec tmux "$@"
+`,
+      { mode: 0o755 }
+    )
+    const report = await Effect.runPromise(Spawnkit.reconcile().pipe(Effect.provide(env.layer({ tmuxBin: fake }))))
+    expect(Fs.existsSync(once)).toBe(true)
+    expect(report.repairs).toEqual([])
+    expect(liveSessions(env.socket)).toEqual([a.tmux_session])
+  })
+
   it("removes orphan prompt files and registry temp files of dead writers, nothing else", async () => {
     const env = newEnv()
     const taskId = createTask(env)

@@ -271,26 +271,26 @@ const demo = Command.make(
 const bench = Command.make(
   "bench",
   {
-    processes: Flag.Int("processes").pipe(Flag.withDescription("Concurrent processes"), Flag.withDefault(8)),
-    spawns: Flag.Int("spawns").pipe(Flag.withDescription("Spawns per process"), Flag.withDefault(25)),
-    tasks: Flag.Int("tasks").pipe(Flag.withDescription("Tasks of the many-tasks scenario"), Flag.withDefault(8)),
+    processes: Flag.Int("processes").pipe(Flag.withDescription("Concurrent processes (default 8)"), Flag.withDefault(8)),
+    spawns: Flag.Int("spawns").pipe(Flag.withDescription("Spawns per process, one after another (default 25)"), Flag.withDefault(25)),
+    tasks: Flag.Int("tasks").pipe(Flag.withDescription("Tasks of the many-tasks scenario (default 8)"), Flag.withDefault(8)),
     growth: Flag.String("growth").pipe(
-      Flag.withDescription("Records already in the registry, comma-separated, one growth scenario each"),
+      Flag.withDescription("Records already in the registry, comma-separated, one growth scenario each (default 10,1000,10000)"),
       Flag.withDefault("10,1000,10000")
     ),
-    growthSpawns: Flag.Int("growth-spawns").pipe(Flag.withDescription("Sequential spawns per growth scenario"), Flag.withDefault(40)),
+    growthSpawns: Flag.Int("growth-spawns").pipe(Flag.withDescription("Sequential spawns per growth scenario (default 40)"), Flag.withDefault(40)),
     only: Flag.String("only").pipe(
       Flag.withDescription("Only scenarios whose name contains one of these (comma-separated); the floor always runs"),
       Flag.withDefault("")
     ),
-    out: Flag.String("out").pipe(Flag.withDescription("Directory for the results"), Flag.withDefault("benchmarks/results")),
+    json: Flag.Boolean("json").pipe(Flag.withDescription("Print the results, targets and files as JSON"), Flag.withDefault(false)),
+    out: Flag.String("out").pipe(Flag.withDescription("Directory for the results (default benchmarks/results)"), Flag.withDefault("benchmarks/results")),
     postgres: Flag.String("postgres").pipe(
       Flag.withDescription(
-        "PostgreSQL for the -pg scenarios: a server URL (each scenario gets a new database), auto (a throwaway cluster when PostgreSQL is installed) or off"
+        "PostgreSQL for the -pg scenarios: a server URL (each scenario gets a new database), auto (a throwaway cluster when PostgreSQL is installed) or off (default auto)"
       ),
       Flag.withDefault("auto")
-    ),
-    json
+    )
   },
   (f) =>
     reportFailures(
@@ -305,6 +305,12 @@ const bench = Command.make(
         const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
         if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
           return yield* new Spawnkit.InvalidInput({ field: "growth", reason: `expected record counts like 10,1000, got ${f.growth}` })
+        }
+        if (f.postgres !== "auto" && f.postgres !== "off" && !/^postgres(ql)?:\/\//.test(f.postgres)) {
+          return yield* new Spawnkit.InvalidInput({
+            field: "postgres",
+            reason: "expected auto, off or a postgresql:// URL"
+          })
         }
         const interactive = process.stderr.isTTY === true
         const options = {

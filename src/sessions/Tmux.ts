@@ -7,6 +7,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import { InvalidInput, TmuxError } from "../domain/Errors.js"
 import type { SessionName } from "../domain/Ids.js"
 import { SpawnkitConfig, type TmuxSocket } from "../SpawnkitConfig.js"
@@ -75,6 +76,13 @@ const checkArgv = (argv: ReadonlyArray<string>) =>
 
 const NO_SESSION = /can't find session|no server running|error connecting to|session not found|can't find pane/
 
+/**
+ * A client that connected to a server in the middle of shutting down (its last session had just ended). Asked again,
+ * tmux answers for the server that follows: none (no session), or a new one. An answer that stays this way is an error.
+ */
+const SERVER_EXITING = /server exited unexpectedly/
+const serverExitRetry = { while: (e: TmuxError) => SERVER_EXITING.test(e.stderr), schedule: Schedule.spaced("20 millis"), times: 3 }
+
 /** The Tmux service. */
 export class Tmux extends Context.Service<Tmux, {
   /** Create a detached session running `command`, tag it, and report its pane at once (no waiting). */
@@ -132,7 +140,8 @@ export class Tmux extends Context.Service<Tmux, {
                 : NO_SESSION.test(r.stderr)
                 ? Effect.succeed(Option.none<string>())
                 : Effect.fail(new TmuxError({ args: [...args], ...r }))
-            )
+            ),
+            Effect.retry(serverExitRetry)
           )
 
         const newSession = Effect.fn("Tmux.newSession")(function*(spec: NewSession) {
@@ -183,7 +192,9 @@ export class Tmux extends Context.Service<Tmux, {
             ...Object.values(spec.tags),
             spec.cwd
           ])
-          const out = yield* runOk(args)
+          // A spawn that starts just as the previous last session ends can meet the server on its way out; the call
+          // is then made again, on a server it starts itself (a session it might have created went with the server).
+          const out = yield* runOk(args).pipe(Effect.retry(serverExitRetry))
           const pane = parsePane(out.trim().split("\n").pop() ?? "")
           if (pane === undefined) {
             return yield* new TmuxError({ args, exitCode: 0, stderr: `unexpected output: ${out}` })
