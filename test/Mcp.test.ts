@@ -182,7 +182,11 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
     })
     expect(lead.agent_id).toMatch(/^lead-\d{6}-[0-9a-f]{8}$/)
     expect(liveSessions(env.socket)).toEqual([lead.tmux_session])
-    const pane = paneOf(env.socket, lead.tmux_session)
+    // tmux reads a pane's current path from its foreground process, which a just-started pane may not have yet.
+    const pane = await waitFor("the pane reports its working directory", () => {
+      const p = paneOf(env.socket, lead.tmux_session)
+      return p?.cwd !== undefined && p.cwd !== "" ? p : undefined
+    }, 5_000)
     expect(pane).toEqual({ dead: false, cwd })
     expect(recordOf(env, taskId, lead.agent_id)).toMatchObject({
       status: "running",
