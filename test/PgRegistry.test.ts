@@ -10,7 +10,16 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Spawnkit from "../src/index.js"
-import { CLI, createDatabase, dropDatabase, makeTestEnv, psql, stdoutJson, type TestEnv } from "./support/Harness.js"
+import {
+  CLI,
+  createDatabase,
+  dropDatabase,
+  makeTestEnv,
+  psql,
+  stdoutJson,
+  type TestEnv,
+  waitFor
+} from "./support/Harness.js"
 
 const envs: Array<TestEnv> = []
 const databases: Array<string> = []
@@ -117,12 +126,15 @@ describe("PgRegistry", () => {
   it("never opens more connections than SPAWNKIT_DATABASE_POOL_SIZE", async () => {
     const env = newEnv()
     const taskId = await newTask(env)
-    let most = 0
-    const sampler = setInterval(() => {
-      const n = Number(
+    const connections = () =>
+      Number(
         psql(env.databaseUrl!, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'spawnkit %'").trim()
       )
-      most = Math.max(most, n)
+    // The pool that created the task has been closed; its server processes leave pg_stat_activity a moment later.
+    await waitFor("the previous pool's connections are gone", () => connections() === 0, 10_000)
+    let most = 0
+    const sampler = setInterval(() => {
+      most = Math.max(most, connections())
     }, 10)
     const results = await run(
       env,
