@@ -128,7 +128,11 @@ describe("PgRegistry", () => {
     const taskId = await newTask(env)
     const connections = () =>
       Number(
-        psql(env.databaseUrl!, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'spawnkit %'").trim()
+        psql(
+          env.databaseUrl!,
+          // This test's database only: other test files run their own pools against the same server meanwhile.
+          "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'spawnkit %' AND datname = current_database()"
+        ).trim()
       )
     // The pool that created the task has been closed; its server processes leave pg_stat_activity a moment later.
     await waitFor("the previous pool's connections are gone", () => connections() === 0, 10_000)
