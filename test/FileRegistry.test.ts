@@ -86,6 +86,8 @@ describe("FileRegistry markers and cache", () => {
         const registry = yield* Spawnkit.Registry
         const task = yield* Spawnkit.createTask({ description: "cached" })
         const id = task.task_id as Spawnkit.TaskId
+        // A task holding a slot: the kind the cache keeps.
+        yield* Spawnkit.spawn({ taskId: id, agentType: "w", prompt: "p" })
         const before = yield* registry.read(id)
         expect(before.task_description).toBe("cached")
         // Same length, different bytes: only the contents tell the two apart.
@@ -106,6 +108,7 @@ describe("FileRegistry markers and cache", () => {
       Effect.gen(function*() {
         const registry = yield* Spawnkit.Registry
         const task = yield* Spawnkit.createTask({ description: "t" })
+        yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "w", prompt: "cached" })
         yield* registry.read(task.task_id as Spawnkit.TaskId)
         Fs.writeFileSync(registryFile(env.home, task.task_id), "{\"task_id\": 42}")
         const error = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "w", prompt: "p" }).pipe(Effect.flip)

@@ -325,7 +325,10 @@ const spawnkitAudit = async (env: Env, okCount: number) => {
   const agents: Array<Agent> = tasks.flatMap((t: TaskRegistry) => [...t.agents])
   const running = agents.filter((a) => a.status === "running")
   const jobs = new Map<string, number>()
-  for (const a of running) jobs.set(`${a.parent}\u0000${a.prompt_sha256}`, (jobs.get(`${a.parent}\u0000${a.prompt_sha256}`) ?? 0) + 1)
+  for (const a of running) {
+    const job = `${a.parent}\u0000${a.prompt_sha256}`
+    jobs.set(job, (jobs.get(job) ?? 0) + 1)
+  }
   const twins = [...jobs.values()].reduce((n, c) => n + (c - 1), 0)
   const overshoot = tasks.reduce(
     (n: number, t: TaskRegistry) => n + Math.max(0, t.agents.filter((a) => a.status === "running").length - t.max_concurrent),
@@ -394,15 +397,26 @@ const scenarios = (o: BenchOptions): ReadonlyArray<Scenario> => {
     let done = 0
     return () => progress(++done)
   }
-  const throughputOn = (design: "floor" | "spawnkit" | "unlocked", tasks: number): Scenario["run"] => async (env, progress) => {
-    const limit = total
+  /**
+   * One design's run: its tasks (spawnkit's through the API, the old design's files), one worker per attempt list,
+   * then the figures and the audit of what the run left.
+   */
+  const runDesign = async (
+    env: Env,
+    progress: Progress,
+    design: "floor" | "spawnkit" | "unlocked",
+    tasks: number,
+    limit: number,
+    attemptsOf: (taskIds: ReadonlyArray<string>) => ReadonlyArray<ReadonlyArray<Attempt>>
+  ) => {
     const taskIds = design === "spawnkit"
       ? await createTasks(env, tasks, limit)
       : Array.from({ length: tasks }, (_, i) => `TASK-20260101-000000-${i.toString(16).padStart(8, "0")}`)
-    if (design === "unlocked") for (const id of taskIds) createLegacyTask(env.home, id, { maxConcurrent: limit, maxAgents: limit })
-    const attempts = distinctAttempts(taskIds, total, "w")
+    if (design === "unlocked") {
+      for (const id of taskIds) createLegacyTask(env.home, id, { maxConcurrent: limit, maxAgents: Math.max(limit, 45) })
+    }
     const outcomes = await runWorkers(
-      split(attempts, P).map((a) => ({ mode: design, attempts: a, socket: env.socket, command: o.command, home: env.home })),
+      attemptsOf(taskIds).map((a) => ({ mode: design, attempts: a, socket: env.socket, command: o.command, home: env.home })),
       env,
       counter(progress)
     )
@@ -415,24 +429,16 @@ const scenarios = (o: BenchOptions): ReadonlyArray<Scenario> => {
     const lockWait = lockWaitOf(outcomes)
     return { processes: P, ...f, ...(lockWait !== undefined ? { lockWait } : {}), ...audit }
   }
+  // Distinct jobs, split over the processes, with limits that admit them all.
+  const throughputOn = (design: "floor" | "spawnkit" | "unlocked", tasks: number): Scenario["run"] => (env, progress) =>
+    runDesign(env, progress, design, tasks, total, (taskIds) => split(distinctAttempts(taskIds, total, "w"), P))
   // The same `spawns` jobs attempted by every process, against a limit below the job count.
   const contentionLimit = Math.max(1, Math.min(20, o.spawns - 1))
-  const contentionOn = (design: "spawnkit" | "unlocked"): Scenario["run"] => async (env, progress) => {
-    const taskIds = design === "spawnkit"
-      ? await createTasks(env, 1, contentionLimit)
-      : ["TASK-20260101-000000-00000000"]
-    if (design === "unlocked") createLegacyTask(env.home, taskIds[0]!, { maxConcurrent: contentionLimit, maxAgents: 45 })
-    const jobs = distinctAttempts(taskIds, o.spawns, "job")
-    const outcomes = await runWorkers(
-      Array.from({ length: P }, () => ({ mode: design, attempts: jobs, socket: env.socket, command: o.command, home: env.home })),
-      env,
-      counter(progress)
-    )
-    const f = figures(outcomes)
-    const audit = design === "spawnkit" ? await spawnkitAudit(env, f.ok) : await unlockedAudit(env, taskIds, contentionLimit)
-    const lockWait = lockWaitOf(outcomes)
-    return { processes: P, ...f, ...(lockWait !== undefined ? { lockWait } : {}), ...audit }
-  }
+  const contentionOn = (design: "spawnkit" | "unlocked"): Scenario["run"] => (env, progress) =>
+    runDesign(env, progress, design, 1, contentionLimit, (taskIds) => {
+      const jobs = distinctAttempts(taskIds, o.spawns, "job")
+      return Array.from({ length: P }, () => jobs)
+    })
   const growthOn = (records: number): Scenario["run"] => async (env, progress) => {
     await populate(env, records)
     const [taskId] = await createTasks(env, 1, o.growthSpawns)

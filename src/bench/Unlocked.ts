@@ -55,6 +55,15 @@ export const createLegacyTask = (home: string, taskId: string, limits: { maxConc
   }
 }
 
+/** `tmux new-session -d` of the agent runner, as the floor and the old design start an agent: nothing else. */
+export const startBareSession = (
+  socket: string,
+  name: string,
+  prompt: string,
+  log: string,
+  command: ReadonlyArray<string>
+) => run("tmux", ["-S", socket, "new-session", "-d", "-s", name, "--", agentRunner, prompt, log, "--", ...command])
+
 const readJson = <A>(file: string): A => JSON.parse(Fs.readFileSync(file, "utf8")) as A
 
 /** One spawn the old way. Returns a rejection tag, or undefined when the agent was started. */
@@ -74,20 +83,7 @@ export const spawnUnlocked = async (options: {
   const session = `agent_${id}`
   const prompt = `${home}/${attempt.taskId}/prompts/${id}.txt`
   Fs.writeFileSync(prompt, attempt.prompt)
-  await run("tmux", [
-    "-S",
-    options.socket,
-    "new-session",
-    "-d",
-    "-s",
-    session,
-    "--",
-    agentRunner,
-    prompt,
-    `${home}/${attempt.taskId}/prompts/${id}.log`,
-    "--",
-    ...options.command
-  ])
+  await startBareSession(options.socket, session, prompt, `${home}/${attempt.taskId}/prompts/${id}.log`, options.command)
   task.agents.push({ id, type: attempt.agentType, tmux_session: session, status: "running", prompt: attempt.prompt })
   task.total_spawned += 1
   task.active_count += 1

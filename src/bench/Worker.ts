@@ -13,21 +13,16 @@
  * Lines: {"ready":true} once set up; after `goFile` exists, {"i","ok","ms","tag"?} per spawn; last
  * {"done":true,"startMs","endMs","lockWait"?} (epoch ms; lockWait is the registry lock's wait histogram).
  */
-import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import { performance } from "node:perf_hooks"
-import { promisify } from "node:util"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Spawnkit from "../index.js"
-import { agentRunner } from "../internal/paths.js"
 import { lockWaitMs } from "../registry/FileLock.js"
-import { spawnUnlocked } from "./Unlocked.js"
-
-const run = promisify(execFile)
+import { spawnUnlocked, startBareSession } from "./Unlocked.js"
 
 /** One spawn to make. */
 export interface Attempt {
@@ -103,7 +98,7 @@ const worker = async (spec: WorkerSpec) => {
         const name = `floor_${process.pid}_${i}`
         const prompt = `${home}/${name}.prompt`
         Fs.writeFileSync(prompt, attempt.prompt)
-        await run("tmux", ["-S", socket, "new-session", "-d", "-s", name, "--", agentRunner, prompt, `${home}/${name}.log`, "--", ...command])
+        await startBareSession(socket, name, prompt, `${home}/${name}.log`, command)
       } else {
         tag = await spawnUnlocked({ home, socket, command, attempt })
       }

@@ -56,8 +56,16 @@ export const layer: Layer.Layer<
     const ioError = (file: string, operation: string) => (e: unknown) =>
       new RegistryIoError({ path: file, operation, reason: reasonOf(e) })
 
-    /** Decoded registries by file, with the exact text they were decoded from (or written as). */
+    /**
+     * Decoded registries by file, with the exact text they were decoded from (or written as). Only tasks holding
+     * slots are kept (the ones transactions and the global count read), so a long-lived process does not keep every
+     * finished task it ever listed.
+     */
     const cache = new Map<string, { readonly text: string; readonly task: TaskRegistry }>()
+    const remember = (file: string, text: string, task: TaskRegistry) => {
+      if (activeCount(task.agents) > 0) cache.set(file, { text, task })
+      else cache.delete(file)
+    }
 
     const decodeText = (file: string, text: string) =>
       Effect.try({
@@ -81,7 +89,7 @@ export const layer: Layer.Layer<
         Effect.flatMap((text) => {
           const cached = cache.get(file)
           if (cached !== undefined && cached.text === text) return Effect.succeed(cached.task)
-          return decodeText(file, text).pipe(Effect.tap((task) => Effect.sync(() => cache.set(file, { text, task }))))
+          return decodeText(file, text).pipe(Effect.tap((task) => Effect.sync(() => remember(file, text, task))))
         })
       )
     }
@@ -102,7 +110,7 @@ export const layer: Layer.Layer<
         // Until the replace is known to be complete, the cache must not answer for this file.
         cache.delete(file)
         yield* writeAtomic(file, text, faults)
-        cache.set(file, { text, task })
+        remember(file, text, task)
         if (!active) yield* clearMarker(task.task_id)
       })
 

@@ -109,10 +109,11 @@ export class Tmux extends Context.Service<Tmux, {
 
         // Node's execFile rather than effect/process: tmux is on the spawn path, and per call it cost 1.5 ms of CPU here
         // against 3.2 ms through the effect/process spawner and its output streams (README, "Benchmarks").
-        const run = (args: ReadonlyArray<string>) =>
+        const exec = (args: ReadonlyArray<string>) =>
           Effect.callback<{ readonly stdout: string; readonly stderr: string; readonly exitCode: number }, TmuxError>(
             (resume, signal) => {
-              execFile(config.tmuxBin, [...base, ...args], { encoding: "utf8", signal, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+              const options = { encoding: "utf8" as const, signal, maxBuffer: 64 * 1024 * 1024 }
+              execFile(config.tmuxBin, [...base, ...args], options, (error, stdout, stderr) => {
                 if (error === null) return resume(Effect.succeed({ stdout, stderr, exitCode: 0 }))
                 const code = (error as NodeJS.ErrnoException & { code?: unknown }).code
                 resume(
@@ -122,6 +123,17 @@ export class Tmux extends Context.Service<Tmux, {
                 )
               })
             }
+          )
+
+        // Every call: one that met the server on its way out is made again (see SERVER_EXITING).
+        const run = (args: ReadonlyArray<string>) =>
+          exec(args).pipe(
+            Effect.flatMap((r) =>
+              r.exitCode !== 0 && SERVER_EXITING.test(r.stderr)
+                ? Effect.fail(new TmuxError({ args: [...args], ...r }))
+                : Effect.succeed(r)
+            ),
+            Effect.retry(serverExitRetry)
           )
 
         const runOk = (args: ReadonlyArray<string>) =>
@@ -140,8 +152,7 @@ export class Tmux extends Context.Service<Tmux, {
                 : NO_SESSION.test(r.stderr)
                 ? Effect.succeed(Option.none<string>())
                 : Effect.fail(new TmuxError({ args: [...args], ...r }))
-            ),
-            Effect.retry(serverExitRetry)
+            )
           )
 
         const newSession = Effect.fn("Tmux.newSession")(function*(spec: NewSession) {
@@ -192,9 +203,9 @@ export class Tmux extends Context.Service<Tmux, {
             ...Object.values(spec.tags),
             spec.cwd
           ])
-          // A spawn that starts just as the previous last session ends can meet the server on its way out; the call
-          // is then made again, on a server it starts itself (a session it might have created went with the server).
-          const out = yield* runOk(args).pipe(Effect.retry(serverExitRetry))
+          // A spawn that starts just as the previous last session ends can meet the server on its way out: `run` makes
+          // the call again, on a server it starts itself (a session it might have created went with the server).
+          const out = yield* runOk(args)
           const pane = parsePane(out.trim().split("\n").pop() ?? "")
           if (pane === undefined) {
             return yield* new TmuxError({ args, exitCode: 0, stderr: `unexpected output: ${out}` })
