@@ -58,6 +58,11 @@ export interface SpawnkitSettings {
    * after that, other hosts release its reservations.
    */
   readonly hostLeaseSeconds: number
+  /**
+   * Seconds after which a reservation belongs to a spawn that is over, whatever its owner
+   * (SPAWNKIT_SPAWN_DEADLINE_SECONDS, default 120): the reconciler rolls it back even while its owner process lives.
+   */
+  readonly spawnDeadlineSeconds: number
   /** Test-only fault injection spec (SPAWNKIT_FAULT); empty in normal use. */
   readonly faultSpec: string
 }
@@ -105,6 +110,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   killGraceMs: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), "SPAWNKIT_KILL_GRACE_MS").pipe(
     Config.withDefault(3000)
   ),
+  spawnDeadlineSeconds: positiveInt("SPAWNKIT_SPAWN_DEADLINE_SECONDS", 120),
   faultSpec: Config.String("SPAWNKIT_FAULT").pipe(Config.withDefault(""))
 }).pipe(
   Config.map((c) => ({
@@ -128,6 +134,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     databasePoolSize: c.databasePoolSize,
     hostLeaseSeconds: c.hostLeaseSeconds,
     killGraceMs: c.killGraceMs,
+    spawnDeadlineSeconds: c.spawnDeadlineSeconds,
     faultSpec: c.faultSpec
   }))
 )

@@ -23,6 +23,7 @@ import { Registry } from "./registry/Registry.js"
 import * as FileRegistry from "./registry/FileRegistry.js"
 import * as PgRegistry from "./registry/PgRegistry.js"
 import { Tmux } from "./sessions/Tmux.js"
+import { Rollbacks } from "./spawn/Rollbacks.js"
 import { SpawnkitConfig, type SpawnkitSettings } from "./SpawnkitConfig.js"
 
 export * from "./domain/Agent.js"
@@ -40,12 +41,30 @@ export {
   PG_REGISTRY_FAULT_STEPS,
   SPAWN_FAULT_STEPS
 } from "./faults/FaultInjection.js"
-export { Registry, type RegistryTransaction, type Transition } from "./registry/Registry.js"
+export {
+  type ListOptions,
+  type Quarantined,
+  Registry,
+  type RegistryTransaction,
+  type TaskPage,
+  type Transition,
+  type UnreadableTask
+} from "./registry/Registry.js"
+export { Rollbacks } from "./spawn/Rollbacks.js"
 export { buildCommand, parseTemplate } from "./sessions/Engines.js"
 export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./sessions/Tmux.js"
 export { type ExitRecord, ownerOfPane, recordExit } from "./spawn/ExitHook.js"
 export { spawn, type SpawnInput } from "./spawn/Spawner.js"
-export { createTask, kill, type KillResult, status } from "./spawn/Tasks.js"
+export {
+  createTask,
+  kill,
+  type KillResult,
+  listTasks,
+  ListTasksOptions,
+  quarantineTask,
+  type QuarantineResult,
+  status
+} from "./spawn/Tasks.js"
 export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./spawn/Reconciler.js"
 export { agentOutput, describeEvent, followOutput, OutputOptions } from "./spawn/AgentOutput.js"
 export { type Caller, CallerIdentity } from "./spawn/Caller.js"
@@ -90,7 +109,7 @@ export const layer = (
 ) => {
   const config = SpawnkitConfig.layerWith(overrides)
   const base = faults.pipe(Layer.provideMerge(config))
-  return Layer.mergeAll(registryFromConfig, Tmux.layer).pipe(
+  return Layer.mergeAll(registryFromConfig, Tmux.layer, Rollbacks.layer).pipe(
     Layer.provideMerge(base),
     Layer.provideMerge(NodeServices.layer)
   )

@@ -53,11 +53,24 @@ const ENDED_STATUSES = [
   "lost"
 ] as const satisfies ReadonlyArray<AgentStatus>
 
+/**
+ * An agent record with plain strings where the stored schema brands ids: admission is pure over already-decoded
+ * records, and these fixtures (some deliberately odd, e.g. a start time that is not a date) are built, not decoded.
+ */
+type LooseAgent = Omit<Agent, "id" | "type" | "tmux_session" | "parent" | "engine"> & {
+  readonly engine?: string
+  readonly id: string
+  readonly type: string
+  readonly tmux_session: string
+  readonly parent: string
+}
+const asAgent = (a: LooseAgent): Agent => a as Agent
+
 const isActive = (a: Agent) => ACTIVE_STATUSES.includes(a.status)
 const isLive = (a: Agent) => LIVE_STATUSES.includes(a.status)
 
 /** A committed agent started an hour ago (outside the rate window) unless overridden. */
-const agent = (id: string, overrides: Partial<Agent> = {}): Agent => ({
+const agent = (id: string, overrides: Partial<LooseAgent> = {}): Agent => asAgent({
   id,
   type: "worker",
   tmux_session: `agent_${id}`,
@@ -85,7 +98,7 @@ const ROOMY: TaskLimits = {
 }
 
 const task = (agents: ReadonlyArray<Agent>, limits: Partial<TaskLimits> = {}): TaskRegistry => ({
-  task_id: TASK_ID,
+  task_id: TASK_ID as TaskRegistry["task_id"],
   task_description: "admission tests",
   created_at: LONG_AGO,
   workspace: "/tmp/spawnkit-admission-test",
@@ -610,7 +623,7 @@ const AgentSpec = Arbitrary.all({
 type AgentSpec = typeof AgentSpec extends Arbitrary.Arbitrary<infer A> ? A : never
 
 const buildAgent = (spec: AgentSpec, i: number, id: string, nowMs: number): Agent => {
-  const base: Agent = {
+  const base: LooseAgent = {
     id,
     type: pick(TYPES, spec.type),
     tmux_session: `agent_${id}`,
@@ -620,11 +633,11 @@ const buildAgent = (spec: AgentSpec, i: number, id: string, nowMs: number): Agen
     started_at: spec.badDate === 0 ? `garbage-${i}` : iso(nowMs - spec.startedAgoMs),
     prompt_sha256: promptOf(spec.prompt)
   }
-  return {
+  return asAgent({
     ...base,
     ...(spec.engine >= 0 ? { engine: pick(ENGINES, spec.engine) } : {}),
     ...(spec.key >= 0 ? { idempotency_key: `k${spec.key}` } : {})
-  }
+  })
 }
 
 const LimitsSpec = Arbitrary.all({
@@ -780,7 +793,7 @@ const sameParameters = (a: Agent, r: AdmissionRequest) =>
   sameWork(a, r) && (a.engine === undefined || a.engine === r.engine)
 
 /** The record a new admission would append. */
-const reservationFor = (r: AdmissionRequest, id: string, depth: number, nowMs: number): Agent => ({
+const reservationFor = (r: AdmissionRequest, id: string, depth: number, nowMs: number): Agent => asAgent({
   id,
   type: r.agentType,
   tmux_session: `agent_${id}`,

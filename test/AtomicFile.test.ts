@@ -266,14 +266,17 @@ describe("FileRegistry with a corrupt registry file", () => {
               return { result: "written", next: { ...task, task_description: "overwritten" } }
             })))
           const read = yield* Effect.flip(registry.read(taskId))
-          const list = yield* Effect.flip(registry.list)
+          const list = yield* registry.list({ scope: "all" })
           return { update, read, list }
         })
       )
-      for (const error of [outcome.update, outcome.read, outcome.list]) {
+      for (const error of [outcome.update, outcome.read]) {
         expect(error).toBeInstanceOf(Spawnkit.RegistryCorrupt)
-        expect(error).toMatchObject({ _tag: "RegistryCorrupt", path: file })
+        expect(error).toMatchObject({ _tag: "RegistryCorrupt", path: file, taskId })
       }
+      // A listing reports the task it cannot read instead of failing.
+      expect(outcome.list.tasks).toEqual([])
+      expect(outcome.list.unreadable).toMatchObject([{ task_id: taskId, location: file }])
       expect(transactionsRun).toBe(0)
       expect(Fs.readFileSync(file).equals(corrupt)).toBe(true)
       expect(Fs.readdirSync(NodePath.dirname(file)).sort()).toEqual(listingBefore)

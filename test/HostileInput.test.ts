@@ -496,7 +496,6 @@ describe("a corrupt registry file", () => {
       const operations = [
         ["spawn", Spawnkit.spawn({ taskId: sb.taskId, agentType: "worker", prompt: "p" })],
         ["status of the task", Spawnkit.status(sb.taskId)],
-        ["status of all tasks", Spawnkit.status()],
         ["kill", Spawnkit.kill(sb.taskId, "worker-1")]
       ] as const
       for (const [op, effect] of operations) {
@@ -504,6 +503,9 @@ describe("a corrupt registry file", () => {
         expect(error, `${what}: ${op}`).toBeInstanceOf(Spawnkit.RegistryCorrupt)
         expect(error, `${what}: ${op}`).toMatchObject({ _tag: "RegistryCorrupt", path: sb.registryFile })
       }
+      // A listing goes on past it, naming it among the tasks it could not read.
+      const page = await runExit(sb, Spawnkit.listTasks({ scope: "all" }))
+      expect(Exit.isSuccess(page) ? page.value.unreadable : page, what).toMatchObject([{ task_id: sb.taskId, location: sb.registryFile }])
       expect(Fs.readFileSync(sb.registryFile).equals(bytes), what).toBe(true)
       expectNothingCreated(sb, before)
     }
@@ -517,15 +519,19 @@ describe("a corrupt registry file", () => {
       const calls = [
         ["spawn", "--task", sb.taskId, "--type", "worker", "--prompt", "p", "--json"],
         ["status", "--task", sb.taskId, "--json"],
-        ["status", "--json"],
         ["kill", "--task", sb.taskId, "--agent", "worker-1", "--json"]
       ]
-      const results = await cliAll(calls, (args) => runCli(sb, args))
+      const results = await cliAll([...calls, ["status", "--all", "--json"]], (args) => runCli(sb, args))
       calls.forEach((args, i) => {
         const error = cliError(results[i]!, `${what}: ${args[0]}`)
         expect(error.tag, `${what}: ${args.join(" ")}`).toBe("RegistryCorrupt")
         expect(error.message).toContain(sb.registryFile)
+        expect(error.message).toContain(`spawnkit task quarantine --task ${sb.taskId}`)
       })
+      // The listing goes on past the task and names it.
+      const listing = results[calls.length]!
+      expect(listing.code, `${what}: status --all`).toBe(0)
+      expect(JSON.parse(listing.stdout).unreadable).toMatchObject([{ task_id: sb.taskId, location: sb.registryFile }])
       expect(Fs.readFileSync(sb.registryFile).equals(bytes), what).toBe(true)
       expectNothingCreated(sb, before)
     }

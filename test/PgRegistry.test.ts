@@ -60,7 +60,10 @@ describe("PgRegistry", () => {
         child.on("close", resolve)
       }))
     expect(await Promise.all(children)).toEqual(Array(8).fill(0))
-    expect(psql(db.url, "SELECT version FROM spawnkit_schema").trim()).toBe(String(Spawnkit.SCHEMA_VERSION))
+    // Each migration ran exactly once, in order.
+    expect(psql(db.url, "SELECT version FROM spawnkit_schema ORDER BY version").trim().split("\n")).toEqual(
+      Array.from({ length: Spawnkit.SCHEMA_VERSION }, (_, i) => String(i + 1))
+    )
     expect(Number(psql(db.url, "SELECT count(*) FROM spawnkit_tasks").trim())).toBe(8)
     expect(psql(db.url, "SELECT id FROM spawnkit_admission").trim()).toBe("1")
   })
@@ -69,7 +72,7 @@ describe("PgRegistry", () => {
     const env = newEnv()
     await newTask(env)
     psql(env.databaseUrl!, `INSERT INTO spawnkit_schema (version) VALUES (${Spawnkit.SCHEMA_VERSION + 1})`)
-    const result = await runExit(env, Spawnkit.status())
+    const result = await runExit(env, Spawnkit.listTasks())
     expect(result).toMatchObject({ _tag: "Failure", failure: { _tag: "RegistryDatabaseError", operation: "use the schema" } })
   })
 
@@ -158,7 +161,7 @@ describe("PgRegistry", () => {
 
   it("an unreachable server is a typed error whose message shows no password", async () => {
     const env = newEnv()
-    const result = await runExit(env, Spawnkit.status(), {
+    const result = await runExit(env, Spawnkit.listTasks(), {
       databaseUrl: Option.some(Redacted.make("postgresql://spawnkit:s3cret-pw@127.0.0.1:1/nowhere"))
     })
     expect(result).toMatchObject({ _tag: "Failure", failure: { _tag: "RegistryDatabaseError", operation: "connect" } })

@@ -319,7 +319,7 @@ const spawnkitAudit = async (env: Env, okCount: number) => {
     Effect.gen(function*() {
       const registry = yield* Spawnkit.Registry
       const report = yield* Spawnkit.reconcile({ dryRun: true })
-      return { tasks: yield* registry.list, repairs: report.repairs.length }
+      return { tasks: (yield* registry.list({ scope: "all" })).tasks, repairs: report.repairs.length }
     })
   )
   const agents: Array<Agent> = tasks.flatMap((t: TaskRegistry) => [...t.agents])
@@ -334,7 +334,7 @@ const spawnkitAudit = async (env: Env, okCount: number) => {
     (n: number, t: TaskRegistry) => n + Math.max(0, t.agents.filter((a) => a.status === "running").length - t.max_concurrent),
     0
   )
-  const known = new Set(running.map((a) => a.tmux_session))
+  const known = new Set<string>(running.map((a) => a.tmux_session))
   return {
     lost: Math.max(0, okCount - running.length) + sessions.filter((s) => !known.has(s)).length,
     twins,
@@ -546,10 +546,10 @@ const populate = (env: Env, records: number) =>
       for (let t = 0; t * perTask < records; t++) {
         const taskId = `TASK-20250101-000000-${t.toString(16).padStart(8, "0")}`
         const agents: Array<Agent> = Array.from({ length: Math.min(perTask, records - t * perTask) }, (_, i) => ({
-          id: `old-000000-${(t * perTask + i).toString(16).padStart(8, "0")}`,
-          type: "old",
-          tmux_session: `agent_old-000000-${(t * perTask + i).toString(16).padStart(8, "0")}`,
-          parent: "orchestrator",
+          id: `old-000000-${(t * perTask + i).toString(16).padStart(8, "0")}` as Spawnkit.AgentId,
+          type: "old" as Spawnkit.AgentType,
+          tmux_session: `agent_old-000000-${(t * perTask + i).toString(16).padStart(8, "0")}` as Spawnkit.SessionName,
+          parent: Spawnkit.ORCHESTRATOR,
           depth: 1,
           status: "completed",
           started_at: started,
@@ -562,7 +562,7 @@ const populate = (env: Env, records: number) =>
           exit: { exit_code: 0, last_lines: ["done"], at: started }
         }))
         yield* registry.createTask({
-          task_id: taskId,
+          task_id: taskId as Spawnkit.TaskId,
           task_description: "an earlier task",
           created_at: started,
           workspace: `${env.home}/${taskId}`,

@@ -50,9 +50,9 @@ const tour = Effect.gen(function*() {
   }
   yield* spawn("fifth agent (max_concurrent 4)", { agentType: "extra", prompt: "One too many." })
 
-  const [state] = yield* Spawnkit.status(taskId)
-  if (state !== undefined) yield* Console.log("\n" + renderTask(state, yield* Clock.currentTimeMillis) + "\n")
-  const log = state?.agents.find((a) => a.id === parent)?.tracked_files?.log_file
+  const state = yield* Spawnkit.status(taskId)
+  yield* Console.log("\n" + renderTask(state, yield* Clock.currentTimeMillis) + "\n")
+  const log = state.agents.find((a) => a.id === parent)?.tracked_files?.log_file
   if (log !== undefined) {
     const fs = yield* FileSystem.FileSystem
     // The agent writes its log on its own schedule: give it up to two seconds to say it is working.
@@ -72,12 +72,12 @@ export const runDemo = (keep: boolean) =>
     const config = yield* Spawnkit.SpawnkitConfig
     const fs = yield* FileSystem.FileSystem
     const taskId = yield* tour
-    const [state] = yield* Spawnkit.status(taskId)
-    for (const agent of state?.agents ?? []) {
+    const state = yield* Spawnkit.status(taskId)
+    for (const agent of state.agents) {
       if (Spawnkit.isActiveStatus(agent.status)) yield* Spawnkit.kill(taskId, agent.id, "demo finished")
     }
-    const [after] = yield* Spawnkit.status(taskId)
-    if (after !== undefined) yield* Console.log("after cleanup:\n" + renderTask(after, yield* Clock.currentTimeMillis))
+    const after = yield* Spawnkit.status(taskId)
+    yield* Console.log("after cleanup:\n" + renderTask(after, yield* Clock.currentTimeMillis))
     if (keep) {
       yield* Console.log(`\nkept ${config.home}/${taskId}`)
     } else {

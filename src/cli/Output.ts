@@ -6,6 +6,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { type Agent, isActiveStatus } from "../domain/Agent.js"
 import type { TaskRegistry } from "../domain/Task.js"
+import type { UnreadableTask } from "../registry/Registry.js"
 
 /** Tag and message of any failure a command can end with. */
 export const describeError = (error: unknown): { readonly tag: string; readonly message: string } => {
@@ -38,6 +39,16 @@ export const reportFailures = <A, E, R>(json: boolean, effect: Effect.Effect<A, 
         )
       )
     })
+  )
+
+/** Exit status of a reconcile pass that could not read some task (every other task was reconciled). */
+export const PARTIAL_PASS = 2
+
+/** Tasks that could not be read, as a person reads them: what, where, why, and the way out. */
+export const renderUnreadable = (unreadable: ReadonlyArray<UnreadableTask>): ReadonlyArray<string> =>
+  unreadable.map((u) =>
+    `unreadable task ${u.task_id} (${u.location}): ${u.reason}\n  left untouched; repair it, or set it aside: ` +
+    `spawnkit task quarantine --task ${u.task_id}`
   )
 
 /** Print a value as JSON. */

@@ -16,7 +16,7 @@ import { serveHttpForever, serveStdio } from "../mcp/Serve.js"
 import { BenchFailed, runBench } from "../bench/Bench.js"
 import { checkTargets, writeResults } from "../bench/Report.js"
 import { DEMO_AGENT_COMMAND, runDemo } from "./Demo.js"
-import { printJson, renderTask, reportFailures } from "./Output.js"
+import { PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("Print JSON (snake_case, as in the registry)"), Flag.withDefault(false))
 const engines = Engine.literals
@@ -69,9 +69,32 @@ const taskCreate = Command.make(
     )
 ).pipe(Command.withDescription("Create a task and print its id"))
 
+const taskQuarantine = Command.make(
+  "quarantine",
+  { task: Flag.String("task").pipe(Flag.withDescription("Id of the task whose registry cannot be decoded")), json },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const result = yield* Spawnkit.quarantineTask(f.task)
+        if (f.json) return yield* printJson(result)
+        yield* Console.log(
+          [
+            `${result.task_id} set aside; its registry is kept at ${result.kept_at}`,
+            `stopped ${result.stopped_sessions.length} session(s), removed ${result.removed_files.length} agent file(s); its slots are free`
+          ].join("\n")
+        )
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "Set aside a task whose registry cannot be decoded: keep its registry byte for byte, stop its sessions, free its slots"
+  )
+)
+
 const task = Command.make("task").pipe(
   Command.withDescription("Manage tasks"),
-  Command.withSubcommands([taskCreate])
+  Command.withSubcommands([taskCreate, taskQuarantine])
 )
 
 const spawnCommand = Command.make(
@@ -115,15 +138,36 @@ const spawnCommand = Command.make(
 
 const statusCommand = Command.make(
   "status",
-  { task: Flag.String("task").pipe(Flag.withDescription("Only this task"), Flag.optional), json },
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Only this task"), Flag.optional),
+    all: Flag.Boolean("all").pipe(
+      Flag.withDescription("Every task, finished ones included (default: tasks with agents running or starting)"),
+      Flag.withDefault(false)
+    ),
+    after: Flag.String("after").pipe(Flag.withDescription("Only tasks after this id (the next of a previous page)"), Flag.optional),
+    limit: optionalInt("limit", "At most this many tasks (a page; its next cursor is printed)"),
+    json
+  },
   (f) =>
     run(
       f.json,
       Effect.gen(function*() {
-        const tasks = yield* Spawnkit.status(Option.getOrUndefined(f.task))
-        if (f.json) return yield* printJson(Option.isSome(f.task) ? tasks[0] : { tasks })
+        if (Option.isSome(f.task)) {
+          const task = yield* Spawnkit.status(f.task.value)
+          if (f.json) return yield* printJson(task)
+          return yield* Console.log(renderTask(task, yield* Clock.currentTimeMillis))
+        }
+        const page = yield* Spawnkit.listTasks({
+          scope: f.all ? "all" : "active",
+          ...defined({ after: f.after, limit: f.limit })
+        })
+        if (f.json) return yield* printJson(page)
         const now = yield* Clock.currentTimeMillis
-        yield* Console.log(tasks.length === 0 ? "no tasks" : tasks.map((t) => renderTask(t, now)).join("\n\n"))
+        const shown = page.tasks.length === 0
+          ? f.all ? "no tasks" : "no task has agents running or starting (spawnkit status --all shows every task)"
+          : page.tasks.map((t) => renderTask(t, now)).join("\n\n")
+        yield* Console.log([shown, ...renderUnreadable(page.unreadable)].join("\n\n"))
+        if (page.next !== undefined) yield* Console.log(`\nmore: spawnkit status${f.all ? " --all" : ""} --after ${page.next}`)
       })
     )
 ).pipe(Command.withDescription("Show tasks and their agent trees"))
@@ -175,11 +219,14 @@ const reconcileCommand = Command.make(
       f.json,
       Effect.gen(function*() {
         const report = yield* Spawnkit.reconcile({ dryRun: f.dryRun })
+        // Exit status 2: a partial pass (a task could not be read; every other task was reconciled).
+        if (report.partial) process.exitCode = PARTIAL_PASS
         if (f.json) return yield* printJson(report)
-        if (report.repairs.length === 0) return yield* Console.log("nothing to repair")
+        if (report.repairs.length === 0) yield* Console.log("nothing to repair")
         for (const r of report.repairs) {
           yield* Console.log(`${f.dryRun ? "would " : ""}${r.kind.replaceAll("_", " ")}: ${r.target} (${r.reason})`)
         }
+        for (const line of renderUnreadable(report.unreadable)) yield* Console.log(line)
       })
     )
 ).pipe(Command.withDescription("Repair what a crash left: stale reservations, orphan sessions and files, lost agents"))

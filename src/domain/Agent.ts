@@ -2,6 +2,7 @@
  * The agent record as stored in a task registry (`agents[]` of AGENT_REGISTRY.json), in the registry's snake_case.
  */
 import * as Schema from "effect/Schema"
+import { AbsolutePath, AgentId, AgentType, HostId, IdempotencyKey, ProcessId, SessionName, Sha256Hex, Uuid } from "./Ids.js"
 
 /**
  * Lifecycle of an agent. `reserved` is a slot taken by a spawn in flight; `running`, `working` and `blocked` are a
@@ -38,66 +39,90 @@ export const Engine = Schema.Literals(["claude", "codex", "gemini", "custom"])
 /** @see Engine */
 export type Engine = typeof Engine.Type
 
+/** An ISO-8601 time as the registry writes it; a stored time that does not parse is refused. */
+export const Timestamp = Schema.String.check(
+  Schema.makeFilter((s: string) =>
+    s.length <= 40 && Number.isFinite(Date.parse(s)) ? true : "Expected an ISO-8601 time"
+  )
+)
+
 /** Who holds a reservation: enough for a reconciler to tell a live spawn from an abandoned one. */
 export const Reservation = Schema.Struct({
-  owner_pid: Schema.Number,
-  owner_host: Schema.String,
-  reserved_at: Schema.String
+  owner_pid: ProcessId,
+  owner_host: HostId,
+  reserved_at: Timestamp
 })
 /** @see Reservation */
 export type Reservation = typeof Reservation.Type
 
 /** How an agent's process ended. */
 export const AgentExit = Schema.Struct({
-  exit_code: Schema.Number,
+  exit_code: Schema.Int,
   last_lines: Schema.Array(Schema.String),
-  at: Schema.String
+  at: Timestamp
 })
 /** @see AgentExit */
 export type AgentExit = typeof AgentExit.Type
 
-/** Files an agent owns in its task workspace. */
+/**
+ * Files an agent owns in its task workspace, for readers of the registry. Security: spawnkit never takes a path from
+ * here (it derives every path from validated ids); a task refuses a record whose paths leave its workspace.
+ */
 export const TrackedFiles = Schema.Struct({
-  prompt_file: Schema.optionalKey(Schema.String),
-  log_file: Schema.optionalKey(Schema.String),
-  progress_file: Schema.optionalKey(Schema.String),
-  findings_file: Schema.optionalKey(Schema.String)
+  prompt_file: Schema.optionalKey(AbsolutePath),
+  log_file: Schema.optionalKey(AbsolutePath),
+  progress_file: Schema.optionalKey(AbsolutePath),
+  findings_file: Schema.optionalKey(AbsolutePath)
 })
 
-/** One agent record. Ids are re-validated where they are used as paths or tmux targets. */
+/**
+ * One agent record, validated as untrusted input: agents can write their task's registry, so every id, name, number
+ * and path is checked on every read. Security: an id that fails the allow-list makes the whole task RegistryCorrupt;
+ * nothing read from a record that did not decode ever reaches a file operation or a tmux command.
+ */
 export const Agent = Schema.Struct({
-  id: Schema.String,
-  type: Schema.String,
-  tmux_session: Schema.String,
-  parent: Schema.String,
-  depth: Schema.Number,
+  id: AgentId,
+  type: AgentType,
+  tmux_session: SessionName,
+  /** The parent agent's id, or "orchestrator" for a top-level agent. */
+  parent: AgentId,
+  depth: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 })),
   status: AgentStatus,
-  started_at: Schema.String,
-  completed_at: Schema.optionalKey(Schema.NullOr(Schema.String)),
-  last_update: Schema.optionalKey(Schema.String),
-  progress: Schema.optionalKey(Schema.Number),
+  started_at: Timestamp,
+  completed_at: Schema.optionalKey(Schema.NullOr(Timestamp)),
+  last_update: Schema.optionalKey(Timestamp),
+  progress: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 100 }))),
   prompt: Schema.optionalKey(Schema.String),
-  prompt_sha256: Schema.optionalKey(Schema.String),
-  engine: Schema.optionalKey(Schema.String),
-  idempotency_key: Schema.optionalKey(Schema.String),
+  prompt_sha256: Schema.optionalKey(Sha256Hex),
+  engine: Schema.optionalKey(Engine),
+  idempotency_key: Schema.optionalKey(IdempotencyKey),
   reservation: Schema.optionalKey(Reservation),
   /** The host whose tmux server runs the agent's session (SPAWNKIT_HOST_ID); absent in older files: the local host. */
-  host: Schema.optionalKey(Schema.String),
+  host: Schema.optionalKey(HostId),
   exit: Schema.optionalKey(AgentExit),
   reason: Schema.optionalKey(Schema.String),
+  /**
+   * Set on a reservation by a kill that reached it while its spawn was in flight (the agent, or an ancestor with
+   * cascade): the spawn's commit fails and rolls back.
+   */
+  cancelled: Schema.optionalKey(Schema.Struct({ reason: Schema.String, at: Timestamp })),
   tracked_files: Schema.optionalKey(TrackedFiles),
   /** sha256 of the per-agent secret in the agent's environment: proves a server speaks for this agent. */
-  secret_sha256: Schema.optionalKey(Schema.String),
+  secret_sha256: Schema.optionalKey(Sha256Hex),
   /** Claude Code's `--session-id`, so a lost agent can be resumed (`claude --resume <id>`) rather than re-run. */
-  claude_session_id: Schema.optionalKey(Schema.String),
+  claude_session_id: Schema.optionalKey(Uuid),
   /** The status the agent last reported about itself (its record's status follows its process). */
   reported_status: Schema.optionalKey(Schema.String),
   /** This agent's wall-clock limit in seconds (from the spawn or its task). */
-  timeout_seconds: Schema.optionalKey(Schema.Number),
+  timeout_seconds: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
   /** This agent's stall limit in seconds: no new output for that long stops it. */
-  stall_timeout_seconds: Schema.optionalKey(Schema.Number),
+  stall_timeout_seconds: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
   /** The agent's last progress message. */
   last_message: Schema.optionalKey(Schema.String)
-})
+}).check(
+  Schema.makeFilter((agent) =>
+    agent.tmux_session === `agent_${agent.id}` ? true : `Expected tmux_session agent_${agent.id} (derived from the id)`
+  )
+)
 /** @see Agent */
 export type Agent = typeof Agent.Type

@@ -124,14 +124,23 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
   }
 }
 
-/** A registry file exists but does not decode; it is left exactly as it is. */
+/**
+ * A task's registry exists but does not decode (or holds a record that fails validation); it is left exactly as it
+ * is. A spawn that needs the global count while such a task may hold slots fails closed with this error: the limit
+ * cannot be proven.
+ */
 export class RegistryCorrupt extends Schema.TaggedError<RegistryCorrupt>()("RegistryCorrupt", {
   path: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** The task whose registry it is, when known. */
+  taskId: Schema.optionalKey(Schema.String)
 }) {
   override get message() {
-    return `Registry file ${this.path} cannot be decoded (${this.reason}). It was not modified; ` +
-      "repair or move it aside by hand."
+    return `Registry ${this.path} cannot be decoded (${this.reason}). It was not modified. ` +
+      (this.taskId === undefined
+        ? "Repair or move it aside by hand."
+        : `Repair it by hand, or set the task aside with \`spawnkit task quarantine --task ${this.taskId}\` ` +
+          "(keeps its registry byte for byte, stops its sessions, frees its slots).")
   }
 }
 
@@ -183,6 +192,16 @@ export class AgentExitedAtStartup extends Schema.TaggedError<AgentExitedAtStartu
   override get message() {
     return `Agent ${this.agentId} exited at start-up with code ${this.exitCode}; nothing was kept. ` +
       `Last output: ${this.lastLines.slice(-5).join(" | ") || "(none)"}. Check the engine command and its credentials.`
+  }
+}
+
+/** A kill reached the agent while its spawn was in flight; the spawn was rolled back. */
+export class SpawnCancelled extends Schema.TaggedError<SpawnCancelled>()("SpawnCancelled", {
+  agentId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Agent ${this.agentId} was killed before its spawn committed (${this.reason}); nothing was kept.`
   }
 }
 

@@ -34,7 +34,40 @@ export const SessionName = pattern(/^agent_[A-Za-z0-9_-]{1,64}$/, "a session nam
 export type SessionName = typeof SessionName.Type
 
 /** The parent of a top-level agent: the orchestrator (the caller without an agent identity). */
-export const ORCHESTRATOR = "orchestrator"
+export const ORCHESTRATOR = "orchestrator" as AgentId
+
+/** A host id (SPAWNKIT_HOST_ID): whose tmux server runs an agent's session. */
+export const HostId = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9_.-]{1,128}$/, { message: "Expected a host id of letters, digits and _ . - (1-128)" })
+)
+
+/** A process id as recorded on a reservation: a positive integer (never 0 or a group). */
+export const ProcessId = Schema.Int.check(Schema.isBetween({ minimum: 2, maximum: 2 ** 31 - 1 }))
+
+/** A lower-case hex sha256 digest. */
+export const Sha256Hex = Schema.String.check(
+  Schema.isPattern(/^[0-9a-f]{64}$/, { message: "Expected a sha256 digest (64 lower-case hex digits)" })
+)
+
+/** A UUID, as Claude Code's `--session-id` takes it. */
+export const Uuid = Schema.String.check(
+  Schema.isPattern(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, {
+    message: "Expected a UUID"
+  })
+)
+
+/**
+ * A normalized absolute path: starts with `/`, no `.` or `..` segment, no empty segment, no NUL or line break.
+ * Security: a stored path of this shape can still name any directory, so spawnkit never derives a file operation
+ * from one; it is kept for readers of the registry (and checked to lie inside the task's own workspace).
+ */
+export const AbsolutePath = Schema.String.check(
+  Schema.makeFilter((s: string) =>
+    (s === "/" || /^(\/[^/\0\n\r]+)+\/?$/.test(s)) && !s.split("/").some((seg) => seg === "." || seg === "..")
+      ? true
+      : "Expected a normalized absolute path (no '.', '..' or empty segments, no NUL or line breaks)"
+  )
+)
 
 /** An idempotency key chosen by the caller; any printable text up to 200 characters. */
 export const IdempotencyKey = Schema.String.check(

@@ -2,7 +2,8 @@
  * The task registry file, `<home>/TASK-…/AGENT_REGISTRY.json`, compatible with the older orchestrator's layout.
  */
 import * as Schema from "effect/Schema"
-import { Agent, isActiveStatus } from "./Agent.js"
+import { Agent, isActiveStatus, Timestamp } from "./Agent.js"
+import { AbsolutePath, AgentId, TaskId } from "./Ids.js"
 
 /** Limits of one task; every one is enforced by admission. */
 export interface TaskLimits {
@@ -15,19 +16,50 @@ export interface TaskLimits {
 
 const Limit = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
-/** The whole task registry. `total_spawned`, `active_count`, `completed_count` and `agent_hierarchy` are derived. */
+/** Where a stored path must lie: the task's workspace itself or below it. */
+const isInside = (dir: string, path: string) => path === dir || path.startsWith(dir.endsWith("/") ? dir : dir + "/")
+
+/**
+ * Checks across the records of a task that one record's schema cannot make: the workspace is the task's own
+ * directory, agent ids are unique, and every tracked file lies inside the workspace.
+ */
+const consistentTask = Schema.makeFilter((task: {
+  readonly task_id: string
+  readonly workspace: string
+  readonly agents: ReadonlyArray<Agent>
+}) => {
+  if (!task.workspace.replace(/\/$/, "").endsWith(`/${task.task_id}`)) {
+    return `Expected the workspace to be the task's own directory (ending in /${task.task_id})`
+  }
+  const seen = new Set<string>()
+  for (const agent of task.agents) {
+    if (seen.has(agent.id)) return `Expected unique agent ids; ${agent.id} appears twice`
+    seen.add(agent.id)
+    for (const [key, path] of Object.entries(agent.tracked_files ?? {})) {
+      if (path !== undefined && !isInside(task.workspace, path)) {
+        return `Expected tracked_files.${key} of agent ${agent.id} inside the task's workspace, got ${path}`
+      }
+    }
+  }
+  return true
+})
+
+/**
+ * The whole task registry, validated as untrusted input on every read (agents can write it). `total_spawned`,
+ * `active_count`, `completed_count` and `agent_hierarchy` are derived and rewritten on every write.
+ */
 export const TaskRegistry = Schema.Struct({
-  task_id: Schema.String,
+  task_id: TaskId,
   task_description: Schema.String,
-  created_at: Schema.String,
-  workspace: Schema.String,
+  created_at: Timestamp,
+  workspace: AbsolutePath,
   status: Schema.String,
   priority: Schema.optionalKey(Schema.String),
   engine: Schema.optionalKey(Schema.String),
   /** Where the task's agents work (the caller's project directory); the task directory when absent. */
-  working_directory: Schema.optionalKey(Schema.String),
+  working_directory: Schema.optionalKey(AbsolutePath),
   agents: Schema.Array(Agent),
-  agent_hierarchy: Schema.Record(Schema.String, Schema.Array(Schema.String)),
+  agent_hierarchy: Schema.Record(AgentId, Schema.Array(AgentId)),
   max_agents: Limit,
   max_depth: Limit,
   max_concurrent: Limit,
@@ -41,7 +73,7 @@ export const TaskRegistry = Schema.Struct({
   active_count: Schema.Number,
   completed_count: Schema.optionalKey(Schema.Number),
   task_context: Schema.optionalKey(Schema.Unknown)
-})
+}).check(consistentTask)
 /** @see TaskRegistry */
 export type TaskRegistry = typeof TaskRegistry.Type
 
@@ -71,7 +103,7 @@ export const activeCount = (agents: ReadonlyArray<Agent>): number =>
  * Invariant: the stored counts and hierarchy are rewritten from the records on every write, never kept as counters.
  */
 export const withDerivedFields = (task: TaskRegistry): TaskRegistry => {
-  const hierarchy: Record<string, Array<string>> = {}
+  const hierarchy: Record<AgentId, Array<AgentId>> = {}
   let committed = 0
   let completed = 0
   for (const agent of task.agents) {

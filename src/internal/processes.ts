@@ -15,6 +15,16 @@ const stateAndGroup = (pid: string): { readonly state: string; readonly pgrp: nu
   return state === undefined ? undefined : { state, pgrp }
 }
 
+/** Whether a process exists (EPERM: it exists but is someone else's). */
+export const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
 /** Whether any non-zombie process of group `pgid` exists. */
 export const groupHasLiveMember = (pgid: number) =>
   Effect.sync(() => {

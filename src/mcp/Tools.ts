@@ -4,7 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { Engine, isActiveStatus } from "../domain/Agent.js"
+import { Engine } from "../domain/Agent.js"
 import { NotPermitted } from "../domain/Errors.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import type { Services } from "../index.js"
@@ -13,7 +13,8 @@ import { agentOutput } from "../spawn/AgentOutput.js"
 import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../spawn/Caller.js"
 import { readJsonLines, reportFinding, updateProgress } from "../spawn/Reports.js"
 import { spawn } from "../spawn/Spawner.js"
-import { createTask, kill, parseAgentId, parseTaskId, status } from "../spawn/Tasks.js"
+import { activeCount, type TaskRegistry } from "../domain/Task.js"
+import { createTask, kill, listTasks, MAX_PAGE, parseAgentId, parseTaskId } from "../spawn/Tasks.js"
 import { Registry } from "../registry/Registry.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 
@@ -320,44 +321,67 @@ export const tools: ReadonlyArray<ToolDefinition> = [
   define({
     name: "list_tasks",
     title: "List tasks",
-    description: "Every task (an agent sees only its own) with its description, status and agent counts.",
-    input: Schema.Struct({}),
+    description:
+      "Tasks with their description, status and agent counts: by default those with agents running or starting " +
+      "(scope active); scope all pages through every task, oldest first (pass next_cursor back as cursor). An agent " +
+      "sees only its own task. Tasks whose registry cannot be read are listed under unreadable.",
+    input: Schema.Struct({
+      scope: Schema.optionalKey(
+        d(Schema.Literals(["active", "all"]), "active (default): tasks holding slots; all: every task, a page at a time")
+      ),
+      cursor: Schema.optionalKey(d(Schema.String, "next_cursor of the previous page")),
+      limit: Schema.optionalKey(
+        d(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_PAGE })), `Tasks per page (1-${MAX_PAGE}, default 100)`)
+      )
+    }),
     hints: read,
-    run: () =>
+    run: (input) =>
       Effect.gen(function*() {
         const caller = yield* CallerIdentity
-        const tasks = yield* status()
+        const summary = (t: TaskRegistry) => ({
+          task_id: t.task_id,
+          description: t.task_description,
+          created_at: t.created_at,
+          status: t.status,
+          active_count: t.active_count,
+          total_spawned: t.total_spawned,
+          max_concurrent: t.max_concurrent
+        })
+        if (caller._tag === "Agent") {
+          const task = yield* (yield* Registry).read(yield* parseTaskId(caller.taskId))
+          return { tasks: [summary(task)], unreadable: [] }
+        }
+        const page = yield* listTasks({
+          scope: input.scope ?? "active",
+          limit: input.limit ?? 100,
+          ...(input.cursor !== undefined ? { after: input.cursor } : {})
+        })
         return {
-          tasks: tasks.filter((t) => caller._tag === "Orchestrator" || t.task_id === caller.taskId).map((t) => ({
-            task_id: t.task_id,
-            description: t.task_description,
-            created_at: t.created_at,
-            status: t.status,
-            active_count: t.active_count,
-            total_spawned: t.total_spawned,
-            max_concurrent: t.max_concurrent
-          }))
+          tasks: page.tasks.map(summary),
+          unreadable: page.unreadable,
+          ...(page.next !== undefined ? { next_cursor: page.next } : {})
         }
       })
   }),
   define({
     name: "get_global_status",
     title: "Global status",
-    description: "Agents running across all tasks against the global limit, and who is calling (orchestrator or agent).",
+    description:
+      "Agents holding a slot across all tasks against the global limit, the tasks they are in, and who is calling " +
+      "(orchestrator or agent). Tasks whose registry cannot be read are listed under unreadable.",
     input: Schema.Struct({}),
     hints: read,
     run: () =>
       Effect.gen(function*() {
         const caller = yield* CallerIdentity
         const config = yield* SpawnkitConfig
-        const tasks = yield* status()
-        const active = tasks.flatMap((t) => t.agents.filter((a) => isActiveStatus(a.status)))
+        const page = yield* listTasks({ scope: "active" })
         return {
           caller,
-          total_tasks: tasks.length,
-          active_agents: active.length,
+          active_tasks: page.tasks.length,
+          active_agents: page.tasks.reduce((n, t) => n + activeCount(t.agents), 0),
           max_concurrent_agents: config.globalMaxConcurrent,
-          total_agents_spawned: tasks.reduce((n, t) => n + t.total_spawned, 0)
+          unreadable: page.unreadable
         }
       })
   })

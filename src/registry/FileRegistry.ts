@@ -12,6 +12,11 @@
  *   agent has a marker (a marker is created before a registry with active agents is written, and removed only after
  *   a registry with none is written), so the global count reads the marked tasks only, not every task ever run. A
  *   crash can leave a superfluous marker (a task with no active agent is counted as 0 anyway), never a missing one.
+ *   Every write sets the marker first, so a writer that dies mid-write leaves its temp file in a marked task, where
+ *   the reconciler (which reads the marked tasks only) finds it.
+ *
+ * Stored data is untrusted (agents can write these files): a file is decoded and validated on every read that is not
+ * a cache hit of the exact same text, and a file whose `task_id` is not its directory's is RegistryCorrupt.
  */
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
@@ -27,8 +32,8 @@ import { FaultInjection } from "../faults/FaultInjection.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { writeAtomic } from "./AtomicFile.js"
 import * as FileLock from "./FileLock.js"
-import { Registry, type RegistryTransaction } from "./Registry.js"
-import { activeMarkersDir, lockPath, REGISTRY_FILE, registryPath, taskDir } from "./Workspace.js"
+import { type ListOptions, pageOf, Registry, type RegistryTransaction, type UnreadableTask } from "./Registry.js"
+import { activeMarkersDir, lockPath, quarantineDir, REGISTRY_FILE, registryPath, taskDir } from "./Workspace.js"
 
 const decodeTask = Schema.decodeUnknownEffect(TaskRegistry)
 const encodeTask = Schema.encodeEffect(TaskRegistry)
@@ -67,15 +72,24 @@ export const layer: Layer.Layer<
       else cache.delete(file)
     }
 
-    const decodeText = (file: string, text: string) =>
+    const decodeText = (taskId: TaskId, file: string, text: string) =>
       Effect.try({
         try: () => JSON.parse(text) as unknown,
-        catch: (e) => new RegistryCorrupt({ path: file, reason: `invalid JSON: ${reasonOf(e)}` })
+        catch: (e) => new RegistryCorrupt({ path: file, reason: `invalid JSON: ${reasonOf(e)}`, taskId })
       }).pipe(
         Effect.flatMap((json) =>
           decodeTask(json, { errors: "all" }).pipe(
-            Effect.mapError((e) => new RegistryCorrupt({ path: file, reason: e.message }))
+            Effect.mapError((e) => new RegistryCorrupt({ path: file, reason: e.message, taskId }))
           )
+        ),
+        Effect.filterOrFail(
+          (task) => task.task_id === taskId,
+          (task) =>
+            new RegistryCorrupt({
+              path: file,
+              reason: `its task_id ${JSON.stringify(task.task_id)} is not its directory's ${taskId}`,
+              taskId
+            })
         )
       )
 
@@ -89,7 +103,9 @@ export const layer: Layer.Layer<
         Effect.flatMap((text) => {
           const cached = cache.get(file)
           if (cached !== undefined && cached.text === text) return Effect.succeed(cached.task)
-          return decodeText(file, text).pipe(Effect.tap((task) => Effect.sync(() => remember(file, text, task))))
+          return decodeText(taskId, file, text).pipe(
+            Effect.tap((task) => Effect.sync(() => remember(file, text, task)))
+          )
         })
       )
     }
@@ -106,7 +122,7 @@ export const layer: Layer.Layer<
         const encoded = yield* encodeTask(task).pipe(Effect.mapError(ioError(file, "encode")))
         const text = JSON.stringify(encoded, null, 2) + "\n"
         const active = activeCount(task.agents) > 0
-        if (active) yield* setMarker(task.task_id)
+        yield* setMarker(task.task_id)
         // Until the replace is known to be complete, the cache must not answer for this file.
         cache.delete(file)
         yield* writeAtomic(file, text, faults)
@@ -119,16 +135,55 @@ export const layer: Layer.Layer<
         Effect.map((names) => names.filter((name): name is TaskId => isTaskId(name)).sort())
       )
 
-    const list = Effect.gen(function*() {
-      const ids = yield* listIds(home)
-      const tasks = yield* Effect.forEach(ids, (id) =>
-        readFile(id).pipe(
-          // A directory without a registry file yet (being created) is not a task.
-          Effect.map((t): TaskRegistry | undefined => t),
-          Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined))
-        ))
-      return tasks.filter((t): t is TaskRegistry => t !== undefined)
-    })
+    const list = (options: ListOptions = {}) =>
+      Effect.gen(function*() {
+        const active = (options.scope ?? "active") === "active"
+        const page = pageOf(yield* listIds(active ? markers : home), options)
+        const tasks: Array<TaskRegistry> = []
+        const unreadable: Array<UnreadableTask> = []
+        for (const id of page.ids) {
+          const task = yield* readFile(id).pipe(
+            Effect.map((t): TaskRegistry | undefined => t),
+            // A directory without a registry file yet (being created), or a marker left by a crash, is not a task.
+            Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined)),
+            Effect.catchTags({
+              RegistryCorrupt: (e) => Effect.sync(() => void unreadable.push({ task_id: id, location: e.path, reason: e.reason })),
+              RegistryIoError: (e) =>
+                Effect.sync(() => void unreadable.push({ task_id: id, location: e.path, reason: `${e.operation}: ${e.reason}` }))
+            })
+          )
+          if (task !== undefined && (!active || activeCount(task.agents) > 0)) tasks.push(task)
+        }
+        return { tasks, unreadable, ...(page.next !== undefined ? { next: page.next } : {}) }
+      })
+
+    // The registry file moves out of the task directory (same file system: a rename, so its bytes stay exactly as
+    // they were) into the quarantine directory, and the task's marker goes: its slots stop counting.
+    const quarantine = (taskId: TaskId) =>
+      lock.withLock(
+        Effect.gen(function*() {
+          const decoded = yield* readFile(taskId).pipe(Effect.as(true), Effect.catchTag("RegistryCorrupt", () => Effect.succeed(false)))
+          if (decoded) {
+            return yield* new InvalidInput({
+              field: "task_id",
+              reason: `task ${taskId} decodes; quarantine is for a registry that cannot be read (kill its agents instead)`
+            })
+          }
+          const file = registryPath(home, taskId)
+          const dir = quarantineDir(home)
+          const keptAt = NodePath.join(dir, `${taskId}.${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
+          yield* Effect.try({
+            try: () => {
+              Fs.mkdirSync(dir, { recursive: true })
+              Fs.renameSync(file, keptAt)
+            },
+            catch: ioError(file, "move into quarantine")
+          })
+          cache.delete(file)
+          yield* clearMarker(taskId)
+          return { task_id: taskId, kept_at: keptAt }
+        })
+      )
 
     /** Slots held across the home: the current task's, plus those of every other marked task (read under the lock). */
     const globalActiveBesides = (current: TaskRegistry) =>
@@ -217,6 +272,7 @@ export const layer: Layer.Layer<
       update,
       read: readFile,
       list,
+      quarantine,
       heartbeat: Effect.void,
       expiredHosts: Effect.succeed(new Set<string>())
     })

@@ -34,7 +34,14 @@ import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
-import { Registry, type RegistryTransaction, type Transition } from "./Registry.js"
+import {
+  type ListOptions,
+  Registry,
+  type RegistryTransaction,
+  type TaskPage,
+  type Transition,
+  type UnreadableTask
+} from "./Registry.js"
 import { taskDir } from "./Workspace.js"
 
 const decodeTask = Schema.decodeUnknownEffect(TaskRegistry)
@@ -42,7 +49,7 @@ const encodeTask = Schema.encodeEffect(TaskRegistry)
 const isTaskId = Schema.is(TaskId)
 
 /** The schema version this code writes; a database at a newer version is refused. */
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 /**
  * Migrations, in order: version n's statements run once, in one transaction, on a database at version n - 1.
@@ -65,6 +72,17 @@ const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
       pid integer NOT NULL,
       last_seen timestamptz NOT NULL
     )`
+  ],
+  [
+    // Registries set aside by `spawnkit task quarantine` (they did not decode), kept as they were for inspection.
+    `CREATE TABLE spawnkit_quarantine (
+      task_id text NOT NULL,
+      doc json NOT NULL,
+      active_slots integer NOT NULL,
+      quarantined_at timestamptz NOT NULL DEFAULT now()
+    )`,
+    // Listing the tasks that may hold slots reads these rows only, not every task ever run.
+    `CREATE INDEX spawnkit_tasks_active ON spawnkit_tasks (task_id) WHERE active_slots > 0`
   ]
 ]
 
@@ -193,7 +211,16 @@ export const layer: Layer.Layer<
 
     const decodeRow = (taskId: string, doc: unknown) =>
       decodeTask(doc, { errors: "all" }).pipe(
-        Effect.mapError((e) => new RegistryCorrupt({ path: where(taskId), reason: e.message }))
+        Effect.mapError((e) => new RegistryCorrupt({ path: where(taskId), reason: e.message, taskId })),
+        Effect.filterOrFail(
+          (task) => task.task_id === taskId,
+          (task) =>
+            new RegistryCorrupt({
+              path: where(taskId),
+              reason: `its task_id ${JSON.stringify(task.task_id)} is not its row's ${taskId}`,
+              taskId
+            })
+        )
       )
 
     const encodeRow = (task: TaskRegistry) =>
@@ -209,11 +236,72 @@ export const layer: Layer.Layer<
         )
       )
 
-    const list = query<{ task_id: string; doc: unknown }>(
-      pool,
-      "list tasks",
-      "SELECT task_id, doc FROM spawnkit_tasks ORDER BY task_id"
-    ).pipe(Effect.flatMap((r) => Effect.forEach(r.rows, (row) => decodeRow(row.task_id, row.doc))))
+    const list = (options: ListOptions = {}) =>
+      Effect.gen(function*() {
+        const active = (options.scope ?? "active") === "active"
+        // One row more than the page, to know whether another page follows.
+        const rows = (yield* query<{ task_id: string; doc: unknown }>(
+          pool,
+          "list tasks",
+          `SELECT task_id, doc FROM spawnkit_tasks
+           WHERE ($1::text IS NULL OR task_id > $1) AND (NOT $2 OR active_slots > 0)
+           ORDER BY task_id LIMIT $3`,
+          [options.after ?? null, active, options.limit === undefined ? null : options.limit + 1]
+        )).rows
+        const pageRows = options.limit === undefined ? rows : rows.slice(0, options.limit)
+        const tasks: Array<TaskRegistry> = []
+        const unreadable: Array<UnreadableTask> = []
+        for (const row of pageRows) {
+          if (!isTaskId(row.task_id)) {
+            unreadable.push({ task_id: row.task_id as TaskId, location: where(row.task_id), reason: "not a task id" })
+            continue
+          }
+          yield* decodeRow(row.task_id, row.doc).pipe(
+            Effect.match({
+              onSuccess: (task) => void tasks.push(task),
+              onFailure: (e) => void unreadable.push({ task_id: row.task_id as TaskId, location: e.path, reason: e.reason })
+            })
+          )
+        }
+        const last = pageRows[pageRows.length - 1]
+        return {
+          tasks,
+          unreadable,
+          ...(rows.length > pageRows.length && last !== undefined ? { next: last.task_id as TaskId } : {})
+        } satisfies TaskPage
+      })
+
+    // The row moves to spawnkit_quarantine as it is (its `json` keeps the text), and the admission lock is held while
+    // its slots leave the global count.
+    const quarantine = (taskId: TaskId) =>
+      transaction((client) =>
+        Effect.gen(function*() {
+          const row = (yield* query<{ doc: unknown }>(
+            client,
+            "lock a task",
+            "SELECT doc FROM spawnkit_tasks WHERE task_id = $1 FOR UPDATE",
+            [taskId]
+          )).rows[0]
+          if (row === undefined) return yield* new TaskNotFound({ taskId })
+          const decodes = yield* decodeRow(taskId, row.doc).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+          if (decodes) {
+            return yield* new InvalidInput({
+              field: "task_id",
+              reason: `task ${taskId} decodes; quarantine is for a registry that cannot be read (kill its agents instead)`
+            })
+          }
+          yield* query(client, "lock admission", "SELECT id FROM spawnkit_admission WHERE id = 1 FOR UPDATE")
+          yield* query(
+            client,
+            "quarantine a task",
+            `INSERT INTO spawnkit_quarantine (task_id, doc, active_slots)
+             SELECT task_id, doc, active_slots FROM spawnkit_tasks WHERE task_id = $1`,
+            [taskId]
+          )
+          yield* query(client, "remove a quarantined task", "DELETE FROM spawnkit_tasks WHERE task_id = $1", [taskId])
+          return { task_id: taskId, kept_at: `${database} (spawnkit_quarantine ${taskId})` }
+        })
+      )
 
     const update = <A, E>(taskId: TaskId, f: (tx: RegistryTransaction) => Effect.Effect<Transition<A>, E>) =>
       Effect.gen(function*() {
@@ -314,6 +402,6 @@ export const layer: Layer.Layer<
       Effect.forkScoped
     )
 
-    return Registry.of({ createTask, update, read, list, heartbeat, expiredHosts })
+    return Registry.of({ createTask, update, read, list, quarantine, heartbeat, expiredHosts })
   })
 )

@@ -24,6 +24,44 @@ export interface Transition<A> {
   readonly next?: TaskRegistry
 }
 
+/** A task whose registry could not be read or decoded: reported and skipped by passes over many tasks, never written. */
+export interface UnreadableTask {
+  readonly task_id: TaskId
+  /** The file, or the database row, that holds it. */
+  readonly location: string
+  readonly reason: string
+}
+
+/** Which tasks a listing covers. */
+export interface ListOptions {
+  /**
+   * `active`: the tasks that may hold slots (reservations or live agents), read without touching finished tasks;
+   * `all`: every task. Default `active`.
+   */
+  readonly scope?: "active" | "all"
+  /** Only tasks whose id sorts after this one (the `next` of the previous page). */
+  readonly after?: TaskId
+  /** At most this many tasks (readable or not) in the page; default: all. */
+  readonly limit?: number
+}
+
+/**
+ * One page of a listing, in task id order (ids start with their creation time). Invariant (isolation per task): a
+ * task that cannot be read is listed in `unreadable`, never fails the listing.
+ */
+export interface TaskPage {
+  readonly tasks: ReadonlyArray<TaskRegistry>
+  readonly unreadable: ReadonlyArray<UnreadableTask>
+  /** The cursor of the next page; absent on the last one. */
+  readonly next?: TaskId
+}
+
+/** Where a quarantined task's registry is kept, byte for byte. */
+export interface Quarantined {
+  readonly task_id: TaskId
+  readonly kept_at: string
+}
+
 /** The registry contract. */
 export class Registry extends Context.Service<Registry, {
   /** Create a task's registry; fails if the id is taken. */
@@ -39,10 +77,28 @@ export class Registry extends Context.Service<Registry, {
   ) => Effect.Effect<A, E | RegistryError | TaskNotFound>
   /** Read one task's registry (no lock: files are replaced atomically). */
   readonly read: (taskId: TaskId) => Effect.Effect<TaskRegistry, RegistryError | TaskNotFound>
-  /** Read every task's registry. */
-  readonly list: Effect.Effect<ReadonlyArray<TaskRegistry>, RegistryError>
+  /** A page of tasks; a task that cannot be read is reported in the page, never fails it. */
+  readonly list: (options?: ListOptions) => Effect.Effect<TaskPage, RegistryError>
+  /**
+   * Set aside a task whose registry cannot be decoded: its registry is moved out of the registry, kept byte for byte,
+   * and its slots stop counting. Refused (InvalidInput) for a task that decodes.
+   */
+  readonly quarantine: (taskId: TaskId) => Effect.Effect<Quarantined, RegistryError | TaskNotFound | InvalidInput>
   /** Tell the other hosts sharing this registry that this host is alive (a no-op where there is one host). */
   readonly heartbeat: Effect.Effect<void, RegistryError>
   /** Hosts whose lease ran out (no heartbeat for SPAWNKIT_HOST_LEASE_SECONDS); never this host; none for one host. */
   readonly expiredHosts: Effect.Effect<ReadonlySet<string>, RegistryError>
 }>()("spawnkit/Registry") {}
+
+/** Cut a sorted list of ids to one page: the ids after `after`, at most `limit`, and the cursor of the next page. */
+export const pageOf = <Id extends string>(
+  sortedIds: ReadonlyArray<Id>,
+  options: ListOptions
+): { readonly ids: ReadonlyArray<Id>; readonly next?: Id } => {
+  const after: string | undefined = options.after
+  const from = after === undefined ? sortedIds : sortedIds.filter((id: string) => id > after)
+  const limit = options.limit
+  if (limit === undefined || from.length <= limit) return { ids: from }
+  const ids = from.slice(0, limit)
+  return { ids, next: ids[ids.length - 1]! }
+}

@@ -14,11 +14,17 @@ export const lockPath = (home: string) => NodePath.join(home, ".spawnkit.lock")
 /** Markers of the tasks that may hold slots (see FileRegistry): the global count reads only these tasks. */
 export const activeMarkersDir = (home: string) => NodePath.join(home, ".spawnkit-active")
 
+/** Where `spawnkit task quarantine` keeps registries that could not be decoded, byte for byte. */
+export const quarantineDir = (home: string) => NodePath.join(home, ".spawnkit-quarantine")
+
 /** A task's directory. */
 export const taskDir = (home: string, taskId: TaskId) => NodePath.join(home, taskId)
 
 /** A task's registry file. */
 export const registryPath = (home: string, taskId: TaskId) => NodePath.join(home, taskId, REGISTRY_FILE)
+
+/** A task's prompts directory: its agents' prompt and MCP config files, while they are active. */
+export const promptsDir = (home: string, taskId: TaskId) => NodePath.join(home, taskId, "prompts")
 
 /** An agent's prompt file (0600). */
 export const promptPath = (home: string, taskId: TaskId, agentId: AgentId) =>

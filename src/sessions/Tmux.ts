@@ -41,11 +41,18 @@ export interface SessionInfo {
   readonly tags: Readonly<Record<string, string>>
 }
 
+/** A session with its tags and the state of its first pane. */
+export interface SessionPane extends SessionInfo {
+  readonly pane: PaneState | undefined
+}
+
 /** Tag keys spawnkit sets on every session it creates. */
 export const TAG_KEYS = ["spawnkit_task", "spawnkit_agent", "spawnkit_home"] as const
 
 const SEP = "\u001f"
-const PANE_FORMAT = ["#{pane_id}", "#{pane_pid}", "#{pane_dead}", "#{pane_dead_status}", "#{pane_dead_signal}"].join(SEP)
+const PANE_FIELDS_LIST = ["#{pane_id}", "#{pane_pid}", "#{pane_dead}", "#{pane_dead_status}", "#{pane_dead_signal}"]
+const PANE_FIELDS = PANE_FIELDS_LIST.length
+const PANE_FORMAT = PANE_FIELDS_LIST.join(SEP)
 
 const parsePane = (line: string): PaneState | undefined => {
   const [paneId, pid, dead, status, signal] = line.trim().split(SEP)
@@ -95,6 +102,8 @@ export class Tmux extends Context.Service<Tmux, {
   readonly killSession: (name: SessionName) => Effect.Effect<void, TmuxError>
   /** Every session on spawnkit's server with its tags (none when the server is not running). */
   readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo>, TmuxError>
+  /** Every session with its tags and its first pane's state, in one tmux call (none when the server is not running). */
+  readonly listPanes: Effect.Effect<ReadonlyArray<SessionPane>, TmuxError>
 }>()("spawnkit/Tmux") {
   /** The real tmux, on the configured socket. */
   static readonly layer: Layer.Layer<Tmux, never, SpawnkitConfig> = Layer
@@ -248,7 +257,28 @@ export class Tmux extends Context.Service<Tmux, {
           }))
         )
 
-        return Tmux.of({ newSession, paneState, tagsOfPane, killSession, listSessions })
+        const listPanes = runOptional(["list-panes", "-a", "-F", ["#{session_name}", PANE_FORMAT, tagFormat].join(SEP)]).pipe(
+          Effect.map(Option.match({
+            onNone: (): ReadonlyArray<SessionPane> => [],
+            onSome: (out) => {
+              const bySession = new Map<string, SessionPane>()
+              for (const line of out.split("\n")) {
+                if (line.length === 0) continue
+                const [name = "", ...fields] = line.split(SEP)
+                if (bySession.has(name)) continue
+                const paneFields = fields.slice(0, PANE_FIELDS)
+                bySession.set(name, {
+                  name,
+                  pane: parsePane(paneFields.join(SEP)),
+                  tags: tagsFrom(fields.slice(PANE_FIELDS))
+                })
+              }
+              return [...bySession.values()]
+            }
+          }))
+        )
+
+        return Tmux.of({ newSession, paneState, tagsOfPane, killSession, listSessions, listPanes })
       })
     )
 }

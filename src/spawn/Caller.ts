@@ -51,7 +51,7 @@ const verifyAgent = Effect.fn("Caller.verifyAgent")(function*(env: Readonly<Reco
 
 /** Whether `agentId` is `ancestorId` or below it in the task's tree. */
 export const isInSubtree = (agents: ReadonlyArray<Agent>, ancestorId: string, agentId: string): boolean => {
-  const byId = new Map(agents.map((a) => [a.id, a]))
+  const byId = new Map<string, Agent>(agents.map((a) => [a.id, a]))
   let current: string | undefined = agentId
   for (let hops = 0; current !== undefined && hops <= agents.length; hops++) {
     if (current === ancestorId) return true

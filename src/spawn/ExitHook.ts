@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
-import { AgentId, SessionName, TaskId } from "../domain/Ids.js"
+import { AgentId, sessionNameOf, TaskId } from "../domain/Ids.js"
 import { tailLines } from "../internal/tail.js"
 import { cliScript } from "../internal/paths.js"
 import { Registry } from "../registry/Registry.js"
@@ -61,7 +61,7 @@ export const recordExit = Effect.fn("ExitHook.recordExit")(function*(taskId: Tas
   const tmux = yield* Tmux
   const registry = yield* Registry
   const config = yield* SpawnkitConfig
-  const session = Schema.decodeUnknownSync(SessionName)(`agent_${agentId}`)
+  const session = sessionNameOf(agentId)
   const pane = yield* tmux.paneState(session)
   if (Option.isNone(pane)) return { _tag: "NotOurs" } satisfies ExitRecord
   if (!pane.value.dead) return { _tag: "StillRunning" } satisfies ExitRecord
@@ -69,30 +69,29 @@ export const recordExit = Effect.fn("ExitHook.recordExit")(function*(taskId: Tas
   const lastLines = yield* tailLines(logPath(config.home, taskId, agentId), EXIT_TAIL_LINES)
   const now = isoOf(yield* Clock.currentTimeMillis)
   const exit = { exit_code: exitCode, last_lines: [...lastLines], at: now }
-  const recorded = yield* registry.update(taskId, (tx) => {
-    const current = tx.task.agents.find((a) => a.id === agentId)
-    if (current === undefined) return Effect.succeed({ result: undefined })
-    if (current.status === "reserved") {
-      const noted: Agent = { ...current, exit }
-      return Effect.succeed({ result: noted, next: replaceAgent(tx.task, noted) })
-    }
-    if (!isLiveStatus(current.status)) return Effect.succeed({ result: current })
-    const ended: Agent = {
-      ...current,
-      status: exitCode === 0 ? "completed" : "failed",
-      completed_at: now,
-      last_update: now,
-      exit,
-      ...(exitCode === 0 ? {} : { reason: `exited with code ${exitCode}` })
-    }
-    return Effect.succeed({ result: ended, next: replaceAgent(tx.task, ended) })
-  })
+  const recorded = yield* registry.update(taskId, (tx) =>
+    Effect.gen(function*() {
+      const current = tx.task.agents.find((a) => a.id === agentId)
+      if (current === undefined) return { result: undefined }
+      if (current.status === "reserved") {
+        const noted: Agent = { ...current, exit }
+        return { result: noted, next: replaceAgent(tx.task, noted) }
+      }
+      if (!isLiveStatus(current.status)) return { result: current }
+      // The record is about to own nothing live: its prompt and MCP config files go in this transaction (the log
+      // stays), and the dead session after it.
+      yield* removeAgentFiles(config.home, taskId, agentId)
+      const ended: Agent = {
+        ...current,
+        status: exitCode === 0 ? "completed" : "failed",
+        completed_at: now,
+        last_update: now,
+        exit,
+        ...(exitCode === 0 ? {} : { reason: `exited with code ${exitCode}` })
+      }
+      return { result: ended, next: replaceAgent(tx.task, ended) }
+    }))
   if (recorded === undefined) return { _tag: "NotOurs" } satisfies ExitRecord
-  if (recorded.status !== "reserved") {
-    // The record now owns nothing live: drop the prompt and MCP config files, then the dead session (last, so a
-    // session that is gone means the files are gone too); the log stays.
-    yield* removeAgentFiles(config.home, taskId, agentId)
-    yield* tmux.killSession(session)
-  }
+  if (recorded.status !== "reserved") yield* tmux.killSession(session)
   return { _tag: "Recorded", agentId, status: recorded.status, exitCode } satisfies ExitRecord
 })

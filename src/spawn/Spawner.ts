@@ -7,6 +7,10 @@
  * registry ends as if the spawn never happened. At the commit, ownership of the prompt file and session passes to
  * the agent record, so the finalizers stand down. Locks are held only inside the two transactions, never while tmux
  * starts the agent.
+ *
+ * A rollback that cannot be written (the registry is down) is not forgotten: it is retried in the background for as
+ * long as the services live (Rollbacks), and the reconciler of this process, which knows the spawns it has in flight,
+ * rolls back any reservation of its own whose spawn is over.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
@@ -21,18 +25,21 @@ import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { decide } from "../admission/Admission.js"
-import type { Agent, Engine } from "../domain/Agent.js"
+import { type Agent, type Engine, isLiveStatus } from "../domain/Agent.js"
 import {
   type AdmissionRejection,
   AgentExitedAtStartup,
   AgentNotFound,
   InvalidInput,
+  ParentNotActive,
   type RegistryError,
-  RegistryIoError
+  RegistryIoError,
+  SpawnCancelled
 } from "../domain/Errors.js"
 import { type AgentId, ORCHESTRATOR, sessionNameOf } from "../domain/Ids.js"
 import { SpawnRequest, type SpawnResult } from "../domain/SpawnRequest.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
+import { beginSpawn, endSpawn } from "../internal/inFlight.js"
 import { tailLines } from "../internal/tail.js"
 import { agentRunner } from "../internal/paths.js"
 import { Registry } from "../registry/Registry.js"
@@ -45,6 +52,7 @@ import type { TaskRegistry } from "../domain/Task.js"
 import { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./AgentPrompt.js"
 import { agentMcpConfig, removeAgentFiles } from "./AgentFiles.js"
 import { exitHooks } from "./ExitHook.js"
+import { Rollbacks } from "./Rollbacks.js"
 
 const decodeRequest = Schema.decodeUnknownEffect(SpawnRequest)
 
@@ -102,6 +110,7 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
   const tmux = yield* Tmux
   const faults = yield* FaultInjection
   const fs = yield* FileSystem.FileSystem
+  const rollbacks = yield* Rollbacks
   const taskId = request.taskId
   const parent = request.parent ?? ORCHESTRATOR
   const promptSha256 = sha256(request.prompt)
@@ -125,6 +134,10 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
       // The id of the reservation being written: a write that fails after the file was replaced (e.g. the directory
       // fsync) still leaves the reservation on disk, and acquireRelease runs no release for a failed acquire.
       const written = yield* Ref.make<AgentId | undefined>(undefined)
+      // Added first, so it runs last: the spawn stays in flight until its rollback (or commit) is over.
+      yield* Effect.addFinalizer(() =>
+        Effect.flatMap(Ref.get(written), (id) => Effect.sync(() => id !== undefined && endSpawn(config.home, taskId, id)))
+      )
       const reserve = Effect.gen(function*() {
         const nowMs = yield* Clock.currentTimeMillis
         const suffix = yield* Random.nextIntBetween(0, 0xffffffff)
@@ -179,26 +192,33 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
               }
             }
             yield* Ref.set(written, agentId)
+            beginSpawn(config.home, taskId, agentId)
             return {
               result: { _tag: "Reserved", agent, engine, task: tx.task, secret } as Reserved,
               next: { ...tx.task, agents: [...tx.task.agents, agent] }
             }
           }))
       })
-      // Any record of this agent goes, not only a reservation: without `committed` set, a record that already says
-      // `running` comes from a commit whose write failed after replacing the file, and the spawn reports failure.
-      const rollback = (agentId: string) =>
-        registry.update(taskId, (tx) =>
-          Effect.succeed(
-            tx.task.agents.some((a) => a.id === agentId)
+      // The reservation goes, and so does a record that already says `running` without `committed` set: it comes
+      // from a commit whose write failed after replacing the file, and the spawn reports failure. Nothing else: the
+      // record may have ended since (a kill, the exit hook), and a task gone is nothing to undo.
+      const undoReservation = (agentId: AgentId) =>
+        registry.update(taskId, (tx) => {
+          const current = tx.task.agents.find((a) => a.id === agentId)
+          return Effect.succeed(
+            current !== undefined && (current.status === "reserved" || current.status === "running")
               ? { result: undefined, next: removeAgent(tx.task, agentId) }
               : { result: undefined }
-          )).pipe(
-            Effect.retry({ schedule: Schedule.exponential("20 millis"), times: 4 }),
-            Effect.catch((e) =>
-              Effect.logError(`could not roll back reservation ${agentId} of ${taskId}; reconcile will: ${e.message}`)
-            )
           )
+        }).pipe(Effect.catchTag("TaskNotFound", () => Effect.void))
+      const rollback = (agentId: AgentId) =>
+        undoReservation(agentId).pipe(
+          Effect.retry({ schedule: Schedule.exponential("20 millis"), times: 4 }),
+          Effect.catch((e) =>
+            Effect.logError(`could not roll back reservation ${agentId} of ${taskId} (${e.message}); retrying in the background`)
+              .pipe(Effect.andThen(rollbacks.keepTrying(`rollback of reservation ${agentId} of ${taskId}`, undoReservation(agentId))))
+          )
+        )
 
       const reservation = yield* Effect.acquireRelease(
         reserve.pipe(
@@ -219,7 +239,7 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
         } satisfies SpawnResult
       }
       const { agent, engine, secret, task } = reservation
-      const agentId = agent.id as AgentId
+      const agentId = agent.id
       yield* faults.point("after-reserve")
 
       const prompt = promptPath(config.home, taskId, agentId)
@@ -320,6 +340,17 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
           Effect.gen(function*() {
             const current = tx.task.agents.find((a) => a.id === agentId)
             if (current === undefined) return yield* new AgentNotFound({ taskId, agentId })
+            // Invariant: no agent commits under a parent that is no longer running (a cascade kill may have ended it
+            // while this spawn was in flight), nor after a kill cancelled it.
+            if (parent !== ORCHESTRATOR) {
+              const parentRecord = tx.task.agents.find((a) => a.id === parent)
+              if (parentRecord === undefined || !isLiveStatus(parentRecord.status)) {
+                return yield* new ParentNotActive({ parent, status: parentRecord?.status ?? "gone", taskId })
+              }
+            }
+            if (current.cancelled !== undefined) {
+              return yield* new SpawnCancelled({ agentId, reason: current.cancelled.reason })
+            }
             if (current.exit !== undefined) {
               return yield* new AgentExitedAtStartup({
                 agentId,

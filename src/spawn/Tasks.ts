@@ -1,6 +1,8 @@
 /**
  * Tasks: creating one, reading their state, and killing an agent.
  */
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -10,13 +12,13 @@ import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
-import { AgentNotFound, InvalidInput } from "../domain/Errors.js"
-import { AgentId, SessionName, TaskId } from "../domain/Ids.js"
+import { AgentNotFound, InvalidInput, RegistryIoError } from "../domain/Errors.js"
+import { AgentId, SessionName, sessionNameOf, TaskId } from "../domain/Ids.js"
 import { CreateTaskRequest } from "../domain/SpawnRequest.js"
 import { type TaskRegistry } from "../domain/Task.js"
 import { groupHasLiveMember } from "../internal/processes.js"
 import { Registry } from "../registry/Registry.js"
-import { taskDir } from "../registry/Workspace.js"
+import { promptsDir, taskDir } from "../registry/Workspace.js"
 import { Tmux } from "../sessions/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { removeAgentFiles } from "./AgentFiles.js"
@@ -88,11 +90,33 @@ export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown
   return yield* registry.read(taskId)
 })
 
-/** The registries of one task (when `taskId` is given) or of every task. */
-export const status = Effect.fn("Tasks.status")(function*(taskId?: string) {
+/** One task's registry. */
+export const status = Effect.fn("Tasks.status")(function*(taskId: string) {
   const registry = yield* Registry
-  if (taskId === undefined) return yield* registry.list
-  return [yield* registry.read(yield* parseTaskId(taskId))]
+  return yield* registry.read(yield* parseTaskId(taskId))
+})
+
+/** Largest page a listing returns. */
+export const MAX_PAGE = 1000
+
+/** How to page through tasks (`after` is the `next` cursor of the previous page). */
+export const ListTasksOptions = Schema.Struct({
+  scope: Schema.optionalKey(Schema.Literals(["active", "all"])),
+  after: Schema.optionalKey(TaskId),
+  limit: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_PAGE })))
+})
+/** @see ListTasksOptions */
+export type ListTasksOptions = typeof ListTasksOptions.Encoded
+
+/**
+ * A page of tasks: by default those that may hold slots (active), else every task. Tasks whose registry cannot be
+ * read are listed under `unreadable` (id, where, why; left untouched), never fail the listing.
+ */
+export const listTasks = Effect.fn("Tasks.listTasks")(function*(input: ListTasksOptions = {}) {
+  const options = yield* Schema.decodeUnknownEffect(ListTasksOptions)(input, { errors: "all", onExcessProperty: "error" })
+    .pipe(Effect.mapError(invalidInput))
+  const registry = yield* Registry
+  return yield* registry.list(options)
 })
 
 /** Signal a process group; a group that is already gone (ESRCH) is what the caller wanted. */
@@ -108,10 +132,11 @@ export const signalGroup = (pgid: number, signal: NodeJS.Signals) =>
 export interface KillResult {
   readonly agent_id: string
   readonly task_id: string
+  /** `killed`; `cancelled` for a spawn in flight; else the status it had already ended with. */
   readonly status: string
-  /** False when the agent had already ended: kill is idempotent. */
+  /** False when the agent had already ended (kill is idempotent), or another kill got there first. */
   readonly killed: boolean
-  /** Descendants killed with it (with `cascade`), deepest first. */
+  /** Descendants this kill ended or cancelled (with `cascade`), deepest first. */
   readonly cascaded: ReadonlyArray<string>
 }
 
@@ -136,53 +161,90 @@ export const stopSession = Effect.fn("Tasks.stopSession")(function*(session: Ses
   yield* tmux.killSession(session)
 })
 
+/** One agent a transaction ends, and why. */
+export interface EndTarget {
+  readonly agentId: AgentId
+  readonly reason: string
+}
+
+/** What ending agents did in its transaction: agents ended, and reservations (spawns in flight) cancelled. */
+export interface Ended {
+  readonly ended: ReadonlyArray<Agent>
+  readonly cancelled: ReadonlyArray<Agent>
+}
+
 /**
- * End live agents: record them with a terminal status and reason first, then stop each one's process group and
- * session and delete its prompt and MCP config (its log stays). Recorded first, stopped second: the exit hook then
- * finds the agents already ended and leaves them so; a stop that fails half-way leaves a session no record owns,
- * which the reconciler removes. Returns the records as written.
+ * End agents chosen inside one registry transaction, on the registry as it is there: `choose` names the targets;
+ * each live one is recorded with `status` and its reason, and each reservation (a spawn in flight) is marked
+ * cancelled, so its commit fails and its spawn rolls back. The prompt and MCP config files of the ended agents go in
+ * the same transaction, before it commits (a task with no active record holds no agent files). Then each ended agent's
+ * process group and session are stopped, in the order chosen. Recorded first, stopped second: the exit hook then
+ * finds the agents already ended and leaves them so; a stop that fails half-way leaves a session no record owns, which
+ * the reconciler removes.
  */
 export const endAgents = Effect.fn("Tasks.endAgents")(function*(
   taskId: TaskId,
-  agentIds: ReadonlyArray<AgentId>,
   status: "killed" | "timed_out" | "stalled",
-  reasonFor: (agentId: string) => string
+  choose: (task: TaskRegistry) => ReadonlyArray<EndTarget>
 ) {
   const registry = yield* Registry
   const config = yield* SpawnkitConfig
   const now = isoOf(yield* Clock.currentTimeMillis)
-  const ids = new Set<string>(agentIds)
-  const ended = yield* registry.update(taskId, (tx) => {
-    let next = tx.task
-    const written: Array<Agent> = []
-    for (const current of tx.task.agents) {
-      if (!ids.has(current.id) || !isLiveStatus(current.status)) continue
-      const end: Agent = { ...current, status, completed_at: now, last_update: now, reason: reasonFor(current.id) }
-      next = replaceAgent(next, end)
-      written.push(end)
-    }
-    return Effect.succeed({ result: written, next })
-  })
-  for (const agent of ended) {
-    const session = yield* Schema.decodeUnknownEffect(SessionName)(agent.tmux_session).pipe(Effect.mapError(invalidInput))
-    yield* stopSession(session)
-    yield* removeAgentFiles(config.home, taskId, agent.id as AgentId)
-  }
-  return ended
+  const result = yield* registry.update(taskId, (tx) =>
+    Effect.gen(function*() {
+      let next = tx.task
+      const ended: Array<Agent> = []
+      const cancelled: Array<Agent> = []
+      for (const target of choose(tx.task)) {
+        const current = next.agents.find((a) => a.id === target.agentId)
+        if (current === undefined) continue
+        if (current.status === "reserved" && current.cancelled === undefined) {
+          const marked: Agent = { ...current, cancelled: { reason: target.reason, at: now } }
+          next = replaceAgent(next, marked)
+          cancelled.push(marked)
+        } else if (isLiveStatus(current.status)) {
+          yield* removeAgentFiles(config.home, taskId, current.id)
+          const end: Agent = { ...current, status, completed_at: now, last_update: now, reason: target.reason }
+          next = replaceAgent(next, end)
+          ended.push(end)
+        }
+      }
+      return ended.length + cancelled.length === 0
+        ? { result: { ended, cancelled } }
+        : { result: { ended, cancelled }, next }
+    }))
+  for (const agent of result.ended) yield* stopSession(sessionNameOf(agent.id))
+  return result satisfies Ended
 })
 
-/** The agent and, with `cascade`, its active descendants, deepest first. */
-const killTargets = (agents: ReadonlyArray<Agent>, root: Agent, cascade: boolean): ReadonlyArray<Agent> => {
-  if (!cascade) return [root]
-  const below = (id: string): Array<Agent> =>
-    agents.filter((a) => a.parent === id).flatMap((child) => [...below(child.id), child])
-  return [...below(root.id).filter((a) => isLiveStatus(a.status)), root]
+/**
+ * The targets of a kill, on the registry as the transaction sees it: the agent and, with `cascade`, every agent
+ * below it (reservations included: a child whose spawn is in flight is covered too), deepest first.
+ */
+export const killTargets = (
+  agents: ReadonlyArray<Agent>,
+  rootId: AgentId,
+  cascade: boolean,
+  reason: string
+): ReadonlyArray<EndTarget> => {
+  const children = new Map<string, Array<Agent>>()
+  for (const a of agents) children.set(a.parent, [...(children.get(a.parent) ?? []), a])
+  const seen = new Set<string>([rootId])
+  const below = (id: string): Array<EndTarget> =>
+    (children.get(id) ?? []).flatMap((child) => {
+      // A record naming an ancestor as its child (a cycle in a hand-edited file) is visited once.
+      if (seen.has(child.id)) return []
+      seen.add(child.id)
+      return [...below(child.id), { agentId: child.id, reason: `parent ${rootId} was killed (cascade)` }]
+    })
+  return [...(cascade ? below(rootId) : []), { agentId: rootId, reason }]
 }
 
 /**
- * Kill an agent (and with `cascade` every live agent below it): mark it `killed`, stop its process group (SIGTERM,
- * grace, SIGKILL), remove its session, delete its prompt and MCP config; its log stays. Killing an agent that
- * already ended changes nothing.
+ * Kill an agent (and with `cascade` every agent below it): mark it `killed`, stop its process group (SIGTERM, grace,
+ * SIGKILL), remove its session, delete its prompt and MCP config; its log stays. A spawn still in flight is cancelled
+ * instead (its commit fails and rolls back). Killing an agent that already ended changes nothing. The result comes
+ * from the transaction that decided it: of two concurrent kills, one reports `killed: true`.
  */
 export const kill = Effect.fn("Tasks.kill")(function*(
   taskIdInput: string,
@@ -193,33 +255,81 @@ export const kill = Effect.fn("Tasks.kill")(function*(
   const taskId = yield* parseTaskId(taskIdInput)
   const agentId = yield* parseAgentId(agentIdInput)
   const registry = yield* Registry
-  const task = yield* registry.read(taskId)
-  const agent = task.agents.find((a) => a.id === agentId)
-  if (agent === undefined) return yield* new AgentNotFound({ taskId, agentId })
-  if (agent.status === "reserved") {
-    return yield* new InvalidInput({
-      field: "agent_id",
-      reason: `agent ${agentId} is still starting; its spawn either commits or rolls back within moments, retry then`
-    })
-  }
-  const targets = isLiveStatus(agent.status)
-    ? killTargets(task.agents, agent, options.cascade ?? false)
-    : killTargets(task.agents, agent, options.cascade ?? false).filter((a) => a.id !== agentId)
-  if (targets.length === 0) {
-    return { agent_id: agentId, task_id: taskId, status: agent.status, killed: false, cascaded: [] } satisfies KillResult
-  }
-  const ended = yield* endAgents(
-    taskId,
-    targets.map((t) => t.id as AgentId),
-    "killed",
-    (id) => (id === agentId ? reason ?? "killed on request" : `parent ${agentId} was killed (cascade)`)
-  )
-  const final = ended.find((a) => a.id === agentId)
+  const found = (yield* registry.read(taskId)).agents.some((a) => a.id === agentId)
+  if (!found) return yield* new AgentNotFound({ taskId, agentId })
+  let before: Agent | undefined
+  let targets: ReadonlyArray<EndTarget> = []
+  const { cancelled, ended } = yield* endAgents(taskId, "killed", (task) => {
+    before = task.agents.find((a) => a.id === agentId)
+    targets = before === undefined
+      ? []
+      : killTargets(task.agents, agentId, options.cascade ?? false, reason ?? "killed on request")
+    return targets
+  })
+  if (before === undefined) return yield* new AgentNotFound({ taskId, agentId })
+  const touched = new Set<string>([...ended, ...cancelled].map((a) => a.id))
+  const rootEnded = ended.some((a) => a.id === agentId)
+  const rootCancelled = cancelled.some((a) => a.id === agentId)
   return {
     agent_id: agentId,
     task_id: taskId,
-    status: final?.status ?? agent.status,
-    killed: isLiveStatus(agent.status),
-    cascaded: targets.filter((t) => t.id !== agentId).map((t) => t.id)
+    status: rootEnded ? "killed" : rootCancelled ? "cancelled" : before.status,
+    killed: rootEnded || rootCancelled,
+    cascaded: targets.map((t) => t.agentId).filter((id) => id !== agentId && touched.has(id))
   } satisfies KillResult
+})
+
+/** What setting a task aside did. */
+export interface QuarantineResult {
+  readonly task_id: string
+  /** Where its registry is kept, byte for byte. */
+  readonly kept_at: string
+  /** Its sessions on this host that were stopped. */
+  readonly stopped_sessions: ReadonlyArray<string>
+  /** Its agents' prompt and MCP config files that were removed (its logs stay). */
+  readonly removed_files: ReadonlyArray<string>
+}
+
+/**
+ * Set aside a task whose registry cannot be decoded, the way out when it blocks admission (the global count cannot be
+ * proven while it may hold slots): its sessions on this host are stopped and its agents' prompt and MCP config files
+ * removed, then its registry leaves the registry, kept byte for byte, and its slots are freed. A task that decodes is
+ * refused (kill its agents instead). Sessions come first, so a crash part-way leaves the task as it was, to be set
+ * aside again.
+ */
+export const quarantineTask = Effect.fn("Tasks.quarantineTask")(function*(taskIdInput: string) {
+  const taskId = yield* parseTaskId(taskIdInput)
+  const registry = yield* Registry
+  const tmux = yield* Tmux
+  const config = yield* SpawnkitConfig
+  const readable = yield* registry.read(taskId).pipe(
+    Effect.as(true),
+    Effect.catchTag("RegistryCorrupt", () => Effect.succeed(false))
+  )
+  if (readable) {
+    return yield* new InvalidInput({
+      field: "task_id",
+      reason: `task ${taskId} decodes; quarantine is for a registry that cannot be read (kill its agents instead)`
+    })
+  }
+  const stopped: Array<string> = []
+  for (const session of yield* tmux.listSessions) {
+    const name = Schema.decodeUnknownOption(SessionName)(session.name)
+    if (session.tags["spawnkit_home"] !== config.home || session.tags["spawnkit_task"] !== taskId) continue
+    if (Option.isNone(name)) continue
+    yield* stopSession(name.value)
+    stopped.push(name.value)
+  }
+  const prompts = promptsDir(config.home, taskId)
+  const removed = yield* Effect.try({
+    try: () => {
+      const names = Fs.existsSync(prompts) ? Fs.readdirSync(prompts) : []
+      // readdir names hold no '/', so each path stays inside the task's own prompts directory.
+      for (const name of names) Fs.rmSync(NodePath.join(prompts, name), { force: true })
+      return names.map((name) => NodePath.join(prompts, name))
+    },
+    catch: (e) => new RegistryIoError({ path: prompts, operation: "empty", reason: e instanceof Error ? e.message : String(e) })
+  })
+  const kept = yield* registry.quarantine(taskId)
+  return { ...kept, stopped_sessions: stopped, removed_files: removed } satisfies QuarantineResult
 })
