@@ -226,6 +226,7 @@ const reconcileCommand = Command.make(
         for (const r of report.repairs) {
           yield* Console.log(`${f.dryRun ? "would " : ""}${r.kind.replaceAll("_", " ")}: ${r.target} (${r.reason})`)
         }
+        for (const r of report.failed) yield* Console.log(`failed to ${r.kind.replaceAll("_", " ")}: ${r.target} (${r.error})`)
         for (const line of renderUnreadable(report.unreadable)) yield* Console.log(line)
       })
     )

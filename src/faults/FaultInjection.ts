@@ -1,7 +1,10 @@
 /**
  * Fault-injection points between the steps of a spawn and inside the registry write. A no-op unless a test turns it
- * on, in-process with `FaultInjection.layer(...)` or across processes with `SPAWNKIT_FAULT=<step>:<fail|kill|hang>`.
+ * on, in-process with `FaultInjection.layer(...)` or across processes with
+ * `SPAWNKIT_FAULT=<step>:<fail|kill|hang|fail-while=<file>>` (`fail-while` fails while the file exists: an outage a
+ * test can start and end, e.g. a registry that cannot be written).
  */
+import * as Fs from "node:fs"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -29,8 +32,11 @@ export const FAULT_STEPS = [...SPAWN_FAULT_STEPS, ...FILE_REGISTRY_FAULT_STEPS, 
 /** @see FAULT_STEPS */
 export type FaultStep = (typeof FAULT_STEPS)[number]
 
-/** What happens at a point: fail with `InjectedFault`, SIGKILL the process, or hang until interrupted. */
-export type FaultMode = "fail" | "kill" | "hang"
+/**
+ * What happens at a point: fail with `InjectedFault`, SIGKILL the process, hang until interrupted, or fail while a
+ * file exists.
+ */
+export type FaultMode = "fail" | "kill" | "hang" | { readonly failWhile: string }
 
 /** The fault-injection service: `point(step)` is passed at each step. */
 export class FaultInjection extends Context.Service<FaultInjection, {
@@ -44,15 +50,26 @@ export class FaultInjection extends Context.Service<FaultInjection, {
     decide: (step: FaultStep) => Effect.Effect<void, InjectedFault>
   ): Layer.Layer<FaultInjection> => Layer.succeed(FaultInjection, FaultInjection.of({ point: decide }))
 
-  /** Faults from a spec such as `after-session:kill` or `commit:fail,after-prompt:hang` (SPAWNKIT_FAULT). */
+  /**
+   * Faults from a spec such as `after-session:kill`, `commit:fail,after-prompt:hang` or
+   * `registry-after-write:fail-while=/tmp/outage` (SPAWNKIT_FAULT).
+   */
   static readonly fromSpec = (spec: string): Layer.Layer<FaultInjection> => {
     const rules = new Map<string, FaultMode>()
     for (const part of spec.split(",").map((p) => p.trim()).filter((p) => p.length > 0)) {
-      const [step, mode] = part.split(":")
-      if (step !== undefined && (mode === "fail" || mode === "kill" || mode === "hang")) rules.set(step, mode)
+      const colon = part.indexOf(":")
+      const step = part.slice(0, colon)
+      const mode = part.slice(colon + 1)
+      if (colon < 0) continue
+      if (mode === "fail" || mode === "kill" || mode === "hang") rules.set(step, mode)
+      else if (mode.startsWith("fail-while=")) rules.set(step, { failWhile: mode.slice("fail-while=".length) })
     }
     return FaultInjection.layer((step) => {
-      switch (rules.get(step)) {
+      const rule = rules.get(step)
+      if (typeof rule === "object") {
+        return Effect.suspend(() => (Fs.existsSync(rule.failWhile) ? Effect.fail(new InjectedFault({ step })) : Effect.void))
+      }
+      switch (rule) {
         case "fail":
           return Effect.fail(new InjectedFault({ step }))
         case "kill":

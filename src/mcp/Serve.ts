@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -21,7 +22,8 @@ import { drain, type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 /** Build the tools' runtime (the caller's identity verified from the environment) for the scope's life. */
 const toolRuntime = Effect.acquireRelease(
   Effect.gen(function*() {
-    const base = Spawnkit.layer()
+    // Logs of tool calls (and of the background work they start) go to stderr: stdout is the stdio transport's.
+    const base = Layer.merge(Spawnkit.layer(), Layer.succeed(Logger.LogToStderr, true))
     const layer = Layer.provideMerge(CallerIdentity.fromEnv(process.env), base)
     const runtime: ToolRuntime = ManagedRuntime.make(layer)
     // Build now, so a bad configuration or a forged identity stops the server before it accepts a request.

@@ -55,13 +55,20 @@ export interface UnreadableFinding extends UnreadableTask {
   readonly action: "left untouched"
 }
 
+/** A repair that could not be made this pass (its registry could not be written); the next pass tries again. */
+export interface FailedRepair extends Repair {
+  readonly error: string
+}
+
 /** What a pass did. */
 export interface ReconcileReport {
   readonly dry_run: boolean
   readonly repairs: ReadonlyArray<Repair>
   /** Tasks that could not be read; their repairs wait until they are repaired or set aside (task quarantine). */
   readonly unreadable: ReadonlyArray<UnreadableFinding>
-  /** True when some task could not be read: every other task was reconciled. */
+  /** Repairs that failed (e.g. the registry could not be written); every other repair was still made. */
+  readonly failed: ReadonlyArray<FailedRepair>
+  /** True when some task could not be read or some repair failed: everything else was reconciled. */
   readonly partial: boolean
 }
 
@@ -145,6 +152,7 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
   const config = yield* SpawnkitConfig
   const observed = yield* observe()
   const repairs: Array<Repair> = []
+  const failed: Array<FailedRepair> = []
   for (const planned of plan(observed)) {
     const repair = describe(planned, config.hostLeaseSeconds, config.home)
     if (dryRun) {
@@ -153,10 +161,32 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
       repairs.push(repair)
       continue
     }
-    if (yield* apply(planned, observed)) repairs.push(repair)
+    // A repair whose registry write fails is reported and the pass goes on with the others (a failing tmux query, by
+    // contrast, stops the pass: nothing may be judged on a server that does not answer).
+    const done = yield* apply(planned, observed).pipe(
+      Effect.catchTags({
+        RegistryCorrupt: (e) => Effect.succeed(e),
+        RegistryIoError: (e) => Effect.succeed(e),
+        RegistryDatabaseError: (e) => Effect.succeed(e),
+        InjectedFault: (e) => Effect.succeed(e),
+        TaskNotFound: (e) => Effect.succeed(e)
+      })
+    )
+    if (typeof done === "boolean") {
+      if (done) repairs.push(repair)
+    } else {
+      yield* Effect.logWarning(`reconcile: ${repair.kind} ${repair.target} failed: ${done.message}`)
+      failed.push({ ...repair, error: `${done._tag}: ${done.message}` })
+    }
   }
   const unreadable = observed.unreadable.map((u): UnreadableFinding => ({ ...u, action: "left untouched" }))
-  return { dry_run: dryRun, repairs, unreadable, partial: unreadable.length > 0 } satisfies ReconcileReport
+  return {
+    dry_run: dryRun,
+    repairs,
+    unreadable,
+    failed,
+    partial: unreadable.length > 0 || failed.length > 0
+  } satisfies ReconcileReport
 })
 
 /** A planned repair as the report shows it. */

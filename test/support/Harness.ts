@@ -214,3 +214,43 @@ export const testEnvs = () => {
 
 /** The JSON a CLI run printed on stdout. */
 export const stdoutJson = (out: { readonly stdout: string }): any => JSON.parse(out.stdout)
+
+/** A tmux wrapper that holds every `new-session` at a gate until the test opens it. */
+export interface GatedTmux {
+  /** The wrapper, for SPAWNKIT_TMUX_BIN / `tmuxBin`. */
+  readonly bin: string
+  /** How many `new-session` calls are waiting at the gate (or have passed it). */
+  readonly arrivals: () => number
+  /** Let every waiting and later `new-session` through. */
+  readonly open: () => void
+}
+
+/**
+ * Make a gated tmux in `dir`: a spawn that reaches its session step waits there (its reservation written, its
+ * prompt file too) until `open()`, so a test can act on a spawn in flight, without timing.
+ */
+export const gatedTmux = (dir: string): GatedTmux => {
+  const bin = NodePath.join(dir, "gated-tmux")
+  const gate = NodePath.join(dir, "gate-open")
+  const arrived = NodePath.join(dir, "gate-arrivals")
+  Fs.mkdirSync(arrived, { recursive: true })
+  Fs.writeFileSync(
+    bin,
+    `#!/usr/bin/env bash
+for a in "$@"; do
+  if [ "$a" = new-session ]; then
+    touch "${arrived}/$$"
+    # Waits for the gate, but never outlives the process that ran it (or the test's directory).
+    while [ ! -e "${gate}" ]; do
+      kill -0 $PPID 2>/dev/null && [ -d "${arrived}" ] || exit 1
+      sleep 0.05
+    done
+    break
+  fi
+done
+exec tmux "$@"
+`,
+    { mode: 0o755 }
+  )
+  return { bin, arrivals: () => Fs.readdirSync(arrived).length, open: () => Fs.writeFileSync(gate, "") }
+}
