@@ -3,9 +3,10 @@
  * exits at start-up (here: no credentials) is recorded as failed with its exit code and last output lines, and its
  * slot is freed.
  *
- * The CLIs come from the npm registry into a cache directory, not from the project's dependencies:
- * `bash scripts/install-agent-clis.sh` installs them into SPAWNKIT_AGENT_CLIS_DIR (default
- * ~/.cache/spawnkit-agent-clis); this file reads the same directory and fails (it never skips) when they are missing.
+ * The CLIs come from the npm registry into a cache directory, not from the project's dependencies (about 740 MB):
+ * before its tests, this file runs `scripts/install-agent-clis.sh`, which installs them once into
+ * SPAWNKIT_AGENT_CLIS_DIR (default ~/.cache/spawnkit-agent-clis) and does nothing when they are there; it fails (it
+ * never skips) when they cannot be installed.
  *
  * Every CLI runs with no credentials: no API key or token in the environment, HOME a fresh temp directory. Codex
  * without credentials would otherwise retry its default (remote) endpoint forever, so the temp HOME's Codex config
@@ -20,7 +21,7 @@ import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { afterEach, describe, expect, it } from "@effect/vitest"
+import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Result from "effect/Result"
 import type { Engine } from "../src/domain/Agent.js"
 import { buildCommand } from "../src/sessions/Engines.js"
@@ -54,6 +55,19 @@ const NO_CREDENTIALS: Record<RealEngine, RegExp> = {
 }
 
 const PROMPT = "spawnkit agent CLI check: reply with the single word hello"
+
+const INSTALL_SCRIPT = NodePath.resolve(import.meta.dirname, "..", "scripts", "install-agent-clis.sh")
+
+// `npm test` needs nothing installed by hand: the CLIs are fetched into the cache the first time (a download of the
+// three packages; later runs find them and return at once).
+beforeAll(() => {
+  const r = spawnSync("bash", [INSTALL_SCRIPT], {
+    encoding: "utf8",
+    env: { ...process.env, SPAWNKIT_AGENT_CLIS_DIR: CLIS_DIR },
+    timeout: 900_000
+  })
+  if (r.status !== 0) throw new Error(`installing the agent CLIs failed (${r.status}): ${r.stdout}${r.stderr}`)
+}, 900_000)
 
 const envs: Array<TestEnv> = []
 const tempDirs: Array<string> = []
