@@ -17,6 +17,7 @@ import {
   liveSessions,
   makeTestEnv,
   processAlive,
+  promptFiles,
   readRegistryFile,
   type TestEnv,
   waitFor
@@ -318,6 +319,12 @@ export const startHangingDeploy = async (env: TestEnv, client: Client, taskId: s
     readRegistryFile(env.home, taskId).agents.some((a: any) => a.status === "reserved"))
   return { settled, stillPending: () => pending }
 }
+
+/** Wait until a task holds no tmux session, prompt file or record: what it spawned has been rolled back. */
+export const waitRolledBack = (env: TestEnv, taskId: string) =>
+  waitFor("the cancelled spawn is rolled back", () =>
+    liveSessions(env.socket).length === 0 && promptFiles(env.home, taskId).length === 0 &&
+    readRegistryFile(env.home, taskId).agents.length === 0)
 
 // ---------------------------------------------------------------------------------------------------------------------
 // tmux and disk
