@@ -1,6 +1,7 @@
 /**
  * The `spawnkit` command line: tasks, spawns, status, kill, the exit hook, and a demo.
  */
+import * as Os from "node:os"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
@@ -8,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import { Command, Flag } from "effect/cli"
 import { Engine } from "../domain/Agent.js"
 import * as Spawnkit from "../index.js"
@@ -394,10 +396,27 @@ const root = Command.make("spawnkit").pipe(
   Command.withSubcommands([task, spawnCommand, statusCommand, outputCommand, killCommand, reconcileCommand, serve, demo, bench, agentExited])
 )
 
+// runMain interrupts the program on SIGINT and SIGTERM alike and reports either as 130; a process stopped by a
+// signal conventionally exits with 128 + the signal's number (SIGTERM: 143), so the first signal is remembered.
+let stoppedBy: NodeJS.Signals | undefined
+const remember = (signal: NodeJS.Signals) => {
+  stoppedBy ??= signal
+}
+process.once("SIGINT", remember)
+process.once("SIGTERM", remember)
+/** What runMain's default teardown exits with when the program was interrupted. */
+const INTERRUPTED = 130
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Runtime.defaultTeardown(exit, (code) => {
+    process.off("SIGINT", remember)
+    process.off("SIGTERM", remember)
+    onExit(code === INTERRUPTED && stoppedBy !== undefined ? 128 + Os.constants.signals[stoppedBy] : code)
+  })
+
 // Logs go to stderr: stdout carries command output (and, for the MCP server, the protocol).
 root.pipe(
   Command.run({ version: "0.1.0" }),
   Effect.provide(NodeServices.layer),
   Effect.provideService(Logger.LogToStderr, true),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  NodeRuntime.runMain({ disableErrorReporting: true, teardown })
 )

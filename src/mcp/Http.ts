@@ -3,12 +3,26 @@
  * default, a bearer token required on any other address, Origin (and, on loopback, Host) validated against DNS
  * rebinding, and a request body limit. One SDK server and transport per MCP session (`Mcp-Session-Id`), so a client's
  * `notifications/cancelled` reaches the call it cancels; closing the connection of a call cancels it too.
+ *
+ * Sessions are bounded: one idle for SPAWNKIT_HTTP_SESSION_IDLE_SECONDS is closed, and at SPAWNKIT_HTTP_MAX_SESSIONS
+ * the least recently used one without a call in flight makes room for a new client. Every request is answered: a
+ * call whose session closes (DELETE, shutdown) or that its client cancels gets a JSON-RPC error, since the SDK sends
+ * nothing for an aborted request and would leave its POST open.
  */
 import { randomUUID, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
+import {
+  ErrorCode,
+  isInitializeRequest,
+  isJSONRPCNotification,
+  type RequestId
+} from "@modelcontextprotocol/sdk/types.js"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { InvalidInput } from "../domain/Errors.js"
+import { expiredSessions, sessionToEvict, type SessionUse } from "./HttpSessions.js"
 import { type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 
 /** Settings of the HTTP server. */
@@ -20,6 +34,10 @@ export interface HttpSettings {
   /** Origins allowed besides loopback ones (exact match, e.g. `https://app.example`). */
   readonly allowedOrigins: ReadonlyArray<string>
   readonly maxBodyBytes: number
+  /** Most MCP sessions open at once. */
+  readonly maxSessions: number
+  /** A session without a call in flight for this long is closed. */
+  readonly sessionIdleSeconds: number
 }
 
 /** Path the MCP endpoint is served on. */
@@ -69,14 +87,138 @@ const readBody = (req: Http.IncomingMessage, limit: number) =>
     req.on("error", reject)
   })
 
-const handle = async (
-  req: Http.IncomingMessage,
-  res: Http.ServerResponse,
-  settings: HttpSettings,
-  runtime: ToolRuntime,
-  inFlight: InFlight,
-  sessions: Map<string, StreamableHTTPServerTransport>
-) => {
+/** An open MCP session. */
+interface Session {
+  readonly id: string
+  readonly transport: StreamableHTTPServerTransport
+  lastUsedMs: number
+  /** Requests received and not answered yet, each with its POST's end (answered, or its connection closed). */
+  readonly open: Map<RequestId, Promise<void>>
+}
+
+/** What the requests of one server share. */
+interface ServerState {
+  readonly settings: HttpSettings
+  readonly runtime: ToolRuntime
+  readonly inFlight: InFlight
+  readonly sessions: Map<string, Session>
+  /** Sessions being initialized: admitted, not in `sessions` yet, so they count against the cap. */
+  opening: number
+  stopping: boolean
+  readonly log: (message: string) => void
+}
+
+const now = () => performance.now()
+
+const usesOf = (state: ServerState): Array<SessionUse> =>
+  [...state.sessions.values()].map((s) => ({ id: s.id, lastUsedMs: s.lastUsedMs, callsInFlight: s.open.size }))
+
+/** Answer a request whose handler will send nothing (it was aborted) with a JSON-RPC error, ending its POST. */
+const answerCancelled = (transport: StreamableHTTPServerTransport, requestId: RequestId, reason: string) => {
+  transport.send({
+    jsonrpc: "2.0",
+    id: requestId,
+    error: { code: ErrorCode.ConnectionClosed, message: `Cancelled: ${reason}; the call was interrupted.` }
+  }).catch(() => {
+    // Already answered (the call ended first): its POST is closed, nothing is left to answer.
+  })
+}
+
+/** Interrupt a session's calls in flight and answer each, saying why. */
+const cancelOpenCalls = (session: Session, reason: string) => {
+  for (const requestId of session.open.keys()) {
+    session.transport.onmessage?.({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId, reason } })
+    answerCancelled(session.transport, requestId, reason)
+  }
+}
+
+/**
+ * Close a session the server ends (idle, evicted, shutdown): its calls in flight are answered first, and it resolves
+ * once their POSTs have ended. The transport's onclose closes the session's SDK server.
+ */
+const closeSession = async (state: ServerState, session: Session, reason: string) => {
+  state.sessions.delete(session.id)
+  const answered = [...new Set(session.open.values())]
+  cancelOpenCalls(session, reason)
+  await session.transport.close()
+  await Promise.all(answered)
+}
+
+/** Mark a session used by a request, and the request's calls in flight until their POST is answered or closed. */
+const track = (session: Session, res: Http.ServerResponse, body: unknown) => {
+  session.lastUsedMs = now()
+  const ids = requestIds(body)
+  if (ids.length === 0) return
+  const answered = new Promise<void>((resolve) => {
+    res.on("close", () => {
+      for (const id of ids) session.open.delete(id)
+      session.lastUsedMs = now()
+      resolve()
+    })
+  })
+  for (const id of ids) session.open.set(id, answered)
+}
+
+/** The requests a body's `notifications/cancelled` cancel. */
+const cancelledIds = (body: unknown): Array<RequestId> =>
+  (Array.isArray(body) ? body : [body]).flatMap((m) =>
+    isJSONRPCNotification(m) && m.method === "notifications/cancelled" && m.params !== undefined &&
+      (typeof m.params["requestId"] === "string" || typeof m.params["requestId"] === "number")
+      ? [m.params["requestId"]]
+      : []
+  )
+
+const shortId = (id: string) => id.slice(0, 8)
+
+/**
+ * Where a new session fits: under the cap, or in place of the least recently used session without a call in flight;
+ * "full" when every session has a call in flight.
+ */
+const roomFor = (state: ServerState): "free" | "full" | Session => {
+  if (state.sessions.size + state.opening < state.settings.maxSessions) return "free"
+  const victim = sessionToEvict(usesOf(state))
+  return (victim === undefined ? undefined : state.sessions.get(victim)) ?? "full"
+}
+
+const evict = async (state: ServerState, session: Session) => {
+  const idleSeconds = Math.round((now() - session.lastUsedMs) / 1000)
+  await closeSession(state, session, "the session was evicted")
+  state.log(
+    `closed MCP session ${shortId(session.id)}… (least recently used, idle ${idleSeconds} s) to admit a new client: ` +
+      `${state.settings.maxSessions} sessions open (SPAWNKIT_HTTP_MAX_SESSIONS)`
+  )
+}
+
+/**
+ * Serve a POST without a session: one SDK server and transport per client, so the client's notifications/cancelled
+ * reach the server that runs the call and interrupt it. Only an initialize opens a session.
+ */
+const openSession = async (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse, body: unknown) => {
+  const server = makeServer(state.runtime, state.inFlight)
+  const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: () => randomUUID(),
+    enableJsonResponse: true,
+    onsessioninitialized: (id) => {
+      state.sessions.set(id, { id, transport, lastUsedMs: now(), open: new Map() })
+    },
+    onsessionclosed: (id) => {
+      const session = state.sessions.get(id)
+      if (session !== undefined) cancelOpenCalls(session, "the client ended the MCP session (DELETE)")
+    }
+  })
+  transport.onclose = () => {
+    if (transport.sessionId !== undefined) state.sessions.delete(transport.sessionId)
+    void server.close()
+  }
+  await server.connect(transport)
+  cancelOnDisconnect(res, transport, body)
+  await transport.handleRequest(req, res, body)
+  // A request that did not open a session (e.g. not an initialize) leaves nothing behind.
+  if (transport.sessionId === undefined) await transport.close()
+}
+
+const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state: ServerState) => {
+  const { settings } = state
   const url = new URL(req.url ?? "/", "http://localhost")
   if (url.pathname !== MCP_PATH) return refuse(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}`)
   const origin = req.headers.origin
@@ -90,11 +232,13 @@ const handle = async (
   if (settings.token !== undefined && !tokenMatches(req.headers.authorization, settings.token)) {
     return refuse(res, 401, "Missing or wrong bearer token", { "www-authenticate": "Bearer" })
   }
+  if (state.stopping) return refuse(res, 503, "The server is shutting down", { connection: "close" })
   if (req.method === "DELETE") {
     const id = req.headers["mcp-session-id"]
-    const session = typeof id === "string" ? sessions.get(id) : undefined
+    const session = typeof id === "string" ? state.sessions.get(id) : undefined
     if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session")
-    return session.handleRequest(req, res)
+    // The SDK's transport calls onsessionclosed (which answers the calls in flight), then closes.
+    return session.transport.handleRequest(req, res)
   }
   if (req.method !== "POST") {
     return refuse(res, 405, "Only POST (and DELETE of a session) is supported; the server sends no SSE stream", {
@@ -113,35 +257,41 @@ const handle = async (
   }
   const sessionId = req.headers["mcp-session-id"]
   if (typeof sessionId === "string") {
-    const session = sessions.get(sessionId)
+    const session = state.sessions.get(sessionId)
     if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session; initialize a new one")
-    cancelOnDisconnect(res, session, parsed)
-    return session.handleRequest(req, res, parsed)
-  }
-  if (sessions.size >= MAX_SESSIONS) return refuse(res, 503, `Too many open MCP sessions (${MAX_SESSIONS})`)
-  // A new session: one SDK server and transport per client, so the client's notifications/cancelled reach the
-  // server that runs the call and interrupt it.
-  const server = makeServer(runtime, inFlight)
-  const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-    sessionIdGenerator: () => randomUUID(),
-    enableJsonResponse: true,
-    onsessioninitialized: (id) => {
-      sessions.set(id, transport)
+    track(session, res, parsed)
+    cancelOnDisconnect(res, session.transport, parsed)
+    await session.transport.handleRequest(req, res, parsed)
+    // The notification has aborted the call's handler, which therefore sends nothing: its POST is answered here.
+    for (const id of cancelledIds(parsed)) {
+      if (session.open.has(id)) answerCancelled(session.transport, id, "the client cancelled the request")
     }
-  })
-  transport.onclose = () => {
-    if (transport.sessionId !== undefined) sessions.delete(transport.sessionId)
-    void server.close()
+    return
   }
-  await server.connect(transport)
-  cancelOnDisconnect(res, transport, parsed)
-  await transport.handleRequest(req, res, parsed)
-  // A request that did not open a session (e.g. not an initialize) leaves nothing behind.
-  if (transport.sessionId === undefined) await transport.close()
+  const initializes = (Array.isArray(parsed) ? parsed : [parsed]).some((m) => isInitializeRequest(m))
+  if (!initializes) return openSession(state, req, res, parsed)
+  // The place is taken before any await, so concurrent initializes never open more sessions than the cap.
+  const room = roomFor(state)
+  if (room === "full") {
+    return refuse(
+      res,
+      503,
+      `Too many open MCP sessions: all ${settings.maxSessions} (SPAWNKIT_HTTP_MAX_SESSIONS) have a call in flight; ` +
+        "retry when one ends",
+      { "retry-after": "1" }
+    )
+  }
+  state.opening++
+  try {
+    if (room !== "free") await evict(state, room)
+    await openSession(state, req, res, parsed)
+  } finally {
+    state.opening--
+  }
 }
 
 /** Ids of the JSON-RPC requests in a POST body (a message or a batch). */
-const requestIds = (body: unknown): Array<string | number> =>
+const requestIds = (body: unknown): Array<RequestId> =>
   (Array.isArray(body) ? body : [body]).flatMap((m) =>
     typeof m === "object" && m !== null && "method" in m && "id" in m &&
       (typeof m.id === "string" || typeof m.id === "number")
@@ -168,8 +318,26 @@ const cancelOnDisconnect = (res: Http.ServerResponse, transport: StreamableHTTPS
   })
 }
 
-/** Most MCP sessions open at once; each is closed by the client's DELETE or when the server stops. */
-export const MAX_SESSIONS = 1000
+// Idle sessions are looked for every quarter of the idle time, at most this long apart, so one is closed at most
+// a quarter (or this long) after its idle time.
+const MAX_SWEEP_INTERVAL = Duration.seconds(15)
+
+/** Close the sessions idle for the idle time; logged when there were any. */
+const closeIdleSessions = (state: ServerState) =>
+  Effect.gen(function*() {
+    const { sessionIdleSeconds } = state.settings
+    const expired = expiredSessions(usesOf(state), now(), sessionIdleSeconds * 1000)
+    if (expired.length === 0) return
+    yield* Effect.promise(() =>
+      Promise.all(expired.flatMap((id) => {
+        const session = state.sessions.get(id)
+        return session === undefined ? [] : [closeSession(state, session, "the session expired")]
+      }))
+    )
+    yield* Effect.logInfo(
+      `closed ${expired.length} MCP session(s) idle for ${sessionIdleSeconds} s (SPAWNKIT_HTTP_SESSION_IDLE_SECONDS)`
+    )
+  })
 
 /** Serve MCP over HTTP until interrupted; refuses a non-loopback address without a token. */
 export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight) =>
@@ -181,14 +349,22 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
         reason: `${settings.host} is not a loopback address; set SPAWNKIT_HTTP_TOKEN (or --token) to a non-empty token to serve on it`
       })
     }
-    const sessions = new Map<string, StreamableHTTPServerTransport>()
-    yield* Effect.addFinalizer(() =>
-      Effect.promise(() => Promise.all([...sessions.values()].map((t) => t.close()))).pipe(Effect.asVoid)
-    )
+    const runLogged = Effect.runForkWith(yield* Effect.context<never>())
+    const state: ServerState = {
+      settings,
+      runtime,
+      inFlight,
+      sessions: new Map(),
+      opening: 0,
+      stopping: false,
+      log: (message) => {
+        runLogged(Effect.logInfo(message))
+      }
+    }
     const server = yield* Effect.acquireRelease(
       Effect.callback<Http.Server, InvalidInput>((resume) => {
         const server = Http.createServer((req, res) => {
-          handle(req, res, settings, runtime, inFlight, sessions).catch((error: unknown) => {
+          handle(req, res, state).catch((error: unknown) => {
             if (!res.headersSent) refuse(res, 500, error instanceof Error ? error.message : String(error))
           })
         })
@@ -200,6 +376,17 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
         server.closeAllConnections()
       })
     )
+    // Released before the listener: calls in flight are answered while their connections are still open.
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => {
+        state.stopping = true
+        return Promise.all(
+          [...state.sessions.values()].map((s) => closeSession(state, s, "the server is shutting down"))
+        )
+      }).pipe(Effect.asVoid)
+    )
+    const sweepEvery = Duration.min(Duration.seconds(settings.sessionIdleSeconds / 4), MAX_SWEEP_INTERVAL)
+    yield* closeIdleSessions(state).pipe(Effect.repeat(Schedule.spaced(sweepEvery)), Effect.forkScoped)
     const address = server.address()
     const port = typeof address === "object" && address !== null ? address.port : settings.port
     yield* Effect.logInfo(`spawnkit MCP server on http://${settings.host}:${port}${MCP_PATH}`)

@@ -1,6 +1,7 @@
 /**
  * Settings of the HTTP server from the environment: SPAWNKIT_HTTP_HOST (127.0.0.1), SPAWNKIT_HTTP_PORT (7777),
- * SPAWNKIT_HTTP_TOKEN, SPAWNKIT_HTTP_ALLOWED_ORIGINS (comma-separated), SPAWNKIT_HTTP_MAX_BODY_BYTES (4 MiB).
+ * SPAWNKIT_HTTP_TOKEN, SPAWNKIT_HTTP_ALLOWED_ORIGINS (comma-separated), SPAWNKIT_HTTP_MAX_BODY_BYTES (4 MiB),
+ * SPAWNKIT_HTTP_MAX_SESSIONS (1000), SPAWNKIT_HTTP_SESSION_IDLE_SECONDS (900).
  */
 import * as Config from "effect/Config"
 import * as Option from "effect/Option"
@@ -18,13 +19,22 @@ export const httpSettingsConfig: Config.Config<HttpSettings> = Config.all({
   origins: Config.String("SPAWNKIT_HTTP_ALLOWED_ORIGINS").pipe(Config.withDefault("")),
   maxBodyBytes: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024)), "SPAWNKIT_HTTP_MAX_BODY_BYTES").pipe(
     Config.withDefault(4 * 1024 * 1024)
-  )
+  ),
+  maxSessions: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)), "SPAWNKIT_HTTP_MAX_SESSIONS").pipe(
+    Config.withDefault(1000)
+  ),
+  sessionIdleSeconds: Config.schema(
+    Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+    "SPAWNKIT_HTTP_SESSION_IDLE_SECONDS"
+  ).pipe(Config.withDefault(900))
 }).pipe(
   Config.map((c) => ({
     host: c.host,
     port: c.port,
     token: Option.getOrUndefined(Option.filter(Option.map(c.token, Redacted.value), (t) => t.length > 0)),
     allowedOrigins: c.origins.split(",").map((o) => o.trim()).filter((o) => o.length > 0),
-    maxBodyBytes: c.maxBodyBytes
+    maxBodyBytes: c.maxBodyBytes,
+    maxSessions: c.maxSessions,
+    sessionIdleSeconds: c.sessionIdleSeconds
   }))
 )

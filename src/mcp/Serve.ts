@@ -2,7 +2,6 @@
  * `spawnkit serve`: one ManagedRuntime for every tool call, stdio (default) or Streamable HTTP. On SIGINT/SIGTERM or
  * when the client goes away, running calls are interrupted and their scopes release everything before exit.
  */
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
@@ -18,6 +17,7 @@ import { CallerIdentity } from "../spawn/Caller.js"
 import { reconcile } from "../spawn/Reconciler.js"
 import { type HttpSettings, serveHttp } from "./Http.js"
 import { drain, type InFlight, makeServer, type ToolRuntime } from "./Server.js"
+import { StdioTransport, stdioMaxMessageBytes } from "./Stdio.js"
 
 /** Build the tools' runtime (the caller's identity verified from the environment) for the scope's life. */
 const toolRuntime = Effect.acquireRelease(
@@ -62,25 +62,31 @@ const inFlightCalls = Effect.acquireRelease(
   (inFlight) => drain(inFlight)
 )
 
-/** Serve over stdio until the client closes stdin or the process is interrupted. */
+/**
+ * Serve over stdio until the transport closes (stdin ends, fails or closes, or stdout fails or closes: the client is
+ * gone) or the process is interrupted.
+ */
 export const serveStdio = Effect.scoped(
   Effect.gen(function*() {
+    const maxMessageBytes = yield* stdioMaxMessageBytes
     const runtime = yield* toolRuntime
     const inFlight = yield* inFlightCalls
     yield* periodicReconcile(runtime)
-    const transport = new StdioServerTransport()
-    const server = makeServer(runtime, inFlight)
-    // The SDK's stdio transport does not watch for the end of stdin: a client that goes away closes it here.
-    const stdinEnded = new Promise<void>((resolve) => {
-      process.stdin.once("end", () => resolve())
-      process.stdin.once("close", () => resolve())
+    const runLogged = Effect.runForkWith(yield* Effect.context<never>())
+    const transport = new StdioTransport(process.stdin, process.stdout, {
+      maxMessageBytes,
+      onRefused: (reason) => {
+        runLogged(Effect.logWarning(reason))
+      }
     })
+    const server = makeServer(runtime, inFlight)
     yield* Effect.acquireRelease(
       Effect.promise(() => server.connect(transport)),
       () => Effect.promise(() => server.close())
     )
     yield* Effect.logInfo("spawnkit MCP server on stdio")
-    yield* Effect.promise(() => stdinEnded)
+    const reason = yield* Effect.promise(() => transport.closed)
+    yield* Effect.logInfo(`stdio transport closed (${reason}); shutting down`)
   })
 )
 

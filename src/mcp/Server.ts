@@ -64,7 +64,10 @@ export const drain = (inFlight: InFlight) =>
 
 /** Build one SDK server whose tools run in `runtime`. */
 export const makeServer = (runtime: ToolRuntime, inFlight: InFlight): McpServer => {
-  const mcp = new McpServer(SERVER_INFO, { capabilities: { tools: { listChanged: false } } })
+  // Capabilities given to McpServer's constructor make it install its own tools handlers, which advertise
+  // `listChanged: true`; the tool list never changes, so they are registered on the protocol server instead.
+  const mcp = new McpServer(SERVER_INFO)
+  mcp.server.registerCapabilities({ tools: { listChanged: false } })
   mcp.server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: listed }))
   mcp.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const tool = byName.get(request.params.name)

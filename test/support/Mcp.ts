@@ -6,13 +6,22 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { expect } from "@effect/vitest"
+import { afterEach, expect } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
-import { CLI, processAlive, type TestEnv, waitFor } from "./Harness.js"
+import {
+  CLI,
+  liveSessions,
+  makeTestEnv,
+  processAlive,
+  promptFiles,
+  readRegistryFile,
+  type TestEnv,
+  waitFor
+} from "./Harness.js"
 
 export type Kind = "stdio" | "http"
 
@@ -219,6 +228,39 @@ export const startHttp = async (env: TestEnv, extra: Record<string, string> = {}
 export const startServer = (kind: Kind, env: TestEnv, extra: Record<string, string> = {}) =>
   kind === "stdio" ? startStdio(env, extra) : startHttp(env, extra)
 
+/**
+ * What the tests of one file start: `newEnv()` makes a test environment, `own(served)` and `ownProcess(server)` take
+ * a server; after each test every such server is killed (and waited for) and every environment disposed.
+ */
+export const ownedPerTest = () => {
+  const servers: Array<Served> = []
+  const processes: Array<ServerProcess> = []
+  const envs: Array<TestEnv> = []
+  afterEach(async () => {
+    await killServers(servers.splice(0))
+    for (const server of processes.splice(0)) {
+      if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill("SIGKILL")
+      await within(`server ${server.proc.pid} exits`, server.exit, 10_000)
+    }
+    for (const env of envs.splice(0)) await disposeEnv(env)
+  })
+  return {
+    newEnv: () => {
+      const env = makeTestEnv()
+      envs.push(env)
+      return env
+    },
+    own: (served: Served) => {
+      servers.push(served)
+      return served
+    },
+    ownProcess: (server: ServerProcess) => {
+      processes.push(server)
+      return server
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Tool calls
 
@@ -250,6 +292,39 @@ export const fails = async (client: Client, name: string, args: Record<string, u
   expect(text.startsWith(`${tag}:`), `${name}: expected ${tag}, got: ${text}`).toBe(true)
   return text
 }
+
+/** Fault injection that makes every spawn hang once its tmux session exists: how a test keeps a call in flight. */
+export const HANG_AFTER_SESSION = { SPAWNKIT_FAULT: "after-session:hang" }
+
+let hangingSpawns = 0
+
+/**
+ * Start a deploy_headless_agent that hangs (on a server started with HANG_AFTER_SESSION) and resolve once its tmux
+ * session and its reservation exist: its outcome (result or error), and whether the call is still pending.
+ */
+export const startHangingDeploy = async (env: TestEnv, client: Client, taskId: string, signal?: AbortSignal) => {
+  const before = liveSessions(env.socket).length
+  let pending = true
+  const settled = call(
+    client,
+    "deploy_headless_agent",
+    // A prompt of its own: the same type and prompt again would be refused as a duplicate.
+    { task_id: taskId, agent_type: "slow", prompt: `a spawn that hangs (${++hangingSpawns})` },
+    signal !== undefined ? { signal } : undefined
+  ).then((result) => ({ result }), (error: unknown) => ({ error })).finally(() => {
+    pending = false
+  })
+  await waitFor("the hanging spawn's session exists", () => liveSessions(env.socket).length === before + 1)
+  await waitFor("the hanging spawn's reservation exists", () =>
+    readRegistryFile(env.home, taskId).agents.some((a: any) => a.status === "reserved"))
+  return { settled, stillPending: () => pending }
+}
+
+/** Wait until a task holds no tmux session, prompt file or record: what it spawned has been rolled back. */
+export const waitRolledBack = (env: TestEnv, taskId: string) =>
+  waitFor("the cancelled spawn is rolled back", () =>
+    liveSessions(env.socket).length === 0 && promptFiles(env.home, taskId).length === 0 &&
+    readRegistryFile(env.home, taskId).agents.length === 0)
 
 // ---------------------------------------------------------------------------------------------------------------------
 // tmux and disk
