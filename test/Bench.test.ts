@@ -24,6 +24,7 @@ describe("spawnkit bench", () => {
           CLI,
           "bench",
           ...["--processes", "2", "--spawns", "3", "--tasks", "2", "--growth", "0,20", "--growth-spawns", "2"],
+          ...["--home-finished", "30", "--home-active", "2"],
           ...["--out", out, "--postgres", inject("databaseUrl"), "--json"]
         ],
         { encoding: "utf8", env: { ...process.env, TMPDIR: scratch }, timeout: 240_000 }
@@ -81,7 +82,18 @@ describe("spawnkit bench", () => {
         for (const k of ["lost", "twins", "overshoot", "orphans", "torn"]) expect(Number.isInteger(r[k]), `${name}.${k}`).toBe(true)
         expect(r.ok + Object.values(r.rejected as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(r.attempts)
       }
-      expect(report.targets.length).toBeGreaterThan(0)
+      // The home-size passes ran on both registries over the same live agents, finished tasks added in between.
+      expect(report.homeSize.map((h: any) => [h.backend, h.activeTasks, h.finishedTasks])).toEqual([
+        ["file", 2, 30],
+        ["postgresql", 2, 30]
+      ])
+      for (const h of report.homeSize) {
+        for (const figure of [h.reconcile.small, h.reconcile.large, h.status.small, h.status.large]) {
+          expect(figure.count).toBe(15)
+          expect(figure.p50).toBeGreaterThan(0)
+        }
+      }
+      expect(report.targets.filter((t: any) => /finished tasks <= 1.5x/.test(t.target))).toHaveLength(4)
       const [json, md] = report.files as [string, string]
       expect(JSON.parse(Fs.readFileSync(json, "utf8")).results).toHaveLength(14)
       expect(Fs.readFileSync(md, "utf8")).toContain("| spawnkit-one-task")

@@ -21,6 +21,7 @@ import type { Agent } from "../domain/Agent.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import * as Spawnkit from "../index.js"
 import { cliScript, packageRoot } from "../internal/paths.js"
+import { type HomeSizeResult, measureHomeSize } from "./HomeSize.js"
 import { type Summary, summarize } from "./Stats.js"
 import { createLegacyTask, type LegacyTask, legacyTaskFile } from "./Unlocked.js"
 import type { Attempt, WorkerSpec } from "./Worker.js"
@@ -55,6 +56,10 @@ export interface BenchOptions {
   readonly only: ReadonlyArray<string>
   /** Progress lines on stderr. */
   readonly progress: (text: string, transient: boolean) => void
+  /** Finished tasks added to the home of the home-size measurement (0: not measured). */
+  readonly homeFinished: number
+  /** Active tasks (one live agent each) of the home-size measurement. */
+  readonly homeActive: number
   /**
    * PostgreSQL for the `-pg` scenarios: a server URL (each scenario gets its own new database on it), `auto` (a
    * throwaway loopback cluster started with scripts/pg-temp.sh when PostgreSQL is installed, else none), or `off`.
@@ -157,23 +162,21 @@ const owe = (cleanupSync: () => void) => {
   return () => void owed.delete(cleanupSync)
 }
 
+/** spawnkit's services on one scenario's home and socket. */
+const layerOf = (env: Env) =>
+  Spawnkit.layer({
+    home: env.home,
+    tmuxSocket: { _tag: "Path", path: env.socket },
+    defaultEngine: "custom",
+    agentCommand: Option.some(env.env["SPAWNKIT_AGENT_COMMAND"]!),
+    globalMaxConcurrent: 100_000,
+    faultSpec: "",
+    databaseUrl: env.database === undefined ? Option.none() : Option.some(Redacted.make(env.database.url))
+  }, Spawnkit.FaultInjection.none)
+
 /** spawnkit's operations against one scenario's home and socket. */
 const withSpawnkit = <A, E>(env: Env, effect: Effect.Effect<A, E, Spawnkit.Services>) =>
-  Effect.runPromise(
-    effect.pipe(
-      Effect.provide(
-        Spawnkit.layer({
-          home: env.home,
-          tmuxSocket: { _tag: "Path", path: env.socket },
-          defaultEngine: "custom",
-          agentCommand: Option.some(env.env["SPAWNKIT_AGENT_COMMAND"]!),
-          globalMaxConcurrent: 100_000,
-          faultSpec: "",
-          databaseUrl: env.database === undefined ? Option.none() : Option.some(Redacted.make(env.database.url))
-        }, Spawnkit.FaultInjection.none)
-      )
-    )
-  )
+  Effect.runPromise(effect.pipe(Effect.provide(layerOf(env))))
 
 const createTasks = (env: Env, count: number, maxConcurrent: number) =>
   withSpawnkit(
@@ -624,19 +627,61 @@ const mcpStdio = (o: BenchOptions): Scenario["run"] => async (env, progress) => 
   }
 }
 
+/** What a run measured. */
+export interface BenchRun {
+  readonly results: ReadonlyArray<ScenarioResult>
+  readonly homeSize: ReadonlyArray<HomeSizeResult>
+  readonly notes: ReadonlyArray<string>
+}
+
+/** Passes timed per home and operation in the home-size measurement. */
+export const HOME_SIZE_PASSES = 15
+
+/** The home-size measurement on each backend, each in a home of its own. */
+const runHomeSize = async (o: BenchOptions, server: string | undefined): Promise<ReadonlyArray<HomeSizeResult>> => {
+  const out: Array<HomeSizeResult> = []
+  for (const backend of server === undefined ? ["file" as const] : ["file" as const, "postgresql" as const]) {
+    const database = backend === "postgresql" ? await createDatabase(server!) : undefined
+    const env = makeEnv(`home-size-${backend}`, o.command, database)
+    const paid = owe(() => {
+      spawnSync("tmux", ["-S", env.socket, "kill-server"], { stdio: "ignore" })
+      Fs.rmSync(env.dir, { recursive: true, force: true })
+    })
+    try {
+      const result = await measureHomeSize(
+        { home: env.home, layer: layerOf(env), ...(database !== undefined ? { database } : {}) },
+        backend,
+        { finishedTasks: o.homeFinished, activeTasks: o.homeActive, agentsPerTask: 10, passes: HOME_SIZE_PASSES },
+        (text) => o.progress(text, true)
+      )
+      o.progress(
+        `home-size (${backend}): reconcile p50 ${result.reconcile.small.p50} -> ${result.reconcile.large.p50} ms, ` +
+          `status p50 ${result.status.small.p50} -> ${result.status.large.p50} ms`,
+        false
+      )
+      out.push(result)
+    } finally {
+      await cleanup(env)
+      paid()
+      if (database !== undefined) await adminQuery(server!, `DROP DATABASE IF EXISTS ${database.name} WITH (FORCE)`)
+    }
+  }
+  return out
+}
+
 /** Run the selected scenarios in order and return their results (the floor's throughput sets every ratio). */
-export const runBench = async (
-  o: BenchOptions
-): Promise<{ readonly results: ReadonlyArray<ScenarioResult>; readonly notes: ReadonlyArray<string> }> => {
+export const runBench = async (o: BenchOptions): Promise<BenchRun> => {
   if (!Fs.existsSync(workerScript)) throw new Error(`${workerScript} is missing: run npm run build first`)
   const notes: Array<string> = []
   let selected = scenarios(o).filter((s) => o.only.length === 0 || s.name === "floor" || o.only.some((x) => s.name.includes(x)))
-  const server = selected.some((s) => s.postgres === true) ? await postgresServer(o) : undefined
+  const homeSizeWanted = o.homeFinished > 0 && (o.only.length === 0 || o.only.some((x) => "home-size".includes(x)))
+  const server = selected.some((s) => s.postgres === true) || homeSizeWanted ? await postgresServer(o) : undefined
   if (server !== undefined && "skipped" in server) {
     notes.push(server.skipped)
     selected = selected.filter((s) => s.postgres !== true)
   }
   const results: Array<ScenarioResult> = []
+  let homeSize: ReadonlyArray<HomeSizeResult> = []
   try {
     for (const [n, s] of selected.entries()) {
       const database = s.postgres === true && server !== undefined && "url" in server
@@ -662,6 +707,7 @@ export const runBench = async (
         }
       }
     }
+    if (homeSizeWanted) homeSize = await runHomeSize(o, server !== undefined && "url" in server ? server.url : undefined)
   } finally {
     if (server !== undefined && "stop" in server) await server.stop()
   }
@@ -669,5 +715,5 @@ export const runBench = async (
   if (floor !== undefined && floor.throughput > 0) {
     for (const r of results) r.floorRatio = Math.round((r.throughput / floor.throughput) * 100) / 100
   }
-  return { results, notes }
+  return { results, homeSize, notes }
 }

@@ -4,7 +4,8 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import type { ScenarioResult } from "./Bench.js"
+import type { BenchRun, ScenarioResult } from "./Bench.js"
+import type { HomeSizeResult } from "./HomeSize.js"
 
 /** One target and whether this run met it. */
 export interface TargetCheck {
@@ -15,9 +16,25 @@ export interface TargetCheck {
 
 const find = (results: ReadonlyArray<ScenarioResult>, name: string) => results.find((r) => r.name === name)
 
+/** Passes cost what is alive: reconcile and status over a home with many finished tasks within 1.5x of without. */
+const homeSizeTargets = (homeSize: ReadonlyArray<HomeSizeResult>): ReadonlyArray<TargetCheck> =>
+  homeSize.flatMap((h) =>
+    (["reconcile", "status"] as const).map((op) => {
+      const { large, small } = h[op]
+      const ratio = large.p50 / Math.max(small.p50, 0.001)
+      return {
+        target: `${h.backend} registry: ${op} over ${h.activeTasks} active + ${h.finishedTasks} finished tasks <= 1.5x ` +
+          `the cost over the ${h.activeTasks} active ones`,
+        measured: `p50 ${large.p50} ms vs ${small.p50} ms (${ratio.toFixed(2)}x)`,
+        met: ratio <= 1.5
+      }
+    })
+  )
+
 /** The issue's targets, as far as the scenarios that ran allow. */
-export const checkTargets = (results: ReadonlyArray<ScenarioResult>): ReadonlyArray<TargetCheck> => {
-  const checks: Array<TargetCheck> = []
+export const checkTargets = (run: Pick<BenchRun, "results" | "homeSize">): ReadonlyArray<TargetCheck> => {
+  const { results } = run
+  const checks: Array<TargetCheck> = [...homeSizeTargets(run.homeSize)]
   const floor = find(results, "floor")
   for (const r of results.filter((r) => r.design === "spawnkit" && /-(one-task|many-tasks)/.test(r.name))) {
     if (floor !== undefined) {
@@ -76,13 +93,14 @@ export const checkTargets = (results: ReadonlyArray<ScenarioResult>): ReadonlyAr
 
 const cell = (value: number | undefined) => (value === undefined ? "—" : String(value))
 
-/** The results as markdown: a table of scenarios, then the targets. */
+/** The results as markdown: a table of scenarios, the home-size passes, then the targets. */
 export const markdown = (
-  results: ReadonlyArray<ScenarioResult>,
+  run: Pick<BenchRun, "results" | "homeSize">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   meta: Readonly<Record<string, string>>
 ) => {
+  const { homeSize, results } = run
   const lines = [
     `# spawnkit benchmark, ${meta["date"]}`,
     "",
@@ -110,6 +128,15 @@ export const markdown = (
       ].join(" | ").replace(/^/, "| ").replace(/$/, " |")
     ),
     "",
+    ...(homeSize.length === 0 ? [] : [
+      "| home | reconcile p50 / p95 ms | status p50 / p95 ms |",
+      "|---|---|---|",
+      ...homeSize.flatMap((h) => [
+        `| ${h.backend}: ${h.activeTasks} active tasks | ${h.reconcile.small.p50} / ${h.reconcile.small.p95} | ${h.status.small.p50} / ${h.status.small.p95} |`,
+        `| ${h.backend}: the same + ${h.finishedTasks} finished tasks | ${h.reconcile.large.p50} / ${h.reconcile.large.p95} | ${h.status.large.p50} / ${h.status.large.p95} |`
+      ]),
+      ""
+    ]),
     "| target | measured | met |",
     "|---|---|---|",
     ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met ? "yes" : "**no**"} |`),
@@ -123,7 +150,7 @@ export const markdown = (
 /** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths. */
 export const writeResults = (
   dir: string,
-  results: ReadonlyArray<ScenarioResult>,
+  run: Pick<BenchRun, "results" | "homeSize">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   options: unknown
@@ -139,8 +166,11 @@ export const writeResults = (
   Fs.mkdirSync(dir, { recursive: true })
   const json = NodePath.join(dir, `${stamp}.json`)
   const md = NodePath.join(dir, `${stamp}.md`)
-  Fs.writeFileSync(json, JSON.stringify({ ...meta, options, results, targets: checks, notes }, null, 2) + "\n")
-  const text = markdown(results, checks, notes, meta)
+  Fs.writeFileSync(
+    json,
+    JSON.stringify({ ...meta, options, results: run.results, homeSize: run.homeSize, targets: checks, notes }, null, 2) + "\n"
+  )
+  const text = markdown(run, checks, notes, meta)
   Fs.writeFileSync(md, text)
   return { json, md, text }
 }

@@ -329,6 +329,14 @@ const bench = Command.make(
       Flag.withDefault("10,1000,10000")
     ),
     growthSpawns: Flag.Int("growth-spawns").pipe(Flag.withDescription("Sequential spawns per growth scenario (default 40)"), Flag.withDefault(40)),
+    homeFinished: Flag.Int("home-finished").pipe(
+      Flag.withDescription("Finished tasks added to the home-size measurement's home (default 20000; 0 skips it)"),
+      Flag.withDefault(20_000)
+    ),
+    homeActive: Flag.Int("home-active").pipe(
+      Flag.withDescription("Active tasks (one live agent each) of the home-size measurement (default 20)"),
+      Flag.withDefault(20)
+    ),
     only: Flag.String("only").pipe(
       Flag.withDescription("Only scenarios whose name contains one of these (comma-separated); the floor always runs"),
       Flag.withDefault("")
@@ -352,6 +360,10 @@ const bench = Command.make(
         yield* positive("spawns", f.spawns)
         yield* positive("tasks", f.tasks)
         yield* positive("growth-spawns", f.growthSpawns)
+        yield* positive("home-active", f.homeActive)
+        if (f.homeFinished < 0) {
+          return yield* new Spawnkit.InvalidInput({ field: "home-finished", reason: `expected 0 or more, got ${f.homeFinished}` })
+        }
         const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
         if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
           return yield* new Spawnkit.InvalidInput({ field: "growth", reason: `expected record counts like 10,1000, got ${f.growth}` })
@@ -369,6 +381,8 @@ const bench = Command.make(
           tasks: f.tasks,
           growth,
           growthSpawns: f.growthSpawns,
+          homeFinished: f.homeFinished,
+          homeActive: f.homeActive,
           command: ["sleep", "3600"],
           outDir: f.out,
           postgres: f.postgres,
@@ -378,14 +392,16 @@ const bench = Command.make(
             else if (!transient) process.stderr.write(text + "\n")
           }
         }
-        const { results, notes } = yield* Effect.tryPromise({
+        const bench = yield* Effect.tryPromise({
           try: () => runBench(options),
           catch: (e) => new BenchFailed({ reason: e instanceof Error ? e.message : String(e) })
         })
-        const checks = checkTargets(results)
+        const checks = checkTargets(bench)
         const { progress: _, ...recorded } = options
-        const written = writeResults(f.out, results, checks, notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
-        if (f.json) yield* printJson({ results, targets: checks, notes, files: [written.json, written.md] })
+        const written = writeResults(f.out, bench, checks, bench.notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
+        if (f.json) {
+          yield* printJson({ results: bench.results, homeSize: bench.homeSize, targets: checks, notes: bench.notes, files: [written.json, written.md] })
+        }
         else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
       })
     )

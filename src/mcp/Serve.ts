@@ -50,7 +50,15 @@ const periodicReconcile = (runtime: ToolRuntime) =>
     const pass = Effect.promise(() => runtime.runPromiseExit(reconcile())).pipe(
       Effect.flatMap((exit) =>
         Exit.isSuccess(exit)
-          ? Effect.forEach(exit.value.repairs, (r) => Effect.logInfo(`reconcile: ${r.kind} ${r.target}: ${r.reason}`))
+          ? Effect.all([
+            Effect.forEach(exit.value.repairs, (r) => Effect.logInfo(`reconcile: ${r.kind} ${r.target}: ${r.reason}`)),
+            Effect.forEach(exit.value.failed, (r) => Effect.logWarning(`reconcile: ${r.kind} ${r.target} failed: ${r.error}`)),
+            Effect.forEach(exit.value.unreadable, (u) =>
+              Effect.logWarning(
+                `reconcile: task ${u.task_id} cannot be read (${u.reason}); left untouched. ` +
+                  `Repair it, or set it aside: spawnkit task quarantine --task ${u.task_id}`
+              ))
+          ])
           : Effect.logWarning(`reconcile pass failed: ${Cause.pretty(exit.cause)}`)
       )
     )
