@@ -260,7 +260,7 @@ describe("the command lines spawnkit builds, run by the real CLIs", () => {
     expect(c.signal).toBeNull()
     expect(c.status).not.toBe(0)
     expect(c.output, c.output.slice(0, 2000)).toMatch(PARSER_ERROR)
-  }, 200_000)
+  }, 300_000)
 })
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -351,5 +351,5 @@ describe("spawning a real agent that exits at start-up (no credentials)", () => 
     expect(over.json.error.message).toContain("max_concurrent")
     expect(readRegistryFile(env.home, taskId).active_count).toBe(1)
     expect(liveSessions(env.socket)).toEqual([next.json.tmux_session])
-  }, 120_000)
+  }, 300_000)
 })

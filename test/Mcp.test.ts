@@ -186,7 +186,7 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
     const pane = await waitFor("the pane reports its working directory", () => {
       const p = paneOf(env.socket, lead.tmux_session)
       return p?.cwd !== undefined && p.cwd !== "" ? p : undefined
-    }, 5_000)
+    }, 30_000)
     expect(pane).toEqual({ dead: false, cwd })
     expect(recordOf(env, taskId, lead.agent_id)).toMatchObject({
       status: "running",
@@ -742,7 +742,7 @@ describe("the MCP Inspector CLI against the stdio server", () => {
     const missingResult = JSON.parse(missing.stdout)
     expect(missingResult.isError, missing.stdout).toBe(true)
     expect(missingResult.content[0].text).toMatch(/^TaskNotFound:/)
-  }, 240_000)
+  }, 300_000)
 })
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -427,7 +427,7 @@ describe("HTTP server on a non-loopback address", () => {
     await expectRefusesToStart(["--host", "0.0.0.0", "--token", ""], await freePort())
     await expectRefusesToStart(["--host", "0.0.0.0"], await freePort(), { SPAWNKIT_HTTP_TOKEN: "" })
     await expectRefusesToStart(["--host", "::"], await freePort())
-  }, 120_000)
+  }, 300_000)
 
   it("this machine's own non-loopback address without a token fails to start and never listens", async () => {
     expect(nonLoopback, "this machine has no non-loopback IPv4 address").toBeDefined()

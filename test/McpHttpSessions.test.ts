@@ -113,7 +113,7 @@ describe("HTTP sessions: expiry and eviction", () => {
     } finally {
       await first.close()
     }
-  }, 120_000)
+  }, 300_000)
 
   it("a session with a call in flight is never evicted; when every session has one, a new client gets 503", async () => {
     const env = newEnv()
@@ -160,7 +160,7 @@ describe("HTTP sessions: expiry and eviction", () => {
     } finally {
       await third.close()
     }
-  }, 120_000)
+  }, 300_000)
 
   it("a session idle for SPAWNKIT_HTTP_SESSION_IDLE_SECONDS expires; one with a call in flight does not", async () => {
     const env = newEnv()
@@ -186,7 +186,7 @@ describe("HTTP sessions: expiry and eviction", () => {
     await waitFor("the server closes the formerly busy session", () =>
       (served.stderr().match(/closed 1 MCP session\(s\) idle for 1 s/g) ?? []).length >= 2)
     expect(await listIn(url, id)).toEqual({ status: 404, message: EXPIRED })
-  }, 120_000)
+  }, 300_000)
 
   it("a bad SPAWNKIT_HTTP_SESSION_IDLE_SECONDS or SPAWNKIT_HTTP_MAX_SESSIONS stops serve --http with a ConfigError naming it", async () => {
     for (const [name, value] of [["SPAWNKIT_HTTP_SESSION_IDLE_SECONDS", "15m"], ["SPAWNKIT_HTTP_MAX_SESSIONS", "0"]] as const) {
@@ -196,7 +196,7 @@ describe("HTTP sessions: expiry and eviction", () => {
       expect(server.stderr()).toMatch(new RegExp(`error \\[ConfigError\\]: .*${name}`, "s"))
       expect(server.stderr()).not.toContain("spawnkit MCP server on")
     }
-  }, 120_000)
+  }, 300_000)
 })
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ describe("HTTP: every request is answered", () => {
     await waitRolledBack(env, task_id)
     expect(readRegistryFile(env.home, task_id)).toMatchObject({ active_count: 0, total_spawned: 0 })
     expect(await listIn(served.url!, sessionId)).toEqual({ status: 404, message: EXPIRED })
-  }, 120_000)
+  }, 300_000)
 
   it("a call its client cancels (notifications/cancelled) gets its POST answered; the spawn is rolled back", async () => {
     const env = newEnv()
@@ -251,5 +251,5 @@ describe("HTTP: every request is answered", () => {
     })
     await waitRolledBack(env, task_id)
     expect((await listIn(url, sessionId)).status).toBe(200)
-  }, 120_000)
+  }, 300_000)
 })

@@ -229,5 +229,5 @@ describe("MCP servers racing (3 stdio + 1 HTTP processes, one home, real tmux)",
     await Promise.all(clients.splice(0).map((c) => c.close()))
     await waitFor("stdio servers exited", () => pids.every((pid) => !processAlive(pid)))
     expect(liveSessions(env.socket)).toHaveLength(MAX_CONCURRENT)
-  }, 150_000)
+  }, 300_000)
 })

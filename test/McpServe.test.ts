@@ -38,7 +38,7 @@ describe("exit status after a signal", () => {
     await waitFor("the server serves", () => SERVING.test(server.stderr()), 30_000)
     server.proc.kill(signal)
     expect(await within(`exit after ${signal}`, server.exit, 30_000)).toEqual({ code, signal: null })
-  }, 60_000)
+  }, 300_000)
 
   it("serve --http, SIGTERM with a call in flight: the call settles, nothing is left, exit 143", async () => {
     const env = newEnv()
@@ -59,7 +59,7 @@ describe("exit status after a signal", () => {
     } finally {
       await client.close()
     }
-  }, 60_000)
+  }, 300_000)
 })
 
 describe("capabilities", () => {
@@ -67,5 +67,5 @@ describe("capabilities", () => {
     const env = newEnv()
     const served = own(kind === "stdio" ? await startStdio(env) : await startHttp(env))
     expect(served.client.getServerCapabilities()?.tools).toEqual({ listChanged: false })
-  }, 60_000)
+  }, 300_000)
 })

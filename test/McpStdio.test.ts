@@ -76,7 +76,7 @@ describe("stdio: oversized messages are answered, and the server exits when its 
     // Nothing was done, and the server still serves.
     expect(await ok(served.client, "list_tasks", {})).toEqual({ tasks: [] })
     expect(await ok(served.client, "create_real_task", { description: "a normal one" })).toHaveProperty("task_id")
-  }, 60_000)
+  }, 300_000)
 
   it("with its stdin closed it exits, also in the middle of an oversized message", async () => {
     const server = ownProcess(startServerProcess(newEnv(), []))
@@ -94,7 +94,7 @@ describe("stdio: oversized messages are answered, and the server exits when its 
     server.proc.stdin!.end()
     expect(await within("the server exits once stdin is closed", server.exit, 30_000)).toEqual({ code: 0, signal: null })
     expect(server.stderr()).toContain("stdio transport closed (stdin ended); shutting down")
-  }, 60_000)
+  }, 300_000)
 
   it("when its stdout closes it exits, and the spawn it was running is rolled back", async () => {
     const env = newEnv()
@@ -123,5 +123,5 @@ describe("stdio: oversized messages are answered, and the server exits when its 
     expect(liveSessions(env.socket)).toEqual([])
     expect(promptFiles(env.home, taskId)).toEqual([])
     expect(readRegistryFile(env.home, taskId).agents).toEqual([])
-  }, 60_000)
+  }, 300_000)
 })

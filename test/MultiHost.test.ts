@@ -194,7 +194,7 @@ describe("several hosts sharing one PostgreSQL registry", () => {
     expect((await runAs(hostA, Spawnkit.reconcile())).repairs).toEqual([])
     expect((await runAs(hostB, Spawnkit.reconcile())).repairs).toEqual([])
     expect(liveSessions(hostA.socket).length + liveSessions(hostB.socket).length).toBe(20)
-  }, 120_000)
+  }, 300_000)
 
   it("a host SIGKILLed mid-spawn keeps its reservation until its lease expires; then another host takes the slot", async () => {
     const db = sharedDatabase()
@@ -247,5 +247,5 @@ describe("several hosts sharing one PostgreSQL registry", () => {
     expect(promptFiles(hostA.home, taskId)).toEqual([])
     expect(tasksIn(db.url)[0].agents).toEqual([agent])
     expect(liveSessions(hostB.socket)).toEqual([b.tmux_session])
-  }, 60_000)
+  }, 300_000)
 })

@@ -374,7 +374,7 @@ describe.each(BACKENDS)("%s registry", (backend) => {
     it("max_concurrent 50: 8 processes x 25 attempts -> exactly 50 agents, 150 LimitReached", async () => {
       const round = await concurrencyRound(backend, "single")
       console.log(`max_concurrent race: ${round.summary}`)
-    }, 120_000)
+    }, 300_000)
 
     it(`stress: the max_concurrent race repeated ${STRESS_ROUNDS} times with zero discrepancy`, async () => {
       const t0 = Date.now()
@@ -383,7 +383,7 @@ describe.each(BACKENDS)("%s registry", (backend) => {
         console.log(`stress round ${round}/${STRESS_ROUNDS}: ${r.summary}`)
       }
       console.log(`stress: ${STRESS_ROUNDS} rounds in ${Date.now() - t0} ms`)
-    }, 60_000 + STRESS_ROUNDS * 30_000)
+    }, 300_000 + STRESS_ROUNDS * 60_000)
 
     it("max_agents 30: 8 processes x 10 attempts -> exactly 30 agents, the rest LimitReached max_agents", async () => {
       const env = newEnv(backend)
@@ -398,7 +398,7 @@ describe.each(BACKENDS)("%s registry", (backend) => {
       expect(task.total_spawned).toBe(30)
       console.log(`max_agents race: ${JSON.stringify(tagsOf(r))} in ${r.ms} ms`)
       await tearDown(env, 30)
-    }, 120_000)
+    }, 300_000)
 
     it("max_depth 3: children racing under every level; beyond max_depth all DepthExceeded, nothing deeper", async () => {
       const env = newEnv(backend)
@@ -465,7 +465,7 @@ describe.each(BACKENDS)("%s registry", (backend) => {
       expect(task.agents.filter((a: any) => a.depth > 3)).toEqual([])
       console.log(`max_depth race: ${JSON.stringify(tagsOf(r))} then ${JSON.stringify(tagsOf(r2))}`)
       await tearDown(env, task.agents.length)
-    }, 120_000)
+    }, 300_000)
 
     it("duplicate child: 8 processes ask one parent for the same child -> one agent per prompt, the rest DuplicateAgent", async () => {
       const env = newEnv(backend)
@@ -498,7 +498,7 @@ describe.each(BACKENDS)("%s registry", (backend) => {
       expect(liveSessions(env.socket)).toHaveLength(3)
       console.log(`duplicate race: ${JSON.stringify(tagsOf(r))}`)
       await tearDown(env, 3)
-    }, 120_000)
+    }, 300_000)
 
     it("idempotency key retried 10 times across 5 processes -> one agent, one session, every response names it", async () => {
       const env = newEnv(backend)
@@ -522,6 +522,6 @@ describe.each(BACKENDS)("%s registry", (backend) => {
       expect(liveSessions(env.socket)).toEqual([`agent_${agentId}`])
       console.log(`idempotency race: ${JSON.stringify(tagsOf(r))}`)
       await tearDown(env, 1)
-    }, 120_000)
+    }, 300_000)
   })
 })
