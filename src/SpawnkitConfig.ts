@@ -58,6 +58,11 @@ export interface SpawnkitSettings {
    * after that, other hosts release its reservations.
    */
   readonly hostLeaseSeconds: number
+  /**
+   * How long an output filter may spend matching one batch of log lines before it is stopped and refused
+   * (SPAWNKIT_FILTER_TIMEOUT_MS, default 10000).
+   */
+  readonly filterTimeoutMs: number
   /** Test-only fault injection spec (SPAWNKIT_FAULT); empty in normal use. */
   readonly faultSpec: string
 }
@@ -105,6 +110,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   killGraceMs: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), "SPAWNKIT_KILL_GRACE_MS").pipe(
     Config.withDefault(3000)
   ),
+  filterTimeoutMs: positiveInt("SPAWNKIT_FILTER_TIMEOUT_MS", 10_000),
   faultSpec: Config.String("SPAWNKIT_FAULT").pipe(Config.withDefault(""))
 }).pipe(
   Config.map((c) => ({
@@ -128,6 +134,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     databasePoolSize: c.databasePoolSize,
     hostLeaseSeconds: c.hostLeaseSeconds,
     killGraceMs: c.killGraceMs,
+    filterTimeoutMs: c.filterTimeoutMs,
     faultSpec: c.faultSpec
   }))
 )

@@ -134,7 +134,10 @@ const outputCommand = Command.make(
     task: Flag.String("task").pipe(Flag.withDescription("Task id")),
     agent: Flag.String("agent").pipe(Flag.withDescription("Agent id")),
     tail: Flag.Int("tail").pipe(Flag.withDescription("Last N lines (default 100)"), Flag.optional),
-    filter: Flag.String("filter").pipe(Flag.withDescription("Only lines matching this regular expression"), Flag.optional),
+    filter: Flag.String("filter").pipe(
+      Flag.withDescription("Only lines matching this regular expression (RE2 syntax: no backreferences or lookaround)"),
+      Flag.optional
+    ),
     format: Flag.Literals("format", ["text", "jsonl", "parsed"]).pipe(
       Flag.withDescription("text, jsonl, or parsed (Claude stream-json as readable events)"),
       Flag.optional

@@ -257,7 +257,12 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       task_id: taskId,
       agent_id: agentId,
       tail: Schema.optionalKey(d(Schema.Int, "Last N lines (1-5000, default 100)")),
-      filter: Schema.optionalKey(d(Schema.String, "Regular expression; only matching lines are returned")),
+      filter: Schema.optionalKey(
+        d(
+          Schema.String,
+          "Regular expression in RE2 syntax (no backreferences or lookaround); only matching lines are returned"
+        )
+      ),
       format: Schema.optionalKey(d(Schema.Literals(["text", "jsonl", "parsed"]), "Output format (default text)")),
       max_bytes: Schema.optionalKey(d(Schema.Int, "Read at most this many bytes from the end of the log (default 262144)"))
     }),

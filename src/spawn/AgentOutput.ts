@@ -8,19 +8,20 @@ import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { isActiveStatus } from "../domain/Agent.js"
-import { AgentNotFound, InvalidInput } from "../domain/Errors.js"
+import { AgentNotFound } from "../domain/Errors.js"
 import { parseJsonLine } from "../internal/json.js"
 import { tailLines } from "../internal/tail.js"
 import { Registry } from "../registry/Registry.js"
 import { logPath } from "../registry/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { makeLineFilter, MAX_FILTER_LENGTH } from "./LineFilter.js"
 import { invalidInput } from "./Spawner.js"
 import { parseAgentId, parseTaskId } from "./Tasks.js"
 
 /** Options of an output read. */
 export const OutputOptions = Schema.Struct({
   tail: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5000 }))),
-  filter: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(500))),
+  filter: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(MAX_FILTER_LENGTH))),
   format: Schema.optionalKey(Schema.Literals(["text", "jsonl", "parsed"])),
   max_bytes: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 4 * 1024 * 1024 })))
 })
@@ -75,14 +76,15 @@ export const agentOutput = Effect.fn("AgentOutput.read")(function*(
   const task = yield* registry.read(taskId)
   const agent = task.agents.find((a) => a.id === agentId)
   if (agent === undefined) return yield* new AgentNotFound({ taskId, agentId })
-  const filter = options.filter === undefined ? undefined : yield* Effect.try({
-    try: () => new RegExp(options.filter as string),
-    catch: (e) => new InvalidInput({ field: "filter", reason: e instanceof Error ? e.message : String(e) })
-  })
   const tail = options.tail ?? 100
   const format = options.format ?? "text"
   const lines = yield* tailLines(logPath(config.home, taskId, agentId), 100_000, options.max_bytes ?? 256 * 1024)
-  const matching = (filter === undefined ? lines : lines.filter((l) => filter.test(l))).slice(-tail)
+  const filter = options.filter
+  const matching = (filter === undefined
+    ? lines
+    : yield* Effect.scoped(
+      Effect.flatMap(makeLineFilter(filter, config.filterTimeoutMs), (f) => f.matching(lines))
+    )).slice(-tail)
   const output = format === "jsonl"
     ? matching.map((l) => parseJson(l)).filter((v) => v !== undefined)
     : format === "parsed"
