@@ -1,15 +1,34 @@
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import {
+  CLI,
   cli,
   liveSessions,
   stdoutJson,
-  testEnvs
+  type TestEnv,
+  testEnvs,
+  waitFor
 } from "./support/Harness.js"
 
 const newEnv = testEnvs()
 const json = stdoutJson
+
+/** A CLI run in the background: its output so far, and its end. */
+const cliBackground = (env: TestEnv, args: ReadonlyArray<string>) => {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env.env }, stdio: ["ignore", "pipe", "pipe"] })
+  let stdout = ""
+  let stderr = ""
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d))
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d))
+  const exit = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject)
+    child.on("close", (code) => resolve(code))
+  })
+  return { stdout: () => stdout, stderr: () => stderr, exit, kill: () => child.kill("SIGKILL") }
+}
 
 describe("spawnkit CLI", () => {
   it("creates a task, spawns agents and reports them with snake_case JSON", () => {
@@ -112,6 +131,71 @@ describe("spawnkit CLI", () => {
     const lines = followed.stdout.split("\n").filter((l) => ["one", "two", "three"].includes(l.trim()))
     expect(lines.map((l) => l.trim())).toEqual(["one", "two", "three"])
     expect(json(cli(env, ["status", "--task", taskId, "--json"])).agents[0].status).toBe("completed")
+  })
+
+  it("output --follow applies --filter, --format and --json to the lines it follows, not only to the tail", async () => {
+    // The agent writes three lines, waits for the test's go file, then writes more (one in two pieces) and exits.
+    const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-follow-"))
+    const go = NodePath.join(dir, "go")
+    const result = '{"type":"result","subtype":"success","result":"KEEP done","total_cost_usd":0.5}'
+    Fs.writeFileSync(
+      NodePath.join(dir, "agent.sh"),
+      [
+        "echo 'KEEP tail one'",
+        "echo 'drop tail'",
+        `echo '{"type":"system","subtype":"init"}'`,
+        `while [ ! -f '${go}' ]; do sleep 0.1; done`,
+        "echo 'KEEP followed two'",
+        "echo 'drop followed'",
+        `echo '${result}'`,
+        "printf 'KEEP partial'; sleep 0.5; echo ' completed'",
+        "echo 'not json KEEP'"
+      ].join("\n") + "\n"
+    )
+    const followers: Array<ReturnType<typeof cliBackground>> = []
+    try {
+      const env = newEnv(`sh ${NodePath.join(dir, "agent.sh")}`)
+      const taskId = json(cli(env, ["task", "create", "--description", "follow formats", "--json"])).task_id
+      const agent = json(cli(env, ["spawn", "--task", taskId, "--type", "talker", "--prompt", "p", "--json"]))
+      const log = NodePath.join(env.home, taskId, "logs", `${agent.agent_id}.log`)
+      await waitFor("the agent's first lines", () => Fs.existsSync(log) && Fs.readFileSync(log, "utf8").includes('"init"'))
+      const base = ["output", "--task", taskId, "--agent", agent.agent_id, "--follow"]
+      const cases = [
+        {
+          args: [...base, "--filter", "KEEP", "--json"],
+          tail: [{ line: "KEEP tail one" }],
+          followed: [{ line: "KEEP followed two" }, { line: result }, { line: "KEEP partial completed" }, { line: "not json KEEP" }]
+        },
+        {
+          args: [...base, "--format", "jsonl", "--json"],
+          tail: [{ event: { type: "system", subtype: "init" } }],
+          followed: [{ event: JSON.parse(result) }]
+        },
+        {
+          args: [...base, "--format", "parsed", "--filter", "KEEP|system"],
+          tail: ["KEEP tail one", "[system] init"],
+          followed: ["KEEP followed two", "[result success] KEEP done (cost $0.5000)", "KEEP partial completed", "not json KEEP"]
+        }
+      ]
+      const lines = (text: string, asJson: boolean) =>
+        text.split("\n").filter((l) => l !== "").map((l) => (asJson ? JSON.parse(l) : l))
+      for (const c of cases) followers.push(cliBackground(env, c.args))
+      // Each follower has printed its tail (and so is following) before the agent writes on.
+      for (const [i, c] of cases.entries()) {
+        const asJson = c.args.includes("--json")
+        await waitFor(`follower ${i} printed its tail`, () => lines(followers[i]!.stdout(), asJson).length >= c.tail.length)
+      }
+      Fs.writeFileSync(go, "")
+      for (const [i, c] of cases.entries()) {
+        const code = await followers[i]!.exit
+        expect(code, followers[i]!.stderr()).toBe(0)
+        expect(lines(followers[i]!.stdout(), c.args.includes("--json")), c.args.join(" ")).toEqual([...c.tail, ...c.followed])
+      }
+      expect(json(cli(env, ["status", "--task", taskId, "--json"])).agents[0].status).toBe("completed")
+    } finally {
+      for (const f of followers) f.kill()
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("kill --cascade stops an agent, its children and grandchildren, and every process of theirs", async () => {

@@ -143,7 +143,9 @@ const outputCommand = Command.make(
       Flag.optional
     ),
     follow: Flag.Boolean("follow").pipe(
-      Flag.withDescription("After the tail, keep printing new output until the agent ends (Ctrl-C stops)"),
+      Flag.withDescription(
+        "After the tail, keep printing new lines (filtered and formatted the same way) until the agent ends (Ctrl-C stops)"
+      ),
       Flag.withDefault(false)
     ),
     json
@@ -152,14 +154,13 @@ const outputCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
+        const options = defined({ tail: f.tail, filter: f.filter, format: f.format })
         if (f.follow) {
-          const tail = yield* Spawnkit.agentOutput(f.task, f.agent, { ...defined({ tail: f.tail, filter: f.filter }) })
-          if (typeof tail.output === "string" && tail.output.length > 0) yield* Console.log(tail.output)
-          return yield* Spawnkit.followOutput(f.task, f.agent, (text) => Effect.sync(() => process.stdout.write(text)))
+          // One line per entry; with --json, one JSON object per line ({ "line" } or, for jsonl, { "event" }).
+          return yield* Spawnkit.followOutput(f.task, f.agent, options, (entry) =>
+            Console.log(f.json ? JSON.stringify(entry) : "line" in entry ? entry.line : JSON.stringify(entry.event)))
         }
-        const result = yield* Spawnkit.agentOutput(f.task, f.agent, {
-          ...defined({ tail: f.tail, filter: f.filter, format: f.format })
-        })
+        const result = yield* Spawnkit.agentOutput(f.task, f.agent, options)
         yield* f.json
           ? printJson(result)
           : Console.log(typeof result.output === "string" ? result.output : JSON.stringify(result.output, null, 2))
