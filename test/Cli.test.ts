@@ -81,6 +81,47 @@ describe("spawnkit CLI", () => {
     expect(plain.stderr).toContain("error [TaskNotFound]")
   })
 
+  it("a bad, missing or unknown flag: the JSON error with --json, one line on stderr without; non-zero exit, nothing created", () => {
+    const env = newEnv()
+    const withJson: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      [["task", "create", "--max-concurrent", "2", "--json"], "--description"],
+      [["task", "create", "--description", "d", "--max-concurrent", "many", "--json"], "--max-concurrent"],
+      [["spawn", "--task", "TASK-x", "--prompt", "p", "--json"], "--type"],
+      [["spawn", "--task", "TASK-x", "--type", "a", "--prompt", "p", "--engine", "bogus", "--json"], "--engine"],
+      [["status", "--bogus", "--json"], "--bogus"],
+      [["output", "--task", "TASK-x", "--agent", "a", "--tail", "abc", "--json=true"], "--tail"],
+      [["kill", "--task", "TASK-x", "--json"], "--agent"],
+      [["reconcile", "--dry-run=maybe", "--json"], "--dry-run"],
+      [["bench", "--processes", "x", "--json"], "--processes"]
+    ]
+    for (const [args, flag] of withJson) {
+      const out = cli(env, args)
+      const what = `${args.join(" ")}\nstdout: ${out.stdout}\nstderr: ${out.stderr}`
+      expect(out.status, what).not.toBe(0)
+      expect(out.status, what).not.toBe(null)
+      const error = json(out).error
+      expect(error.tag, what).toBe("InvalidInput")
+      expect(error.message, what).toContain(flag)
+      expect(error.message, what).toContain("--help")
+    }
+    const plain = cli(env, ["spawn", "--task", "TASK-x", "--prompt", "p"])
+    expect(plain.status).not.toBe(0)
+    expect(plain.stdout).toBe("")
+    expect(plain.stderr.trim().split("\n")).toHaveLength(1)
+    expect(plain.stderr).toContain("error [InvalidInput]: Missing required flag: --type")
+    // --json=false is no JSON; a command without --json (serve) reports on stderr whatever argv holds.
+    expect(cli(env, ["spawn", "--task", "TASK-x", "--json=false"]).stderr).toContain("error [InvalidInput]")
+    const serve = cli(env, ["serve", "--json"])
+    expect(serve.status).not.toBe(0)
+    expect(serve.stdout).toBe("")
+    expect(serve.stderr).toContain("Unrecognized flag: --json")
+    // Help asked for is still help.
+    const help = cli(env, ["spawn", "--help"])
+    expect(help.status).toBe(0)
+    expect(help.stdout).toContain("--prompt")
+    expect(Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-"))).toEqual([])
+  })
+
   it("returns the same agent for a retried idempotency key and kills it idempotently", () => {
     const env = newEnv()
     const taskId = json(cli(env, ["task", "create", "--description", "x", "--json"])).task_id

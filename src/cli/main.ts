@@ -8,7 +8,8 @@ import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
-import { Command, Flag } from "effect/cli"
+import * as Stdio from "effect/Stdio"
+import { CliOutput, Command, Flag } from "effect/cli"
 import { Engine } from "../domain/Agent.js"
 import * as Spawnkit from "../index.js"
 import { httpSettingsConfig } from "../mcp/HttpConfig.js"
@@ -16,7 +17,7 @@ import { serveHttpForever, serveStdio } from "../mcp/Serve.js"
 import { BenchFailed, runBench } from "../bench/Bench.js"
 import { checkTargets, writeResults } from "../bench/Report.js"
 import { DEMO_AGENT_COMMAND, runDemo } from "./Demo.js"
-import { printJson, renderTask, reportFailures } from "./Output.js"
+import { invocationPresenter, printJson, renderTask, reportFailures } from "./Output.js"
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("Print JSON (snake_case, as in the registry)"), Flag.withDefault(false))
 const engines = Engine.literals
@@ -350,9 +351,15 @@ const root = Command.make("spawnkit").pipe(
   Command.withSubcommands([task, spawnCommand, statusCommand, outputCommand, killCommand, reconcileCommand, serve, demo, bench, agentExited])
 )
 
-// Logs go to stderr: stdout carries command output (and, for the MCP server, the protocol).
-root.pipe(
-  Command.run({ version: "0.1.0" }),
+// Command.run, with a presenter of its own for invocations that do not parse: it needs argv (is --json there?), so
+// argv is read first and handed to both. Logs go to stderr: stdout carries command output (and, for the MCP server,
+// the protocol).
+Stdio.Stdio.use((stdio) => stdio.args).pipe(
+  Effect.flatMap((argv) =>
+    Command.runWith(root, { version: "0.1.0" })(argv).pipe(
+      Effect.provide(CliOutput.layerPresenter(invocationPresenter(argv)))
+    )
+  ),
   Effect.provide(NodeServices.layer),
   Effect.provideService(Logger.LogToStderr, true),
   NodeRuntime.runMain({ disableErrorReporting: true })
