@@ -111,6 +111,15 @@ const authorizeAgent = (task_id: string, agent: string, strict = false) =>
     return task
   })
 
+/**
+ * The input of a tool that takes no arguments: an object with no keys. (`Schema.Struct({})` would not do: it is any
+ * value but null and undefined, extra keys included.)
+ */
+const NoArguments = Schema.Record(
+  Schema.String,
+  Schema.Never.annotate({ message: "Unexpected argument: this tool takes no arguments" })
+)
+
 const StringList = (description: string) => Schema.optionalKey(d(Schema.Array(Schema.String), description))
 
 /** Every tool spawnkit serves. */
@@ -326,7 +335,7 @@ export const tools: ReadonlyArray<ToolDefinition> = [
     name: "list_tasks",
     title: "List tasks",
     description: "Every task (an agent sees only its own) with its description, status and agent counts.",
-    input: Schema.Struct({}),
+    input: NoArguments,
     hints: read,
     run: () =>
       Effect.gen(function*() {
@@ -349,7 +358,7 @@ export const tools: ReadonlyArray<ToolDefinition> = [
     name: "get_global_status",
     title: "Global status",
     description: "Agents running across all tasks against the global limit, and who is calling (orchestrator or agent).",
-    input: Schema.Struct({}),
+    input: NoArguments,
     hints: read,
     run: () =>
       Effect.gen(function*() {

@@ -38,11 +38,13 @@ export const newTaskId = Effect.gen(function*() {
   return `TASK-${date}-${time}-${suffix}` as TaskId
 })
 
-/** Validate a task id given by a caller. */
-export const parseTaskId = (value: unknown) => decodeTaskId(value).pipe(Effect.mapError(invalidInput))
+/** Validate a task id given by a caller; an error names `field`. */
+export const parseTaskId = (value: unknown, field = "task_id") =>
+  decodeTaskId(value).pipe(Effect.mapError((e) => invalidInput(e, field)))
 
-/** Validate an agent id given by a caller. */
-export const parseAgentId = (value: unknown) => decodeAgentId(value).pipe(Effect.mapError(invalidInput))
+/** Validate an agent id given by a caller; an error names `field`. */
+export const parseAgentId = (value: unknown, field = "agent_id") =>
+  decodeAgentId(value).pipe(Effect.mapError((e) => invalidInput(e, field)))
 
 /** Create a task with its limits (defaults from configuration) and return its registry. */
 export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown) {
@@ -164,7 +166,9 @@ export const endAgents = Effect.fn("Tasks.endAgents")(function*(
     return Effect.succeed({ result: written, next })
   })
   for (const agent of ended) {
-    const session = yield* Schema.decodeUnknownEffect(SessionName)(agent.tmux_session).pipe(Effect.mapError(invalidInput))
+    const session = yield* Schema.decodeUnknownEffect(SessionName)(agent.tmux_session).pipe(
+      Effect.mapError((e) => invalidInput(e, "tmux_session"))
+    )
     yield* stopSession(session)
     yield* removeAgentFiles(config.home, taskId, agent.id as AgentId)
   }
