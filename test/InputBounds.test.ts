@@ -30,6 +30,8 @@ afterAll(async () => {
   await disposeEnv(env)
 })
 
+const taskDirs = () => Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-")).sort()
+
 /** The InvalidInput error of an API call, with its field. */
 const apiError = async (effect: Effect.Effect<unknown, unknown, Spawnkit.Services>, what: string) => {
   const exit = await Effect.runPromiseExit(effect.pipe(Effect.provide(env.layer())))
@@ -46,6 +48,105 @@ const refusedNaming = async (name: string, args: Record<string, unknown>, field:
   expect(text, what).toContain(`"field":"${field}"`)
   return text
 }
+
+describe("task text", () => {
+  it("create_real_task refuses oversized, NUL, blank and lone-surrogate values naming the field, creating nothing", async () => {
+    const before = taskDirs()
+    const lists = (item: string, n = 100) => Array.from({ length: n }, () => item)
+    const cases: ReadonlyArray<readonly [string, Record<string, unknown>, string]> = [
+      ["description of 10,001 characters", { description: "x".repeat(10_001) }, "description"],
+      ["empty description", { description: "" }, "description"],
+      ["blank description", { description: " \n\t " }, "description"],
+      ["NUL in the description", { description: "before\0after" }, "description"],
+      ["lone high surrogate in the description", { description: "a\uD800b" }, "description"],
+      ["lone low surrogate in the description", { description: "\uDC00" }, "description"],
+      ["8 MiB background_context", { description: "d", background_context: "x".repeat(8 * 1024 * 1024) }, "background_context"],
+      ["background_context of 65,537 characters", { description: "d", background_context: "x".repeat(65_537) }, "background_context"],
+      ["NUL in conversation_history", { description: "d", conversation_history: "a\0b" }, "conversation_history"],
+      ["101 expected_deliverables", { description: "d", expected_deliverables: lists("x", 101) }, "expected_deliverables"],
+      ["a success criterion of 2,001 characters", { description: "d", success_criteria: ["ok", "x".repeat(2_001)] }, "success_criteria.1"],
+      ["a blank constraint", { description: "d", constraints: ["fine", "   "] }, "constraints.1"],
+      ["a lone surrogate in relevant_files", { description: "d", relevant_files: ["\uDFFFsrc/a.ts"] }, "relevant_files.0"],
+      [
+        "a context of 270 KB in all, each field within its own bound",
+        {
+          description: "d",
+          background_context: "b".repeat(60_000),
+          conversation_history: "c".repeat(60_000),
+          expected_deliverables: lists("e".repeat(1_500))
+        },
+        "task_context"
+      ]
+    ]
+    for (const [what, args, field] of cases) await refusedNaming("create_real_task", args, field, what)
+    expect(taskDirs()).toEqual(before)
+
+    // Within every bound (each at its maximum) the task is created, and its context stored as given.
+    const context = {
+      background_context: "b".repeat(65_536),
+      expected_deliverables: lists("e".repeat(1_000)),
+      constraints: ["\u65e5\u672c \ud83d\ude42"]
+    }
+    const created = await ok(client, "create_real_task", { description: "d".repeat(10_000), ...context })
+    expect(readRegistryFile(env.home, created.task_id).task_context).toEqual(context)
+    expect(taskDirs()).toEqual([...before, created.task_id].sort())
+  })
+
+  it("spawnkit task create and Spawnkit.createTask refuse the same, creating nothing", async () => {
+    const before = taskDirs()
+    for (const description of [" \t ", "x".repeat(10_001)]) {
+      const out = cli(env, ["task", "create", "--description", description, "--json"])
+      expect(out.status, out.stdout + out.stderr).not.toBe(0)
+      const error = JSON.parse(out.stdout).error
+      expect(error.tag).toBe("InvalidInput")
+      expect(error.message).toMatch(/^Invalid description: /)
+    }
+    const api: ReadonlyArray<readonly [unknown, string]> = [
+      [{ description: "a\0b" }, "description"],
+      [{ description: "\uD83D" }, "description"],
+      [{ description: "d", task_context: { background_context: "x".repeat(8 * 1024 * 1024) } }, "task_context.background_context"],
+      [{ description: "d", task_context: { expected_deliverables: ["ok", ""] } }, "task_context.expected_deliverables.1"],
+      [{ description: "d", task_context: { anything: "else" } }, "task_context.anything"],
+      [{ description: "d", working_directory: "/" + "a".repeat(5_000) }, "working_directory"]
+    ]
+    for (const [input, field] of api) {
+      const error = await apiError(Spawnkit.createTask(input), field)
+      expect(error.field, field).toBe(field)
+    }
+    expect(taskDirs()).toEqual(before)
+  })
+
+  it("the listed input schemas carry the bounds", async () => {
+    const { tools } = await client.listTools()
+    const props = (name: string) => tools.find((t) => t.name === name)!.inputSchema.properties as Record<string, any>
+    const create = props("create_real_task")
+    expect(create["description"]).toMatchObject({ type: "string", minLength: 1, maxLength: 10_000 })
+    expect(create["background_context"]).toMatchObject({ type: "string", minLength: 1, maxLength: 65_536 })
+    expect(create["conversation_history"]).toMatchObject({ maxLength: 65_536 })
+    for (const list of ["expected_deliverables", "success_criteria", "constraints", "relevant_files"]) {
+      expect(create[list], list).toMatchObject({ type: "array", maxItems: 100, items: { type: "string", maxLength: 2_000 } })
+    }
+    expect(create["client_cwd"]).toMatchObject({ maxLength: 4_096 })
+    expect(create["max_concurrent"]).toMatchObject({ type: "integer", minimum: 1, maximum: 10_000 })
+    expect(create["max_agents"]).toMatchObject({ minimum: 1, maximum: 1_000_000 })
+    expect(create["max_depth"]).toMatchObject({ minimum: 1, maximum: 100 })
+    expect(create["timeout_seconds"]).toMatchObject({ minimum: 1, maximum: 2_592_000 })
+    expect(create["stall_timeout_seconds"]).toMatchObject({ minimum: 1, maximum: 2_592_000 })
+    expect(tools.find((t) => t.name === "create_real_task")!.description).toContain("262144 bytes")
+    for (const spawnTool of ["deploy_headless_agent", "spawn_child_agent"]) {
+      expect(props(spawnTool)["timeout_seconds"], spawnTool).toMatchObject({ minimum: 1, maximum: 2_592_000 })
+      expect(props(spawnTool)["stall_timeout_seconds"], spawnTool).toMatchObject({ minimum: 1, maximum: 2_592_000 })
+    }
+    expect(props("get_agent_output")["tail"]).toMatchObject({ type: "integer", minimum: 1, maximum: 5_000 })
+    expect(props("get_agent_output")["max_bytes"]).toMatchObject({ minimum: 1, maximum: 4 * 1024 * 1024 })
+    expect(props("get_agent_output")["filter"]).toMatchObject({ maxLength: 500 })
+    expect(props("update_agent_progress")["progress"]).toMatchObject({ minimum: 0, maximum: 100 })
+    expect(props("get_real_task_status")["recent"]).toMatchObject({ minimum: 0, maximum: 100 })
+    for (const none of ["list_tasks", "get_global_status"]) {
+      expect(tools.find((t) => t.name === none)!.inputSchema, none).toMatchObject({ type: "object", additionalProperties: false })
+    }
+  })
+})
 
 describe("arguments and ids", () => {
   it("list_tasks and get_global_status refuse extra arguments, as the other tools do", async () => {

@@ -22,11 +22,14 @@ import { parseAgentId, parseTaskId } from "./Tasks.js"
 /** Statuses an agent may report about itself. `completed` and `failed` are claims: the process's exit decides. */
 export const ReportedStatus = Schema.Literals(["running", "working", "blocked", "completed", "failed", "error"])
 
+/** Percent done: 0 to 100. */
+export const Percent = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 }))
+
 /** A progress report. */
 export const ProgressReport = Schema.Struct({
   status: ReportedStatus,
   message: Schema.String.check(Schema.isMaxLength(10_000)),
-  progress: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })))
+  progress: Schema.optionalKey(Percent)
 })
 
 /** A finding. */
