@@ -148,6 +148,49 @@ describe("task text", () => {
   })
 })
 
+describe("get_real_task_status reads a bounded amount", () => {
+  it("recent: 0 returns no report, recent: 1 the last one", async () => {
+    const { task_id } = await ok(client, "create_real_task", { description: "recent" })
+    const agent = await ok(client, "deploy_headless_agent", { task_id, agent_type: "reporter", prompt: "p" })
+    for (const message of ["first", "second"]) {
+      await ok(client, "update_agent_progress", { task_id, agent_id: agent.agent_id, status: "working", message })
+    }
+    expect((await ok(client, "get_real_task_status", { task_id, recent: 0 })).recent_reports).toEqual({})
+    const one = await ok(client, "get_real_task_status", { task_id, recent: 1 })
+    expect(one.recent_reports[agent.agent_id].progress.map((p: any) => p.message)).toEqual(["second"])
+  })
+
+  it("only the tail of each report log, and only for the 50 most recently updated agents", async () => {
+    const { task_id } = await ok(client, "create_real_task", { description: "many agents" })
+    const live = await ok(client, "deploy_headless_agent", { task_id, agent_type: "live", prompt: "p" })
+    // 200 progress entries of about 1 KB: the last 64 KiB of the log hold about 60 of them.
+    const line = (i: number) => JSON.stringify({ status: "working", message: `m${i} ${"x".repeat(1_000)}`, progress: 1 })
+    Fs.mkdirSync(NodePath.dirname(taskFiles(env.home, task_id, live.agent_id).progress), { recursive: true })
+    Fs.appendFileSync(taskFiles(env.home, task_id, live.agent_id).progress, Array.from({ length: 200 }, (_, i) => line(i) + "\n").join(""))
+    // 60 ended agents from an older run, each with a report, updated one second apart, all before the live agent.
+    const registryFile = NodePath.join(env.home, task_id, "AGENT_REGISTRY.json")
+    const registry = readRegistryFile(env.home, task_id)
+    const liveRecord = registry.agents[0]
+    const old = Array.from({ length: 60 }, (_, i) => {
+      const id = `old${String(i).padStart(2, "0")}-000000-00000000`
+      const at = new Date(Date.parse("2026-01-01T00:00:00.000Z") + i * 1_000).toISOString()
+      Fs.writeFileSync(taskFiles(env.home, task_id, id).progress, line(i) + "\n")
+      const { secret_sha256: _secret, ...rest } = liveRecord
+      return { ...rest, id, type: `old${i}`, tmux_session: `agent_${id}`, status: "completed", started_at: at, last_update: at, completed_at: at }
+    })
+    Fs.writeFileSync(registryFile, JSON.stringify({ ...registry, agents: [...old, liveRecord] }, null, 2))
+
+    const status = await ok(client, "get_real_task_status", { task_id, recent: 100 })
+    expect(status.agents).toHaveLength(61)
+    const reported = Object.keys(status.recent_reports).sort()
+    expect(reported).toEqual([live.agent_id, ...old.slice(11).map((a) => a.id)].sort())
+    const entries = status.recent_reports[live.agent_id].progress
+    expect(entries.length).toBeLessThan(70)
+    expect(entries.length).toBeGreaterThan(50)
+    expect(entries[entries.length - 1].message).toMatch(/^m199 /)
+  })
+})
+
 describe("arguments and ids", () => {
   it("list_tasks and get_global_status refuse extra arguments, as the other tools do", async () => {
     expect(await refusedNaming("list_tasks", { everything: true }, "everything", "list_tasks")).toContain("this tool takes no arguments")

@@ -140,6 +140,9 @@ const NoArguments = Schema.Record(
 const TEXT_RULES = "not blank, no NUL, no lone surrogates"
 const contextText = (description: string) =>
   Schema.optionalKey(d(ContextText, `${description} (at most ${MAX_CONTEXT_TEXT_CHARS} characters; ${TEXT_RULES})`))
+/** Agents whose recent reports a status call includes (the most recently updated). */
+const MAX_REPORTED_AGENTS = 50
+
 const StringList = (description: string) =>
   Schema.optionalKey(
     d(
@@ -270,10 +273,15 @@ export const tools: ReadonlyArray<ToolDefinition> = [
     title: "Task status",
     description:
       "The task's registry: every agent with its status, parent, depth, progress and exit; counts and limits; and " +
-      "the latest progress reports and findings of its agents.",
+      `the latest progress reports and findings of its ${MAX_REPORTED_AGENTS} most recently updated agents.`,
     input: Schema.Struct({
       task_id: taskId,
-      recent: Schema.optionalKey(d(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })), "Progress entries and findings to include per agent (default 3)"))
+      recent: Schema.optionalKey(
+        d(
+          Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })),
+          "Progress entries and findings to include per agent, 0 to 100 (default 3; 0: none)"
+        )
+      )
     }),
     hints: read,
     run: (input) =>
@@ -281,7 +289,14 @@ export const tools: ReadonlyArray<ToolDefinition> = [
         const { task } = yield* readTaskFor(input.task_id)
         const config = yield* SpawnkitConfig
         const recent = input.recent ?? 3
-        const reports = yield* Effect.forEach(task.agents, (a) =>
+        // A status call reads a bounded amount whatever the task's size: the tails of the report logs of the most
+        // recently updated agents only.
+        const reported = recent === 0
+          ? []
+          : [...task.agents]
+            .sort((a, b) => (b.last_update ?? b.started_at).localeCompare(a.last_update ?? a.started_at))
+            .slice(0, MAX_REPORTED_AGENTS)
+        const reports = yield* Effect.forEach(reported, (a) =>
           Effect.all({
             progress: readJsonLines(progressPath(config.home, task.task_id as TaskId, a.id as AgentId), recent),
             findings: readJsonLines(findingsPath(config.home, task.task_id as TaskId, a.id as AgentId), recent)
