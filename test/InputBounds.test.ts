@@ -121,6 +121,9 @@ describe("task text", () => {
     const props = (name: string) => tools.find((t) => t.name === name)!.inputSchema.properties as Record<string, any>
     const create = props("create_real_task")
     expect(create["description"]).toMatchObject({ type: "string", minLength: 1, maxLength: 10_000 })
+    for (const text of ["description", "background_context", "conversation_history"]) {
+      expect(create[text].description, text).toContain("not blank, no NUL, no lone surrogates")
+    }
     expect(create["background_context"]).toMatchObject({ type: "string", minLength: 1, maxLength: 65_536 })
     expect(create["conversation_history"]).toMatchObject({ maxLength: 65_536 })
     for (const list of ["expected_deliverables", "success_criteria", "constraints", "relevant_files"]) {

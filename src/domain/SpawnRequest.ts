@@ -74,8 +74,6 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 export const StoredText = (max: number) =>
   Schema.String.check(
-    Schema.isMinLength(1),
-    Schema.isMaxLength(max),
     Schema.makeFilter((s: string) =>
       s.trim().length === 0
         ? "Expected text that is not blank"
@@ -84,7 +82,10 @@ export const StoredText = (max: number) =>
         : LONE_SURROGATE.test(s)
         ? "Expected well-formed Unicode text (a lone surrogate has no UTF-8 encoding)"
         : true
-    )
+    ),
+    // Last: an annotation (a tool's description) goes to the last check, and this one has a JSON Schema form.
+    Schema.isMinLength(1),
+    Schema.isMaxLength(max)
   )
 
 /** A task's description. */
