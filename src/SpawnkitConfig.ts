@@ -63,6 +63,11 @@ export interface SpawnkitSettings {
    * (SPAWNKIT_SPAWN_DEADLINE_SECONDS, default 120): the reconciler rolls it back even while its owner process lives.
    */
   readonly spawnDeadlineSeconds: number
+  /**
+   * How long an output filter may spend matching one batch of log lines before it is stopped and refused
+   * (SPAWNKIT_FILTER_TIMEOUT_MS, default 10000).
+   */
+  readonly filterTimeoutMs: number
   /** Test-only fault injection spec (SPAWNKIT_FAULT); empty in normal use. */
   readonly faultSpec: string
 }
@@ -111,6 +116,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     Config.withDefault(3000)
   ),
   spawnDeadlineSeconds: positiveInt("SPAWNKIT_SPAWN_DEADLINE_SECONDS", 120),
+  filterTimeoutMs: positiveInt("SPAWNKIT_FILTER_TIMEOUT_MS", 10_000),
   faultSpec: Config.String("SPAWNKIT_FAULT").pipe(Config.withDefault(""))
 }).pipe(
   Config.map((c) => ({
@@ -135,6 +141,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     hostLeaseSeconds: c.hostLeaseSeconds,
     killGraceMs: c.killGraceMs,
     spawnDeadlineSeconds: c.spawnDeadlineSeconds,
+    filterTimeoutMs: c.filterTimeoutMs,
     faultSpec: c.faultSpec
   }))
 )

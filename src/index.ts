@@ -66,7 +66,8 @@ export {
   status
 } from "./spawn/Tasks.js"
 export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./spawn/Reconciler.js"
-export { agentOutput, describeEvent, followOutput, OutputOptions } from "./spawn/AgentOutput.js"
+export { agentOutput, describeEvent, followOutput, type OutputEntry, OutputOptions } from "./spawn/AgentOutput.js"
+export { checkFilter, type LineFilter, makeLineFilter, MAX_FILTER_LENGTH } from "./spawn/LineFilter.js"
 export { type Caller, CallerIdentity } from "./spawn/Caller.js"
 export { Finding, ProgressReport, reportFinding, updateProgress } from "./spawn/Reports.js"
 export { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./spawn/AgentPrompt.js"

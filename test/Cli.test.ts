@@ -1,15 +1,34 @@
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import {
+  CLI,
   cli,
   liveSessions,
   stdoutJson,
-  testEnvs
+  type TestEnv,
+  testEnvs,
+  waitFor
 } from "./support/Harness.js"
 
 const newEnv = testEnvs()
 const json = stdoutJson
+
+/** A CLI run in the background: its output so far, and its end. */
+const cliBackground = (env: TestEnv, args: ReadonlyArray<string>) => {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env.env }, stdio: ["ignore", "pipe", "pipe"] })
+  let stdout = ""
+  let stderr = ""
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d))
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d))
+  const exit = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject)
+    child.on("close", (code) => resolve(code))
+  })
+  return { stdout: () => stdout, stderr: () => stderr, exit, kill: () => child.kill("SIGKILL") }
+}
 
 describe("spawnkit CLI", () => {
   it("creates a task, spawns agents and reports them with snake_case JSON", () => {
@@ -62,6 +81,48 @@ describe("spawnkit CLI", () => {
     expect(plain.stderr).toContain("error [TaskNotFound]")
   })
 
+  it("a bad, missing or unknown flag: the JSON error with --json, one line on stderr without; non-zero exit, nothing created", () => {
+    const env = newEnv()
+    const withJson: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      [["task", "create", "--max-concurrent", "2", "--json"], "--description"],
+      [["task", "create", "--description", "d", "--max-concurrent", "many", "--json"], "--max-concurrent"],
+      [["spawn", "--task", "TASK-x", "--prompt", "p", "--json"], "--type"],
+      [["spawn", "--task", "TASK-x", "--type", "a", "--prompt", "p", "--engine", "bogus", "--json"], "--engine"],
+      [["status", "--bogus", "--json"], "--bogus"],
+      [["output", "--task", "TASK-x", "--agent", "a", "--tail", "abc", "--json=true"], "--tail"],
+      [["kill", "--task", "TASK-x", "--json"], "--agent"],
+      [["reconcile", "--dry-run=maybe", "--json"], "--dry-run"],
+      [["bench", "--processes", "x", "--json"], "--processes"]
+    ]
+    for (const [args, flag] of withJson) {
+      const out = cli(env, args)
+      const what = `${args.join(" ")}\nstdout: ${out.stdout}\nstderr: ${out.stderr}`
+      expect(out.status, what).not.toBe(0)
+      expect(out.status, what).not.toBe(null)
+      const error = json(out).error
+      expect(error.tag, what).toBe("InvalidInput")
+      expect(error.message, what).toContain(flag)
+      expect(error.message, what).toContain("--help")
+    }
+    const plain = cli(env, ["spawn", "--task", "TASK-x", "--prompt", "p"])
+    expect(plain.status).not.toBe(0)
+    expect(plain.stdout).toBe("")
+    expect(plain.stderr.trim().split("\n")).toHaveLength(1)
+    expect(plain.stderr).toContain("error [InvalidInput]: Missing required flag: --type")
+    // --json=false is no JSON; a command without --json (serve) reports on stderr whatever argv holds.
+    expect(cli(env, ["spawn", "--task", "TASK-x", "--json=false"]).stderr).toContain("error [InvalidInput]")
+    const serve = cli(env, ["serve", "--json"])
+    expect(serve.status).not.toBe(0)
+    expect(serve.stdout).toBe("")
+    expect(serve.stderr).toContain("Unrecognized flag: --json")
+    // Help asked for is still help.
+    const help = cli(env, ["spawn", "--help"])
+    expect(help.status).toBe(0)
+    expect(help.stdout).toContain("--prompt")
+    expect(Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-"))).toEqual([])
+    // 14 CLI starts, one after another: 46 s measured with the machine's load at 8 on 2 cores.
+  }, 180_000)
+
   it("returns the same agent for a retried idempotency key and kills it idempotently", () => {
     const env = newEnv()
     const taskId = json(cli(env, ["task", "create", "--description", "x", "--json"])).task_id
@@ -112,6 +173,71 @@ describe("spawnkit CLI", () => {
     const lines = followed.stdout.split("\n").filter((l) => ["one", "two", "three"].includes(l.trim()))
     expect(lines.map((l) => l.trim())).toEqual(["one", "two", "three"])
     expect(json(cli(env, ["status", "--task", taskId, "--json"])).agents[0].status).toBe("completed")
+  })
+
+  it("output --follow applies --filter, --format and --json to the lines it follows, not only to the tail", async () => {
+    // The agent writes three lines, waits for the test's go file, then writes more (one in two pieces) and exits.
+    const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-follow-"))
+    const go = NodePath.join(dir, "go")
+    const result = '{"type":"result","subtype":"success","result":"KEEP done","total_cost_usd":0.5}'
+    Fs.writeFileSync(
+      NodePath.join(dir, "agent.sh"),
+      [
+        "echo 'KEEP tail one'",
+        "echo 'drop tail'",
+        `echo '{"type":"system","subtype":"init"}'`,
+        `while [ ! -f '${go}' ]; do sleep 0.1; done`,
+        "echo 'KEEP followed two'",
+        "echo 'drop followed'",
+        `echo '${result}'`,
+        "printf 'KEEP partial'; sleep 0.5; echo ' completed'",
+        "echo 'not json KEEP'"
+      ].join("\n") + "\n"
+    )
+    const followers: Array<ReturnType<typeof cliBackground>> = []
+    try {
+      const env = newEnv(`sh ${NodePath.join(dir, "agent.sh")}`)
+      const taskId = json(cli(env, ["task", "create", "--description", "follow formats", "--json"])).task_id
+      const agent = json(cli(env, ["spawn", "--task", taskId, "--type", "talker", "--prompt", "p", "--json"]))
+      const log = NodePath.join(env.home, taskId, "logs", `${agent.agent_id}.log`)
+      await waitFor("the agent's first lines", () => Fs.existsSync(log) && Fs.readFileSync(log, "utf8").includes('"init"'))
+      const base = ["output", "--task", taskId, "--agent", agent.agent_id, "--follow"]
+      const cases = [
+        {
+          args: [...base, "--filter", "KEEP", "--json"],
+          tail: [{ line: "KEEP tail one" }],
+          followed: [{ line: "KEEP followed two" }, { line: result }, { line: "KEEP partial completed" }, { line: "not json KEEP" }]
+        },
+        {
+          args: [...base, "--format", "jsonl", "--json"],
+          tail: [{ event: { type: "system", subtype: "init" } }],
+          followed: [{ event: JSON.parse(result) }]
+        },
+        {
+          args: [...base, "--format", "parsed", "--filter", "KEEP|system"],
+          tail: ["KEEP tail one", "[system] init"],
+          followed: ["KEEP followed two", "[result success] KEEP done (cost $0.5000)", "KEEP partial completed", "not json KEEP"]
+        }
+      ]
+      const lines = (text: string, asJson: boolean) =>
+        text.split("\n").filter((l) => l !== "").map((l) => (asJson ? JSON.parse(l) : l))
+      for (const c of cases) followers.push(cliBackground(env, c.args))
+      // Each follower has printed its tail (and so is following) before the agent writes on.
+      for (const [i, c] of cases.entries()) {
+        const asJson = c.args.includes("--json")
+        await waitFor(`follower ${i} printed its tail`, () => lines(followers[i]!.stdout(), asJson).length >= c.tail.length)
+      }
+      Fs.writeFileSync(go, "")
+      for (const [i, c] of cases.entries()) {
+        const code = await followers[i]!.exit
+        expect(code, followers[i]!.stderr()).toBe(0)
+        expect(lines(followers[i]!.stdout(), c.args.includes("--json")), c.args.join(" ")).toEqual([...c.tail, ...c.followed])
+      }
+      expect(json(cli(env, ["status", "--task", taskId, "--json"])).agents[0].status).toBe("completed")
+    } finally {
+      for (const f of followers) f.kill()
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("kill --cascade stops an agent, its children and grandchildren, and every process of theirs", async () => {

@@ -4,6 +4,7 @@
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import { CliOutput } from "effect/cli"
 import { type Agent, isActiveStatus } from "../domain/Agent.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import type { UnreadableTask } from "../registry/Registry.js"
@@ -50,6 +51,37 @@ export const renderUnreadable = (unreadable: ReadonlyArray<UnreadableTask>): Rea
     `unreadable task ${u.task_id} (${u.location}): ${u.reason}\n  left untouched; repair it, or set it aside: ` +
     `spawnkit task quarantine --task ${u.task_id}`
   )
+
+/** Whether argv asks for JSON: the last of `--json`, `--json=VALUE` and `--no-json` decides, as the flag parser does. */
+export const jsonRequested = (argv: ReadonlyArray<string>): boolean => {
+  let asJson = false
+  for (const arg of argv) {
+    if (arg === "--") break
+    if (arg === "--json") asJson = true
+    else if (arg === "--no-json") asJson = false
+    else if (arg.startsWith("--json=")) asJson = ["true", "1", "y", "yes", "on"].includes(arg.slice(7).toLowerCase())
+  }
+  return asJson
+}
+
+/**
+ * How the CLI presents an invocation it cannot parse (a bad, missing or unknown flag): in place of effect/cli's help
+ * text, the documented error, `{ "error": { "tag": "InvalidInput", "message" } }` on stdout when the command has
+ * `--json` and argv asks for it, else one `error [InvalidInput]: …` line on stderr. The run still fails, so the
+ * process exits non-zero. Help asked for (`--help`) and the version are presented as effect/cli does.
+ */
+export const invocationPresenter = (argv: ReadonlyArray<string>): CliOutput.Presenter => ({
+  present: (event) => {
+    if (event._tag !== "InvalidInvocation") return CliOutput.defaultPresenter.present(event)
+    const command = event.commandPath.join(" ")
+    const problems = event.errors.map((e) => e.message.replace(/\s*\n\s*/g, " ").trim().replace(/\.$/, ""))
+    const message = `${problems.join("; ")}. Fix the command line (see ${command} --help); nothing was changed.`
+    const hasJson = event.helpDoc.flags.some((f) => f.name === "json")
+    return hasJson && jsonRequested(argv)
+      ? Console.log(JSON.stringify({ error: { tag: "InvalidInput", message } }))
+      : Console.error(`error [InvalidInput]: ${message}`)
+  }
+})
 
 /** Print a value as JSON. */
 export const printJson = (value: unknown) => Console.log(JSON.stringify(value, null, 2))

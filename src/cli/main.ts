@@ -10,7 +10,8 @@ import * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
-import { Command, Flag } from "effect/cli"
+import * as Stdio from "effect/Stdio"
+import { CliOutput, Command, Flag } from "effect/cli"
 import { Engine } from "../domain/Agent.js"
 import * as Spawnkit from "../index.js"
 import { httpSettingsConfig } from "../mcp/HttpConfig.js"
@@ -18,7 +19,7 @@ import { serveHttpForever, serveStdio } from "../mcp/Serve.js"
 import { BenchFailed, runBench } from "../bench/Bench.js"
 import { checkTargets, writeResults } from "../bench/Report.js"
 import { DEMO_AGENT_COMMAND, runDemo } from "./Demo.js"
-import { PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
+import { invocationPresenter, PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("Print JSON (snake_case, as in the registry)"), Flag.withDefault(false))
 const engines = Engine.literals
@@ -180,13 +181,18 @@ const outputCommand = Command.make(
     task: Flag.String("task").pipe(Flag.withDescription("Task id")),
     agent: Flag.String("agent").pipe(Flag.withDescription("Agent id")),
     tail: Flag.Int("tail").pipe(Flag.withDescription("Last N lines (default 100)"), Flag.optional),
-    filter: Flag.String("filter").pipe(Flag.withDescription("Only lines matching this regular expression"), Flag.optional),
+    filter: Flag.String("filter").pipe(
+      Flag.withDescription("Only lines matching this regular expression (RE2 syntax: no backreferences or lookaround)"),
+      Flag.optional
+    ),
     format: Flag.Literals("format", ["text", "jsonl", "parsed"]).pipe(
       Flag.withDescription("text, jsonl, or parsed (Claude stream-json as readable events)"),
       Flag.optional
     ),
     follow: Flag.Boolean("follow").pipe(
-      Flag.withDescription("After the tail, keep printing new output until the agent ends (Ctrl-C stops)"),
+      Flag.withDescription(
+        "After the tail, keep printing new lines (filtered and formatted the same way) until the agent ends (Ctrl-C stops)"
+      ),
       Flag.withDefault(false)
     ),
     json
@@ -195,14 +201,13 @@ const outputCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
+        const options = defined({ tail: f.tail, filter: f.filter, format: f.format })
         if (f.follow) {
-          const tail = yield* Spawnkit.agentOutput(f.task, f.agent, { ...defined({ tail: f.tail, filter: f.filter }) })
-          if (typeof tail.output === "string" && tail.output.length > 0) yield* Console.log(tail.output)
-          return yield* Spawnkit.followOutput(f.task, f.agent, (text) => Effect.sync(() => process.stdout.write(text)))
+          // One line per entry; with --json, one JSON object per line ({ "line" } or, for jsonl, { "event" }).
+          return yield* Spawnkit.followOutput(f.task, f.agent, options, (entry) =>
+            Console.log(f.json ? JSON.stringify(entry) : "line" in entry ? entry.line : JSON.stringify(entry.event)))
         }
-        const result = yield* Spawnkit.agentOutput(f.task, f.agent, {
-          ...defined({ tail: f.tail, filter: f.filter, format: f.format })
-        })
+        const result = yield* Spawnkit.agentOutput(f.task, f.agent, options)
         yield* f.json
           ? printJson(result)
           : Console.log(typeof result.output === "string" ? result.output : JSON.stringify(result.output, null, 2))
@@ -429,9 +434,15 @@ const teardown: Runtime.Teardown = (exit, onExit) =>
     onExit(code === INTERRUPTED && stoppedBy !== undefined ? 128 + Os.constants.signals[stoppedBy] : code)
   })
 
-// Logs go to stderr: stdout carries command output (and, for the MCP server, the protocol).
-root.pipe(
-  Command.run({ version: "0.1.0" }),
+// Command.run, with a presenter of its own for invocations that do not parse: it needs argv (is --json there?), so
+// argv is read first and handed to both. Logs go to stderr: stdout carries command output (and, for the MCP server,
+// the protocol).
+Stdio.Stdio.use((stdio) => stdio.args).pipe(
+  Effect.flatMap((argv) =>
+    Command.runWith(root, { version: "0.1.0" })(argv).pipe(
+      Effect.provide(CliOutput.layerPresenter(invocationPresenter(argv)))
+    )
+  ),
   Effect.provide(NodeServices.layer),
   Effect.provideService(Logger.LogToStderr, true),
   NodeRuntime.runMain({ disableErrorReporting: true, teardown })

@@ -18,12 +18,23 @@ export const TaskId = pattern(/^TASK-[A-Za-z0-9_-]{1,59}$/, "a task id").pipe(Sc
 /** @see TaskId */
 export type TaskId = typeof TaskId.Type
 
-/** An agent type chosen by the caller, e.g. `investigator`; it becomes the prefix of the agent id. */
-export const AgentType = pattern(/^[A-Za-z0-9_-]{1,40}$/, "an agent type").pipe(Schema.brand("AgentType"))
+/**
+ * An agent type chosen by the caller, e.g. `investigator`; it becomes the prefix of the agent id. It starts with a
+ * letter or a digit, so no agent id starts with `-` and the id is a plain value of a CLI flag (`--agent ID`).
+ */
+export const AgentType = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/, {
+    message:
+      "Expected an agent type matching ^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$ (1-40 letters, digits, '_' and '-', starting with a letter or digit)"
+  })
+).pipe(Schema.brand("AgentType"))
 /** @see AgentType */
 export type AgentType = typeof AgentType.Type
 
-/** An agent id such as `investigator-193600-1a2b3c4d`. */
+/**
+ * An agent id such as `investigator-193600-1a2b3c4d`. Unlike a new agent type it may start with `-`: registries
+ * written before agent types had to start with a letter or digit hold such ids, and their agents stay addressable.
+ */
 export const AgentId = pattern(/^[A-Za-z0-9_-]{1,64}$/, "an agent id").pipe(Schema.brand("AgentId"))
 /** @see AgentId */
 export type AgentId = typeof AgentId.Type

@@ -21,6 +21,9 @@ export const Prompt = Schema.String.check(
   )
 )
 
+/** Seconds of a watchdog limit (`timeout_seconds`, `stall_timeout_seconds`): 1 second to 30 days. */
+export const WatchdogSeconds = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 }))
+
 /** A spawn request. `parent` is an agent id of the task, or "orchestrator" (the default); both are allow-listed. */
 export const SpawnRequest = Schema.Struct({
   taskId: TaskId,
@@ -30,9 +33,9 @@ export const SpawnRequest = Schema.Struct({
   engine: Schema.optionalKey(Engine),
   idempotencyKey: Schema.optionalKey(IdempotencyKey),
   /** Wall-clock limit of this agent in seconds (default: the task's). */
-  timeoutSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 }))),
+  timeoutSeconds: Schema.optionalKey(WatchdogSeconds),
   /** Stall limit of this agent in seconds: no new output for that long (default: the task's). */
-  stallTimeoutSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 })))
+  stallTimeoutSeconds: Schema.optionalKey(WatchdogSeconds)
 })
 /** @see SpawnRequest */
 export type SpawnRequest = typeof SpawnRequest.Type
@@ -49,26 +52,94 @@ export interface SpawnResult {
   readonly existing: boolean
 }
 
+/** Longest task description, in characters. */
+export const MAX_DESCRIPTION_CHARS = 10_000
+/** Longest free text of a task's context (`background_context`, `conversation_history`), in characters. */
+export const MAX_CONTEXT_TEXT_CHARS = 65_536
+/** Most items in one list of a task's context (`expected_deliverables`, …). */
+export const MAX_LIST_ITEMS = 100
+/** Longest item of a task context's list, in characters. */
+export const MAX_LIST_ITEM_CHARS = 2_000
+/** Largest task context, in bytes of its JSON encoding (UTF-8): it is copied into every agent's prompt. */
+export const MAX_TASK_CONTEXT_BYTES = 256 * 1024
+/** Longest working directory path, in characters. */
+export const MAX_PATH_CHARS = 4_096
+
+// A UTF-16 surrogate without its other half: no UTF-8 can encode it, so it would be mangled in files and prompts.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Text a caller stores in a task: at most `max` characters (a JSON Schema `maxLength`), not blank, without NUL and
+ * without a lone surrogate. Such text ends up in registries, prompt files and tmux-started processes.
+ */
+export const StoredText = (max: number) =>
+  Schema.String.check(
+    Schema.makeFilter((s: string) =>
+      s.trim().length === 0
+        ? "Expected text that is not blank"
+        : s.includes("\0")
+        ? "Expected text without NUL characters"
+        : LONE_SURROGATE.test(s)
+        ? "Expected well-formed Unicode text (a lone surrogate has no UTF-8 encoding)"
+        : true
+    ),
+    // Last: an annotation (a tool's description) goes to the last check, and this one has a JSON Schema form.
+    Schema.isMinLength(1),
+    Schema.isMaxLength(max)
+  )
+
+/** A task's description. */
+export const TaskDescription = StoredText(MAX_DESCRIPTION_CHARS)
+/** Free text of a task's context. */
+export const ContextText = StoredText(MAX_CONTEXT_TEXT_CHARS)
+/** A list of a task's context: at most MAX_LIST_ITEMS items (a JSON Schema `maxItems`) of bounded text. */
+export const ContextList = Schema.Array(StoredText(MAX_LIST_ITEM_CHARS)).check(Schema.isMaxLength(MAX_LIST_ITEMS))
+
+/** Context shown to every agent of a task; each field bounded, the whole at most MAX_TASK_CONTEXT_BYTES as JSON. */
+export const TaskContext = Schema.Struct({
+  background_context: Schema.optionalKey(ContextText),
+  expected_deliverables: Schema.optionalKey(ContextList),
+  success_criteria: Schema.optionalKey(ContextList),
+  constraints: Schema.optionalKey(ContextList),
+  relevant_files: Schema.optionalKey(ContextList),
+  conversation_history: Schema.optionalKey(ContextText)
+}).check(
+  Schema.makeFilter((context) => {
+    const bytes = Buffer.byteLength(JSON.stringify(context), "utf8")
+    return bytes <= MAX_TASK_CONTEXT_BYTES ||
+      `Expected a task context of at most ${MAX_TASK_CONTEXT_BYTES} bytes as JSON, got ${bytes}`
+  })
+)
+/** @see TaskContext */
+export type TaskContext = typeof TaskContext.Type
+
+/** A task's `max_concurrent`. */
+export const MaxConcurrent = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 }))
+/** A task's `max_agents`. */
+export const MaxAgents = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))
+/** A task's `max_depth`. */
+export const MaxDepth = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))
+
 /** A new task's parameters. */
 export const CreateTaskRequest = Schema.Struct({
-  description: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(10_000)),
+  description: TaskDescription,
   /** An existing absolute directory the agents work in (the caller's project); default: the task directory. */
   working_directory: Schema.optionalKey(
-    Schema.String.check(
+    StoredText(MAX_PATH_CHARS).check(
       Schema.isPattern(/^\/[^\0\n\r]*$/, { message: "Expected an absolute path without NUL or line breaks" })
     )
   ),
-  /** Free-form context shown to every agent of the task (background, deliverables, criteria, …). */
-  task_context: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
+  /** Context shown to every agent of the task (background, deliverables, criteria, …). */
+  task_context: Schema.optionalKey(TaskContext),
   priority: Schema.optionalKey(Schema.Literals(["P0", "P1", "P2", "P3", "P4"])),
   engine: Schema.optionalKey(Engine),
-  max_concurrent: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 }))),
-  max_agents: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))),
-  max_depth: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
+  max_concurrent: Schema.optionalKey(MaxConcurrent),
+  max_agents: Schema.optionalKey(MaxAgents),
+  max_depth: Schema.optionalKey(MaxDepth),
   max_children_per_parent: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 }))),
   max_spawns_per_minute: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))),
-  timeout_seconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 }))),
-  stall_timeout_seconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 })))
+  timeout_seconds: Schema.optionalKey(WatchdogSeconds),
+  stall_timeout_seconds: Schema.optionalKey(WatchdogSeconds)
 })
 /** @see CreateTaskRequest */
 export type CreateTaskRequest = typeof CreateTaskRequest.Type

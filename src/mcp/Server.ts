@@ -10,9 +10,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { Services } from "../index.js"
 import type { CallerIdentity } from "../spawn/Caller.js"
+import { invalidInput } from "../spawn/Spawner.js"
 import { type ToolDefinition, tools } from "./Tools.js"
 
 /** The runtime every tool call runs in. */
@@ -79,7 +81,12 @@ export const makeServer = (runtime: ToolRuntime, inFlight: InFlight): McpServer 
       onExcessProperty: "error"
     })
     if (Exit.isFailure(decoded)) {
-      return errorResult(`InvalidInput: invalid arguments for ${tool.name}: ${Cause.pretty(decoded.cause)}`)
+      const error = Cause.findErrorOption(decoded.cause)
+      return errorResult(
+        Option.isSome(error)
+          ? describeFailure(Cause.fail(invalidInput(error.value, "arguments")))
+          : `InvalidInput: invalid arguments for ${tool.name}: ${Cause.pretty(decoded.cause)}`
+      )
     }
     const fiber = runtime.runFork(tool.run(decoded.value), { signal: extra.signal })
     inFlight.fibers.add(fiber)

@@ -7,11 +7,26 @@ import * as Schema from "effect/Schema"
 import { Engine } from "../domain/Agent.js"
 import { NotPermitted } from "../domain/Errors.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
+import {
+  ContextList,
+  ContextText,
+  MAX_CONTEXT_TEXT_CHARS,
+  MAX_DESCRIPTION_CHARS,
+  MAX_LIST_ITEM_CHARS,
+  MAX_LIST_ITEMS,
+  MAX_PATH_CHARS,
+  MAX_TASK_CONTEXT_BYTES,
+  MaxAgents,
+  MaxConcurrent,
+  MaxDepth,
+  TaskDescription,
+  WatchdogSeconds
+} from "../domain/SpawnRequest.js"
 import type { Services } from "../index.js"
 import { findingsPath, progressPath } from "../registry/Workspace.js"
-import { agentOutput } from "../spawn/AgentOutput.js"
+import { agentOutput, FilterPattern, MaxBytes, OutputFormat, TailLines } from "../spawn/AgentOutput.js"
 import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../spawn/Caller.js"
-import { readJsonLines, reportFinding, updateProgress } from "../spawn/Reports.js"
+import { Finding, Percent, ProgressReport, readJsonLines, reportFinding, updateProgress } from "../spawn/Reports.js"
 import { spawn } from "../spawn/Spawner.js"
 import { activeCount, type TaskRegistry } from "../domain/Task.js"
 import { createTask, kill, listTasks, MAX_PAGE, parseAgentId, parseTaskId } from "../spawn/Tasks.js"
@@ -56,9 +71,11 @@ const parentFor = (caller: Caller, parent: string | undefined) =>
 
 /** Per-spawn watchdog limits of the spawn tools. */
 const watchdogFields = {
-  timeout_seconds: Schema.optionalKey(d(Schema.Int, "Stop this agent after this many seconds (default: the task's)")),
+  timeout_seconds: Schema.optionalKey(
+    d(WatchdogSeconds, "Stop this agent after this many seconds, 1 to 2592000 (30 days) (default: the task's)")
+  ),
   stall_timeout_seconds: Schema.optionalKey(
-    d(Schema.Int, "Stop this agent after this many seconds without output (default: the task's)")
+    d(WatchdogSeconds, "Stop this agent after this many seconds without output, 1 to 2592000 (default: the task's)")
   )
 }
 
@@ -112,7 +129,28 @@ const authorizeAgent = (task_id: string, agent: string, strict = false) =>
     return task
   })
 
-const StringList = (description: string) => Schema.optionalKey(d(Schema.Array(Schema.String), description))
+/**
+ * The input of a tool that takes no arguments: an object with no keys. (`Schema.Struct({})` would not do: it is any
+ * value but null and undefined, extra keys included.)
+ */
+const NoArguments = Schema.Record(
+  Schema.String,
+  Schema.Never.annotate({ message: "Unexpected argument: this tool takes no arguments" })
+)
+
+const TEXT_RULES = "not blank, no NUL, no lone surrogates"
+const contextText = (description: string) =>
+  Schema.optionalKey(d(ContextText, `${description} (at most ${MAX_CONTEXT_TEXT_CHARS} characters; ${TEXT_RULES})`))
+/** Agents whose recent reports a status call includes (the most recently updated). */
+const MAX_REPORTED_AGENTS = 50
+
+const StringList = (description: string) =>
+  Schema.optionalKey(
+    d(
+      ContextList,
+      `${description} (at most ${MAX_LIST_ITEMS} items of at most ${MAX_LIST_ITEM_CHARS} characters each; ${TEXT_RULES})`
+    )
+  )
 
 /** Every tool spawnkit serves. */
 export const tools: ReadonlyArray<ToolDefinition> = [
@@ -122,23 +160,37 @@ export const tools: ReadonlyArray<ToolDefinition> = [
     description:
       "Create a task: a workspace and registry that agents are deployed into. Returns task_id. Call this once per " +
       "piece of work, then deploy_headless_agent. Limits (max_concurrent, max_agents, max_depth) are enforced for " +
-      "every spawn in the task. Only the orchestrator (not an agent) may create tasks.",
+      "every spawn in the task. Only the orchestrator (not an agent) may create tasks. The context fields " +
+      `(background_context, the lists, conversation_history) together take at most ${MAX_TASK_CONTEXT_BYTES} bytes ` +
+      "as JSON: every agent's prompt carries them.",
     input: Schema.Struct({
-      description: d(Schema.String, "What the task is about; shown to every agent"),
+      description: d(
+        TaskDescription,
+        `What the task is about; shown to every agent (at most ${MAX_DESCRIPTION_CHARS} characters; ${TEXT_RULES})`
+      ),
       priority: Schema.optionalKey(d(Schema.Literals(["P0", "P1", "P2", "P3", "P4"]), "Priority, P0 (highest) to P4; default P2")),
-      client_cwd: Schema.optionalKey(d(Schema.String, "Absolute path of the project the agents work in (their working directory)")),
-      background_context: Schema.optionalKey(d(Schema.String, "Background every agent should know")),
+      client_cwd: Schema.optionalKey(
+        d(
+          Schema.String.check(Schema.isMaxLength(MAX_PATH_CHARS)),
+          "Absolute path of an existing directory of the project the agents work in (their working directory)"
+        )
+      ),
+      background_context: contextText("Background every agent should know"),
       expected_deliverables: StringList("What the task must deliver"),
       success_criteria: StringList("How to tell the task is done"),
       constraints: StringList("Rules the agents must follow"),
       relevant_files: StringList("Files the agents should look at first"),
-      conversation_history: Schema.optionalKey(d(Schema.String, "Relevant excerpt of the conversation that led to the task")),
-      max_concurrent: Schema.optionalKey(d(Schema.Int, "Agents of this task running at once (default 20)")),
-      max_agents: Schema.optionalKey(d(Schema.Int, "Agents in the task's lifetime (default 45)")),
-      max_depth: Schema.optionalKey(d(Schema.Int, "Deepest level of the agent tree; top-level agents are depth 1 (default 5)")),
-      timeout_seconds: Schema.optionalKey(d(Schema.Int, "Stop each agent after this many seconds (recorded timed_out)")),
+      conversation_history: contextText("Relevant excerpt of the conversation that led to the task"),
+      max_concurrent: Schema.optionalKey(d(MaxConcurrent, "Agents of this task running at once, 1 to 10000 (default 20)")),
+      max_agents: Schema.optionalKey(d(MaxAgents, "Agents in the task's lifetime, 1 to 1000000 (default 45)")),
+      max_depth: Schema.optionalKey(
+        d(MaxDepth, "Deepest level of the agent tree, 1 to 100; top-level agents are depth 1 (default 5)")
+      ),
+      timeout_seconds: Schema.optionalKey(
+        d(WatchdogSeconds, "Stop each agent after this many seconds, 1 to 2592000 (recorded timed_out)")
+      ),
       stall_timeout_seconds: Schema.optionalKey(
-        d(Schema.Int, "Stop an agent that writes no output for this many seconds (recorded stalled)")
+        d(WatchdogSeconds, "Stop an agent that writes no output for this many seconds, 1 to 2592000 (recorded stalled)")
       ),
       engine: Schema.optionalKey(engine)
     }),
@@ -222,10 +274,15 @@ export const tools: ReadonlyArray<ToolDefinition> = [
     title: "Task status",
     description:
       "The task's registry: every agent with its status, parent, depth, progress and exit; counts and limits; and " +
-      "the latest progress reports and findings of its agents.",
+      `the latest progress reports and findings of its ${MAX_REPORTED_AGENTS} most recently updated agents.`,
     input: Schema.Struct({
       task_id: taskId,
-      recent: Schema.optionalKey(d(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })), "Progress entries and findings to include per agent (default 3)"))
+      recent: Schema.optionalKey(
+        d(
+          Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })),
+          "Progress entries and findings to include per agent, 0 to 100 (default 3; 0: none)"
+        )
+      )
     }),
     hints: read,
     run: (input) =>
@@ -233,7 +290,14 @@ export const tools: ReadonlyArray<ToolDefinition> = [
         const { task } = yield* readTaskFor(input.task_id)
         const config = yield* SpawnkitConfig
         const recent = input.recent ?? 3
-        const reports = yield* Effect.forEach(task.agents, (a) =>
+        // A status call reads a bounded amount whatever the task's size: the tails of the report logs of the most
+        // recently updated agents only.
+        const reported = recent === 0
+          ? []
+          : [...task.agents]
+            .sort((a, b) => (b.last_update ?? b.started_at).localeCompare(a.last_update ?? a.started_at))
+            .slice(0, MAX_REPORTED_AGENTS)
+        const reports = yield* Effect.forEach(reported, (a) =>
           Effect.all({
             progress: readJsonLines(progressPath(config.home, task.task_id as TaskId, a.id as AgentId), recent),
             findings: readJsonLines(findingsPath(config.home, task.task_id as TaskId, a.id as AgentId), recent)
@@ -257,10 +321,18 @@ export const tools: ReadonlyArray<ToolDefinition> = [
     input: Schema.Struct({
       task_id: taskId,
       agent_id: agentId,
-      tail: Schema.optionalKey(d(Schema.Int, "Last N lines (1-5000, default 100)")),
-      filter: Schema.optionalKey(d(Schema.String, "Regular expression; only matching lines are returned")),
-      format: Schema.optionalKey(d(Schema.Literals(["text", "jsonl", "parsed"]), "Output format (default text)")),
-      max_bytes: Schema.optionalKey(d(Schema.Int, "Read at most this many bytes from the end of the log (default 262144)"))
+      tail: Schema.optionalKey(d(TailLines, "Last N lines (1-5000, default 100)")),
+      filter: Schema.optionalKey(
+        d(
+          FilterPattern,
+          "Regular expression in RE2 syntax (no backreferences or lookaround), at most 500 characters; only matching " +
+            "lines are returned"
+        )
+      ),
+      format: Schema.optionalKey(d(OutputFormat, "Output format (default text)")),
+      max_bytes: Schema.optionalKey(
+        d(MaxBytes, "Read at most this many bytes from the end of the log, 1 to 4194304 (default 262144)")
+      )
     }),
     hints: read,
     run: ({ task_id, agent_id, ...options }) =>
@@ -295,8 +367,8 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       task_id: taskId,
       agent_id: d(Schema.String, "Your own agent id"),
       status: d(Schema.Literals(["running", "working", "blocked", "completed", "failed", "error"]), "Your current status"),
-      message: d(Schema.String, "What you are doing, what blocks you, or what you finished"),
-      progress: Schema.optionalKey(d(Schema.Int, "Percent done, 0-100"))
+      message: d(ProgressReport.fields.message, "What you are doing, what blocks you, or what you finished (at most 10000 characters)"),
+      progress: Schema.optionalKey(d(Percent, "Percent done, 0-100"))
     }),
     hints: write,
     run: ({ task_id, agent_id, ...report }) =>
@@ -311,7 +383,7 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       agent_id: d(Schema.String, "Your own agent id"),
       finding_type: d(Schema.Literals(["issue", "solution", "insight", "recommendation"]), "Kind of finding"),
       severity: d(Schema.Literals(["low", "medium", "high", "critical"]), "How much it matters"),
-      message: d(Schema.String, "The finding"),
+      message: d(Finding.fields.message, "The finding (1 to 20000 characters)"),
       data: Schema.optionalKey(d(Schema.Record(Schema.String, Schema.Unknown), "Structured details (file, line, …)"))
     }),
     hints: write,
@@ -369,7 +441,7 @@ export const tools: ReadonlyArray<ToolDefinition> = [
     description:
       "Agents holding a slot across all tasks against the global limit, the tasks they are in, and who is calling " +
       "(orchestrator or agent). Tasks whose registry cannot be read are listed under unreadable.",
-    input: Schema.Struct({}),
+    input: NoArguments,
     hints: read,
     run: () =>
       Effect.gen(function*() {

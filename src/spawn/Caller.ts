@@ -35,8 +35,8 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest()
 const verifyAgent = Effect.fn("Caller.verifyAgent")(function*(env: Readonly<Record<string, string | undefined>>) {
   const agentIdText = env["SPAWNKIT_AGENT_ID"]
   if (agentIdText === undefined || agentIdText === "") return { _tag: "Orchestrator" } as Caller
-  const taskId = yield* parseTaskId(env["SPAWNKIT_TASK_ID"] ?? "")
-  const agentId = yield* parseAgentId(agentIdText)
+  const taskId = yield* parseTaskId(env["SPAWNKIT_TASK_ID"] ?? "", "SPAWNKIT_TASK_ID")
+  const agentId = yield* parseAgentId(agentIdText, "SPAWNKIT_AGENT_ID")
   const secret = env["SPAWNKIT_AGENT_SECRET"] ?? ""
   const registry = yield* Registry
   const task = yield* registry.read(taskId)

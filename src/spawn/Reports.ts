@@ -12,6 +12,7 @@ import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { AgentNotFound, InvalidInput, RegistryIoError } from "../domain/Errors.js"
 import type { AgentId, TaskId } from "../domain/Ids.js"
 import { parseJsonLine } from "../internal/json.js"
+import { tailLines } from "../internal/tail.js"
 import { Registry } from "../registry/Registry.js"
 import { findingsPath, progressPath } from "../registry/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
@@ -22,11 +23,14 @@ import { parseAgentId, parseTaskId } from "./Tasks.js"
 /** Statuses an agent may report about itself. `completed` and `failed` are claims: the process's exit decides. */
 export const ReportedStatus = Schema.Literals(["running", "working", "blocked", "completed", "failed", "error"])
 
+/** Percent done: 0 to 100. */
+export const Percent = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 }))
+
 /** A progress report. */
 export const ProgressReport = Schema.Struct({
   status: ReportedStatus,
   message: Schema.String.check(Schema.isMaxLength(10_000)),
-  progress: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })))
+  progress: Schema.optionalKey(Percent)
 })
 
 /** A finding. */
@@ -121,14 +125,14 @@ export const reportFinding = (taskIdInput: string, agentIdInput: string, input: 
     result: { agent_id: agent.id, recorded: true, finding_type: finding.finding_type }
   })).pipe(Effect.withSpan("Reports.reportFinding"))
 
-/** The last `limit` JSON lines of a JSONL file (none when it does not exist). */
-export const readJsonLines = (file: string, limit: number) =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const text = yield* fs.readFileString(file).pipe(
-      Effect.catchTag("PlatformError", (e) => (e.reason._tag === "NotFound" ? Effect.succeed("") : Effect.fail(e)))
-    )
-    return text.split("\n").filter((l) => l.trim().length > 0).slice(-limit).map((line) =>
-      parseJsonLine(line) ?? { unparsed: line }
-    )
-  })
+/** Bytes read from the end of a progress or findings log for its latest entries. */
+export const REPORT_TAIL_BYTES = 64 * 1024
+
+/**
+ * The last `limit` JSON lines of a JSONL file, found in its last `maxBytes` bytes (so an agent's long log costs a
+ * reader no more than that); none when `limit` is 0 or the file does not exist.
+ */
+export const readJsonLines = (file: string, limit: number, maxBytes = REPORT_TAIL_BYTES) =>
+  limit <= 0
+    ? Effect.succeed([])
+    : Effect.map(tailLines(file, limit, maxBytes), (lines) => lines.map((line) => parseJsonLine(line) ?? { unparsed: line }))

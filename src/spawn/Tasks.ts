@@ -40,11 +40,13 @@ export const newTaskId = Effect.gen(function*() {
   return `TASK-${date}-${time}-${suffix}` as TaskId
 })
 
-/** Validate a task id given by a caller. */
-export const parseTaskId = (value: unknown) => decodeTaskId(value).pipe(Effect.mapError(invalidInput))
+/** Validate a task id given by a caller; an error names `field`. */
+export const parseTaskId = (value: unknown, field = "task_id") =>
+  decodeTaskId(value).pipe(Effect.mapError((e) => invalidInput(e, field)))
 
-/** Validate an agent id given by a caller. */
-export const parseAgentId = (value: unknown) => decodeAgentId(value).pipe(Effect.mapError(invalidInput))
+/** Validate an agent id given by a caller; an error names `field`. */
+export const parseAgentId = (value: unknown, field = "agent_id") =>
+  decodeAgentId(value).pipe(Effect.mapError((e) => invalidInput(e, field)))
 
 /** Create a task with its limits (defaults from configuration) and return its registry. */
 export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown) {
