@@ -352,6 +352,30 @@ describe("planted hostile records", () => {
   })
 })
 
+describe("a planted task that holds no active marker", () => {
+  it("is still read, reported and left untouched when one of its sessions names it", async () => {
+    const { sb } = await setup()
+    // As after a kill recorded (the marker goes with the task's last active record) whose process died before it
+    // stopped the session: the agent lives on, and rewrites its registry.
+    Fs.rmSync(NodePath.join(sb.home, ".spawnkit-active", sb.bad))
+    const bytes = plant(sb, combined(sb))
+    const before = tree(sb.root)
+    const sessions = liveSessions(sb.env.socket).sort()
+    for (let pass = 0; pass < 2; pass++) {
+      const report = await sb.api(Spawnkit.reconcile())
+      expect(report).toEqual({
+        dry_run: false,
+        repairs: [],
+        unreadable: [{ task_id: sb.bad, location: sb.badFile, reason: expect.any(String), action: "left untouched" }],
+        partial: true
+      })
+    }
+    expect(liveSessions(sb.env.socket).sort()).toEqual(sessions)
+    expect(Fs.readFileSync(sb.badFile).equals(bytes)).toBe(true)
+    expect(tree(sb.root)).toEqual(before)
+  })
+})
+
 describe("task quarantine", () => {
   it("sets the planted task aside byte-identical, stops its sessions only, and reconcile is whole again", async () => {
     const { sb } = await setup()

@@ -111,9 +111,28 @@ const observe = Effect.fn("Reconciler.observe")(function*() {
   // The registry as it is now, after the files were listed: the first listing only chose which directories to look
   // in, and a reservation made since then must be seen before its files can be judged.
   const listed = yield* registry.list({ scope: "active" })
+  const tasks = [...listed.tasks]
+  const unreadable = [...listed.unreadable]
+  // A task a session names may hold no slot (no marker: its last active record ended, e.g. by a kill whose process
+  // died before it stopped the session) and still be unreadable (the agent lives on and rewrote its registry). Read
+  // it too: only a task known to decode may have its sessions and files judged orphans.
+  const seen = new Set<string>([...tasks.map((t) => t.task_id), ...unreadable.map((u) => u.task_id)])
+  for (const taskId of taskIds) {
+    if (seen.has(taskId)) continue
+    yield* registry.read(taskId).pipe(
+      Effect.flatMap((task) => Effect.sync(() => void tasks.push(task))),
+      // Gone: its sessions and files are orphans indeed.
+      Effect.catchTag("TaskNotFound", () => Effect.void),
+      Effect.catchTags({
+        RegistryCorrupt: (e) => Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: e.reason })),
+        RegistryIoError: (e) =>
+          Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: `${e.operation}: ${e.reason}` }))
+      })
+    )
+  }
   const expiredHosts = yield* registry.expiredHosts
   const lastOutput = new Map<string, number>()
-  for (const task of listed.tasks) {
+  for (const task of tasks) {
     for (const agent of task.agents) {
       if (!isLiveStatus(agent.status) || agent.stall_timeout_seconds === undefined) continue
       // No log yet: the agent's start counts as its last output.
@@ -128,8 +147,8 @@ const observe = Effect.fn("Reconciler.observe")(function*() {
     spawnDeadlineMs: config.spawnDeadlineSeconds * 1000,
     pid: process.pid,
     sessions,
-    tasks: listed.tasks,
-    unreadable: listed.unreadable,
+    tasks,
+    unreadable,
     expiredHosts,
     agentFiles,
     tempFiles,
