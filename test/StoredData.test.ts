@@ -13,6 +13,7 @@ import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../src/index.js"
 import { cli, liveSessions, processAlive, type TestEnv, testEnvs, waitFor } from "./support/Harness.js"
@@ -373,6 +374,46 @@ describe("a planted task that holds no active marker", () => {
     expect(liveSessions(sb.env.socket).sort()).toEqual(sessions)
     expect(Fs.readFileSync(sb.badFile).equals(bytes)).toBe(true)
     expect(tree(sb.root)).toEqual(before)
+  })
+})
+
+describe("admission with a corrupt active task", () => {
+  it("fails closed with RegistryCorrupt naming the task and the way out, creating nothing, until it is quarantined", async () => {
+    const env = newEnv()
+    const api = <A, E>(effect: Effect.Effect<A, E, Spawnkit.Services>) =>
+      Effect.runPromise(effect.pipe(Effect.provide(env.layer())))
+    const { a, b, held } = await api(Effect.gen(function*() {
+      const a = (yield* Spawnkit.createTask({ description: "A" })).task_id
+      const b = (yield* Spawnkit.createTask({ description: "B" })).task_id
+      // A holds a slot, so it is marked active and its slots count against the global limit.
+      const held = yield* Spawnkit.spawn({ taskId: a, agentType: "holder", prompt: "p" })
+      return { a, b, held }
+    }))
+    const aFile = NodePath.join(env.home, a, "AGENT_REGISTRY.json")
+    const bytes = Buffer.from(Fs.readFileSync(aFile, "utf8").replace(`"status": "running"`, `"status": "owned"`))
+    Fs.writeFileSync(aFile, bytes)
+    const before = tree(env.home)
+
+    // The global count cannot be proven while A may hold slots: a spawn into B is refused, not admitted on a guess.
+    const refused = await Effect.runPromiseExit(
+      Spawnkit.spawn({ taskId: b, agentType: "worker", prompt: "p" }).pipe(Effect.provide(env.layer()))
+    )
+    expect(refused._tag).toBe("Failure")
+    const error = refused._tag === "Failure" ? Cause.findErrorOption(refused.cause) : undefined
+    expect(error).toMatchObject({ _tag: "Some", value: { _tag: "RegistryCorrupt", taskId: a, path: aFile } })
+    const corrupt = (error as { value: Spawnkit.RegistryCorrupt }).value
+    expect(corrupt.message).toContain(`spawnkit task quarantine --task ${a}`)
+    expect(tree(env.home)).toEqual(before)
+    expect(liveSessions(env.socket)).toEqual([held.tmux_session])
+
+    const out = cli(env, ["task", "quarantine", "--task", a, "--json"])
+    expect(out.status, out.stderr).toBe(0)
+    expect(json(out)).toMatchObject({ task_id: a, stopped_sessions: [held.tmux_session] })
+
+    const admitted = await api(Spawnkit.spawn({ taskId: b, agentType: "worker", prompt: "p" }))
+    expect(admitted).toMatchObject({ task_id: b, status: "running", existing: false })
+    expect(liveSessions(env.socket)).toEqual([admitted.tmux_session])
+    expect(Fs.readFileSync(json(out).kept_at).equals(bytes)).toBe(true)
   })
 })
 
