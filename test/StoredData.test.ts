@@ -16,7 +16,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../src/index.js"
-import { cli, liveSessions, processAlive, type TestEnv, testEnvs, waitFor } from "./support/Harness.js"
+import { cli, liveSessions, processAlive, runIn, type TestEnv, testEnvs, waitFor } from "./support/Harness.js"
 
 const newEnv = testEnvs()
 
@@ -377,6 +377,39 @@ describe("a planted task that holds no active marker", () => {
   })
 })
 
+describe("directories an agent made in its task directory", () => {
+  it("named like an agent file or a registry temp file, end no reconcile pass and are left, while files still go", async () => {
+    const env = newEnv()
+    const { taskId, held } = await runIn(env, Effect.gen(function*() {
+      const task = yield* Spawnkit.createTask({ description: "dirs" })
+      const held = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "holder", prompt: "p" })
+      return { taskId: task.task_id, held }
+    }))
+    const dir = NodePath.join(env.home, taskId)
+    const deadPid = spawnSync("true").pid!
+    const dirs = [NodePath.join(dir, "prompts", "ghost-9.prompt"), NodePath.join(dir, `AGENT_REGISTRY.json.tmp-${deadPid}-abcdef12`)]
+    for (const d of dirs) {
+      Fs.mkdirSync(d)
+      Fs.writeFileSync(NodePath.join(d, "inside"), "kept")
+    }
+    const orphan = NodePath.join(dir, "prompts", "ghost-8.prompt")
+    Fs.writeFileSync(orphan, "x")
+
+    const out = cli(env, ["reconcile", "--json"])
+    expect(out.status, out.stdout + out.stderr).toBe(0)
+    expect(json(out)).toEqual({
+      dry_run: false,
+      repairs: [{ kind: "removed_orphan_file", task_id: taskId, agent_id: "ghost-8", target: orphan, reason: "no active agent owns it" }],
+      unreadable: [],
+      partial: false
+    })
+    expect(Fs.existsSync(orphan)).toBe(false)
+    for (const d of dirs) expect(Fs.readFileSync(NodePath.join(d, "inside"), "utf8")).toBe("kept")
+    expect(liveSessions(env.socket)).toEqual([held.tmux_session])
+    expect(json(cli(env, ["reconcile", "--json"])).repairs).toEqual([])
+  })
+})
+
 describe("admission with a corrupt active task", () => {
   it("fails closed with RegistryCorrupt naming the task and the way out, creating nothing, until it is quarantined", async () => {
     const env = newEnv()
@@ -421,6 +454,12 @@ describe("task quarantine", () => {
   it("sets the planted task aside byte-identical, stops its sessions only, and reconcile is whole again", async () => {
     const { sb } = await setup()
     const bytes = plant(sb, combined(sb))
+    // The agent also wrote into its prompts directory: a directory (which must not block the way out) and a file
+    // that is no agent's prompt or MCP config (which is not quarantine's to remove).
+    const prompts = NodePath.join(sb.home, sb.bad, "prompts")
+    Fs.mkdirSync(NodePath.join(prompts, "x.prompt"))
+    Fs.writeFileSync(NodePath.join(prompts, "x.prompt", "inside"), "kept")
+    Fs.writeFileSync(NodePath.join(prompts, "notes.txt"), "kept")
     expect(sb.run(["reconcile", "--json"]).status).toBe(2)
     const before = tree(sb.root)
 

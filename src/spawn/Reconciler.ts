@@ -71,9 +71,16 @@ const CONFIRM_PAUSE = "100 millis"
 
 const isTaskId = Schema.is(TaskId)
 
-/** The names in a directory: none when it does not exist; one that cannot be listed is logged and skipped. */
-const namesIn = (dir: string) =>
-  Effect.try({ try: () => Fs.readdirSync(dir), catch: (e) => e as NodeJS.ErrnoException }).pipe(
+/**
+ * The names of the files (anything but a directory) in a directory: none when it does not exist; one that cannot be
+ * listed is logged and skipped. Directories are left out: an agent can make one under any name in its task's
+ * directory, and the pass only ever removes files.
+ */
+const fileNamesIn = (dir: string) =>
+  Effect.try({
+    try: () => Fs.readdirSync(dir, { withFileTypes: true }).filter((e) => !e.isDirectory()).map((e) => e.name),
+    catch: (e) => e as NodeJS.ErrnoException
+  }).pipe(
     Effect.catch((e) =>
       e.code === "ENOENT"
         ? Effect.succeed<ReadonlyArray<string>>([])
@@ -105,8 +112,8 @@ const observe = Effect.fn("Reconciler.observe")(function*() {
   const agentFiles: Array<ObservedFile> = []
   const tempFiles: Array<ObservedFile> = []
   for (const taskId of taskIds) {
-    for (const name of yield* namesIn(promptsDir(config.home, taskId))) agentFiles.push({ taskId, name })
-    for (const name of yield* namesIn(taskDir(config.home, taskId))) if (isTempFile(name)) tempFiles.push({ taskId, name })
+    for (const name of yield* fileNamesIn(promptsDir(config.home, taskId))) agentFiles.push({ taskId, name })
+    for (const name of yield* fileNamesIn(taskDir(config.home, taskId))) if (isTempFile(name)) tempFiles.push({ taskId, name })
   }
   // The registry as it is now, after the files were listed: the first listing only chose which directories to look
   // in, and a reservation made since then must be seen before its files can be judged.
@@ -271,8 +278,17 @@ const apply = (p: Planned, observed: Observation) =>
       case "removed_orphan_file":
       case "removed_temp_file": {
         const dir = p.kind === "removed_orphan_file" ? promptsDir(config.home, p.taskId) : taskDir(config.home, p.taskId)
-        yield* Effect.sync(() => Fs.rmSync(NodePath.join(dir, p.name), { force: true }))
-        return true
+        const file = NodePath.join(dir, p.name)
+        // A file that cannot be removed (it became a directory, its directory is read-only) is logged and left for a
+        // later pass: it must not end the pass, which supervises every other task.
+        return yield* Effect.try({ try: () => Fs.rmSync(file, { force: true }), catch: (e) => e }).pipe(
+          Effect.as(true),
+          Effect.catch((e) =>
+            Effect.logWarning(`reconcile: cannot remove ${file} (${e instanceof Error ? e.message : String(e)}); left`).pipe(
+              Effect.as(false)
+            )
+          )
+        )
       }
     }
   })
