@@ -25,6 +25,8 @@ import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
 import * as Path from "effect/Path"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import { InvalidInput, RegistryCorrupt, RegistryIoError, TaskNotFound } from "../domain/Errors.js"
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
@@ -53,10 +55,7 @@ export const layer: Layer.Layer<
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const faults = yield* FaultInjection
-    yield* fs.makeDirectory(home, { recursive: true }).pipe(
-      Effect.mapError((e) => new RegistryIoError({ path: home, operation: "create directory", reason: e.message }))
-    )
-    const lock = yield* FileLock.make(lockPath(home))
+    const scope = yield* Effect.scope
     const markers = activeMarkersDir(home)
     const ioError = (file: string, operation: string) => (e: unknown) =>
       new RegistryIoError({ path: file, operation, reason: reasonOf(e) })
@@ -135,10 +134,16 @@ export const layer: Layer.Layer<
         Effect.map((names) => names.filter((name): name is TaskId => isTaskId(name)).sort())
       )
 
+    /** The tasks of the home: none when it does not exist (nothing has been written to it yet). */
+    const taskIds = Effect.suspend(() => (Fs.existsSync(home) ? listIds(home) : Effect.succeed<ReadonlyArray<TaskId>>([])))
+
     const list = (options: ListOptions = {}) =>
       Effect.gen(function*() {
         const active = (options.scope ?? "active") === "active"
-        const page = pageOf(yield* listIds(active ? markers : home), options)
+        // Until this process's first change rebuilds them (see `withLock`), a home may have no markers: the tasks that
+        // may hold slots are then found among all of them, read only, as the rebuild would find them (readable tasks
+        // with active agents here, undecodable ones in `unreadable`).
+        const page = pageOf(yield* (active && Fs.existsSync(markers) ? listIds(markers) : taskIds), options)
         const tasks: Array<TaskRegistry> = []
         const unreadable: Array<UnreadableTask> = []
         for (const id of page.ids) {
@@ -156,6 +161,68 @@ export const layer: Layer.Layer<
         }
         return { tasks, unreadable, ...(page.next !== undefined ? { next: page.next } : {}) }
       })
+
+    // A home from before the markers (or one whose marker directory is gone) gets them rebuilt from every registry,
+    // under the lock, before this process changes anything: built aside, then renamed into place.
+    const rebuildMarkers = (lock: FileLock.FileLock) =>
+      lock.withLock(
+        Effect.gen(function*() {
+          if (Fs.existsSync(markers)) return
+          const staging = `${markers}.tmp-${process.pid}`
+          yield* Effect.try({
+            try: () => {
+              // Staging directories are only made under the lock: any left is from a process that died building one.
+              for (const name of Fs.readdirSync(home)) {
+                if (name.startsWith(`${NodePath.basename(markers)}.tmp-`)) {
+                  Fs.rmSync(NodePath.join(home, name), { recursive: true, force: true })
+                }
+              }
+              Fs.mkdirSync(staging)
+            },
+            catch: ioError(staging, "create directory")
+          })
+          for (const id of yield* listIds(home)) {
+            // A registry that cannot be decoded is marked: its slots are unknown, so it must stay in the global count
+            // (where it fails the transaction with RegistryCorrupt, as before the markers existed).
+            const active = yield* readFile(id).pipe(
+              Effect.map((task) => activeCount(task.agents) > 0),
+              Effect.catchTags({ TaskNotFound: () => Effect.succeed(false), RegistryCorrupt: () => Effect.succeed(true) })
+            )
+            if (active) {
+              yield* Effect.try({
+                try: () => Fs.writeFileSync(NodePath.join(staging, id), ""),
+                catch: ioError(staging, "create marker in")
+              })
+            }
+          }
+          yield* Effect.try({ try: () => Fs.renameSync(staging, markers), catch: ioError(markers, "create") })
+        })
+      )
+
+    /**
+     * The home, its lock file and its markers are made by this process's first change, not when the layer is built:
+     * a process that only reads (status, output, `reconcile --dry-run`, a pass with nothing to repair) leaves a home
+     * exactly as it found it, and a missing home missing. Every write happens under the lock, so taking the lock is
+     * the one place to make them; a first attempt that fails is tried again by the next change.
+     */
+    let opened: FileLock.FileLock | undefined
+    const opening = yield* Semaphore.make(1)
+    const open = Effect.gen(function*() {
+      yield* fs.makeDirectory(home, { recursive: true }).pipe(
+        Effect.mapError((e) => new RegistryIoError({ path: home, operation: "create directory", reason: e.message }))
+      )
+      // The lock file stays open for the layer's life, not the first change's.
+      const lock = yield* FileLock.make(lockPath(home)).pipe(Scope.provide(scope))
+      yield* rebuildMarkers(lock)
+      opened = lock
+      return lock
+    })
+    const current = (orElse: Effect.Effect<FileLock.FileLock, RegistryIoError>) =>
+      Effect.suspend(() => (opened !== undefined ? Effect.succeed(opened) : orElse))
+    const theLock = current(opening.withPermits(1)(current(open)))
+    const lock = {
+      withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.flatMap(theLock, (l) => l.withLock(effect))
+    }
 
     // The registry file moves out of the task directory (same file system: a rename, so its bytes stay exactly as
     // they were) into the quarantine directory, and the task's marker goes: its slots stop counting.
@@ -196,42 +263,6 @@ export const layer: Layer.Layer<
         }
         return n
       })
-
-    // A home from before the markers (or one whose marker directory is gone) gets them rebuilt from every registry,
-    // under the lock, before this process changes anything: built aside, then renamed into place.
-    yield* lock.withLock(
-      Effect.gen(function*() {
-        if (Fs.existsSync(markers)) return
-        const staging = `${markers}.tmp-${process.pid}`
-        yield* Effect.try({
-          try: () => {
-            // Staging directories are only made under the lock: any left is from a process that died building one.
-            for (const name of Fs.readdirSync(home)) {
-              if (name.startsWith(`${NodePath.basename(markers)}.tmp-`)) {
-                Fs.rmSync(NodePath.join(home, name), { recursive: true, force: true })
-              }
-            }
-            Fs.mkdirSync(staging)
-          },
-          catch: ioError(staging, "create directory")
-        })
-        for (const id of yield* listIds(home)) {
-          // A registry that cannot be decoded is marked: its slots are unknown, so it must stay in the global count
-          // (where it fails the transaction with RegistryCorrupt, as before the markers existed).
-          const active = yield* readFile(id).pipe(
-            Effect.map((task) => activeCount(task.agents) > 0),
-            Effect.catchTags({ TaskNotFound: () => Effect.succeed(false), RegistryCorrupt: () => Effect.succeed(true) })
-          )
-          if (active) {
-            yield* Effect.try({
-              try: () => Fs.writeFileSync(NodePath.join(staging, id), ""),
-              catch: ioError(staging, "create marker in")
-            })
-          }
-        }
-        yield* Effect.try({ try: () => Fs.renameSync(staging, markers), catch: ioError(markers, "create") })
-      })
-    )
 
     const update = <A, E>(
       taskId: TaskId,

@@ -8,9 +8,20 @@
  */
 import * as Fs from "node:fs"
 import * as Effect from "effect/Effect"
-import type { AgentId, TaskId } from "../domain/Ids.js"
+import * as Schema from "effect/Schema"
+import { AgentId, type TaskId } from "../domain/Ids.js"
 import { cliScript } from "../internal/paths.js"
 import { mcpConfigPath, promptPath } from "../registry/Workspace.js"
+
+/** An agent file's name in `prompts/`: `<agent id>.prompt` or `<agent id>.mcp.json`. */
+const AGENT_FILE = /^(.+)\.(prompt|mcp\.json)$/
+const isAgentId = Schema.is(AgentId)
+
+/** The agent an agent file's name belongs to; undefined for any other name (or one naming no valid agent id). */
+export const agentIdOfFile = (name: string): AgentId | undefined => {
+  const id = AGENT_FILE.exec(name)?.[1]
+  return id !== undefined && isAgentId(id) ? id : undefined
+}
 
 /**
  * Remove an agent's prompt and MCP config files; a missing file is fine, other failures are logged. Synchronous

@@ -8,11 +8,11 @@
  * session without spawnkit's tags for this home, or for another host's agent (only its expired reservations).
  */
 import { type Agent, isActiveStatus, isLiveStatus } from "../domain/Agent.js"
-import { type AgentId, AgentId as AgentIdSchema, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
+import { type AgentId, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import type { UnreadableTask } from "../registry/Registry.js"
 import type { PaneState } from "../sessions/Tmux.js"
-import * as Schema from "effect/Schema"
+import { agentIdOfFile } from "./AgentFiles.js"
 import { overdue } from "./Watchdog.js"
 
 /** A session on spawnkit's server, with its ownership tags and its (first) pane. */
@@ -22,7 +22,10 @@ export interface ObservedSession {
   readonly pane: PaneState | undefined
 }
 
-/** A file in a task's directory: an agent file in `prompts/`, or a registry temp file beside the registry. */
+/**
+ * A file in a task's directory: an agent file in `prompts/`, or a registry temp file beside the registry. Never a
+ * directory (an agent can make one with any name there): the reconciler only ever removes files.
+ */
 export interface ObservedFile {
   readonly taskId: TaskId
   readonly name: string
@@ -81,9 +84,6 @@ export type Planned =
 
 /** The name of a registry temp file (`AGENT_REGISTRY.json.tmp-<pid>-<random>`), with its writer's pid. */
 const TEMP_FILE = /^AGENT_REGISTRY\.json\.tmp-(\d+)-[0-9a-f]+$/
-/** An agent file in `prompts/`: `<agent id>.prompt` or `<agent id>.mcp.json`. */
-const AGENT_FILE = /^(.+)\.(prompt|mcp\.json)$/
-const isAgentId = Schema.is(AgentIdSchema)
 const isSessionName = (name: string): name is SessionName => /^agent_[A-Za-z0-9_-]{1,64}$/.test(name)
 
 /**
@@ -166,8 +166,8 @@ export const plan = (o: Observation): ReadonlyArray<Planned> => {
   }
   for (const f of o.agentFiles) {
     if (untouchable.has(f.taskId)) continue
-    const agentId = AGENT_FILE.exec(f.name)?.[1]
-    if (agentId === undefined || !isAgentId(agentId) || owned.has(`${f.taskId}/${agentId}`)) continue
+    const agentId = agentIdOfFile(f.name)
+    if (agentId === undefined || owned.has(`${f.taskId}/${agentId}`)) continue
     out.push({ kind: "removed_orphan_file", taskId: f.taskId, agentId, name: f.name })
   }
   for (const f of o.tempFiles) {

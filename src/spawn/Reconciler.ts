@@ -78,9 +78,16 @@ const CONFIRM_PAUSE = "100 millis"
 
 const isTaskId = Schema.is(TaskId)
 
-/** The names in a directory: none when it does not exist; one that cannot be listed is logged and skipped. */
-const namesIn = (dir: string) =>
-  Effect.try({ try: () => Fs.readdirSync(dir), catch: (e) => e as NodeJS.ErrnoException }).pipe(
+/**
+ * The names of the files (anything but a directory) in a directory: none when it does not exist; one that cannot be
+ * listed is logged and skipped. Directories are left out: an agent can make one under any name in its task's
+ * directory, and the pass only ever removes files.
+ */
+const fileNamesIn = (dir: string) =>
+  Effect.try({
+    try: () => Fs.readdirSync(dir, { withFileTypes: true }).filter((e) => !e.isDirectory()).map((e) => e.name),
+    catch: (e) => e as NodeJS.ErrnoException
+  }).pipe(
     Effect.catch((e) =>
       e.code === "ENOENT"
         ? Effect.succeed<ReadonlyArray<string>>([])
@@ -112,15 +119,34 @@ const observe = Effect.fn("Reconciler.observe")(function*() {
   const agentFiles: Array<ObservedFile> = []
   const tempFiles: Array<ObservedFile> = []
   for (const taskId of taskIds) {
-    for (const name of yield* namesIn(promptsDir(config.home, taskId))) agentFiles.push({ taskId, name })
-    for (const name of yield* namesIn(taskDir(config.home, taskId))) if (isTempFile(name)) tempFiles.push({ taskId, name })
+    for (const name of yield* fileNamesIn(promptsDir(config.home, taskId))) agentFiles.push({ taskId, name })
+    for (const name of yield* fileNamesIn(taskDir(config.home, taskId))) if (isTempFile(name)) tempFiles.push({ taskId, name })
   }
   // The registry as it is now, after the files were listed: the first listing only chose which directories to look
   // in, and a reservation made since then must be seen before its files can be judged.
   const listed = yield* registry.list({ scope: "active" })
+  const tasks = [...listed.tasks]
+  const unreadable = [...listed.unreadable]
+  // A task a session names may hold no slot (no marker: its last active record ended, e.g. by a kill whose process
+  // died before it stopped the session) and still be unreadable (the agent lives on and rewrote its registry). Read
+  // it too: only a task known to decode may have its sessions and files judged orphans.
+  const seen = new Set<string>([...tasks.map((t) => t.task_id), ...unreadable.map((u) => u.task_id)])
+  for (const taskId of taskIds) {
+    if (seen.has(taskId)) continue
+    yield* registry.read(taskId).pipe(
+      Effect.flatMap((task) => Effect.sync(() => void tasks.push(task))),
+      // Gone: its sessions and files are orphans indeed.
+      Effect.catchTag("TaskNotFound", () => Effect.void),
+      Effect.catchTags({
+        RegistryCorrupt: (e) => Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: e.reason })),
+        RegistryIoError: (e) =>
+          Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: `${e.operation}: ${e.reason}` }))
+      })
+    )
+  }
   const expiredHosts = yield* registry.expiredHosts
   const lastOutput = new Map<string, number>()
-  for (const task of listed.tasks) {
+  for (const task of tasks) {
     for (const agent of task.agents) {
       if (!isLiveStatus(agent.status) || agent.stall_timeout_seconds === undefined) continue
       // No log yet: the agent's start counts as its last output.
@@ -135,8 +161,8 @@ const observe = Effect.fn("Reconciler.observe")(function*() {
     spawnDeadlineMs: config.spawnDeadlineSeconds * 1000,
     pid: process.pid,
     sessions,
-    tasks: listed.tasks,
-    unreadable: listed.unreadable,
+    tasks,
+    unreadable,
     expiredHosts,
     agentFiles,
     tempFiles,
@@ -282,8 +308,17 @@ const apply = (p: Planned, observed: Observation) =>
       case "removed_orphan_file":
       case "removed_temp_file": {
         const dir = p.kind === "removed_orphan_file" ? promptsDir(config.home, p.taskId) : taskDir(config.home, p.taskId)
-        yield* Effect.sync(() => Fs.rmSync(NodePath.join(dir, p.name), { force: true }))
-        return true
+        const file = NodePath.join(dir, p.name)
+        // A file that cannot be removed (it became a directory, its directory is read-only) is logged and left for a
+        // later pass: it must not end the pass, which supervises every other task.
+        return yield* Effect.try({ try: () => Fs.rmSync(file, { force: true }), catch: (e) => e }).pipe(
+          Effect.as(true),
+          Effect.catch((e) =>
+            Effect.logWarning(`reconcile: cannot remove ${file} (${e instanceof Error ? e.message : String(e)}); left`).pipe(
+              Effect.as(false)
+            )
+          )
+        )
       }
     }
   })

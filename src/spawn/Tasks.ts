@@ -21,7 +21,7 @@ import { Registry } from "../registry/Registry.js"
 import { promptsDir, taskDir } from "../registry/Workspace.js"
 import { Tmux } from "../sessions/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
-import { removeAgentFiles } from "./AgentFiles.js"
+import { agentIdOfFile, removeAgentFiles } from "./AgentFiles.js"
 import { isoOf, replaceAgent } from "./AgentRecords.js"
 import { invalidInput } from "./Spawner.js"
 
@@ -325,8 +325,11 @@ export const quarantineTask = Effect.fn("Tasks.quarantineTask")(function*(taskId
   const prompts = promptsDir(config.home, taskId)
   const removed = yield* Effect.try({
     try: () => {
-      const names = Fs.existsSync(prompts) ? Fs.readdirSync(prompts) : []
-      // readdir names hold no '/', so each path stays inside the task's own prompts directory.
+      // Only agent files: anything else the task's agents left there (a directory included, which must not block
+      // the way out) is not quarantine's to remove. readdir names hold no '/', so each path stays inside the task's
+      // own prompts directory.
+      const entries = Fs.existsSync(prompts) ? Fs.readdirSync(prompts, { withFileTypes: true }) : []
+      const names = entries.filter((e) => !e.isDirectory() && agentIdOfFile(e.name) !== undefined).map((e) => e.name)
       for (const name of names) Fs.rmSync(NodePath.join(prompts, name), { force: true })
       return names.map((name) => NodePath.join(prompts, name))
     },
