@@ -4,7 +4,8 @@
  * over its maxLength or under its minLength, a number outside its bounds or not an integer, a literal outside its
  * enum, a hostile id (traversal, shell syntax, NUL, a flag), a missing required field, an extra field, or arguments
  * that are not an object at all. Every call must be refused with a typed error (an `InvalidInput` naming the broken
- * field, or a not-found/not-permitted error for a well-formed id that names nothing), and afterwards the server still
+ * field, or a not-found/not-permitted error for a well-formed id that names nothing; arguments that are not an object
+ * at all are refused by the protocol layer with a JSON-RPC error), and afterwards the server still
  * answers, and the home's files, the registry and tmux's sessions are exactly as they were.
  *
  * The fields and their bounds are read from the server's own `tools/list`, so a tool or field added later is fuzzed
@@ -188,7 +189,19 @@ describe("MCP tools under random and hostile arguments", () => {
     const tags: Record<string, number> = {}
     for (const c of calls) {
       const what = `${c.tool} ${JSON.stringify(c.args).slice(0, 300)} (seed ${SEED})`
-      const result = await call(client, c.tool, c.args as Record<string, unknown>)
+      const outcome = await call(client, c.tool, c.args as Record<string, unknown>).then(
+        (result) => ({ result }),
+        (error: unknown) => ({ error })
+      )
+      if ("error" in outcome) {
+        // The SDK checks a request's shape before any tool sees it: `arguments` must be an object.
+        expect(typeof c.args === "object" && c.args !== null && !Array.isArray(c.args), `${what}: ${String(outcome.error)}`)
+          .toBe(false)
+        expect(String(outcome.error), what).toMatch(/MCP error -326\d\d/)
+        tags["JSON-RPC error"] = (tags["JSON-RPC error"] ?? 0) + 1
+        continue
+      }
+      const result = outcome.result
       const text = textOf(result)
       expect(result.isError, `${what} must be refused, got ${text.slice(0, 300)}`).toBe(true)
       expect(text, what).toMatch(REFUSALS)

@@ -32,6 +32,12 @@ export const AgentType = Schema.String.check(
 export type AgentType = typeof AgentType.Type
 
 /**
+ * An agent type as a stored record holds it: registries written before agent types had to start with a letter or a
+ * digit may hold one that starts with `-`, and they stay readable.
+ */
+export const StoredAgentType = pattern(/^[A-Za-z0-9_-]{1,40}$/, "an agent type").pipe(Schema.brand("AgentType"))
+
+/**
  * An agent id such as `investigator-193600-1a2b3c4d`. Unlike a new agent type it may start with `-`: registries
  * written before agent types had to start with a letter or digit hold such ids, and their agents stay addressable.
  */

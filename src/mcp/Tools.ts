@@ -6,7 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Engine } from "../domain/Agent.js"
 import { NotPermitted } from "../domain/Errors.js"
-import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
+import { AgentId, AgentType, IdempotencyKey, ORCHESTRATOR, TaskId } from "../domain/Ids.js"
 import {
   ContextList,
   ContextText,
@@ -19,6 +19,7 @@ import {
   MaxAgents,
   MaxConcurrent,
   MaxDepth,
+  Prompt,
   TaskDescription,
   WatchdogSeconds
 } from "../domain/SpawnRequest.js"
@@ -52,11 +53,15 @@ export interface ToolDefinition<I = any> {
 }
 
 const d = <S extends Schema.Top>(schema: S, description: string) => schema.annotate({ description }) as S
-const taskId = d(Schema.String, "Task id returned by create_real_task, e.g. TASK-20261124-193600-1a2b3c4d")
-const agentId = d(Schema.String, "Agent id, e.g. investigator-193600-1a2b3c4d")
+// The domain's own schemas: a model sees their patterns and bounds in the listed JSON Schema, and a bad value is
+// refused naming the tool's field (task_id, agent_type, …), before any code runs.
+const taskId = d(TaskId, "Task id returned by create_real_task, e.g. TASK-20261124-193600-1a2b3c4d")
+const agentId = d(AgentId, "Agent id, e.g. investigator-193600-1a2b3c4d")
+const agentType = (description: string) => d(AgentType, description)
+const prompt = (description: string) => d(Prompt, description)
 const engine = d(Engine, "Engine to run the agent: claude, codex, gemini or custom (default: the task's, then SPAWNKIT_ENGINE)")
 const idempotencyKey = d(
-  Schema.String,
+  IdempotencyKey,
   "Optional key: retrying a spawn with the same key returns the agent spawned the first time instead of a twin"
 )
 
@@ -235,9 +240,9 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       "id is returned). Pass idempotency_key to make retries safe. Called from an agent, the agent is the parent.",
     input: Schema.Struct({
       task_id: taskId,
-      agent_type: d(Schema.String, "Short role name, letters/digits/_/-, e.g. investigator; prefixes the agent id"),
-      prompt: d(Schema.String, "The agent's mission, passed literally (up to 1 MiB)"),
-      parent: Schema.optionalKey(d(Schema.String, "Parent agent id, or \"orchestrator\" (default)")),
+      agent_type: agentType("Short role name, letters/digits/_/-, starting with a letter or digit, e.g. investigator; prefixes the agent id"),
+      prompt: prompt("The agent's mission, passed literally (up to 1 MiB, no NUL)"),
+      parent: Schema.optionalKey(d(AgentId, "Parent agent id, or \"orchestrator\" (default)")),
       engine: Schema.optionalKey(engine),
       idempotency_key: Schema.optionalKey(idempotencyKey),
       ...watchdogFields
@@ -253,9 +258,9 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       "deploy_headless_agent; the child is one level deeper than its parent and max_depth is enforced.",
     input: Schema.Struct({
       task_id: taskId,
-      parent_agent_id: d(Schema.String, "The parent agent's id (yourself, when called by an agent)"),
-      child_agent_type: d(Schema.String, "Short role name of the child, letters/digits/_/-"),
-      child_prompt: d(Schema.String, "The child's mission, passed literally (up to 1 MiB)"),
+      parent_agent_id: d(AgentId, "The parent agent's id (yourself, when called by an agent)"),
+      child_agent_type: agentType("Short role name of the child, letters/digits/_/-, starting with a letter or digit"),
+      child_prompt: prompt("The child's mission, passed literally (up to 1 MiB, no NUL)"),
       engine: Schema.optionalKey(engine),
       idempotency_key: Schema.optionalKey(idempotencyKey),
       ...watchdogFields
@@ -401,7 +406,7 @@ export const tools: ReadonlyArray<ToolDefinition> = [
       scope: Schema.optionalKey(
         d(Schema.Literals(["active", "all"]), "active (default): tasks holding slots; all: every task, a page at a time")
       ),
-      cursor: Schema.optionalKey(d(Schema.String, "next_cursor of the previous page")),
+      cursor: Schema.optionalKey(d(TaskId, "next_cursor of the previous page (a task id)")),
       limit: Schema.optionalKey(
         d(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_PAGE })), `Tasks per page (1-${MAX_PAGE}, default 100)`)
       )
