@@ -137,7 +137,11 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
     expect(Object.keys(schema("create_real_task").properties ?? {})).toEqual(
       expect.arrayContaining(["description", "client_cwd", ...Object.keys(context)])
     )
-    expect(schema("list_tasks").properties ?? {}).toEqual({})
+    expect(Object.keys(schema("list_tasks").properties ?? {}).sort()).toEqual(["cursor", "limit", "scope"])
+    expect(schema("get_global_status").properties ?? {}).toEqual({})
+    // The allow-lists of ids reach the model as patterns.
+    const taskIdField = (schema("deploy_headless_agent").properties as Record<string, { pattern?: string }>)["task_id"]
+    expect(taskIdField?.pattern).toBe("^TASK-[A-Za-z0-9_-]{1,59}$")
   })
 
   it("create_real_task stores the task context and client_cwd", async () => {
@@ -360,13 +364,16 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
         max_concurrent: 5
       })
     ])
+    // Every task, a page at a time: this one only, with no page after it.
+    const all = await ok(client, "list_tasks", { scope: "all", limit: 1 })
+    expect(all).toEqual({ tasks: [expect.objectContaining({ task_id: taskId })], unreadable: [] })
     const global = await ok(client, "get_global_status", {})
     expect(global).toEqual({
       caller: { _tag: "Orchestrator" },
-      total_tasks: 1,
+      active_tasks: 1,
       active_agents: 1,
       max_concurrent_agents: 100,
-      total_agents_spawned: 2
+      unreadable: []
     })
   })
 

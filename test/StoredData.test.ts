@@ -190,7 +190,7 @@ const variants = (sb: Sandbox): ReadonlyArray<{ readonly what: string; readonly 
     },
     {
       what: "a live record tracking files outside the workspace",
-      reason: /Expected tracked_files\.prompt_file of agent ok-3 inside the task's workspace/,
+      reason: /Expected tracked_files\.prompt_file of agent ok-3 in a directory of task/,
       doc: withAgents(record(sb, "ok-3", "running", {
         tracked_files: { prompt_file: NodePath.join(sb.root, "CANARY-tracked"), log_file: NodePath.join(sb.root, "CANARY-tracked") }
       }))
@@ -289,6 +289,7 @@ describe("planted hostile records", () => {
       dry_run: false,
       repairs: [expect.objectContaining({ kind: "timed_out", task_id: sb.good, agent_id: short.agent_id })],
       unreadable: [{ task_id: sb.bad, location: sb.badFile, reason: expect.any(String), action: "left untouched" }],
+      failed: [],
       partial: true
     })
     expect(recordIn(sb, sb.good, short.agent_id)).toMatchObject({ status: "timed_out" })
@@ -368,6 +369,7 @@ describe("a planted task that holds no active marker", () => {
         dry_run: false,
         repairs: [],
         unreadable: [{ task_id: sb.bad, location: sb.badFile, reason: expect.any(String), action: "left untouched" }],
+        failed: [],
         partial: true
       })
     }
@@ -401,6 +403,7 @@ describe("directories an agent made in its task directory", () => {
       dry_run: false,
       repairs: [{ kind: "removed_orphan_file", task_id: taskId, agent_id: "ghost-8", target: orphan, reason: "no active agent owns it" }],
       unreadable: [],
+      failed: [],
       partial: false
     })
     expect(Fs.existsSync(orphan)).toBe(false)
@@ -487,7 +490,7 @@ describe("task quarantine", () => {
 
     const pass = sb.run(["reconcile", "--json"])
     expect(pass.status, pass.stderr).toBe(0)
-    expect(json(pass)).toEqual({ dry_run: false, repairs: [], unreadable: [], partial: false })
+    expect(json(pass)).toEqual({ dry_run: false, repairs: [], unreadable: [], failed: [], partial: false })
     expect(json(sb.run(["status", "--all", "--json"])).unreadable).toEqual([])
     expect(tree(sb.root)).toEqual(expected)
   })

@@ -6,9 +6,11 @@
  */
 import * as Schema from "effect/Schema"
 
+// The `u` flag: Effect exports a pattern to JSON Schema only for a Unicode-aware expression, and the MCP tools' listed
+// schemas should show a model the allow-lists.
 const pattern = (regex: RegExp, what: string) =>
   Schema.String.check(
-    Schema.isPattern(regex, {
+    Schema.isPattern(new RegExp(regex.source, "u"), {
       message: `Expected ${what} matching ${regex.source} (letters, digits, '_' and '-' only)`
     })
   )
@@ -23,7 +25,7 @@ export type TaskId = typeof TaskId.Type
  * letter or a digit, so no agent id starts with `-` and the id is a plain value of a CLI flag (`--agent ID`).
  */
 export const AgentType = Schema.String.check(
-  Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/, {
+  Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/u, {
     message:
       "Expected an agent type matching ^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$ (1-40 letters, digits, '_' and '-', starting with a letter or digit)"
   })
@@ -55,7 +57,7 @@ export const ORCHESTRATOR = "orchestrator" as AgentId
 
 /** A host id (SPAWNKIT_HOST_ID): whose tmux server runs an agent's session. */
 export const HostId = Schema.String.check(
-  Schema.isPattern(/^[A-Za-z0-9_.-]{1,128}$/, { message: "Expected a host id of letters, digits and _ . - (1-128)" })
+  Schema.isPattern(/^[A-Za-z0-9_.-]{1,128}$/u, { message: "Expected a host id of letters, digits and _ . - (1-128)" })
 )
 
 /** A process id as recorded on a reservation: a positive integer (never 0 or a group). */
@@ -63,12 +65,12 @@ export const ProcessId = Schema.Int.check(Schema.isBetween({ minimum: 2, maximum
 
 /** A lower-case hex sha256 digest. */
 export const Sha256Hex = Schema.String.check(
-  Schema.isPattern(/^[0-9a-f]{64}$/, { message: "Expected a sha256 digest (64 lower-case hex digits)" })
+  Schema.isPattern(/^[0-9a-f]{64}$/u, { message: "Expected a sha256 digest (64 lower-case hex digits)" })
 )
 
 /** A UUID, as Claude Code's `--session-id` takes it. */
 export const Uuid = Schema.String.check(
-  Schema.isPattern(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, {
+  Schema.isPattern(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/u, {
     message: "Expected a UUID"
   })
 )
@@ -88,7 +90,7 @@ export const AbsolutePath = Schema.String.check(
 
 /** An idempotency key chosen by the caller; any printable text up to 200 characters. */
 export const IdempotencyKey = Schema.String.check(
-  Schema.isPattern(/^[\x21-\x7e]{1,200}$/, {
+  Schema.isPattern(/^[\x21-\x7e]{1,200}$/u, {
     message: "Expected an idempotency key of 1-200 printable ASCII characters without spaces"
   })
 )

@@ -18,7 +18,10 @@ export const Prompt = Schema.String.check(
       : Buffer.byteLength(s, "utf8") > MAX_PROMPT_BYTES
       ? `Expected a prompt of at most ${MAX_PROMPT_BYTES} bytes`
       : true
-  )
+  ),
+  // Last, with a JSON Schema form, so a tool's description of the field reaches its listed schema.
+  Schema.isMinLength(1),
+  Schema.isMaxLength(MAX_PROMPT_BYTES)
 )
 
 /** Seconds of a watchdog limit (`timeout_seconds`, `stall_timeout_seconds`): 1 second to 30 days. */

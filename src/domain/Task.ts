@@ -16,12 +16,15 @@ export interface TaskLimits {
 
 const Limit = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
-/** Where a stored path must lie: the task's workspace itself or below it. */
-const isInside = (dir: string, path: string) => path === dir || path.startsWith(dir.endsWith("/") ? dir : dir + "/")
+/**
+ * Where a stored file must lie: below a directory of this task (`…/<task id>/…`). Not necessarily the workspace: with
+ * a shared PostgreSQL registry each host keeps its agents' files in its own home.
+ */
+const isInTaskDirectory = (taskId: string, path: string) => path.includes(`/${taskId}/`)
 
 /**
  * Checks across the records of a task that one record's schema cannot make: the workspace is the task's own
- * directory, agent ids are unique, and every tracked file lies inside the workspace.
+ * directory, agent ids are unique, and every tracked file lies in a directory of the task.
  */
 const consistentTask = Schema.makeFilter((task: {
   readonly task_id: string
@@ -36,8 +39,8 @@ const consistentTask = Schema.makeFilter((task: {
     if (seen.has(agent.id)) return `Expected unique agent ids; ${agent.id} appears twice`
     seen.add(agent.id)
     for (const [key, path] of Object.entries(agent.tracked_files ?? {})) {
-      if (path !== undefined && !isInside(task.workspace, path)) {
-        return `Expected tracked_files.${key} of agent ${agent.id} inside the task's workspace, got ${path}`
+      if (path !== undefined && !isInTaskDirectory(task.task_id, path)) {
+        return `Expected tracked_files.${key} of agent ${agent.id} in a directory of task ${task.task_id}, got ${path}`
       }
     }
   }
