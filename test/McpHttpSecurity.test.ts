@@ -64,7 +64,7 @@ const startServer = (args: ReadonlyArray<string>, extraEnv: Record<string, strin
     })
     children.push(child)
     let stderr = ""
-    const timer = setTimeout(() => reject(new Error(`server did not start within 30 s: ${stderr}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`server did not start within 120 s: ${stderr}`)), 120_000)
     child.stderr!.setEncoding("utf8").on("data", (d: string) => {
       stderr += d
       const match = /spawnkit MCP server on http:\/\/(\S+):(\d+)\/mcp/.exec(stderr)

@@ -61,7 +61,7 @@ const startHttpServer = (env: TestEnv) =>
     })
     children.push(child)
     let stderr = ""
-    const timer = setTimeout(() => reject(new Error(`HTTP server did not start within 30 s: ${stderr}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`HTTP server did not start within 120 s: ${stderr}`)), 120_000)
     child.stderr!.setEncoding("utf8").on("data", (d: string) => {
       stderr += d
       const match = SERVER_LINE.exec(stderr)

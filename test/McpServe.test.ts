@@ -35,9 +35,9 @@ describe("exit status after a signal", () => {
     ["stdio", "SIGINT", 130]
   ] as const)("serve %s exits %s with %i", async (kind, signal, code) => {
     const server = ownProcess(startServerProcess(newEnv(), kind === "stdio" ? [] : ["--http", "--port", "0"]))
-    await waitFor("the server serves", () => SERVING.test(server.stderr()), 30_000)
+    await waitFor("the server serves", () => SERVING.test(server.stderr()), 120_000)
     server.proc.kill(signal)
-    expect(await within(`exit after ${signal}`, server.exit, 30_000)).toEqual({ code, signal: null })
+    expect(await within(`exit after ${signal}`, server.exit, 120_000)).toEqual({ code, signal: null })
   }, 300_000)
 
   it("serve --http, SIGTERM with a call in flight: the call settles, nothing is left, exit 143", async () => {
@@ -50,7 +50,7 @@ describe("exit status after a signal", () => {
       const { task_id } = await ok(client, "create_real_task", { description: "sigterm" })
       const { settled } = await startHangingDeploy(env, client, task_id)
       server.proc.kill("SIGTERM")
-      expect(await within("the server exits", server.exit, 30_000)).toEqual({ code: 143, signal: null })
+      expect(await within("the server exits", server.exit, 120_000)).toEqual({ code: 143, signal: null })
       expect(await within("the pending call settles", settled)).toHaveProperty("error")
       // Checked once, right after the exit: the server released everything before it exited.
       expect(liveSessions(env.socket)).toEqual([])

@@ -32,7 +32,7 @@ let nextId = 1
 const rawStdio = (server: ServerProcess) => {
   const replies = (): Array<any> =>
     server.stdout().split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
-  const reply = (id: number) => waitFor(`the reply to request ${id}`, () => replies().find((r) => r.id === id), 30_000)
+  const reply = (id: number) => waitFor(`the reply to request ${id}`, () => replies().find((r) => r.id === id), 120_000)
   const send = (message: unknown) => server.proc.stdin!.write(JSON.stringify(message) + "\n")
   const request = (method: string, params: Record<string, unknown> = {}) => {
     const id = nextId++
@@ -92,7 +92,7 @@ describe("stdio: oversized messages are answered, and the server exits when its 
     // Half of another oversized message, and the client goes away.
     server.proc.stdin!.write(`{"jsonrpc":"2.0","id":${nextId++},"method":"ping","params":{"pad":"${"z".repeat(OVERSIZED)}`)
     server.proc.stdin!.end()
-    expect(await within("the server exits once stdin is closed", server.exit, 30_000)).toEqual({ code: 0, signal: null })
+    expect(await within("the server exits once stdin is closed", server.exit, 120_000)).toEqual({ code: 0, signal: null })
     expect(server.stderr()).toContain("stdio transport closed (stdin ended); shutting down")
   }, 300_000)
 
@@ -114,7 +114,7 @@ describe("stdio: oversized messages are answered, and the server exits when its 
     // The client stops reading: the server learns it at its next write.
     server.proc.stdout!.destroy()
     stdio.request("ping")
-    expect(await within("the server exits once its stdout is closed", server.exit, 30_000)).toEqual({
+    expect(await within("the server exits once its stdout is closed", server.exit, 120_000)).toEqual({
       code: 0,
       signal: null
     })

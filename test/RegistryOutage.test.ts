@@ -84,7 +84,7 @@ describe("a registry outage during a spawn", () => {
 
     // The outage ends: the slot is freed without the server exiting.
     Fs.rmSync(outage)
-    await waitFor("the abandoned reservation is rolled back", () => agents().length === 0, 30_000)
+    await waitFor("the abandoned reservation is rolled back", () => agents().length === 0, 120_000)
     expect(processAlive(served.pid)).toBe(true)
     const second = await ok(served.client, "deploy_headless_agent", { task_id: task.task_id, agent_type: "w", prompt: "two" })
     expect(second.status).toBe("running")
@@ -122,11 +122,11 @@ describe("a registry outage during a spawn", () => {
       cluster.stop()
       cancel.abort()
       await first
-      await waitFor("the rollback failed", () => served.stderr().includes("could not roll back reservation"), 30_000)
+      await waitFor("the rollback failed", () => served.stderr().includes("could not roll back reservation"), 120_000)
       expect(processAlive(served.pid)).toBe(true)
 
       cluster.start()
-      await waitFor("the abandoned reservation is rolled back", () => statuses() === "", 30_000)
+      await waitFor("the abandoned reservation is rolled back", () => statuses() === "", 120_000)
       expect(processAlive(served.pid)).toBe(true)
       gate.open()
       const second = await ok(served.client, "deploy_headless_agent", { task_id: task.task_id, agent_type: "w", prompt: "two" })

@@ -173,7 +173,7 @@ export const processesMatching = (needle: string): Array<number> =>
 export const waitFor = async <A>(
   what: string,
   probe: () => A | undefined | false,
-  timeoutMs = 20_000
+  timeoutMs = 60_000
 ): Promise<Exclude<A, false>> => {
   const deadline = Date.now() + timeoutMs
   for (;;) {

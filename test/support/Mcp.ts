@@ -42,7 +42,7 @@ export interface Served {
 export { waitFor }
 
 /** Resolve or reject with `promise`, or reject naming `what` after `timeoutMs`. */
-export const within = <A>(what: string, promise: Promise<A>, timeoutMs = 20_000): Promise<A> => {
+export const within = <A>(what: string, promise: Promise<A>, timeoutMs = 60_000): Promise<A> => {
   let timer: NodeJS.Timeout | undefined
   return Promise.race([
     promise,
@@ -109,7 +109,7 @@ export const startStdio = async (env: TestEnv, extra: Record<string, string> = {
     closed = true
     onClosed()
   }
-  await within("stdio server connect", client.connect(transport), 30_000).catch(async (e) => {
+  await within("stdio server connect", client.connect(transport), 120_000).catch(async (e) => {
     await transport.close().catch(() => undefined)
     throw new Error(`could not connect to the stdio server: ${String(e)}; stderr: ${stderr}`)
   })
@@ -180,7 +180,7 @@ export const connectHttp = async (url: string, options: HttpClientOptions = {}):
     options.fetch !== undefined ? { fetch: options.fetch } : {}
   )
   const client = new Client({ name: "spawnkit-test-http", version: "1.0.0" })
-  await within("http client connect", client.connect(transport), 30_000)
+  await within("http client connect", client.connect(transport), 120_000)
   return client
 }
 
