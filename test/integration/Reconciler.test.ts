@@ -18,7 +18,7 @@ import {
 
 const newEnv = testEnvs()
 const json = stdoutJson
-const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-L", env.socket, ...args], { encoding: "utf8" })
+const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
 const reconcile = (env: TestEnv, dryRun = false) => runIn(env, Spawnkit.reconcile({ dryRun }))
 const recordOf = (env: TestEnv, taskId: string, agentId: string) =>
   readRegistryFile(env.home, taskId).agents.find((a: { id: string }) => a.id === agentId)

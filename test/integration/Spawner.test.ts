@@ -69,7 +69,7 @@ describe.each(BACKENDS)("Spawner with real tmux (%s registry)", (backend) => {
         const task = yield* Spawnkit.createTask({ description: "t" })
         const r = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "p" })
         // The session disappears behind spawnkit's back; tmux then answers pane queries for it with blank values.
-        spawnSync("tmux", ["-L", env.socket, "kill-session", "-t", `=${r.tmux_session}`])
+        spawnSync("tmux", ["-S", env.socket, "kill-session", "-t", `=${r.tmux_session}`])
         const killed = yield* Spawnkit.kill(task.task_id, r.agent_id)
         return { task, killed }
       })

@@ -82,7 +82,7 @@ const setup = async (goodAgents: ReadonlyArray<{ type: string; timeoutSeconds?: 
   const api = <A, E>(effect: Effect.Effect<A, E, Spawnkit.Services>) =>
     Effect.runPromise(effect.pipe(Effect.provide(env.layer({ home }))))
   const run = (args: ReadonlyArray<string>) => cli(env, args, { SPAWNKIT_HOME: home })
-  const tmux = (...args: Array<string>) => spawnSync("tmux", ["-L", env.socket, ...args], { encoding: "utf8" })
+  const tmux = (...args: Array<string>) => spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
 
   const { bad, good, keeper, long, extra, hostId } = await api(Effect.gen(function*() {
     const bad = (yield* Spawnkit.createTask({ description: "planted", max_concurrent: 10 })).task_id

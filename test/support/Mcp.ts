@@ -329,7 +329,7 @@ export const waitRolledBack = (env: TestEnv, taskId: string) =>
 // ---------------------------------------------------------------------------------------------------------------------
 // tmux and disk
 
-const tmux = (socket: string, args: ReadonlyArray<string>) => spawnSync("tmux", ["-L", socket, ...args], { encoding: "utf8" })
+const tmux = (socket: string, args: ReadonlyArray<string>) => spawnSync("tmux", ["-S", socket, ...args], { encoding: "utf8" })
 
 /** A variable of a session's environment (`tmux show-environment`), or undefined. */
 export const sessionEnv = (socket: string, session: string, name: string): string | undefined => {
@@ -351,7 +351,7 @@ export const paneOf = (socket: string, session: string) => {
 const exitHookProcesses = (socket: string): Array<number> =>
   execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" })
     .split("\n")
-    .filter((l) => l.includes("agent-exited") && l.includes(`/${socket}`))
+    .filter((l) => l.includes("agent-exited") && l.includes(`--socket ${socket}`))
     .map((l) => Number(l.trim().split(/\s+/)[0]))
 
 /**

@@ -188,7 +188,7 @@ interface Pane {
 const panes = (socket: string): Array<Pane> => {
   const r = spawnSync(
     "tmux",
-    ["-L", socket, "list-panes", "-a", "-F", "#{session_name}|#{pane_dead}|#{pane_pid}|#{@spawnkit_home}|#{@spawnkit_task}|#{@spawnkit_agent}"],
+    ["-S", socket, "list-panes", "-a", "-F", "#{session_name}|#{pane_dead}|#{pane_pid}|#{@spawnkit_home}|#{@spawnkit_task}|#{@spawnkit_agent}"],
     { encoding: "utf8" }
   )
   if (r.status !== 0) {
@@ -201,7 +201,7 @@ const panes = (socket: string): Array<Pane> => {
   })
 }
 
-const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-L", env.socket, ...args], { encoding: "utf8" })
+const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
 
 /**
  * Everything on which the registry records, the live sessions and the prompt files disagree, across every task of

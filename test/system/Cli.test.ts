@@ -251,7 +251,7 @@ describe("spawnkit CLI", () => {
     const grandchild = spawnUnder("grandchild", child.agent_id)
     const bystander = spawnUnder("bystander")
     const pgids = (names: Array<string>) =>
-      names.map((n) => Number(spawnSync("tmux", ["-L", env.socket, "list-panes", "-t", `=${n}:`, "-F", "#{pane_pid}"], { encoding: "utf8" }).stdout.trim()))
+      names.map((n) => Number(spawnSync("tmux", ["-S", env.socket, "list-panes", "-t", `=${n}:`, "-F", "#{pane_pid}"], { encoding: "utf8" }).stdout.trim()))
     const tree = pgids([root.tmux_session, child.tmux_session, grandchild.tmux_session])
     const [bystanderGroup] = pgids([bystander.tmux_session])
     // Groups with a running member (a zombie has ended; this machine's init may never reap it).

@@ -34,7 +34,7 @@ const tree = (dir: string): Record<string, string> => {
   return out
 }
 
-const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-L", env.socket, ...args], { encoding: "utf8" })
+const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
 
 /** A task with one running agent, through the API (which writes the home, as any spawn does). */
 const oneAgent = (env: TestEnv) =>

@@ -6,14 +6,24 @@
  */
 import { type ChildProcess, spawn as spawnProcess, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Spawnkit from "../../src/index.js"
-import { CLI, createDatabase, dropDatabase, liveSessions, promptFiles, psql, SLEEPER, waitFor } from "../support/Harness.js"
+import {
+  CLI,
+  createDatabase,
+  dropDatabase,
+  killTmuxServer,
+  liveSessions,
+  makeTempDir,
+  promptFiles,
+  psql,
+  SLEEPER,
+  waitFor
+} from "../support/Harness.js"
 
 const WORKER = NodePath.resolve(import.meta.dirname, "..", "support", "spawn-worker.mjs")
 const WORKER_TIMEOUT_MS = 90_000
@@ -44,11 +54,13 @@ const sharedDatabase = () => {
 }
 
 const makeHost = (id: string, databaseUrl: string, settings: Record<string, string> = {}): Host => {
-  const home = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), `spawnkit-${id}-`))
-  const socket = `sk-${id}-${process.pid}-${Math.random().toString(16).slice(2, 8)}`
+  const dir = makeTempDir(`sk-${id}-`)
+  const home = NodePath.join(dir, "home")
+  Fs.mkdirSync(home)
+  const socket = NodePath.join(dir, "tmux")
   cleanups.push(() => {
-    spawnSync("tmux", ["-L", socket, "kill-server"], { stdio: "ignore" })
-    Fs.rmSync(home, { recursive: true, force: true })
+    killTmuxServer(socket)
+    Fs.rmSync(dir, { recursive: true, force: true })
   })
   const env = {
     SPAWNKIT_HOME: home,
@@ -68,7 +80,7 @@ const makeHost = (id: string, databaseUrl: string, settings: Record<string, stri
     layer: (overrides = {}) =>
       Spawnkit.layer({
         home,
-        tmuxSocket: { _tag: "Name", name: socket },
+        tmuxSocket: { _tag: "Path", path: socket },
         agentCommand: Option.some(SLEEPER),
         defaultEngine: "custom",
         databaseUrl: Option.some(Redacted.make(databaseUrl)),

@@ -280,8 +280,8 @@ const expectSettled = (env: TestEnv, taskId: string) => {
 
 /** The tmux server of a socket and every process below its panes (agent runners, `sleep 600`, `tee`). */
 const serverProcesses = (socket: string): Array<number> => {
-  const server = spawnSync("tmux", ["-L", socket, "display-message", "-p", "#{pid}"], { encoding: "utf8" })
-  const panes = spawnSync("tmux", ["-L", socket, "list-panes", "-a", "-F", "#{pane_pid}"], { encoding: "utf8" })
+  const server = spawnSync("tmux", ["-S", socket, "display-message", "-p", "#{pid}"], { encoding: "utf8" })
+  const panes = spawnSync("tmux", ["-S", socket, "list-panes", "-a", "-F", "#{pane_pid}"], { encoding: "utf8" })
   const roots = [server, panes].flatMap((r) =>
     r.status === 0 ? r.stdout.split("\n").filter((l) => l.trim() !== "").map(Number) : []
   )
