@@ -399,13 +399,74 @@ const ordering: ReadonlyArray<Row> = [
   }
 ]
 
+/** Rows where nothing is to be done, or nothing is spawnkit's to touch. */
+const nothing: ReadonlyArray<Row> = [
+  {
+    name: "an empty home: no task, no session, no file, nothing to do",
+    observation: observation(),
+    expected: []
+  },
+  {
+    name: "a healthy task (live agents with live panes, their files, a young reservation, an ended agent): nothing to do",
+    observation: observation({
+      tasks: [task(T, [
+        agentJson("a1", "running", { timeout_seconds: 60, stall_timeout_seconds: 30 }),
+        agentJson("a2", "working", { parent: "a1", depth: 2 }),
+        agentJson("r1", "reserved", reservation(LIVE_PID)),
+        agentJson("done", "completed", { completed_at: iso(NOW - 5_000) })
+      ])],
+      sessions: [sessionOf(T, "a1"), sessionOf(T, "a2"), sessionOf(T, "r1")],
+      agentFiles: [{ taskId: T, name: "a1.prompt" }, { taskId: T, name: "a2.mcp.json" }, { taskId: T, name: "r1.prompt" }],
+      tempFiles: [{ taskId: T, name: `AGENT_REGISTRY.json.tmp-${LIVE_PID}-abcdef12` }],
+      lastOutputMs: () => NOW - 1_000
+    }),
+    expected: []
+  },
+  {
+    name: "a live agent at its wall-clock limit to the millisecond is not yet timed out",
+    observation: observation({
+      tasks: [task(T, [agentJson("a1", "running", { timeout_seconds: 60, started_at: iso(NOW - 60_000) })])],
+      sessions: [sessionOf(T, "a1")]
+    }),
+    expected: []
+  },
+  {
+    name: "a live agent quiet for exactly its stall limit is not yet stalled",
+    observation: observation({
+      tasks: [task(T, [agentJson("a1", "running", { stall_timeout_seconds: 30, started_at: iso(NOW - 100_000) })])],
+      sessions: [sessionOf(T, "a1")],
+      lastOutputMs: () => NOW - 30_000
+    }),
+    expected: []
+  },
+  {
+    name: "not ours: other homes' and untagged sessions, another host's records, a task that could not be read",
+    observation: observation({
+      tasks: [task(T, [
+        agentJson("far", "running", { host: OTHER_HOST, timeout_seconds: 1, started_at: iso(NOW - 3_600_000) }),
+        agentJson("farres", "reserved", reservation(DEAD_PID, OTHER_HOST, 3_600_000))
+      ])],
+      unreadable: unreadableBad,
+      sessions: [
+        { name: "agent_x1", tags: tags(T, "x1", "/another/home"), pane: deadPane(1) },
+        { name: "agent_x2", tags: {}, pane: livePane },
+        { name: "agent_x3", tags: tags(BAD, "x3"), pane: livePane }
+      ],
+      agentFiles: [{ taskId: BAD, name: "x3.prompt" }],
+      tempFiles: [{ taskId: BAD, name: `AGENT_REGISTRY.json.tmp-${DEAD_PID}-abcdef12` }]
+    }),
+    expected: []
+  }
+]
+
 describe("plan", () => {
   describe.each([
     ["reservations", reservations],
     ["live agents", liveAgents],
     ["sessions", sessions],
     ["files", files],
-    ["order", ordering]
+    ["order", ordering],
+    ["nothing to do, or not ours", nothing]
   ] as const)("%s", (_, rows) => {
     for (const row of rows) {
       it(row.name, () => {
