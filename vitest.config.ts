@@ -17,7 +17,14 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 60_000 }
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          // Pure tests share nothing global: one module graph per worker thread (Effect is loaded once, not per file).
+          pool: "threads",
+          isolate: false,
+          testTimeout: 60_000
+        }
       },
       {
         extends: true,
