@@ -355,9 +355,9 @@ const exitHookProcesses = (socket: string): Array<number> =>
     .map((l) => Number(l.trim().split(/\s+/)[0]))
 
 /**
- * Clean up a test environment (env.cleanup(): kill the socket's tmux server, remove the home) with the pane-died hook
- * removed first and once no exit-hook process of its socket runs any more: such a process, started by an agent killed
- * shortly before, must not be left working on a home being removed.
+ * Clean up a test environment (env.cleanup(): kill the socket's tmux server, remove its directory) with the pane-died
+ * hook removed first and once no exit-hook process of its socket runs any more: such a process, started by an agent
+ * killed shortly before, must not be left working on a home being removed.
  */
 export const disposeEnv = async (env: TestEnv | undefined): Promise<void> => {
   if (env === undefined) return
