@@ -1,6 +1,7 @@
 /**
- * Test harness: a temp home, a private tmux socket and (for the PostgreSQL registry) a database of its own per test,
- * spawnkit's layer on them, and clean-up that kills the socket's tmux server, removes the home and drops the database.
+ * Test harness: a temp directory per test holding its home and its tmux server's socket (`tmux -S`, never a socket
+ * name under the shared TMUX_TMPDIR), a database of its own for the PostgreSQL registry, spawnkit's layer on them,
+ * and clean-up that kills the tmux server (and waits until it is gone), removes the directory and drops the database.
  */
 import { type ChildProcess, execFileSync, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
@@ -55,7 +56,10 @@ const TASK_ID = /^TASK-[A-Za-z0-9-]{1,64}$/
 /** A private test environment. */
 export interface TestEnv {
   readonly backend: Backend
+  /** The test's temp directory: its home and its tmux socket live here. */
+  readonly dir: string
   readonly home: string
+  /** The path of the tmux server's socket (`tmux -S`). */
   readonly socket: string
   /** The PostgreSQL registry's database URL (none for the file registry). */
   readonly databaseUrl: string | undefined
@@ -73,10 +77,37 @@ export interface TestEnv {
 /** The default custom-engine command of tests: an agent that lives until killed. */
 export const SLEEPER = "sleep 600"
 
-/** Create a temp home, a unique tmux socket name and, for PostgreSQL, a database of its own. */
+/**
+ * A temp directory for a test's tmux socket and files. Its path stays short: a unix socket's path is limited to about
+ * 107 bytes.
+ */
+export const makeTempDir = (prefix = "sk-"): string => Fs.mkdtempSync(NodePath.join(Os.tmpdir(), prefix))
+
+/** tmux's arguments for a socket path. */
+export const tmuxOn = (socket: string, ...args: ReadonlyArray<string>): Array<string> => ["-S", socket, ...args]
+
+/**
+ * Kill the tmux server on a socket path and wait until no server answers there (tmux leaves its socket file behind:
+ * the caller removes the directory). Throws when the server is still there after 30 s.
+ */
+export const killTmuxServer = (socket: string): void => {
+  spawnSync("tmux", tmuxOn(socket, "kill-server"), { stdio: "ignore" })
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    const probe = spawnSync("tmux", tmuxOn(socket, "list-sessions"), { encoding: "utf8" })
+    if (probe.status !== 0 && /no server running|error connecting/.test(probe.stderr)) return
+    if (Date.now() > deadline) throw new Error(`the tmux server on ${socket} is still running after kill-server`)
+    spawnSync("tmux", tmuxOn(socket, "kill-server"), { stdio: "ignore" })
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50)
+  }
+}
+
+/** Create a temp directory with a home and a tmux socket path in it and, for PostgreSQL, a database of its own. */
 export const makeTestEnv = (agentCommand = SLEEPER, backend: Backend = "file"): TestEnv => {
-  const home = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-test-"))
-  const socket = `sk-test-${process.pid}-${Math.random().toString(16).slice(2, 10)}`
+  const dir = makeTempDir()
+  const home = NodePath.join(dir, "home")
+  Fs.mkdirSync(home)
+  const socket = NodePath.join(dir, "tmux")
   const database = backend === "postgresql" ? createDatabase() : undefined
   const env = {
     SPAWNKIT_HOME: home,
@@ -94,6 +125,7 @@ export const makeTestEnv = (agentCommand = SLEEPER, backend: Backend = "file"): 
   }
   return {
     backend,
+    dir,
     home,
     socket,
     databaseUrl: database?.url,
@@ -103,7 +135,7 @@ export const makeTestEnv = (agentCommand = SLEEPER, backend: Backend = "file"): 
       Spawnkit.layer(
         {
           home,
-          tmuxSocket: { _tag: "Name", name: socket },
+          tmuxSocket: { _tag: "Path", path: socket },
           agentCommand: Option.some(agentCommand),
           defaultEngine: "custom",
           databaseUrl: database === undefined ? Option.none() : Option.some(Redacted.make(database.url)),
@@ -112,16 +144,16 @@ export const makeTestEnv = (agentCommand = SLEEPER, backend: Backend = "file"): 
         faults
       ),
     cleanup: () => {
-      spawnSync("tmux", ["-L", socket, "kill-server"], { stdio: "ignore" })
-      Fs.rmSync(home, { recursive: true, force: true })
+      killTmuxServer(socket)
+      Fs.rmSync(dir, { recursive: true, force: true })
       if (database !== undefined) dropDatabase(database.name)
     }
   }
 }
 
-/** Names of the live sessions on a socket (none when its server is down). */
+/** Names of the live sessions on a socket path (none when its server is down). */
 export const liveSessions = (socket: string): Array<string> => {
-  const r = spawnSync("tmux", ["-L", socket, "list-sessions", "-F", "#{session_name}"], { encoding: "utf8" })
+  const r = spawnSync("tmux", ["-S", socket, "list-sessions", "-F", "#{session_name}"], { encoding: "utf8" })
   return r.status === 0 ? r.stdout.split("\n").filter((l) => l.length > 0) : []
 }
 
@@ -198,7 +230,7 @@ export const stopChild = (child: ChildProcess) =>
 
 /**
  * Test environments for one test file: `newEnv(agentCommand?, backend?)` makes one, and every environment made during a test
- * is cleaned up (tmux server killed, home removed) after it.
+ * is cleaned up (tmux server killed, directory removed) after it.
  */
 export const testEnvs = () => {
   const envs: Array<TestEnv> = []

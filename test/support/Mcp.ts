@@ -329,7 +329,7 @@ export const waitRolledBack = (env: TestEnv, taskId: string) =>
 // ---------------------------------------------------------------------------------------------------------------------
 // tmux and disk
 
-const tmux = (socket: string, args: ReadonlyArray<string>) => spawnSync("tmux", ["-L", socket, ...args], { encoding: "utf8" })
+const tmux = (socket: string, args: ReadonlyArray<string>) => spawnSync("tmux", ["-S", socket, ...args], { encoding: "utf8" })
 
 /** A variable of a session's environment (`tmux show-environment`), or undefined. */
 export const sessionEnv = (socket: string, session: string, name: string): string | undefined => {
@@ -351,13 +351,13 @@ export const paneOf = (socket: string, session: string) => {
 const exitHookProcesses = (socket: string): Array<number> =>
   execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" })
     .split("\n")
-    .filter((l) => l.includes("agent-exited") && l.includes(`/${socket}`))
+    .filter((l) => l.includes("agent-exited") && l.includes(`--socket ${socket}`))
     .map((l) => Number(l.trim().split(/\s+/)[0]))
 
 /**
- * Clean up a test environment (env.cleanup(): kill the socket's tmux server, remove the home) with the pane-died hook
- * removed first and once no exit-hook process of its socket runs any more: such a process, started by an agent killed
- * shortly before, must not be left working on a home being removed.
+ * Clean up a test environment (env.cleanup(): kill the socket's tmux server, remove its directory) with the pane-died
+ * hook removed first and once no exit-hook process of its socket runs any more: such a process, started by an agent
+ * killed shortly before, must not be left working on a home being removed.
  */
 export const disposeEnv = async (env: TestEnv | undefined): Promise<void> => {
   if (env === undefined) return

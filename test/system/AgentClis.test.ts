@@ -1,0 +1,355 @@
+/**
+ * The real agent CLIs (Claude Code, Codex, Gemini CLI) accept the command lines spawnkit builds, and an agent that
+ * exits at start-up (here: no credentials) is recorded as failed with its exit code and last output lines, and its
+ * slot is freed.
+ *
+ * The CLIs come from the npm registry into a cache directory, not from the project's dependencies (about 740 MB):
+ * before its tests, this file runs `scripts/install-agent-clis.sh`, which installs them once into
+ * SPAWNKIT_AGENT_CLIS_DIR (default ~/.cache/spawnkit-agent-clis) and does nothing when they are there; it fails (it
+ * never skips) when they cannot be installed.
+ *
+ * Every CLI runs with no credentials: no API key or token in the environment, HOME a fresh temp directory. Codex
+ * without credentials would otherwise retry its default (remote) endpoint forever, so the temp HOME's Codex config
+ * selects a provider on a closed loopback port whose key variable is unset: Codex then stops at start-up, and nothing
+ * is sent off this machine. Claude Code refuses --dangerously-skip-permissions to root unless IS_SANDBOX=1 says the
+ * machine is a sandbox, which is set when the tests run as root so the CLI gets to its credentials check.
+ *
+ * Needs `npm run build` first (the pane-died hook runs dist/cli/main.js).
+ */
+import { randomUUID } from "node:crypto"
+import { spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
+import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Result from "effect/Result"
+import type { Engine } from "../../src/domain/Agent.js"
+import { buildCommand } from "../../src/sessions/Engines.js"
+import { agentMcpConfig } from "../../src/spawn/AgentFiles.js"
+import {
+  CLI,
+  liveSessions,
+  makeTestEnv,
+  promptFiles,
+  readRegistryFile,
+  type TestEnv,
+  waitFor
+} from "../support/Harness.js"
+
+const CLIS_DIR = process.env["SPAWNKIT_AGENT_CLIS_DIR"] || NodePath.join(Os.homedir(), ".cache", "spawnkit-agent-clis")
+const CLIS_BIN = NodePath.join(CLIS_DIR, "node_modules", ".bin")
+const INSTALL_HINT = `run \`bash scripts/install-agent-clis.sh\` (installs into ${CLIS_DIR})`
+
+type RealEngine = Exclude<Engine, "custom">
+const ENGINES: ReadonlyArray<RealEngine> = ["claude", "codex", "gemini"]
+
+/** What a command-line parser prints when it rejects an argument (commander, clap, yargs, and the like). */
+const PARSER_ERROR =
+  /unknown option|unexpected argument|unknown arguments?:|unrecognized (option|argument)|invalid option|error: option|too many arguments|missing required argument|not enough arguments/i
+
+/** What each CLI prints once it has accepted its command line and stopped for want of credentials. */
+const NO_CREDENTIALS: Record<RealEngine, RegExp> = {
+  claude: /Not logged in|Invalid API key|cannot be used with root/,
+  codex: /Missing environment variable: `OPENAI_API_KEY`/,
+  gemini: /Please set an Auth method|GEMINI_API_KEY/
+}
+
+const PROMPT = "spawnkit agent CLI check: reply with the single word hello"
+
+const INSTALL_SCRIPT = NodePath.resolve(import.meta.dirname, "..", "..", "scripts", "install-agent-clis.sh")
+
+// `npm test` needs nothing installed by hand: the CLIs are fetched into the cache the first time (a download of the
+// three packages; later runs find them and return at once).
+beforeAll(() => {
+  const r = spawnSync("bash", [INSTALL_SCRIPT], {
+    encoding: "utf8",
+    env: { ...process.env, SPAWNKIT_AGENT_CLIS_DIR: CLIS_DIR },
+    timeout: 900_000
+  })
+  if (r.status !== 0) throw new Error(`installing the agent CLIs failed (${r.status}): ${r.stdout}${r.stderr}`)
+}, 900_000)
+
+const envs: Array<TestEnv> = []
+const tempDirs: Array<string> = []
+afterEach(() => {
+  for (const env of envs.splice(0)) env.cleanup()
+  for (const dir of tempDirs.splice(0)) Fs.rmSync(dir, { recursive: true, force: true })
+})
+
+const tempDir = (prefix: string) => {
+  const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), prefix))
+  tempDirs.push(dir)
+  return dir
+}
+
+/** Variables that could carry credentials or point a CLI at a configuration with some. */
+const CREDENTIAL_ENV = /API_KEY|TOKEN|SECRET|PASSWORD|^ANTHROPIC_|^OPENAI_|^GEMINI_|^GOOGLE_|^CLAUDE_|^CODEX_|^XDG_|^AWS_|^AZURE_|^VERTEX/i
+
+/**
+ * A fresh HOME for the CLIs and an environment without credentials, with the CLIs on PATH. Claude Code's and the
+ * others' non-essential traffic (update checks, telemetry) is switched off.
+ */
+const agentEnvironment = () => {
+  const home = tempDir("spawnkit-cli-home-")
+  Fs.mkdirSync(NodePath.join(home, ".codex"))
+  Fs.writeFileSync(
+    NodePath.join(home, ".codex", "config.toml"),
+    [
+      `model_provider = "loopback"`,
+      ``,
+      `[model_providers.loopback]`,
+      `name = "closed loopback port (spawnkit tests)"`,
+      `base_url = "http://127.0.0.1:9/v1"`,
+      `env_key = "OPENAI_API_KEY"`,
+      `wire_api = "responses"`,
+      ``
+    ].join("\n")
+  )
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] =>
+      e[1] !== undefined && !CREDENTIAL_ENV.test(e[0]) && !e[0].startsWith("SPAWNKIT_")
+    )
+  )
+  const env: Record<string, string> = {
+    ...inherited,
+    HOME: home,
+    PATH: `${CLIS_BIN}:${process.env["PATH"] ?? "/usr/bin:/bin"}`,
+    DISABLE_AUTOUPDATER: "1",
+    DISABLE_TELEMETRY: "1",
+    DISABLE_ERROR_REPORTING: "1",
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    NO_UPDATE_NOTIFIER: "1",
+    ...(process.getuid?.() === 0 ? { IS_SANDBOX: "1" } : {})
+  }
+  for (const name of ["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"]) {
+    expect(env[name], `${name} must not reach the agent`).toBeUndefined()
+  }
+  return { home, env }
+}
+
+const installed = (cli: string) => {
+  try {
+    Fs.accessSync(NodePath.join(CLIS_BIN, cli), Fs.constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Real agent CLIs start slowly: wait up to a minute for what they do. */
+const waitLong = <A>(what: string, probe: () => A | undefined | false) => waitFor(what, probe, 60_000)
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+describe("agent CLIs from the npm registry", () => {
+  it("are installed (claude, codex, gemini)", () => {
+    const missing = ["claude", "codex", "gemini"].filter((cli) => !installed(cli))
+    expect(missing, `agent CLIs missing from ${CLIS_BIN}: ${INSTALL_HINT}`).toEqual([])
+    const { env } = agentEnvironment()
+    for (const cli of ["claude", "codex", "gemini"]) {
+      const r = spawnSync(NodePath.join(CLIS_BIN, cli), ["--version"], { env, encoding: "utf8", timeout: 60_000 })
+      expect(r.status, `${cli} --version: ${r.stdout}${r.stderr}`).toBe(0)
+      console.log(`${cli} --version: ${r.stdout.trim()}`)
+    }
+  })
+})
+
+/** Run an argv as spawnkit's runner does: the prompt file on stdin, in a working directory of its own. */
+const runArgv = (argv: ReadonlyArray<string>, promptFile: string, cwd: string, env: Record<string, string>) => {
+  const stdin = Fs.openSync(promptFile, "r")
+  try {
+    const r = spawnSync(argv[0]!, argv.slice(1), {
+      cwd,
+      env,
+      stdio: [stdin, "pipe", "pipe"],
+      encoding: "utf8",
+      timeout: 90_000
+    })
+    return { ...r, output: `${r.stdout ?? ""}${r.stderr ?? ""}` }
+  } finally {
+    Fs.closeSync(stdin)
+  }
+}
+
+describe("the command lines spawnkit builds, run by the real CLIs", () => {
+  it.each(ENGINES)("%s accepts spawnkit's argv (prompt on stdin, no credentials)", (engine) => {
+    expect(installed(engine), INSTALL_HINT).toBe(true)
+    const { env } = agentEnvironment()
+    const work = tempDir("spawnkit-cli-work-")
+    const cwd = NodePath.join(work, "project")
+    Fs.mkdirSync(cwd)
+    const taskId = "TASK-20260101-000000-00c0ffee"
+    const agentId = `${engine}check-000000-00c0ffee`
+    const promptFile = NodePath.join(work, `${agentId}.prompt`)
+    Fs.writeFileSync(promptFile, PROMPT + "\n", { mode: 0o600 })
+    const mcpConfigFile = NodePath.join(work, `${agentId}.mcp.json`)
+    // The MCP configuration spawnkit writes for a Claude agent. Its home cannot exist (below /dev/null), so the server
+    // it names stops at once without creating anything; Claude Code reports it as failed and carries on.
+    Fs.writeFileSync(
+      mcpConfigFile,
+      agentMcpConfig({
+        SPAWNKIT_HOME: "/dev/null/spawnkit-home",
+        SPAWNKIT_TMUX_SOCKET: "sk-unused",
+        SPAWNKIT_TASK_ID: taskId,
+        SPAWNKIT_AGENT_ID: agentId,
+        SPAWNKIT_AGENT_SECRET: "0".repeat(64)
+      }),
+      { mode: 0o600 }
+    )
+    const sessionId = randomUUID()
+    const built = buildCommand(engine, {
+      agentId,
+      taskId,
+      promptFile,
+      logFile: NodePath.join(work, `${agentId}.log`),
+      claudeModel: "sonnet",
+      claudeSessionId: sessionId,
+      mcpConfigFile
+    })
+    expect(Result.isSuccess(built)).toBe(true)
+    const argv = Result.getOrThrow(built)
+    expect(argv[0]).toBe(engine)
+
+    // Exactly as built.
+    const r = runArgv(argv, promptFile, cwd, env)
+    const shown = `${argv.join(" ")} (exit ${r.status}, signal ${r.signal}):\n${r.output.slice(0, 4000)}`
+    expect(r.error, shown).toBeUndefined()
+    expect(r.signal, `it must stop by itself: ${shown}`).toBeNull()
+    expect(r.output, shown).not.toMatch(PARSER_ERROR)
+    expect(r.status, `no credentials, so it must fail: ${shown}`).not.toBe(0)
+    expect(r.output, shown).toMatch(NO_CREDENTIALS[engine])
+
+    // Evidence that each option took effect, from what the CLI reports about its own run.
+    switch (engine) {
+      case "claude": {
+        const events = r.stdout.split("\n").flatMap((line) => {
+          try {
+            return [JSON.parse(line)]
+          } catch {
+            return []
+          }
+        })
+        const init = events.find((e) => e.type === "system" && e.subtype === "init")
+        expect(init, `stream-json init event: ${shown}`).toBeDefined()
+        expect(init.session_id).toBe(sessionId)
+        expect(init.permissionMode).toBe("bypassPermissions")
+        expect(init.model).toMatch(/sonnet/i)
+        expect((init.mcp_servers as Array<{ name: string }>).map((s) => s.name)).toContain("spawnkit")
+        expect(events.find((e) => e.type === "result"), shown).toMatchObject({ is_error: true })
+        break
+      }
+      case "codex":
+        expect(r.output, shown).toMatch(/sandbox: workspace-write/)
+        // `-` made it read the prompt from stdin: Codex echoes it as the user's turn.
+        expect(r.output, shown).toContain(PROMPT)
+        break
+      case "gemini":
+        expect(r.output, shown).toMatch(/YOLO mode is enabled/)
+        // Gemini CLI turns --yolo back into "default" approvals in a folder it does not trust (reported, not asserted).
+        const overridden = /Approval mode overridden[^\n]*/.exec(r.output)
+        if (overridden !== null) console.log(`gemini: ${overridden[0]}`)
+        break
+    }
+    console.log(`${engine}: ${argv.join(" ")} -> exit ${r.status}; ${r.output.match(NO_CREDENTIALS[engine])?.[0]}`)
+
+    // Control: the same command line with an option the CLI does not know is reported by its parser, so the
+    // check above would have caught a rejected option.
+    const bogus = [...argv]
+    bogus.splice(argv[1] === "exec" ? 2 : 1, 0, "--spawnkit-no-such-option")
+    const c = runArgv(bogus, promptFile, cwd, env)
+    expect(c.signal).toBeNull()
+    expect(c.status).not.toBe(0)
+    expect(c.output, c.output.slice(0, 2000)).toMatch(PARSER_ERROR)
+  }, 300_000)
+})
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+/** Run the compiled spawnkit CLI with the agents' environment (the first call starts the tmux server with it). */
+const spawnkit = (env: TestEnv, agentEnv: Record<string, string>, args: ReadonlyArray<string>) => {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: "utf8",
+    env: { ...agentEnv, ...env.env },
+    timeout: 60_000
+  })
+  return { ...r, json: (() => {
+    try {
+      return JSON.parse(r.stdout)
+    } catch {
+      return undefined
+    }
+  })() }
+}
+
+describe("spawning a real agent that exits at start-up (no credentials)", () => {
+  it.each(ENGINES)("%s: recorded as failed with its exit code and last lines; its slot is freed", async (engine) => {
+    expect(installed(engine), INSTALL_HINT).toBe(true)
+    expect(Fs.existsSync(CLI), "run `npm run build` before these tests").toBe(true)
+    const env = makeTestEnv()
+    envs.push(env)
+    const { env: agentEnv } = agentEnvironment()
+
+    const created = spawnkit(env, agentEnv, ["task", "create", "--description", `${engine} start-up`, "--max-concurrent", "1", "--json"])
+    expect(created.status, created.stdout + created.stderr).toBe(0)
+    const taskId = created.json.task_id as string
+
+    const spawned = spawnkit(env, agentEnv, [
+      "spawn", "--task", taskId, "--type", `${engine}check`, "--prompt", PROMPT, "--engine", engine, "--json"
+    ])
+    const shown = `spawn: exit ${spawned.status}, ${spawned.stdout}${spawned.stderr}`
+    let exitCode: number
+    let lastLines: ReadonlyArray<string>
+    let agentId: string
+    if (spawned.status === 0) {
+      // Committed before the agent died: the pane-died hook records the exit about a second later.
+      expect(spawned.json, shown).toMatchObject({ task_id: taskId, status: "running", existing: false })
+      agentId = spawned.json.agent_id
+      const record = await waitLong(`${engine} agent's exit recorded`, () => {
+        const agent = readRegistryFile(env.home, taskId).agents.find((a: any) => a.id === agentId)
+        return agent !== undefined && agent.status !== "running" ? agent : undefined
+      })
+      expect(record.status, JSON.stringify(record)).toBe("failed")
+      exitCode = record.exit.exit_code
+      lastLines = record.exit.last_lines
+      expect(record.reason).toBe(`exited with code ${exitCode}`)
+      expect(record.engine).toBe(engine)
+      expect(record.completed_at).toBeDefined()
+    } else {
+      // The agent died before the commit: the spawn fails with AgentExitedAtStartup and keeps nothing.
+      expect(spawned.json?.error?.tag, shown).toBe("AgentExitedAtStartup")
+      const message = spawned.json.error.message as string
+      exitCode = Number(/exited at start-up with code (-?\d+)/.exec(message)?.[1])
+      lastLines = [/Last output: (.*)\. Check the engine/.exec(message)?.[1] ?? ""]
+      agentId = /Agent (\S+) exited/.exec(message)?.[1] ?? ""
+      expect(readRegistryFile(env.home, taskId).agents).toEqual([])
+    }
+    expect(exitCode, shown).not.toBe(0)
+    expect(exitCode, shown).toBeGreaterThan(0)
+    expect(lastLines.length, shown).toBeGreaterThan(0)
+    expect(lastLines.join("\n"), shown).toMatch(NO_CREDENTIALS[engine])
+    expect(lastLines.join("\n")).not.toMatch(PARSER_ERROR)
+
+    // The slot is free and the agent owns nothing any more (its log stays).
+    const task = await waitLong("slot freed", () => {
+      const t = readRegistryFile(env.home, taskId)
+      return t.active_count === 0 ? t : undefined
+    })
+    expect(task.agents.filter((a: any) => ["reserved", "running"].includes(a.status))).toEqual([])
+    await waitLong("dead session removed", () => (liveSessions(env.socket).length === 0 ? true : undefined))
+    expect(promptFiles(env.home, taskId)).toEqual([])
+    expect(Fs.readFileSync(NodePath.join(env.home, taskId, "logs", `${agentId}.log`), "utf8")).toMatch(NO_CREDENTIALS[engine])
+    const path = spawned.status === 0 ? "committed, then recorded failed by the pane-died hook" : "AgentExitedAtStartup"
+    console.log(`${engine} agent ${agentId} (${path}): exit ${exitCode}, last line: ${lastLines.at(-1)?.slice(0, 160)}`)
+
+    // The freed slot admits the next spawn (max_concurrent 1), and only that one.
+    const next = spawnkit(env, agentEnv, ["spawn", "--task", taskId, "--type", "next", "--prompt", "after the failure", "--engine", "custom", "--json"])
+    expect(next.status, next.stdout + next.stderr).toBe(0)
+    expect(next.json).toMatchObject({ status: "running", existing: false })
+    const over = spawnkit(env, agentEnv, ["spawn", "--task", taskId, "--type", "next", "--prompt", "one too many", "--engine", "custom", "--json"])
+    expect(over.status).not.toBe(0)
+    expect(over.json?.error?.tag, over.stdout).toBe("LimitReached")
+    expect(over.json.error.message).toContain("max_concurrent")
+    expect(readRegistryFile(env.home, taskId).active_count).toBe(1)
+    expect(liveSessions(env.socket)).toEqual([next.json.tmux_session])
+  }, 300_000)
+})
