@@ -10,7 +10,7 @@ import { AgentId, SessionName, TaskId } from "../src/domain/Ids.js"
 import { TaskRegistry } from "../src/domain/Task.js"
 import type { PaneState } from "../src/sessions/Tmux.js"
 import { abandoned, type Observation, type ObservedSession, plan, type Planned } from "../src/spawn/ReconcilePlan.js"
-import { killTargets } from "../src/spawn/Tasks.js"
+import { killTargets } from "../src/spawn/Kill.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Fixtures

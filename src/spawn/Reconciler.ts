@@ -38,7 +38,7 @@ import { removeAgentFiles } from "./AgentFiles.js"
 import { isoOf, removeAgent, replaceAgent } from "./AgentRecords.js"
 import { recordExit } from "./ExitHook.js"
 import { abandoned, describeAbandoned, isTempFile, type Observation, type ObservedFile, plan, type Planned } from "./ReconcilePlan.js"
-import { endAgents, stopSession } from "./Tasks.js"
+import { endAgents, stopSession } from "./Kill.js"
 import * as Schema from "effect/Schema"
 
 /** One repair (or, in a dry run, one repair that would be made). */

@@ -24,8 +24,8 @@ import * as Ref from "effect/Ref"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as SchemaIssue from "effect/SchemaIssue"
 import { decide } from "../admission/Admission.js"
+import { invalidInput } from "../domain/Decode.js"
 import { type Agent, type Engine, isLiveStatus } from "../domain/Agent.js"
 import {
   type AdmissionRejection,
@@ -56,23 +56,6 @@ import { exitHooks } from "./ExitHook.js"
 import { Rollbacks } from "./Rollbacks.js"
 
 const decodeRequest = Schema.decodeUnknownEffect(SpawnRequest)
-
-const issuesOf = SchemaIssue.makeFormatterStandardSchemaV1()
-
-/**
- * Turn a Schema decode failure into InvalidInput naming the field: the path of its first issue (`a.b.0` for nested
- * values), or `field` when the value decoded was the field itself (an id, say). Every issue is in the reason.
- */
-export const invalidInput = (e: Schema.SchemaError, field = "input") => {
-  const issues = issuesOf(e.issue).issues
-  const pathOf = (issue: (typeof issues)[number]) => (issue.path ?? []).map(String).join(".")
-  const first = issues[0]
-  const named = first === undefined || pathOf(first) === "" ? field : pathOf(first)
-  const reason = issues.length === 0
-    ? e.message
-    : issues.map((i) => (pathOf(i) === named || pathOf(i) === "" ? i.message : `${pathOf(i)}: ${i.message}`)).join("; ")
-  return new InvalidInput({ field: named, reason })
-}
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
