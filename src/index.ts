@@ -55,10 +55,9 @@ export { buildCommand, parseTemplate } from "./sessions/Engines.js"
 export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./sessions/Tmux.js"
 export { type ExitRecord, ownerOfPane, recordExit } from "./spawn/ExitHook.js"
 export { spawn, type SpawnInput } from "./spawn/Spawner.js"
+export { kill, type KillResult } from "./spawn/Kill.js"
 export {
   createTask,
-  kill,
-  type KillResult,
   listTasks,
   ListTasksOptions,
   quarantineTask,

@@ -1,10 +1,18 @@
 /**
- * The process table, read from /proc: whether a process group still has a running (non-zombie) member. A zombie has
- * ended; it lingers only until its parent reaps it, which an init that never reaps (as in some containers) never does,
- * so `kill(-pgid, 0)` alone would report a dead group alive.
+ * Processes of this host, in one place: whether a process exists, whether a process group still has a running
+ * (non-zombie) member (read from /proc), signalling a group, and stopping one (SIGTERM, a grace period, SIGKILL).
+ *
+ * A zombie has ended; it lingers only until its parent reaps it, which an init that never reaps (as in some
+ * containers) never does, so `kill(-pgid, 0)` alone would report a dead group alive.
  */
 import * as Fs from "node:fs"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+
+/** How often a stopping group is checked for survivors during its grace period. */
+const STOP_POLL = "50 millis"
 
 const stateAndGroup = (pid: string): { readonly state: string; readonly pgrp: number } | undefined => {
   const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
@@ -46,4 +54,29 @@ export const groupHasLiveMember = (pgid: number) =>
       }
     }
     return false
+  })
+
+/** Signal a process group; a group that is already gone (ESRCH) is what the caller wanted. */
+export const signalGroup = (pgid: number, signal: NodeJS.Signals) =>
+  // Security: -0 and -1 would signal our own group or every process we may signal.
+  pgid <= 1
+    ? Effect.die(new Error(`refusing to signal process group ${pgid}`))
+    : Effect.try({ try: () => process.kill(-pgid, signal), catch: (e) => e as NodeJS.ErrnoException }).pipe(
+      Effect.catchIf((e) => e.code === "ESRCH", () => Effect.succeed(true)),
+      Effect.orDie,
+      Effect.asVoid
+    )
+
+/**
+ * Stop a whole process group: SIGTERM, then up to `graceMs` for every member to go, then SIGKILL to whatever is
+ * left.
+ */
+export const stopGroup = (pgid: number, graceMs: number) =>
+  Effect.gen(function*() {
+    yield* signalGroup(pgid, "SIGTERM")
+    const gone = yield* groupHasLiveMember(pgid).pipe(
+      Effect.repeat({ schedule: Schedule.spaced(STOP_POLL), while: (alive) => alive }),
+      Effect.timeoutOption(Duration.millis(graceMs))
+    )
+    if (Option.isNone(gone)) yield* signalGroup(pgid, "SIGKILL")
   })

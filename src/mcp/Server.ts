@@ -14,7 +14,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { Services } from "../index.js"
 import type { CallerIdentity } from "../spawn/Caller.js"
-import { invalidInput } from "../spawn/Spawner.js"
+import { invalidInput } from "../domain/Decode.js"
 import { type ToolDefinition, tools } from "./Tools.js"
 
 /** The runtime every tool call runs in. */

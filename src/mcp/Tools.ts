@@ -30,7 +30,9 @@ import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../spawn/C
 import { Finding, Percent, ProgressReport, readJsonLines, reportFinding, updateProgress } from "../spawn/Reports.js"
 import { spawn } from "../spawn/Spawner.js"
 import { activeCount, type TaskRegistry } from "../domain/Task.js"
-import { createTask, kill, listTasks, MAX_PAGE, parseAgentId, parseTaskId } from "../spawn/Tasks.js"
+import { parseAgentId, parseTaskId } from "../domain/Decode.js"
+import { kill } from "../spawn/Kill.js"
+import { createTask, listTasks, MAX_PAGE } from "../spawn/Tasks.js"
 import { Registry } from "../registry/Registry.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 

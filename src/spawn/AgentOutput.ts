@@ -16,8 +16,7 @@ import { Registry } from "../registry/Registry.js"
 import { logPath } from "../registry/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { type LineFilter, makeLineFilter, MAX_FILTER_LENGTH } from "./LineFilter.js"
-import { invalidInput } from "./Spawner.js"
-import { parseAgentId, parseTaskId } from "./Tasks.js"
+import { invalidInput, parseAgentId, parseTaskId } from "../domain/Decode.js"
 
 /** Lines of the tail (`tail`): at least 1, at most 5000. */
 export const TailLines = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5000 }))

@@ -13,7 +13,7 @@ import { NotPermitted } from "../domain/Errors.js"
 import { ORCHESTRATOR } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { Registry } from "../registry/Registry.js"
-import { parseAgentId, parseTaskId } from "./Tasks.js"
+import { parseAgentId, parseTaskId } from "../domain/Decode.js"
 
 /** The caller of a server. */
 export type Caller =

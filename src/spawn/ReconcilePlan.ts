@@ -106,6 +106,12 @@ export const abandoned = (agent: Agent, taskId: TaskId, o: Observation): Abandon
     : undefined
 }
 
+/**
+ * Whether an abandoned reservation is of this host, so that its files and session are here to remove; another
+ * host's (its lease expired) loses its record only.
+ */
+export const isOfThisHost = (why: Abandoned): boolean => why._tag !== "LeaseExpired"
+
 /** The reason a report gives for an abandoned reservation. */
 export const describeAbandoned = (why: Abandoned, leaseSeconds: number): string => {
   switch (why._tag) {

@@ -28,6 +28,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { type AgentId, type SessionName, sessionNameOf, TaskId } from "../domain/Ids.js"
+import type { TaskRegistry } from "../domain/Task.js"
 import { isSpawnInFlight } from "../internal/inFlight.js"
 import { processAlive } from "../internal/processes.js"
 import { Registry, type UnreadableTask } from "../registry/Registry.js"
@@ -37,8 +38,8 @@ import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { removeAgentFiles } from "./AgentFiles.js"
 import { isoOf, removeAgent, replaceAgent } from "./AgentRecords.js"
 import { recordExit } from "./ExitHook.js"
-import { abandoned, describeAbandoned, isTempFile, type Observation, type ObservedFile, plan, type Planned } from "./ReconcilePlan.js"
-import { endAgents, stopSession } from "./Tasks.js"
+import { abandoned, describeAbandoned, isOfThisHost, isTempFile, type Observation, type ObservedFile, plan, type Planned } from "./ReconcilePlan.js"
+import { endAgents, stopSession } from "./Kill.js"
 import * as Schema from "effect/Schema"
 
 /** One repair (or, in a dry run, one repair that would be made). */
@@ -99,6 +100,62 @@ const fileNamesIn = (dir: string) =>
 const mtimeOf = (file: string) =>
   Effect.try({ try: () => Fs.statSync(file).mtimeMs, catch: (e) => e }).pipe(Effect.option, Effect.map(Option.getOrUndefined))
 
+/** The agent files and registry temp files in the directories of the given tasks. */
+const observeFiles = (home: string, taskIds: Iterable<TaskId>) =>
+  Effect.gen(function*() {
+    const agentFiles: Array<ObservedFile> = []
+    const tempFiles: Array<ObservedFile> = []
+    for (const taskId of taskIds) {
+      for (const name of yield* fileNamesIn(promptsDir(home, taskId))) agentFiles.push({ taskId, name })
+      for (const name of yield* fileNamesIn(taskDir(home, taskId))) if (isTempFile(name)) tempFiles.push({ taskId, name })
+    }
+    return { agentFiles, tempFiles }
+  })
+
+/**
+ * The tasks that may hold slots, then every other task a session names. A task a session names may hold no slot (no
+ * marker: its last active record ended, e.g. by a kill whose process died before it stopped the session) and still be
+ * unreadable (the agent lives on and rewrote its registry): it is read too, since only a task known to decode may
+ * have its sessions and files judged orphans.
+ */
+const readTasks = (named: ReadonlySet<TaskId>) =>
+  Effect.gen(function*() {
+    const registry = yield* Registry
+    const listed = yield* registry.list({ scope: "active" })
+    const tasks = [...listed.tasks]
+    const unreadable = [...listed.unreadable]
+    const seen = new Set<string>([...tasks.map((t) => t.task_id), ...unreadable.map((u) => u.task_id)])
+    for (const taskId of named) {
+      if (seen.has(taskId)) continue
+      yield* registry.read(taskId).pipe(
+        Effect.flatMap((task) => Effect.sync(() => void tasks.push(task))),
+        // Gone: its sessions and files are orphans indeed.
+        Effect.catchTag("TaskNotFound", () => Effect.void),
+        Effect.catchTags({
+          RegistryCorrupt: (e) => Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: e.reason })),
+          RegistryIoError: (e) =>
+            Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: `${e.operation}: ${e.reason}` }))
+        })
+      )
+    }
+    return { tasks, unreadable }
+  })
+
+/** When each live agent with a stall limit last wrote output (its log's mtime), keyed `task/agent`. */
+const lastOutputTimes = (home: string, tasks: ReadonlyArray<TaskRegistry>) =>
+  Effect.gen(function*() {
+    const lastOutput = new Map<string, number>()
+    for (const task of tasks) {
+      for (const agent of task.agents) {
+        if (!isLiveStatus(agent.status) || agent.stall_timeout_seconds === undefined) continue
+        // No log yet: the agent's start counts as its last output.
+        const mtime = yield* mtimeOf(logPath(home, task.task_id, agent.id))
+        if (mtime !== undefined) lastOutput.set(`${task.task_id}/${agent.id}`, mtime)
+      }
+    }
+    return lastOutput
+  })
+
 /** Observe tmux and the files of the tasks that may hold anything, then read those tasks (in that order). */
 const observe = Effect.fn("Reconciler.observe")(function*() {
   const config = yield* SpawnkitConfig
@@ -116,44 +173,12 @@ const observe = Effect.fn("Reconciler.observe")(function*() {
     const id = s.tags["spawnkit_task"]
     if (s.tags["spawnkit_home"] === config.home && isTaskId(id)) taskIds.add(id)
   }
-  const agentFiles: Array<ObservedFile> = []
-  const tempFiles: Array<ObservedFile> = []
-  for (const taskId of taskIds) {
-    for (const name of yield* fileNamesIn(promptsDir(config.home, taskId))) agentFiles.push({ taskId, name })
-    for (const name of yield* fileNamesIn(taskDir(config.home, taskId))) if (isTempFile(name)) tempFiles.push({ taskId, name })
-  }
+  const { agentFiles, tempFiles } = yield* observeFiles(config.home, taskIds)
   // The registry as it is now, after the files were listed: the first listing only chose which directories to look
   // in, and a reservation made since then must be seen before its files can be judged.
-  const listed = yield* registry.list({ scope: "active" })
-  const tasks = [...listed.tasks]
-  const unreadable = [...listed.unreadable]
-  // A task a session names may hold no slot (no marker: its last active record ended, e.g. by a kill whose process
-  // died before it stopped the session) and still be unreadable (the agent lives on and rewrote its registry). Read
-  // it too: only a task known to decode may have its sessions and files judged orphans.
-  const seen = new Set<string>([...tasks.map((t) => t.task_id), ...unreadable.map((u) => u.task_id)])
-  for (const taskId of taskIds) {
-    if (seen.has(taskId)) continue
-    yield* registry.read(taskId).pipe(
-      Effect.flatMap((task) => Effect.sync(() => void tasks.push(task))),
-      // Gone: its sessions and files are orphans indeed.
-      Effect.catchTag("TaskNotFound", () => Effect.void),
-      Effect.catchTags({
-        RegistryCorrupt: (e) => Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: e.reason })),
-        RegistryIoError: (e) =>
-          Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: `${e.operation}: ${e.reason}` }))
-      })
-    )
-  }
+  const { tasks, unreadable } = yield* readTasks(taskIds)
   const expiredHosts = yield* registry.expiredHosts
-  const lastOutput = new Map<string, number>()
-  for (const task of tasks) {
-    for (const agent of task.agents) {
-      if (!isLiveStatus(agent.status) || agent.stall_timeout_seconds === undefined) continue
-      // No log yet: the agent's start counts as its last output.
-      const mtime = yield* mtimeOf(logPath(config.home, task.task_id, agent.id))
-      if (mtime !== undefined) lastOutput.set(`${task.task_id}/${agent.id}`, mtime)
-    }
-  }
+  const lastOutput = yield* lastOutputTimes(config.home, tasks)
   return {
     home: config.home,
     hostId: config.hostId,
@@ -288,7 +313,7 @@ const apply = (p: Planned, observed: Observation) =>
     const config = yield* SpawnkitConfig
     switch (p.kind) {
       case "rolled_back_reservation":
-        return yield* rollBack(p.taskId, p.agentId, observed)
+        return yield* rollBack(p, observed)
       case "timed_out":
       case "stalled": {
         const kind = p.kind
@@ -326,16 +351,17 @@ const apply = (p: Planned, observed: Observation) =>
 /**
  * Roll back an abandoned reservation, deciding on the record as it is now, not on the observation: the owner may
  * have committed (and then exited) since. Under the lock, a record still reserved by the same owner, still abandoned,
- * loses its files and then its record, so a commit can no longer happen; its session (a local one) is stopped after.
- * A crash in between leaves a session no record owns, which the next pass of its host removes.
+ * loses its files and then its record, so a commit can no longer happen; its session (one of this host, as the plan
+ * says) is stopped after. A crash in between leaves a session no record owns, which the next pass of its host removes.
  */
-const rollBack = (taskId: TaskId, agentId: AgentId, observed: Observation) =>
+const rollBack = (p: Extract<Planned, { kind: "rolled_back_reservation" }>, observed: Observation) =>
   Effect.gen(function*() {
     const registry = yield* Registry
     const config = yield* SpawnkitConfig
+    const { agentId, taskId } = p
     const now = yield* Clock.currentTimeMillis
     const seen = observed.tasks.find((t) => t.task_id === taskId)?.agents.find((a) => a.id === agentId)
-    const local = seen?.reservation?.owner_host === config.hostId
+    const local = isOfThisHost(p.why)
     const removed = yield* registry.update(taskId, (tx) =>
       Effect.gen(function*() {
         const current = tx.task.agents.find((a) => a.id === agentId)

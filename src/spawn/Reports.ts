@@ -17,8 +17,7 @@ import { Registry } from "../registry/Registry.js"
 import { findingsPath, progressPath } from "../registry/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { isoOf, replaceAgent } from "./AgentRecords.js"
-import { invalidInput } from "./Spawner.js"
-import { parseAgentId, parseTaskId } from "./Tasks.js"
+import { invalidInput, parseAgentId, parseTaskId } from "../domain/Decode.js"
 
 /** Statuses an agent may report about itself. `completed` and `failed` are claims: the process's exit decides. */
 export const ReportedStatus = Schema.Literals(["running", "working", "blocked", "completed", "failed", "error"])

@@ -9,8 +9,8 @@ import { type Agent } from "../../../src/domain/Agent.js"
 import { AgentId, SessionName, TaskId } from "../../../src/domain/Ids.js"
 import { TaskRegistry } from "../../../src/domain/Task.js"
 import type { PaneState } from "../../../src/sessions/Tmux.js"
-import { abandoned, type Observation, type ObservedSession, plan, type Planned } from "../../../src/spawn/ReconcilePlan.js"
-import { killTargets } from "../../../src/spawn/Tasks.js"
+import { abandoned, isOfThisHost, type Observation, type ObservedSession, plan, type Planned } from "../../../src/spawn/ReconcilePlan.js"
+import { killTargets } from "../../../src/spawn/Kill.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -559,5 +559,18 @@ describe("killTargets", () => {
   it("a record naming itself as its parent is visited once", () => {
     const selfParent = agentsOf([agentJson("root", "running", { parent: "root" })])
     expect(killTargets(selfParent, id("root"), true, "stop")).toEqual([{ agentId: "root", reason: "stop" }])
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------------
+// isOfThisHost
+// ---------------------------------------------------------------------------------------------------------------------
+
+describe("isOfThisHost", () => {
+  it("an abandoned reservation of this host has its files and session here; another host's expired one does not", () => {
+    expect(isOfThisHost({ _tag: "OwnerGone", pid: DEAD_PID, host: HOST })).toBe(true)
+    expect(isOfThisHost({ _tag: "SpawnOver", pid: SELF })).toBe(true)
+    expect(isOfThisHost({ _tag: "PastDeadline", pid: LIVE_PID, seconds: 120 })).toBe(true)
+    expect(isOfThisHost({ _tag: "LeaseExpired", host: OTHER_HOST })).toBe(false)
   })
 })

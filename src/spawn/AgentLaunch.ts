@@ -1,0 +1,107 @@
+/**
+ * What an agent is started with, as pure builders: its environment (identity, secret, where the registry is), its
+ * command line, the paths of its files and the tmux session that runs it. No I/O.
+ *
+ * Security: the command reaches tmux as argv after the agent runner, never as a shell string; every path and tag is
+ * derived from validated ids.
+ */
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Result from "effect/Result"
+import type { Agent, Engine } from "../domain/Agent.js"
+import type { InvalidInput } from "../domain/Errors.js"
+import { type AgentId, sessionNameOf, type TaskId } from "../domain/Ids.js"
+import type { TaskRegistry } from "../domain/Task.js"
+import { agentRunner } from "../internal/paths.js"
+import { logPath, mcpConfigPath, promptPath, taskDir } from "../registry/Workspace.js"
+import { buildCommand } from "../sessions/Engines.js"
+import type { NewSession } from "../sessions/Tmux.js"
+import type { SpawnkitSettings } from "../SpawnkitConfig.js"
+import { exitHooks } from "./ExitHook.js"
+
+/** An agent's files: its prompt (read on stdin), its log, and (claude) its MCP configuration. */
+export interface AgentPaths {
+  readonly prompt: string
+  readonly log: string
+  readonly mcpConfig: string
+}
+
+/** The paths of an agent's files in its task's directory. */
+export const agentPaths = (home: string, taskId: TaskId, agentId: AgentId): AgentPaths => ({
+  prompt: promptPath(home, taskId, agentId),
+  log: logPath(home, taskId, agentId),
+  mcpConfig: mcpConfigPath(home, taskId, agentId)
+})
+
+/** An agent's environment, in two parts. */
+export interface AgentEnvironment {
+  /** The agent's own: its home, tmux socket, task, id and secret, and the registry's location. */
+  readonly identity: Readonly<Record<string, string>>
+  /** The registry's location alone, for tmux's server (its hooks record the agent's exit). */
+  readonly registry: Readonly<Record<string, string>>
+}
+
+/** The environment an agent runs with; its own MCP server inherits it and so acts as this agent. */
+export const agentEnvironment = (
+  settings: Pick<SpawnkitSettings, "home" | "tmuxSocket" | "databaseUrl" | "hostId">,
+  taskId: TaskId,
+  agentId: AgentId,
+  secret: string
+): AgentEnvironment => {
+  const registry: Record<string, string> = Option.match(settings.databaseUrl, {
+    onNone: () => ({}),
+    onSome: (url) => ({ SPAWNKIT_DATABASE_URL: Redacted.value(url), SPAWNKIT_HOST_ID: settings.hostId })
+  })
+  const socket = settings.tmuxSocket._tag === "Name" ? settings.tmuxSocket.name : settings.tmuxSocket.path
+  return {
+    identity: {
+      SPAWNKIT_HOME: settings.home,
+      SPAWNKIT_TMUX_SOCKET: socket,
+      SPAWNKIT_TASK_ID: taskId,
+      SPAWNKIT_AGENT_ID: agentId,
+      SPAWNKIT_AGENT_SECRET: secret,
+      ...registry
+    },
+    registry
+  }
+}
+
+/** The engine's command line for an agent (InvalidInput for an unusable custom template). */
+export const agentCommand = (
+  settings: Pick<SpawnkitSettings, "claudeModel" | "agentCommand">,
+  engine: Engine,
+  agent: Agent,
+  taskId: TaskId,
+  paths: AgentPaths
+): Result.Result<ReadonlyArray<string>, InvalidInput> =>
+  buildCommand(engine, {
+    agentId: agent.id,
+    taskId,
+    promptFile: paths.prompt,
+    logFile: paths.log,
+    claudeModel: Option.getOrUndefined(settings.claudeModel),
+    claudeSessionId: agent.claude_session_id,
+    mcpConfigFile: engine === "claude" ? paths.mcpConfig : undefined,
+    customTemplate: Option.getOrUndefined(settings.agentCommand)
+  })
+
+/**
+ * The tmux session that runs an agent: the agent runner (prompt on stdin, output to the log) then the command, in the
+ * task's working directory, tagged as this home's own, with the exit hooks installed.
+ */
+export const agentSession = (
+  home: string,
+  task: TaskRegistry,
+  agentId: AgentId,
+  paths: AgentPaths,
+  command: ReadonlyArray<string>,
+  env: AgentEnvironment
+): NewSession => ({
+  name: sessionNameOf(agentId),
+  cwd: task.working_directory ?? taskDir(home, task.task_id),
+  command: [agentRunner, paths.prompt, paths.log, "--", ...command],
+  env: env.identity,
+  tags: { spawnkit_task: task.task_id, spawnkit_agent: agentId, spawnkit_home: home },
+  serverEnv: env.registry,
+  hooks: exitHooks
+})

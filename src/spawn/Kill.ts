@@ -1,0 +1,161 @@
+/**
+ * An agent's end on request: stopping its session's process tree, ending agents chosen inside one registry
+ * transaction (kill, and the reconciler's watchdogs), and `kill` itself, with or without its subtree (cascade).
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { type Agent, isLiveStatus } from "../domain/Agent.js"
+import { parseAgentId, parseTaskId } from "../domain/Decode.js"
+import { AgentNotFound } from "../domain/Errors.js"
+import { type AgentId, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
+import type { TaskRegistry } from "../domain/Task.js"
+import { stopGroup } from "../internal/processes.js"
+import { Registry } from "../registry/Registry.js"
+import { Tmux } from "../sessions/Tmux.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { removeAgentFiles } from "./AgentFiles.js"
+import { isoOf, replaceAgent } from "./AgentRecords.js"
+
+/** What `kill` did. */
+export interface KillResult {
+  readonly agent_id: string
+  readonly task_id: string
+  /** `killed`; `cancelled` for a spawn in flight; else the status it had already ended with. */
+  readonly status: string
+  /** False when the agent had already ended (kill is idempotent), or another kill got there first. */
+  readonly killed: boolean
+  /** Descendants this kill ended or cancelled (with `cascade`), deepest first. */
+  readonly cascaded: ReadonlyArray<string>
+}
+
+/**
+ * Stop an agent's whole process tree: SIGTERM to the pane's process group, up to the grace period for it to go,
+ * then SIGKILL; then remove its session.
+ */
+export const stopSession = Effect.fn("Kill.stopSession")(function*(session: SessionName) {
+  const tmux = yield* Tmux
+  const config = yield* SpawnkitConfig
+  const pane = yield* tmux.paneState(session)
+  // The pane's process leads its own process group; stopping the group reaches the agent's children too.
+  if (Option.isSome(pane) && !pane.value.dead) yield* stopGroup(pane.value.panePid, config.killGraceMs)
+  yield* tmux.killSession(session)
+})
+
+/** One agent a transaction ends, and why. */
+export interface EndTarget {
+  readonly agentId: AgentId
+  readonly reason: string
+}
+
+/** What ending agents did in its transaction: agents ended, and reservations (spawns in flight) cancelled. */
+export interface Ended {
+  readonly ended: ReadonlyArray<Agent>
+  readonly cancelled: ReadonlyArray<Agent>
+}
+
+/**
+ * End agents chosen inside one registry transaction, on the registry as it is there: `choose` names the targets;
+ * each live one is recorded with `status` and its reason, and each reservation (a spawn in flight) is marked
+ * cancelled, so its commit fails and its spawn rolls back. The prompt and MCP config files of the ended agents go in
+ * the same transaction, before it commits (a task with no active record holds no agent files). Then each ended agent's
+ * process group and session are stopped, in the order chosen. Recorded first, stopped second: the exit hook then
+ * finds the agents already ended and leaves them so; a stop that fails half-way leaves a session no record owns, which
+ * the reconciler removes.
+ */
+export const endAgents = Effect.fn("Kill.endAgents")(function*(
+  taskId: TaskId,
+  status: "killed" | "timed_out" | "stalled",
+  choose: (task: TaskRegistry) => ReadonlyArray<EndTarget>
+) {
+  const registry = yield* Registry
+  const config = yield* SpawnkitConfig
+  const now = isoOf(yield* Clock.currentTimeMillis)
+  const result = yield* registry.update(taskId, (tx) =>
+    Effect.gen(function*() {
+      let next = tx.task
+      const ended: Array<Agent> = []
+      const cancelled: Array<Agent> = []
+      for (const target of choose(tx.task)) {
+        const current = next.agents.find((a) => a.id === target.agentId)
+        if (current === undefined) continue
+        if (current.status === "reserved" && current.cancelled === undefined) {
+          const marked: Agent = { ...current, cancelled: { reason: target.reason, at: now } }
+          next = replaceAgent(next, marked)
+          cancelled.push(marked)
+        } else if (isLiveStatus(current.status)) {
+          yield* removeAgentFiles(config.home, taskId, current.id)
+          const end: Agent = { ...current, status, completed_at: now, last_update: now, reason: target.reason }
+          next = replaceAgent(next, end)
+          ended.push(end)
+        }
+      }
+      return ended.length + cancelled.length === 0
+        ? { result: { ended, cancelled } }
+        : { result: { ended, cancelled }, next }
+    }))
+  for (const agent of result.ended) yield* stopSession(sessionNameOf(agent.id))
+  return result satisfies Ended
+})
+
+/**
+ * The targets of a kill, on the registry as the transaction sees it: the agent and, with `cascade`, every agent
+ * below it (reservations included: a child whose spawn is in flight is covered too), deepest first.
+ */
+export const killTargets = (
+  agents: ReadonlyArray<Agent>,
+  rootId: AgentId,
+  cascade: boolean,
+  reason: string
+): ReadonlyArray<EndTarget> => {
+  const children = new Map<string, Array<Agent>>()
+  for (const a of agents) children.set(a.parent, [...(children.get(a.parent) ?? []), a])
+  const seen = new Set<string>([rootId])
+  const below = (id: string): Array<EndTarget> =>
+    (children.get(id) ?? []).flatMap((child) => {
+      // A record naming an ancestor as its child (a cycle in a hand-edited file) is visited once.
+      if (seen.has(child.id)) return []
+      seen.add(child.id)
+      return [...below(child.id), { agentId: child.id, reason: `parent ${rootId} was killed (cascade)` }]
+    })
+  return [...(cascade ? below(rootId) : []), { agentId: rootId, reason }]
+}
+
+/**
+ * Kill an agent (and with `cascade` every agent below it): mark it `killed`, stop its process group (SIGTERM, grace,
+ * SIGKILL), remove its session, delete its prompt and MCP config; its log stays. A spawn still in flight is cancelled
+ * instead (its commit fails and rolls back). Killing an agent that already ended changes nothing. The result comes
+ * from the transaction that decided it: of two concurrent kills, one reports `killed: true`.
+ */
+export const kill = Effect.fn("Kill.kill")(function*(
+  taskIdInput: string,
+  agentIdInput: string,
+  reason?: string,
+  options: { readonly cascade?: boolean } = {}
+) {
+  const taskId = yield* parseTaskId(taskIdInput)
+  const agentId = yield* parseAgentId(agentIdInput)
+  const registry = yield* Registry
+  const found = (yield* registry.read(taskId)).agents.some((a) => a.id === agentId)
+  if (!found) return yield* new AgentNotFound({ taskId, agentId })
+  let before: Agent | undefined
+  let targets: ReadonlyArray<EndTarget> = []
+  const { cancelled, ended } = yield* endAgents(taskId, "killed", (task) => {
+    before = task.agents.find((a) => a.id === agentId)
+    targets = before === undefined
+      ? []
+      : killTargets(task.agents, agentId, options.cascade ?? false, reason ?? "killed on request")
+    return targets
+  })
+  if (before === undefined) return yield* new AgentNotFound({ taskId, agentId })
+  const touched = new Set<string>([...ended, ...cancelled].map((a) => a.id))
+  const rootEnded = ended.some((a) => a.id === agentId)
+  const rootCancelled = cancelled.some((a) => a.id === agentId)
+  return {
+    agent_id: agentId,
+    task_id: taskId,
+    status: rootEnded ? "killed" : rootCancelled ? "cancelled" : before.status,
+    killed: rootEnded || rootCancelled,
+    cascaded: targets.map((t) => t.agentId).filter((id) => id !== agentId && touched.has(id))
+  } satisfies KillResult
+})
