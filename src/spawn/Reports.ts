@@ -9,7 +9,7 @@ import * as FileSystem from "effect/FileSystem"
 import * as Path from "effect/Path"
 import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
-import { AgentNotFound, InvalidInput, RegistryIoError } from "../domain/Errors.js"
+import { AgentNotFound, AgentNotRunning, ioFailure, RegistryIoError } from "../domain/Errors.js"
 import type { AgentId, TaskId } from "../domain/Ids.js"
 import { parseJsonLine } from "../internal/json.js"
 import { tailLines } from "../internal/tail.js"
@@ -47,7 +47,7 @@ const appendLine = (file: string, value: unknown) =>
     const path = yield* Path.Path
     yield* fs.makeDirectory(path.dirname(file), { recursive: true })
     yield* fs.writeFileString(file, JSON.stringify(value) + "\n", { flag: "a" })
-  }).pipe(Effect.mapError((e) => new RegistryIoError({ path: file, operation: "append to", reason: e.message })))
+  }).pipe(Effect.mapError((e) => new RegistryIoError({ path: file, operation: "append to", ...ioFailure(e) })))
 
 /** Find a live agent in the transaction's snapshot, or explain why reporting is refused. */
 const liveAgent = (agents: ReadonlyArray<Agent>, taskId: TaskId, agentId: AgentId) => {
@@ -55,10 +55,7 @@ const liveAgent = (agents: ReadonlyArray<Agent>, taskId: TaskId, agentId: AgentI
   if (agent === undefined) return Effect.fail(new AgentNotFound({ taskId, agentId }))
   if (!isLiveStatus(agent.status)) {
     return Effect.fail(
-      new InvalidInput({
-        field: "agent_id",
-        reason: `agent ${agentId} is ${agent.status}; only a running agent can report`
-      })
+      new AgentNotRunning({ taskId, agentId, status: agent.status })
     )
   }
   return Effect.succeed(agent)

@@ -31,7 +31,9 @@ import {
   type AdmissionRejection,
   AgentExitedAtStartup,
   AgentNotFound,
+  InvalidConfiguration,
   InvalidInput,
+  ioFailure,
   ParentNotActive,
   type RegistryError,
   RegistryIoError,
@@ -289,7 +291,7 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
             onSome: (file) =>
               fs.readFileString(file).pipe(
                 Effect.mapError((e) =>
-                  new InvalidInput({ field: "SPAWNKIT_PROMPT_TEMPLATE", reason: `cannot read ${file}: ${e.message}` })
+                  new InvalidConfiguration({ variable: "SPAWNKIT_PROMPT_TEMPLATE", reason: `cannot read ${file}: ${e.message}` })
                 )
               )
           }),
@@ -311,7 +313,7 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
             Fs.writeFileSync(mcpConfig, agentMcpConfig(identity), { flag: "wx", mode: 0o600 })
           }
         },
-        catch: (e) => new RegistryIoError({ path: prompt, operation: "write", reason: e instanceof Error ? e.message : String(e) })
+        catch: (e) => new RegistryIoError({ path: prompt, operation: "write", ...ioFailure(e) })
       })
       yield* faults.point("after-prompt")
       yield* faults.point("before-session")
