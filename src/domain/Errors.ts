@@ -28,7 +28,8 @@ export class TaskNotCorrupt extends Schema.TaggedError<TaskNotCorrupt>()("TaskNo
   taskId: Schema.String
 }) {
   override get message() {
-    return `Task ${this.taskId} decodes; quarantine is for a registry that cannot be read, and nothing was changed. ` +
+    return `Quarantine refused: task ${this.taskId} decodes; quarantine is for a registry that cannot be read. ` +
+      "Nothing was changed. " +
       `To stop its agents, kill them (spawnkit kill --task ${this.taskId} --agent ID).`
   }
 }

@@ -44,16 +44,18 @@ export const SpawnRequest = Schema.Struct({
 export type SpawnRequest = typeof SpawnRequest.Type
 
 /** The result of a spawn: a new agent, or the agent an idempotency key already named. */
-export interface SpawnResult {
-  readonly agent_id: string
-  readonly task_id: string
-  readonly tmux_session: string
-  readonly status: string
-  readonly depth: number
-  readonly parent: string
+export const SpawnResult = Schema.Struct({
+  agent_id: Schema.String,
+  task_id: Schema.String,
+  tmux_session: Schema.String,
+  status: Schema.String,
+  depth: Schema.Int,
+  parent: Schema.String,
   /** True when the idempotency key returned an agent spawned earlier instead of spawning again. */
-  readonly existing: boolean
-}
+  existing: Schema.Boolean
+})
+/** @see SpawnResult */
+export type SpawnResult = typeof SpawnResult.Type
 
 /** Longest task description, in characters. */
 export const MAX_DESCRIPTION_CHARS = 10_000
@@ -123,6 +125,11 @@ export const MaxAgents = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum
 /** A task's `max_depth`. */
 export const MaxDepth = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))
 
+/** A task's priority, P0 (highest) to P4. */
+export const Priority = Schema.Literals(["P0", "P1", "P2", "P3", "P4"])
+/** @see Priority */
+export type Priority = typeof Priority.Type
+
 /** A new task's parameters. */
 export const CreateTaskRequest = Schema.Struct({
   description: TaskDescription,
@@ -134,7 +141,7 @@ export const CreateTaskRequest = Schema.Struct({
   ),
   /** Context shown to every agent of the task (background, deliverables, criteria, …). */
   task_context: Schema.optionalKey(TaskContext),
-  priority: Schema.optionalKey(Schema.Literals(["P0", "P1", "P2", "P3", "P4"])),
+  priority: Schema.optionalKey(Priority),
   engine: Schema.optionalKey(Engine),
   max_concurrent: Schema.optionalKey(MaxConcurrent),
   max_agents: Schema.optionalKey(MaxAgents),

@@ -10,6 +10,7 @@ import * as Path from "effect/Path"
 import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { AgentNotFound, AgentNotRunning, ioFailure, RegistryIoError } from "../domain/Errors.js"
+import { Finding, ProgressReport } from "../domain/Report.js"
 import type { AgentId, TaskId } from "../domain/Ids.js"
 import { parseJsonLine } from "../internal/json.js"
 import { tailLines } from "../internal/tail.js"
@@ -20,26 +21,7 @@ import { isoOf, replaceAgent } from "./AgentRecords.js"
 import { invalidInput } from "./Spawner.js"
 import { parseAgentId, parseTaskId } from "./Tasks.js"
 
-/** Statuses an agent may report about itself. `completed` and `failed` are claims: the process's exit decides. */
-export const ReportedStatus = Schema.Literals(["running", "working", "blocked", "completed", "failed", "error"])
-
-/** Percent done: 0 to 100. */
-export const Percent = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 }))
-
-/** A progress report. */
-export const ProgressReport = Schema.Struct({
-  status: ReportedStatus,
-  message: Schema.String.check(Schema.isMaxLength(10_000)),
-  progress: Schema.optionalKey(Percent)
-})
-
-/** A finding. */
-export const Finding = Schema.Struct({
-  finding_type: Schema.Literals(["issue", "solution", "insight", "recommendation"]),
-  severity: Schema.Literals(["low", "medium", "high", "critical"]),
-  message: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(20_000)),
-  data: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
-})
+export { Finding, Percent, ProgressReport, ReportedStatus } from "../domain/Report.js"
 
 const appendLine = (file: string, value: unknown) =>
   Effect.gen(function*() {
