@@ -40,7 +40,7 @@ import {
   SpawnCancelled
 } from "../domain/Errors.js"
 import { type AgentId, ORCHESTRATOR, sessionNameOf } from "../domain/Ids.js"
-import { SpawnRequest, type SpawnResult } from "../domain/SpawnRequest.js"
+import { type SpawnInput, SpawnRequest, type SpawnResult } from "../domain/SpawnRequest.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
 import { beginSpawn, endSpawn } from "../internal/inFlight.js"
 import { tailLines } from "../internal/tail.js"
@@ -87,21 +87,7 @@ const agentIdFor = (type: string, nowMs: number, suffix: number) => {
 }
 
 /** Input of `spawn`: the fields of SpawnRequest, validated on entry. */
-export type SpawnInput = {
-  readonly taskId: string
-  readonly agentType: string
-  readonly prompt: string
-  readonly parent?: string
-  readonly engine?: string
-  readonly idempotencyKey?: string
-  readonly timeoutSeconds?: number
-  readonly stallTimeoutSeconds?: number
-  /**
-   * Wrap the prompt in the agent prompt template (identity, mission, task context, how to report, limits), as the
-   * MCP tools do. Off by default: the CLI and the API pass the prompt literally.
-   */
-  readonly useTemplate?: boolean
-}
+export type { SpawnInput } from "../domain/SpawnRequest.js"
 
 const optionalLimit = <K extends string>(key: K, value: number | undefined) =>
   (value === undefined ? {} : { [key]: value }) as { readonly [P in K]?: number }

@@ -5,16 +5,14 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { Engine } from "../../domain/Agent.js"
-import { AgentId, AgentType, IdempotencyKey, ORCHESTRATOR, TaskId } from "../../domain/Ids.js"
+import { AgentId, ORCHESTRATOR } from "../../domain/Ids.js"
 import {
   ContextList,
   ContextText,
   MAX_CONTEXT_TEXT_CHARS,
   MAX_LIST_ITEM_CHARS,
   MAX_LIST_ITEMS,
-  Prompt,
-  WatchdogSeconds
+  SpawnRequest
 } from "../../domain/SpawnRequest.js"
 import type { Services } from "../../index.js"
 import { Registry } from "../../registry/Registry.js"
@@ -60,33 +58,40 @@ export const reads: ToolHints = { readOnlyHint: true, destructiveHint: false, id
 // The domain's own schemas: a model sees their patterns and bounds in the listed JSON Schema, and a bad value is
 // refused naming the tool's field (task_id, agent_type, …), before any code runs.
 /** A task id field. */
-export const taskIdField = described(TaskId, "Task id returned by create_real_task, e.g. TASK-20261124-193600-1a2b3c4d")
+export const taskIdField = SpawnRequest.fields.taskId
 /** An agent id field. */
 export const agentIdField = described(AgentId, "Agent id, e.g. investigator-193600-1a2b3c4d")
-/** An agent type field. */
-export const agentTypeField = (description: string) => described(AgentType, description)
-/** A prompt field. */
-export const promptField = (description: string) => described(Prompt, description)
 /** An engine field. */
-export const engineField = described(
-  Engine,
-  "Engine to run the agent: claude, codex, gemini or custom (default: the task's, then SPAWNKIT_ENGINE)"
-)
-/** An idempotency key field. */
-export const idempotencyKeyField = described(
-  IdempotencyKey,
-  "Optional key: retrying a spawn with the same key returns the agent spawned the first time instead of a twin"
-)
+export const engineField = SpawnRequest.fields.engine.schema
 
-/** Per-spawn watchdog limits of the spawn tools. */
-export const watchdogFields = {
-  timeout_seconds: Schema.optionalKey(
-    described(WatchdogSeconds, "Stop this agent after this many seconds, 1 to 2592000 (30 days) (default: the task's)")
-  ),
-  stall_timeout_seconds: Schema.optionalKey(
-    described(WatchdogSeconds, "Stop this agent after this many seconds without output, 1 to 2592000 (default: the task's)")
-  )
-}
+/** `timeoutSeconds` as `timeout_seconds`. */
+export type SnakeCase<S extends string> = S extends `${infer C}${infer Rest}`
+  ? `${C extends Lowercase<C> ? C : `_${Lowercase<C>}`}${SnakeCase<Rest>}`
+  : S
+/** `timeout_seconds` as `timeoutSeconds`. */
+export type CamelCase<S extends string> = S extends `${infer Head}_${infer Rest}` ? `${Head}${Capitalize<CamelCase<Rest>>}`
+  : S
+
+const snakeCase = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+const camelCase = (key: string) => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+
+/** A domain Struct's fields under the MCP interface's snake_case names (`taskId` becomes `task_id`). */
+export const snakeCaseFields = <F extends Schema.Struct.Fields>(
+  fields: F
+): { readonly [K in keyof F as K extends string ? SnakeCase<K> : K]: F[K] } =>
+  Object.fromEntries(Object.entries(fields).map(([k, v]) => [snakeCase(k), v])) as any
+
+/** A decoded tool input under the domain's camelCase names again. */
+export const camelCaseKeys = <T extends object>(value: T): { [K in keyof T as K extends string ? CamelCase<K> : K]: T[K] } =>
+  Object.fromEntries(Object.entries(value).map(([k, v]) => [camelCase(k), v])) as any
+
+/** Every spawn option, as the spawn tools take it. */
+export const spawnFields = snakeCaseFields(SpawnRequest.fields)
+
+/** What both spawn tools ask for. */
+export const SpawnArguments = Schema.Struct(spawnFields)
+/** @see SpawnArguments */
+export type SpawnArguments = typeof SpawnArguments.Type
 
 /**
  * The input of a tool that takes no arguments: an object with no keys. (`Schema.Struct({})` would not do: it is any
@@ -119,18 +124,6 @@ export const contextListField = (description: string) =>
 const parentFor = (caller: Caller, parent: string | undefined) =>
   parent === undefined || parent === ORCHESTRATOR ? (caller._tag === "Agent" ? caller.agentId : ORCHESTRATOR) : parent
 
-/** What both spawn tools ask for, in the tools' own field names. */
-export interface SpawnArguments {
-  readonly task_id: string
-  readonly agent_type: string
-  readonly prompt: string
-  readonly parent?: string
-  readonly engine?: Engine
-  readonly idempotency_key?: string
-  readonly timeout_seconds?: number
-  readonly stall_timeout_seconds?: number
-}
-
 /** Spawn for the calling orchestrator or agent; an agent spawns only below itself. */
 export const spawnAs = (input: SpawnArguments) =>
   Effect.gen(function*() {
@@ -141,17 +134,7 @@ export const spawnAs = (input: SpawnArguments) =>
       const task = yield* registry.read(yield* parseTaskId(input.task_id))
       yield* checkSubtree(caller, task, parent)
     }
-    return yield* spawn({
-      taskId: input.task_id,
-      agentType: input.agent_type,
-      prompt: input.prompt,
-      parent,
-      useTemplate: true,
-      ...(input.engine !== undefined ? { engine: input.engine } : {}),
-      ...(input.idempotency_key !== undefined ? { idempotencyKey: input.idempotency_key } : {}),
-      ...(input.timeout_seconds !== undefined ? { timeoutSeconds: input.timeout_seconds } : {}),
-      ...(input.stall_timeout_seconds !== undefined ? { stallTimeoutSeconds: input.stall_timeout_seconds } : {})
-    })
+    return yield* spawn({ ...camelCaseKeys(input), parent, useTemplate: true })
   })
 
 /** Read a task for a caller that must belong to it. */
