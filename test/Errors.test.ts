@@ -130,7 +130,6 @@ describe("messages and exit statuses", () => {
 
   it("the CLI exits 78 on bad configuration, 69 when it cannot listen, 1 otherwise", () => {
     expect(exitStatusOf("InvalidConfiguration")).toBe(78)
-    expect(exitStatusOf("ConfigError")).toBe(78)
     expect(exitStatusOf("ServerBindFailed")).toBe(69)
     expect(exitStatusOf("TaskExists")).toBe(1)
     expect(exitStatusOf("InvalidInput")).toBe(1)

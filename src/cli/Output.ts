@@ -26,11 +26,11 @@ export const CONFIGURATION_ERROR = 78
 export const UNAVAILABLE = 69
 
 /**
- * The exit status a failure ends a command with: bad configuration (InvalidConfiguration, and a ConfigError of a
- * setting read elsewhere) 78, an address the server cannot listen on 69, anything else 1.
+ * The exit status a failure ends a command with: bad configuration (InvalidConfiguration) 78, an address the server
+ * cannot listen on (ServerBindFailed) 69, anything else 1.
  */
 export const exitStatusOf = (tag: string): number =>
-  tag === "InvalidConfiguration" || tag === "ConfigError" ? CONFIGURATION_ERROR : tag === "ServerBindFailed" ? UNAVAILABLE : 1
+  tag === "InvalidConfiguration" ? CONFIGURATION_ERROR : tag === "ServerBindFailed" ? UNAVAILABLE : 1
 
 /**
  * Run a command's effect: print its failure (JSON on stdout with --json, text on stderr otherwise) and set the exit
