@@ -1,5 +1,6 @@
 /**
  * spawnkit's configuration, read once from environment variables (through effect/Config) with documented defaults.
+ * A value that does not decode is refused as InvalidConfiguration naming its variable.
  */
 import * as Os from "node:os"
 import * as NodePath from "node:path"
@@ -9,9 +10,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 import type { Engine } from "./domain/Agent.js"
+import { InvalidConfiguration } from "./domain/Errors.js"
 import { DEFAULT_LIMITS } from "./domain/Task.js"
+import { parseFaultSpec } from "./faults/FaultInjection.js"
 
 /** Where tmux's server lives: a socket name (`tmux -L`) or a socket path (`tmux -S`). */
 export type TmuxSocket = { readonly _tag: "Name"; readonly name: string } | { readonly _tag: "Path"; readonly path: string }
@@ -117,7 +122,12 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   ),
   spawnDeadlineSeconds: positiveInt("SPAWNKIT_SPAWN_DEADLINE_SECONDS", 120),
   filterTimeoutMs: positiveInt("SPAWNKIT_FILTER_TIMEOUT_MS", 10_000),
-  faultSpec: Config.String("SPAWNKIT_FAULT").pipe(Config.withDefault(""))
+  faultSpec: Config.schema(
+    Schema.String.check(
+      Schema.makeFilter((spec: string) => Result.match(parseFaultSpec(spec), { onFailure: (e) => e.reason, onSuccess: () => true }))
+    ),
+    "SPAWNKIT_FAULT"
+  ).pipe(Config.withDefault(""))
 }).pipe(
   Config.map((c) => ({
     home: NodePath.resolve(c.home),
@@ -146,12 +156,35 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   }))
 )
 
+const issuesOf = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** A configuration value that cannot be read or decoded, as InvalidConfiguration naming its variable. */
+export const invalidConfiguration = (error: Config.ConfigError): InvalidConfiguration => {
+  if (error.cause._tag === "SchemaError") {
+    const issues = issuesOf(error.cause.issue).issues
+    const first = issues[0]
+    if (first !== undefined && first.path !== undefined && first.path.length > 0) {
+      return new InvalidConfiguration({
+        variable: first.path.map(String).join("."),
+        reason: issues.map((i) => i.message).join("; ")
+      })
+    }
+  }
+  return new InvalidConfiguration({ variable: "SPAWNKIT_*", reason: error.message })
+}
+
+/** The settings from the environment (or whatever ConfigProvider is installed). */
+export const loadSettings: Effect.Effect<SpawnkitSettings, InvalidConfiguration> = Effect.mapError(
+  settingsConfig,
+  invalidConfiguration
+)
+
 /** The configuration service. */
 export class SpawnkitConfig extends Context.Service<SpawnkitConfig, SpawnkitSettings>()("spawnkit/SpawnkitConfig") {
   /** Configuration from the environment (or whatever ConfigProvider is installed). */
-  static readonly layer = Layer.effect(SpawnkitConfig, settingsConfig)
+  static readonly layer = Layer.effect(SpawnkitConfig, loadSettings)
 
   /** Configuration from the environment with some settings overridden (tests, embedding). */
   static readonly layerWith = (overrides: Partial<SpawnkitSettings>) =>
-    Layer.effect(SpawnkitConfig, settingsConfig.pipe(Effect.map((s) => ({ ...s, ...overrides }))))
+    Layer.effect(SpawnkitConfig, loadSettings.pipe(Effect.map((s) => ({ ...s, ...overrides }))))
 }

@@ -18,7 +18,7 @@ import { FaultInjection } from "./faults/FaultInjection.js"
 import type * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import type * as Path from "effect/Path"
-import type { RegistryDatabaseError, RegistryIoError } from "./domain/Errors.js"
+import type { InvalidConfiguration, RegistryDatabaseError, RegistryIoError } from "./domain/Errors.js"
 import { Registry } from "./registry/Registry.js"
 import * as FileRegistry from "./registry/FileRegistry.js"
 import * as PgRegistry from "./registry/PgRegistry.js"
@@ -94,7 +94,7 @@ export const registryFromConfig: Layer.Layer<
 )
 
 /** Fault injection as configured (SPAWNKIT_FAULT); a no-op unless a test sets it. */
-export const faultsFromConfig: Layer.Layer<FaultInjection, never, SpawnkitConfig> = Layer.unwrap(
+export const faultsFromConfig: Layer.Layer<FaultInjection, InvalidConfiguration, SpawnkitConfig> = Layer.unwrap(
   Effect.map(SpawnkitConfig, (c) => (c.faultSpec === "" ? FaultInjection.none : FaultInjection.fromSpec(c.faultSpec)))
 )
 
@@ -105,7 +105,7 @@ export const faultsFromConfig: Layer.Layer<FaultInjection, never, SpawnkitConfig
  */
 export const layer = (
   overrides: Partial<SpawnkitSettings> = {},
-  faults: Layer.Layer<FaultInjection, never, SpawnkitConfig> = faultsFromConfig
+  faults: Layer.Layer<FaultInjection, InvalidConfiguration, SpawnkitConfig> = faultsFromConfig
 ) => {
   const config = SpawnkitConfig.layerWith(overrides)
   const base = faults.pipe(Layer.provideMerge(config))

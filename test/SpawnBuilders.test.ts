@@ -19,7 +19,7 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { Agent } from "../src/domain/Agent.js"
 import { parseAgentId, parseTaskId } from "../src/domain/Decode.js"
-import { InvalidInput } from "../src/domain/Errors.js"
+import { InvalidConfiguration } from "../src/domain/Errors.js"
 import { AgentId, TaskId } from "../src/domain/Ids.js"
 import { SpawnRequest } from "../src/domain/SpawnRequest.js"
 import { TaskRegistry } from "../src/domain/Task.js"
@@ -245,7 +245,7 @@ describe("agentCommand and agentSession", () => {
   it("refuses an unusable custom template with a typed error naming the setting", () => {
     const bad = agentCommand({ ...settings, agentCommand: Option.some("sleep 1; rm -rf /") }, "custom", reservedAgent(newAgent()), T, paths)
     expect(Result.isFailure(bad)).toBe(true)
-    if (Result.isFailure(bad)) expect(bad.failure.field).toBe("SPAWNKIT_AGENT_COMMAND")
+    if (Result.isFailure(bad)) expect(bad.failure.variable).toBe("SPAWNKIT_AGENT_COMMAND")
   })
 
   it("runs the command after the agent runner, in the task's working directory, tagged and hooked", () => {
@@ -364,14 +364,14 @@ describe("promptTemplate", () => {
       expect(yield* promptTemplate(Option.some(file))).toBe("first {{agent_id}}")
     }).pipe(Effect.provide(NodeServices.layer)))
 
-  it.effect("reports a file it cannot read as InvalidInput, and reads it once it exists", () =>
+  it.effect("reports a file it cannot read as InvalidConfiguration naming the variable, and reads it once it exists", () =>
     Effect.gen(function*() {
       const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-template-"))
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
       const file = NodePath.join(dir, "later.txt")
       const missing = yield* Effect.flip(promptTemplate(Option.some(file)))
-      expect(missing).toBeInstanceOf(InvalidInput)
-      expect(missing.field).toBe("SPAWNKIT_PROMPT_TEMPLATE")
+      expect(missing).toBeInstanceOf(InvalidConfiguration)
+      expect(missing.variable).toBe("SPAWNKIT_PROMPT_TEMPLATE")
       expect(missing.reason).toContain(file)
       Fs.writeFileSync(file, "now here")
       expect(yield* promptTemplate(Option.some(file))).toBe("now here")

@@ -19,9 +19,22 @@ export const describeError = (error: unknown): { readonly tag: string; readonly 
   return { tag: "Error", message: String(error) }
 }
 
+/** Exit status of a command refused because of its configuration (sysexits' EX_CONFIG). */
+export const CONFIGURATION_ERROR = 78
+
+/** Exit status of a server that could not listen on its address (sysexits' EX_UNAVAILABLE). */
+export const UNAVAILABLE = 69
+
 /**
- * Run a command's effect: print its failure (JSON on stdout with --json, text on stderr otherwise) and set a
- * non-zero exit code. Interruption is left to the runtime.
+ * The exit status a failure ends a command with: bad configuration (InvalidConfiguration) 78, an address the server
+ * cannot listen on (ServerBindFailed) 69, anything else 1.
+ */
+export const exitStatusOf = (tag: string): number =>
+  tag === "InvalidConfiguration" ? CONFIGURATION_ERROR : tag === "ServerBindFailed" ? UNAVAILABLE : 1
+
+/**
+ * Run a command's effect: print its failure (JSON on stdout with --json, text on stderr otherwise) and set the exit
+ * code its tag calls for (exitStatusOf). Interruption is left to the runtime.
  */
 export const reportFailures = <A, E, R>(json: boolean, effect: Effect.Effect<A, E, R>) =>
   effect.pipe(
@@ -33,7 +46,7 @@ export const reportFailures = <A, E, R>(json: boolean, effect: Effect.Effect<A, 
         message: Cause.pretty(cause)
       }
       return Effect.sync(() => {
-        process.exitCode = 1
+        process.exitCode = exitStatusOf(error.tag)
       }).pipe(
         Effect.andThen(
           json ? Console.log(JSON.stringify({ error })) : Console.error(`error [${error.tag}]: ${error.message}`)

@@ -13,6 +13,71 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
   }
 }
 
+/** A task with this id exists already; task ids are never reused. */
+export class TaskExists extends Schema.TaggedError<TaskExists>()("TaskExists", {
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `Task ${this.taskId} already exists; nothing was changed. Create the task under a new id, or use the ` +
+      "existing one (spawnkit status --task " + this.taskId + ")."
+  }
+}
+
+/** Quarantine was asked for a task whose registry decodes: quarantine is only for a registry that cannot be read. */
+export class TaskNotCorrupt extends Schema.TaggedError<TaskNotCorrupt>()("TaskNotCorrupt", {
+  taskId: Schema.String
+}) {
+  override get message() {
+    return `Quarantine refused: task ${this.taskId} decodes; quarantine is for a registry that cannot be read. ` +
+      "Nothing was changed. " +
+      `To stop its agents, kill them (spawnkit kill --task ${this.taskId} --agent ID).`
+  }
+}
+
+/** An agent that is not running (still starting, or already ended) was asked to do what only a running agent does. */
+export class AgentNotRunning extends Schema.TaggedError<AgentNotRunning>()("AgentNotRunning", {
+  taskId: Schema.String,
+  agentId: Schema.String,
+  status: Schema.String
+}) {
+  override get message() {
+    return `Agent ${this.agentId} of task ${this.taskId} is ${this.status}, not running; nothing was recorded. ` +
+      (this.status === "reserved" || this.status === "starting"
+        ? "Wait until its spawn has committed, then try again."
+        : "An agent that has ended cannot report; spawn a new one for further work.")
+  }
+}
+
+/** An environment variable (or the setting it stands for) holds a value spawnkit cannot use. */
+export class InvalidConfiguration extends Schema.TaggedError<InvalidConfiguration>()("InvalidConfiguration", {
+  variable: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Invalid configuration ${this.variable}: ${this.reason}. Fix the setting and start again; nothing was changed.`
+  }
+}
+
+/** The HTTP server could not listen on its address. */
+export class ServerBindFailed extends Schema.TaggedError<ServerBindFailed>()("ServerBindFailed", {
+  host: Schema.String,
+  port: Schema.Number,
+  /** The system error code (EADDRINUSE, EACCES, EADDRNOTAVAIL…), when there is one. */
+  code: Schema.optionalKey(Schema.String),
+  reason: Schema.String
+}) {
+  override get message() {
+    const advice = this.code === "EADDRINUSE"
+      ? "Another process listens there: stop it or choose another --port."
+      : this.code === "EACCES"
+      ? "This user may not bind that port: choose a port above 1023."
+      : this.code === "EADDRNOTAVAIL"
+      ? "No interface of this machine has that address: choose one it has (--host)."
+      : "Check --host and --port."
+    return `Could not listen on ${this.host}:${this.port}: ${this.reason}. ${advice}`
+  }
+}
+
 /** No registry exists for the task id. */
 export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
   taskId: Schema.String
@@ -148,11 +213,42 @@ export class RegistryCorrupt extends Schema.TaggedError<RegistryCorrupt>()("Regi
 export class RegistryIoError extends Schema.TaggedError<RegistryIoError>()("RegistryIoError", {
   path: Schema.String,
   operation: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** The system error code (ENOSPC, EACCES, EROFS…) of the failed call, when there is one. */
+  code: Schema.optionalKey(Schema.String)
 }) {
   override get message() {
-    return `Could not ${this.operation} ${this.path}: ${this.reason}. Check the path and its permissions.`
+    const advice = this.code === "ENOSPC" || this.code === "EDQUOT"
+      ? "The file system is full: free space, then try again."
+      : this.code === "EACCES" || this.code === "EPERM"
+      ? "This user may not do that there: fix the permissions of the path."
+      : this.code === "EROFS"
+      ? "The file system is read-only: point SPAWNKIT_HOME at a writable one."
+      : "Check the path and its permissions."
+    return `Could not ${this.operation} ${this.path}: ${this.reason}${this.code === undefined ? "" : ` (${this.code})`}. ` +
+      advice
   }
+}
+
+/** The system error code of a failure, when it carries one (Node's `code`, or an effect PlatformError's cause). */
+export const errnoCode = (error: unknown): string | undefined => {
+  const seen = new Set<unknown>()
+  let current: unknown = error
+  while (typeof current === "object" && current !== null && !seen.has(current)) {
+    seen.add(current)
+    const code = (current as { readonly code?: unknown }).code
+    if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return code
+    current = (current as { readonly cause?: unknown }).cause ??
+      (current as { readonly reason?: unknown }).reason
+  }
+  return undefined
+}
+
+/** RegistryIoError fields for a failed system call: its message and, when it has one, its errno code. */
+export const ioFailure = (error: unknown): { readonly reason: string; readonly code?: string } => {
+  const code = errnoCode(error)
+  const reason = error instanceof Error ? error.message : String(error)
+  return code === undefined ? { reason } : { reason, code }
 }
 
 /** A PostgreSQL registry operation failed (connection, query, migration). */

@@ -27,33 +27,68 @@ export const Prompt = Schema.String.check(
 /** Seconds of a watchdog limit (`timeout_seconds`, `stall_timeout_seconds`): 1 second to 30 days. */
 export const WatchdogSeconds = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 }))
 
-/** A spawn request. `parent` is an agent id of the task, or "orchestrator" (the default); both are allow-listed. */
+/**
+ * A spawn request: every spawn option, declared once. `parent` is an agent id of the task, or "orchestrator" (the
+ * default); both are allow-listed. The MCP spawn tools list these fields (in snake_case) with these descriptions and
+ * bounds; the API and the CLI decode through it.
+ */
 export const SpawnRequest = Schema.Struct({
-  taskId: TaskId,
-  agentType: AgentType,
-  prompt: Prompt,
-  parent: Schema.optionalKey(AgentId),
-  engine: Schema.optionalKey(Engine),
-  idempotencyKey: Schema.optionalKey(IdempotencyKey),
+  taskId: TaskId.annotate({ description: "Task id returned by create_real_task, e.g. TASK-20261124-193600-1a2b3c4d" }),
+  agentType: AgentType.annotate({
+    description:
+      "Short role name, letters/digits/_/-, starting with a letter or digit, e.g. investigator; prefixes the agent id"
+  }),
+  prompt: Prompt.annotate({ description: "The agent's mission, passed literally (up to 1 MiB, no NUL)" }),
+  parent: Schema.optionalKey(AgentId.annotate({ description: "Parent agent id, or \"orchestrator\" (default)" })),
+  engine: Schema.optionalKey(
+    Engine.annotate({
+      description: "Engine to run the agent: claude, codex, gemini or custom (default: the task's, then SPAWNKIT_ENGINE)"
+    })
+  ),
+  idempotencyKey: Schema.optionalKey(
+    IdempotencyKey.annotate({
+      description:
+        "Optional key: retrying a spawn with the same key returns the agent spawned the first time instead of a twin"
+    })
+  ),
   /** Wall-clock limit of this agent in seconds (default: the task's). */
-  timeoutSeconds: Schema.optionalKey(WatchdogSeconds),
+  timeoutSeconds: Schema.optionalKey(
+    WatchdogSeconds.annotate({
+      description: "Stop this agent after this many seconds, 1 to 2592000 (30 days) (default: the task's)"
+    })
+  ),
   /** Stall limit of this agent in seconds: no new output for that long (default: the task's). */
-  stallTimeoutSeconds: Schema.optionalKey(WatchdogSeconds)
+  stallTimeoutSeconds: Schema.optionalKey(
+    WatchdogSeconds.annotate({
+      description: "Stop this agent after this many seconds without output, 1 to 2592000 (default: the task's)"
+    })
+  )
 })
 /** @see SpawnRequest */
 export type SpawnRequest = typeof SpawnRequest.Type
 
-/** The result of a spawn: a new agent, or the agent an idempotency key already named. */
-export interface SpawnResult {
-  readonly agent_id: string
-  readonly task_id: string
-  readonly tmux_session: string
-  readonly status: string
-  readonly depth: number
-  readonly parent: string
-  /** True when the idempotency key returned an agent spawned earlier instead of spawning again. */
-  readonly existing: boolean
+/** What `spawn` takes: a SpawnRequest before validation, and whether to wrap the prompt in the agent template. */
+export type SpawnInput = typeof SpawnRequest.Encoded & {
+  /**
+   * Wrap the prompt in the agent prompt template (identity, mission, task context, how to report, limits), as the
+   * MCP tools do. Off by default: the CLI and the API pass the prompt literally.
+   */
+  readonly useTemplate?: boolean
 }
+
+/** The result of a spawn: a new agent, or the agent an idempotency key already named. */
+export const SpawnResult = Schema.Struct({
+  agent_id: Schema.String,
+  task_id: Schema.String,
+  tmux_session: Schema.String,
+  status: Schema.String,
+  depth: Schema.Int,
+  parent: Schema.String,
+  /** True when the idempotency key returned an agent spawned earlier instead of spawning again. */
+  existing: Schema.Boolean
+})
+/** @see SpawnResult */
+export type SpawnResult = typeof SpawnResult.Type
 
 /** Longest task description, in characters. */
 export const MAX_DESCRIPTION_CHARS = 10_000
@@ -123,6 +158,11 @@ export const MaxAgents = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum
 /** A task's `max_depth`. */
 export const MaxDepth = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))
 
+/** A task's priority, P0 (highest) to P4. */
+export const Priority = Schema.Literals(["P0", "P1", "P2", "P3", "P4"])
+/** @see Priority */
+export type Priority = typeof Priority.Type
+
 /** A new task's parameters. */
 export const CreateTaskRequest = Schema.Struct({
   description: TaskDescription,
@@ -134,7 +174,7 @@ export const CreateTaskRequest = Schema.Struct({
   ),
   /** Context shown to every agent of the task (background, deliverables, criteria, …). */
   task_context: Schema.optionalKey(TaskContext),
-  priority: Schema.optionalKey(Schema.Literals(["P0", "P1", "P2", "P3", "P4"])),
+  priority: Schema.optionalKey(Priority),
   engine: Schema.optionalKey(Engine),
   max_concurrent: Schema.optionalKey(MaxConcurrent),
   max_agents: Schema.optionalKey(MaxAgents),

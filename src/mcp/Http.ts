@@ -21,7 +21,7 @@ import {
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import { InvalidInput } from "../domain/Errors.js"
+import { errnoCode, InvalidConfiguration, ServerBindFailed } from "../domain/Errors.js"
 import { expiredSessions, sessionToEvict, type SessionUse } from "./HttpSessions.js"
 import { type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 
@@ -344,8 +344,8 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
   Effect.gen(function*() {
     // An empty token (`--token ""`) would match a request without credentials: it counts as none.
     if (!isLoopback(settings.host) && (settings.token === undefined || settings.token.length === 0)) {
-      return yield* new InvalidInput({
-        field: "host",
+      return yield* new InvalidConfiguration({
+        variable: "SPAWNKIT_HTTP_TOKEN",
         reason: `${settings.host} is not a loopback address; set SPAWNKIT_HTTP_TOKEN (or --token) to a non-empty token to serve on it`
       })
     }
@@ -362,13 +362,23 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
       }
     }
     const server = yield* Effect.acquireRelease(
-      Effect.callback<Http.Server, InvalidInput>((resume) => {
+      Effect.callback<Http.Server, ServerBindFailed>((resume) => {
         const server = Http.createServer((req, res) => {
           handle(req, res, state).catch((error: unknown) => {
             if (!res.headersSent) refuse(res, 500, error instanceof Error ? error.message : String(error))
           })
         })
-        server.once("error", (e) => resume(Effect.fail(new InvalidInput({ field: "port", reason: e.message }))))
+        server.once("error", (e) => {
+          const code = errnoCode(e)
+          resume(Effect.fail(
+            new ServerBindFailed({
+              host: settings.host,
+              port: settings.port,
+              reason: e.message,
+              ...(code === undefined ? {} : { code })
+            })
+          ))
+        })
         server.listen(settings.port, settings.host, () => resume(Effect.succeed(server)))
       }),
       (server) => Effect.callback<void>((resume) => {

@@ -1,16 +1,19 @@
 /**
  * Settings of the HTTP server from the environment: SPAWNKIT_HTTP_HOST (127.0.0.1), SPAWNKIT_HTTP_PORT (7777),
  * SPAWNKIT_HTTP_TOKEN, SPAWNKIT_HTTP_ALLOWED_ORIGINS (comma-separated), SPAWNKIT_HTTP_MAX_BODY_BYTES (4 MiB),
- * SPAWNKIT_HTTP_MAX_SESSIONS (1000), SPAWNKIT_HTTP_SESSION_IDLE_SECONDS (900).
+ * SPAWNKIT_HTTP_MAX_SESSIONS (1000), SPAWNKIT_HTTP_SESSION_IDLE_SECONDS (900). A value that does not decode is
+ * refused as InvalidConfiguration naming its variable.
  */
 import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import type { InvalidConfiguration } from "../domain/Errors.js"
+import { invalidConfiguration } from "../SpawnkitConfig.js"
 import type { HttpSettings } from "./Http.js"
 
-/** The HTTP settings Config. */
-export const httpSettingsConfig: Config.Config<HttpSettings> = Config.all({
+const settings: Config.Config<HttpSettings> = Config.all({
   host: Config.String("SPAWNKIT_HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
   port: Config.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })), "SPAWNKIT_HTTP_PORT").pipe(
     Config.withDefault(7777)
@@ -37,4 +40,10 @@ export const httpSettingsConfig: Config.Config<HttpSettings> = Config.all({
     maxSessions: c.maxSessions,
     sessionIdleSeconds: c.sessionIdleSeconds
   }))
+)
+
+/** The HTTP settings from the environment (or whatever ConfigProvider is installed). */
+export const httpSettingsConfig: Effect.Effect<HttpSettings, InvalidConfiguration> = Effect.mapError(
+  settings,
+  invalidConfiguration
 )

@@ -1,7 +1,9 @@
 /**
- * The MCP server: the SDK speaks the protocol; one generic ListTools/CallTool pair lists the tool definitions and
- * runs each call as one Effect through a single ManagedRuntime. A call's fiber is interrupted when the client
- * cancels the request or its connection closes, so the spawn's scope releases whatever it had acquired.
+ * The MCP server: the SDK speaks the protocol; one generic ListTools/CallTool pair lists the tool definitions (with
+ * input and output JSON Schemas derived from their Effect Schemas) and runs each call as one Effect through a single
+ * ManagedRuntime. A result is encoded through its tool's output Schema before it is sent, so structuredContent always
+ * conforms to the listed outputSchema. A call's fiber is interrupted when the client cancels the request or its
+ * connection closes, so the spawn's scope releases whatever it had acquired.
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js"
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
@@ -15,7 +17,7 @@ import * as Schema from "effect/Schema"
 import type { Services } from "../index.js"
 import type { CallerIdentity } from "../spawn/Caller.js"
 import { invalidInput } from "../domain/Decode.js"
-import { type ToolDefinition, tools } from "./Tools.js"
+import { type ToolDefinition, tools } from "./tools/index.js"
 
 /** The runtime every tool call runs in. */
 export type ToolRuntime = ManagedRuntime.ManagedRuntime<Services | CallerIdentity, unknown>
@@ -23,19 +25,28 @@ export type ToolRuntime = ManagedRuntime.ManagedRuntime<Services | CallerIdentit
 /** Server name and version reported to clients. */
 export const SERVER_INFO = { name: "spawnkit", version: "0.1.0" }
 
-const inputSchemaOf = (tool: ToolDefinition) => {
-  // Extra arguments are refused when a call is decoded, so the listed schema says so too.
-  const document = Schema.toJsonSchemaDocument(tool.input, { onExcessProperty: "error" })
-  return { ...document.schema, type: "object" as const }
+/** A JSON Schema of an object, with the definitions its references point at. */
+const objectSchemaOf = (schema: Schema.Top, onExcessProperty: "error" | "ignore") => {
+  const document = Schema.toJsonSchemaDocument(schema, { onExcessProperty })
+  return {
+    ...document.schema,
+    ...(Object.keys(document.definitions).length > 0 ? { $defs: document.definitions } : {}),
+    type: "object" as const
+  }
 }
 
-const listed = tools.map((tool) => ({
+/** A tool as tools/list shows it. */
+export const listedTool = (tool: ToolDefinition) => ({
   name: tool.name,
   title: tool.title,
   description: tool.description,
-  inputSchema: inputSchemaOf(tool),
+  // Extra arguments are refused when a call is decoded, so the listed input schema says so too.
+  inputSchema: objectSchemaOf(tool.input, "error"),
+  outputSchema: objectSchemaOf(tool.output, "ignore"),
   annotations: { title: tool.title, ...tool.hints }
-}))
+})
+
+const listed = tools.map(listedTool)
 
 const byName = new Map(tools.map((t) => [t.name, t]))
 
@@ -88,7 +99,15 @@ export const makeServer = (runtime: ToolRuntime, inFlight: InFlight): McpServer 
           : `InvalidInput: invalid arguments for ${tool.name}: ${Cause.pretty(decoded.cause)}`
       )
     }
-    const fiber = runtime.runFork(tool.run(decoded.value), { signal: extra.signal })
+    // Invariant: what is sent is the result encoded through the tool's output Schema; one that does not conform fails
+    // the call (a defect, reported as such) instead of reaching the client.
+    const encodeResult = Schema.encodeUnknownEffect(tool.output)
+    const fiber = runtime.runFork(
+      tool.run(decoded.value).pipe(
+        Effect.flatMap((value) => Effect.orDie(encodeResult(value, { errors: "all" })))
+      ),
+      { signal: extra.signal }
+    )
     inFlight.fibers.add(fiber)
     const exit = await runtime.runPromise(Fiber.await(fiber)).finally(() => inFlight.fibers.delete(fiber))
     if (Exit.isSuccess(exit)) {

@@ -5,7 +5,7 @@
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Effect from "effect/Effect"
-import { RegistryIoError } from "../domain/Errors.js"
+import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import type { FaultInjection } from "../faults/FaultInjection.js"
 
 const reasonOf = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
@@ -25,7 +25,7 @@ export const writeAtomic = Effect.fn("AtomicFile.writeAtomic")(function*(
 ) {
   const temp = target + tempSuffix(process.pid)
   const step = <A>(operation: string, f: () => A) =>
-    Effect.try({ try: f, catch: (cause) => new RegistryIoError({ path: target, operation, reason: reasonOf(cause) }) })
+    Effect.try({ try: f, catch: (cause) => new RegistryIoError({ path: target, operation, ...ioFailure(cause) }) })
   const writeTemp = Effect.acquireUseRelease(
     step("create temp file for", () => Fs.openSync(temp, "wx", mode)),
     (fd) =>

@@ -15,7 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
-import { RegistryIoError } from "../domain/Errors.js"
+import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 
 /** A held-while-running lock: `withLock(effect)` runs the effect as the only holder across all processes. */
 export interface FileLock {
@@ -42,7 +42,7 @@ interface SharedLock {
 const shared = new Map<string, SharedLock>()
 
 const ioError = (path: string, operation: string) => (cause: unknown) =>
-  new RegistryIoError({ path, operation, reason: cause instanceof Error ? cause.message : String(cause) })
+  new RegistryIoError({ path, operation, ...ioFailure(cause) })
 
 const open = (path: string) =>
   Effect.try({

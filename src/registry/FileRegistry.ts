@@ -27,7 +27,7 @@ import * as Path from "effect/Path"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
-import { InvalidInput, RegistryCorrupt, RegistryIoError, TaskNotFound } from "../domain/Errors.js"
+import { InvalidInput, ioFailure, RegistryCorrupt, RegistryIoError, TaskExists, TaskNotCorrupt, TaskNotFound } from "../domain/Errors.js"
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
@@ -58,7 +58,7 @@ export const layer: Layer.Layer<
     const scope = yield* Effect.scope
     const markers = activeMarkersDir(home)
     const ioError = (file: string, operation: string) => (e: unknown) =>
-      new RegistryIoError({ path: file, operation, reason: reasonOf(e) })
+      new RegistryIoError({ path: file, operation, ...ioFailure(e) })
 
     /**
      * Decoded registries by file, with the exact text they were decoded from (or written as). Only tasks holding
@@ -209,7 +209,7 @@ export const layer: Layer.Layer<
     const opening = yield* Semaphore.make(1)
     const open = Effect.gen(function*() {
       yield* fs.makeDirectory(home, { recursive: true }).pipe(
-        Effect.mapError((e) => new RegistryIoError({ path: home, operation: "create directory", reason: e.message }))
+        Effect.mapError((e) => new RegistryIoError({ path: home, operation: "create directory", ...ioFailure(e) }))
       )
       // The lock file stays open for the layer's life, not the first change's.
       const lock = yield* FileLock.make(lockPath(home)).pipe(Scope.provide(scope))
@@ -231,10 +231,7 @@ export const layer: Layer.Layer<
         Effect.gen(function*() {
           const decoded = yield* readFile(taskId).pipe(Effect.as(true), Effect.catchTag("RegistryCorrupt", () => Effect.succeed(false)))
           if (decoded) {
-            return yield* new InvalidInput({
-              field: "task_id",
-              reason: `task ${taskId} decodes; quarantine is for a registry that cannot be read (kill its agents instead)`
-            })
+            return yield* new TaskNotCorrupt({ taskId })
           }
           const file = registryPath(home, taskId)
           const dir = quarantineDir(home)
@@ -287,11 +284,11 @@ export const layer: Layer.Layer<
           }
           const dir = taskDir(home, task.task_id)
           if (yield* fs.exists(path.join(dir, REGISTRY_FILE)).pipe(Effect.orElseSucceed(() => false))) {
-            return yield* new InvalidInput({ field: "task_id", reason: `task ${task.task_id} already exists` })
+            return yield* new TaskExists({ taskId: task.task_id })
           }
           yield* Effect.forEach([dir, path.join(dir, "prompts"), path.join(dir, "logs")], (d) =>
             fs.makeDirectory(d, { recursive: true }).pipe(
-              Effect.mapError((e) => new RegistryIoError({ path: d, operation: "create directory", reason: e.message }))
+              Effect.mapError((e) => new RegistryIoError({ path: d, operation: "create directory", ...ioFailure(e) }))
             ))
           yield* writeFile(withDerivedFields(task))
         })

@@ -29,7 +29,16 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import pg from "pg"
-import { InvalidInput, RegistryCorrupt, RegistryDatabaseError, RegistryIoError, TaskNotFound } from "../domain/Errors.js"
+import {
+  InvalidInput,
+  ioFailure,
+  RegistryCorrupt,
+  RegistryDatabaseError,
+  RegistryIoError,
+  TaskExists,
+  TaskNotCorrupt,
+  TaskNotFound
+} from "../domain/Errors.js"
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
@@ -285,10 +294,7 @@ export const layer: Layer.Layer<
           if (row === undefined) return yield* new TaskNotFound({ taskId })
           const decodes = yield* decodeRow(taskId, row.doc).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
           if (decodes) {
-            return yield* new InvalidInput({
-              field: "task_id",
-              reason: `task ${taskId} decodes; quarantine is for a registry that cannot be read (kill its agents instead)`
-            })
+            return yield* new TaskNotCorrupt({ taskId })
           }
           yield* query(client, "lock admission", "SELECT id FROM spawnkit_admission WHERE id = 1 FOR UPDATE")
           yield* query(
@@ -369,13 +375,13 @@ export const layer: Layer.Layer<
           [task.task_id, yield* encodeRow(derived), derived.active_count]
         )
         if (inserted.rowCount === 0) {
-          return yield* new InvalidInput({ field: "task_id", reason: `task ${task.task_id} already exists` })
+          return yield* new TaskExists({ taskId: task.task_id })
         }
         // This host's working directories of the task (prompts, logs); other hosts make theirs when they spawn.
         const dir = taskDir(config.home, task.task_id)
         yield* Effect.forEach([dir, path.join(dir, "prompts"), path.join(dir, "logs")], (d) =>
           fs.makeDirectory(d, { recursive: true }).pipe(
-            Effect.mapError((e) => new RegistryIoError({ path: d, operation: "create directory", reason: e.message }))
+            Effect.mapError((e) => new RegistryIoError({ path: d, operation: "create directory", ...ioFailure(e) }))
           ))
       })
 

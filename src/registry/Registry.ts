@@ -4,7 +4,7 @@
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
-import type { InvalidInput, RegistryError, TaskNotFound } from "../domain/Errors.js"
+import type { InvalidInput, RegistryError, TaskExists, TaskNotCorrupt, TaskNotFound } from "../domain/Errors.js"
 import type { TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 
@@ -65,7 +65,7 @@ export interface Quarantined {
 /** The registry contract. */
 export class Registry extends Context.Service<Registry, {
   /** Create a task's registry; fails if the id is taken. */
-  readonly createTask: (task: TaskRegistry) => Effect.Effect<void, RegistryError | InvalidInput>
+  readonly createTask: (task: TaskRegistry) => Effect.Effect<void, RegistryError | InvalidInput | TaskExists>
   /**
    * Invariant: the one way to change a task. `f` runs on a consistent snapshot while every other change, in every
    * process, waits; its `next` registry (with counts re-derived) replaces the old one atomically before the lock is
@@ -81,9 +81,9 @@ export class Registry extends Context.Service<Registry, {
   readonly list: (options?: ListOptions) => Effect.Effect<TaskPage, RegistryError>
   /**
    * Set aside a task whose registry cannot be decoded: its registry is moved out of the registry, kept byte for byte,
-   * and its slots stop counting. Refused (InvalidInput) for a task that decodes.
+   * and its slots stop counting. Refused (TaskNotCorrupt) for a task that decodes.
    */
-  readonly quarantine: (taskId: TaskId) => Effect.Effect<Quarantined, RegistryError | TaskNotFound | InvalidInput>
+  readonly quarantine: (taskId: TaskId) => Effect.Effect<Quarantined, RegistryError | TaskNotFound | TaskNotCorrupt>
   /** Tell the other hosts sharing this registry that this host is alive (a no-op where there is one host). */
   readonly heartbeat: Effect.Effect<void, RegistryError>
   /** Hosts whose lease ran out (no heartbeat for SPAWNKIT_HOST_LEASE_SECONDS); never this host; none for one host. */

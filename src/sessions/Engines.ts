@@ -5,7 +5,7 @@
 import * as Result from "effect/Result"
 import { parse as parseShellWords } from "shell-quote"
 import type { Engine } from "../domain/Agent.js"
-import { InvalidInput } from "../domain/Errors.js"
+import { InvalidConfiguration } from "../domain/Errors.js"
 
 /** What a command builder may refer to. */
 export interface CommandContext {
@@ -26,18 +26,18 @@ export interface CommandContext {
  * Split a custom command template into words, shell-style quoting allowed but no shell features: operators,
  * globs, comments and `$VAR` expansions are refused, so the template means exactly the argv it spells.
  */
-export const parseTemplate = (template: string): Result.Result<ReadonlyArray<string>, InvalidInput> => {
+export const parseTemplate = (template: string): Result.Result<ReadonlyArray<string>, InvalidConfiguration> => {
   // shell-quote reads a line break as a space and a backquote as a plain character, where a shell would start a
   // second command or a command substitution: refuse both rather than run an argv the template does not spell.
   if (/[\r\n]/.test(template)) {
     return Result.fail(
-      new InvalidInput({ field: "SPAWNKIT_AGENT_COMMAND", reason: "a line break is not allowed; write one command" })
+      new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: "a line break is not allowed; write one command" })
     )
   }
   if (template.includes("`")) {
     return Result.fail(
-      new InvalidInput({
-        field: "SPAWNKIT_AGENT_COMMAND",
+      new InvalidConfiguration({
+        variable: "SPAWNKIT_AGENT_COMMAND",
         reason: "backquote command substitution is not allowed; spawnkit runs the command without a shell"
       })
     )
@@ -52,8 +52,8 @@ export const parseTemplate = (template: string): Result.Result<ReadonlyArray<str
     if (typeof entry === "string") words.push(entry)
     else failure = `shell syntax ${JSON.stringify(entry)} is not allowed; spawnkit runs the command without a shell`
   }
-  if (failure !== undefined) return Result.fail(new InvalidInput({ field: "SPAWNKIT_AGENT_COMMAND", reason: failure }))
-  if (words.length === 0) return Result.fail(new InvalidInput({ field: "SPAWNKIT_AGENT_COMMAND", reason: "it is empty" }))
+  if (failure !== undefined) return Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: failure }))
+  if (words.length === 0) return Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: "it is empty" }))
   return Result.succeed(words)
 }
 
@@ -69,7 +69,7 @@ const substitute = (word: string, ctx: CommandContext) =>
 export const buildCommand = (
   engine: Engine,
   ctx: CommandContext
-): Result.Result<ReadonlyArray<string>, InvalidInput> => {
+): Result.Result<ReadonlyArray<string>, InvalidConfiguration> => {
   switch (engine) {
     case "claude":
       return Result.succeed([
@@ -93,9 +93,9 @@ export const buildCommand = (
     case "custom":
       if (ctx.customTemplate === undefined) {
         return Result.fail(
-          new InvalidInput({
-            field: "engine",
-            reason: "the custom engine needs SPAWNKIT_AGENT_COMMAND (for example `sleep 600`)"
+          new InvalidConfiguration({
+            variable: "SPAWNKIT_AGENT_COMMAND",
+            reason: "the custom engine needs it and it is not set; set it to the agent's command (for example `sleep 600`)"
           })
         )
       }

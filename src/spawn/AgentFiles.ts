@@ -10,7 +10,7 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { RegistryIoError } from "../domain/Errors.js"
+import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import { AgentId, type TaskId } from "../domain/Ids.js"
 import { cliScript } from "../internal/paths.js"
 import { mcpConfigPath, promptPath, promptsDir, taskDir } from "../registry/Workspace.js"
@@ -67,5 +67,5 @@ export const writeAgentFiles = (
       }
     },
     catch: (e) =>
-      new RegistryIoError({ path: files.prompt, operation: "write", reason: e instanceof Error ? e.message : String(e) })
+      new RegistryIoError({ path: files.prompt, operation: "write", ...ioFailure(e) })
   })

@@ -9,7 +9,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Result from "effect/Result"
 import type { Agent, Engine } from "../domain/Agent.js"
-import type { InvalidInput } from "../domain/Errors.js"
+import type { InvalidConfiguration } from "../domain/Errors.js"
 import { type AgentId, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { agentRunner } from "../internal/paths.js"
@@ -66,14 +66,14 @@ export const agentEnvironment = (
   }
 }
 
-/** The engine's command line for an agent (InvalidInput for an unusable custom template). */
+/** The engine's command line for an agent (InvalidConfiguration for an unusable custom template). */
 export const agentCommand = (
   settings: Pick<SpawnkitSettings, "claudeModel" | "agentCommand">,
   engine: Engine,
   agent: Agent,
   taskId: TaskId,
   paths: AgentPaths
-): Result.Result<ReadonlyArray<string>, InvalidInput> =>
+): Result.Result<ReadonlyArray<string>, InvalidConfiguration> =>
   buildCommand(engine, {
     agentId: agent.id,
     taskId,

@@ -5,7 +5,7 @@
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
-import { InvalidInput } from "../domain/Errors.js"
+import { InvalidConfiguration } from "../domain/Errors.js"
 import { DEFAULT_PROMPT_TEMPLATE } from "./AgentPrompt.js"
 
 const read = new Map<string, string>()
@@ -20,7 +20,7 @@ export const promptTemplate = (file: Option.Option<string>) =>
       return FileSystem.FileSystem.use((fs) => fs.readFileString(path)).pipe(
         Effect.tap((text) => Effect.sync(() => void read.set(path, text))),
         Effect.mapError((e) =>
-          new InvalidInput({ field: "SPAWNKIT_PROMPT_TEMPLATE", reason: `cannot read ${path}: ${e.message}` })
+          new InvalidConfiguration({ variable: "SPAWNKIT_PROMPT_TEMPLATE", reason: `cannot read ${path}: ${e.message}` })
         )
       )
     }

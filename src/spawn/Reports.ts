@@ -9,7 +9,8 @@ import * as FileSystem from "effect/FileSystem"
 import * as Path from "effect/Path"
 import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
-import { AgentNotFound, InvalidInput, RegistryIoError } from "../domain/Errors.js"
+import { AgentNotFound, AgentNotRunning, ioFailure, RegistryIoError } from "../domain/Errors.js"
+import { Finding, ProgressReport } from "../domain/Report.js"
 import type { AgentId, TaskId } from "../domain/Ids.js"
 import { parseJsonLine } from "../internal/json.js"
 import { tailLines } from "../internal/tail.js"
@@ -19,26 +20,7 @@ import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { isoOf, replaceAgent } from "./AgentRecords.js"
 import { invalidInput, parseAgentId, parseTaskId } from "../domain/Decode.js"
 
-/** Statuses an agent may report about itself. `completed` and `failed` are claims: the process's exit decides. */
-export const ReportedStatus = Schema.Literals(["running", "working", "blocked", "completed", "failed", "error"])
-
-/** Percent done: 0 to 100. */
-export const Percent = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 }))
-
-/** A progress report. */
-export const ProgressReport = Schema.Struct({
-  status: ReportedStatus,
-  message: Schema.String.check(Schema.isMaxLength(10_000)),
-  progress: Schema.optionalKey(Percent)
-})
-
-/** A finding. */
-export const Finding = Schema.Struct({
-  finding_type: Schema.Literals(["issue", "solution", "insight", "recommendation"]),
-  severity: Schema.Literals(["low", "medium", "high", "critical"]),
-  message: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(20_000)),
-  data: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
-})
+export { Finding, Percent, ProgressReport, ReportedStatus } from "../domain/Report.js"
 
 const appendLine = (file: string, value: unknown) =>
   Effect.gen(function*() {
@@ -46,7 +28,7 @@ const appendLine = (file: string, value: unknown) =>
     const path = yield* Path.Path
     yield* fs.makeDirectory(path.dirname(file), { recursive: true })
     yield* fs.writeFileString(file, JSON.stringify(value) + "\n", { flag: "a" })
-  }).pipe(Effect.mapError((e) => new RegistryIoError({ path: file, operation: "append to", reason: e.message })))
+  }).pipe(Effect.mapError((e) => new RegistryIoError({ path: file, operation: "append to", ...ioFailure(e) })))
 
 /** Find a live agent in the transaction's snapshot, or explain why reporting is refused. */
 const liveAgent = (agents: ReadonlyArray<Agent>, taskId: TaskId, agentId: AgentId) => {
@@ -54,10 +36,7 @@ const liveAgent = (agents: ReadonlyArray<Agent>, taskId: TaskId, agentId: AgentI
   if (agent === undefined) return Effect.fail(new AgentNotFound({ taskId, agentId }))
   if (!isLiveStatus(agent.status)) {
     return Effect.fail(
-      new InvalidInput({
-        field: "agent_id",
-        reason: `agent ${agentId} is ${agent.status}; only a running agent can report`
-      })
+      new AgentNotRunning({ taskId, agentId, status: agent.status })
     )
   }
   return Effect.succeed(agent)

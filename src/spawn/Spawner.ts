@@ -20,7 +20,7 @@ import type { Agent, Engine } from "../domain/Agent.js"
 import { invalidInput } from "../domain/Decode.js"
 import { AgentExitedAtStartup } from "../domain/Errors.js"
 import type { AgentId } from "../domain/Ids.js"
-import { SpawnRequest } from "../domain/SpawnRequest.js"
+import { type SpawnInput, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
 import { tailLines } from "../internal/tail.js"
@@ -37,22 +37,7 @@ import { reserveSlot } from "./Reserve.js"
 
 const decodeRequest = Schema.decodeUnknownEffect(SpawnRequest)
 
-/** Input of `spawn`: the fields of SpawnRequest, validated on entry. */
-export type SpawnInput = {
-  readonly taskId: string
-  readonly agentType: string
-  readonly prompt: string
-  readonly parent?: string
-  readonly engine?: string
-  readonly idempotencyKey?: string
-  readonly timeoutSeconds?: number
-  readonly stallTimeoutSeconds?: number
-  /**
-   * Wrap the prompt in the agent prompt template (identity, mission, task context, how to report, limits), as the
-   * MCP tools do. Off by default: the CLI and the API pass the prompt literally.
-   */
-  readonly useTemplate?: boolean
-}
+export type { SpawnInput } from "../domain/SpawnRequest.js"
 
 /**
  * Spawn one agent, or return the agent an idempotency key already names. Fails with a typed error and leaves

@@ -10,7 +10,7 @@ import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import { invalidInput, parseTaskId } from "../domain/Decode.js"
-import { InvalidInput, RegistryIoError } from "../domain/Errors.js"
+import { InvalidInput, ioFailure, RegistryIoError, TaskNotCorrupt } from "../domain/Errors.js"
 import { SessionName, TaskId } from "../domain/Ids.js"
 import { CreateTaskRequest } from "../domain/SpawnRequest.js"
 import { type TaskRegistry } from "../domain/Task.js"
@@ -136,10 +136,7 @@ export const quarantineTask = Effect.fn("Tasks.quarantineTask")(function*(taskId
     Effect.catchTag("RegistryCorrupt", () => Effect.succeed(false))
   )
   if (readable) {
-    return yield* new InvalidInput({
-      field: "task_id",
-      reason: `task ${taskId} decodes; quarantine is for a registry that cannot be read (kill its agents instead)`
-    })
+    return yield* new TaskNotCorrupt({ taskId })
   }
   const stopped: Array<string> = []
   for (const session of yield* tmux.listSessions) {
@@ -160,7 +157,7 @@ export const quarantineTask = Effect.fn("Tasks.quarantineTask")(function*(taskId
       for (const name of names) Fs.rmSync(NodePath.join(prompts, name), { force: true })
       return names.map((name) => NodePath.join(prompts, name))
     },
-    catch: (e) => new RegistryIoError({ path: prompts, operation: "empty", reason: e instanceof Error ? e.message : String(e) })
+    catch: (e) => new RegistryIoError({ path: prompts, operation: "empty", ...ioFailure(e) })
   })
   const kept = yield* registry.quarantine(taskId)
   return { ...kept, stopped_sessions: stopped, removed_files: removed } satisfies QuarantineResult

@@ -495,14 +495,14 @@ describe("task quarantine", () => {
     expect(tree(sb.root)).toEqual(expected)
   })
 
-  it("refuses a task that decodes with InvalidInput and changes nothing", async () => {
+  it("refuses a task that decodes with TaskNotCorrupt and changes nothing", async () => {
     const { sb } = await setup()
     plant(sb, combined(sb))
     const before = tree(sb.root)
     const sessions = liveSessions(sb.env.socket).sort()
     const out = sb.run(["task", "quarantine", "--task", sb.good, "--json"])
     expect(out.status).toBe(1)
-    expect(json(out).error).toMatchObject({ tag: "InvalidInput", message: expect.stringContaining(`task ${sb.good} decodes`) })
+    expect(json(out).error).toMatchObject({ tag: "TaskNotCorrupt", message: expect.stringContaining(`task ${sb.good} decodes`) })
     expect(tree(sb.root)).toEqual(before)
     expect(liveSessions(sb.env.socket).sort()).toEqual(sessions)
   })

@@ -551,7 +551,7 @@ describe("shell syntax in SPAWNKIT_AGENT_COMMAND", () => {
     `sleep \`touch ${canary}\``
   ]
 
-  it("is refused with InvalidInput through the API: no session, no record, no canary", async () => {
+  it("is refused with InvalidConfiguration through the API: no session, no record, no canary", async () => {
     const sb = await setup()
     const before = tree(sb.root)
     for (const [i, template] of templates(sb.canary).entries()) {
@@ -561,8 +561,8 @@ describe("shell syntax in SPAWNKIT_AGENT_COMMAND", () => {
         }),
         show(template)
       )
-      expect(error, show(template)).toBeInstanceOf(Spawnkit.InvalidInput)
-      expect(error, show(template)).toMatchObject({ _tag: "InvalidInput", field: "SPAWNKIT_AGENT_COMMAND" })
+      expect(error, show(template)).toBeInstanceOf(Spawnkit.InvalidConfiguration)
+      expect(error, show(template)).toMatchObject({ _tag: "InvalidConfiguration", variable: "SPAWNKIT_AGENT_COMMAND" })
     }
     // The refused spawns were rolled back: the registry reads as before (it may have been rewritten).
     expect(JSON.parse(Fs.readFileSync(sb.registryFile, "utf8"))).toMatchObject({
@@ -577,7 +577,7 @@ describe("shell syntax in SPAWNKIT_AGENT_COMMAND", () => {
     expect(canaries(sb.root)).toEqual([])
   })
 
-  it("is refused with a JSON InvalidInput error by the CLI: no session, no record, no canary", async () => {
+  it("is refused with a JSON InvalidConfiguration error by the CLI: no session, no record, no canary", async () => {
     const sb = await setup()
     const list = [0, 1, 2, 7, 8].map((i) => templates(sb.canary)[i]!)
     const results = await cliAll(list, (template) =>
@@ -586,7 +586,7 @@ describe("shell syntax in SPAWNKIT_AGENT_COMMAND", () => {
       }))
     list.forEach((template, i) => {
       const error = cliError(results[i]!, show(template))
-      expect(error.tag, show(template)).toBe("InvalidInput")
+      expect(error.tag, show(template)).toBe("InvalidConfiguration")
       expect(error.message, show(template)).toContain("SPAWNKIT_AGENT_COMMAND")
     })
     expect(JSON.parse(Fs.readFileSync(sb.registryFile, "utf8"))).toMatchObject({
@@ -633,12 +633,12 @@ describe("bad configuration in the environment", () => {
       const what = `${c.name}=${c.value} ${c.args.join(" ")}`
       if (c.json) {
         const error = cliError(r, what)
-        expect(error.tag, what).toBe("ConfigError")
+        expect(error.tag, what).toBe("InvalidConfiguration")
         expect(error.message, what).toContain(c.name)
       } else {
         expect(r.code, what).not.toBe(0)
         expect(r.code, what).not.toBe(null)
-        expect(r.stderr, what).toContain("ConfigError")
+        expect(r.stderr, what).toContain("InvalidConfiguration")
         expect(r.stderr, what).toContain(c.name)
       }
     })

@@ -251,7 +251,7 @@ const expectRefusesToStart = async (args: ReadonlyArray<string>, port: number, e
   const code = await exited
   expect(code, output).not.toBe(0)
   expect(code, output).not.toBeNull()
-  expect(output).toMatch(/InvalidInput/)
+  expect(output).toMatch(/InvalidConfiguration/)
   expect(output).toMatch(/not a loopback address/)
   expect(output).toMatch(/SPAWNKIT_HTTP_TOKEN \(or --token\)/)
   expect(sawListening, `something listened on port ${port}`).toBe(false)

@@ -188,12 +188,12 @@ describe("HTTP sessions: expiry and eviction", () => {
     expect(await listIn(url, id)).toEqual({ status: 404, message: EXPIRED })
   }, 300_000)
 
-  it("a bad SPAWNKIT_HTTP_SESSION_IDLE_SECONDS or SPAWNKIT_HTTP_MAX_SESSIONS stops serve --http with a ConfigError naming it", async () => {
+  it("a bad SPAWNKIT_HTTP_SESSION_IDLE_SECONDS or SPAWNKIT_HTTP_MAX_SESSIONS stops serve --http with an InvalidConfiguration naming it", async () => {
     for (const [name, value] of [["SPAWNKIT_HTTP_SESSION_IDLE_SECONDS", "15m"], ["SPAWNKIT_HTTP_MAX_SESSIONS", "0"]] as const) {
       const server = ownProcess(startServerProcess(newEnv(), ["--http", "--port", "0"], { [name]: value }))
       const exit = await within(`serve --http with ${name}=${value} exits`, server.exit, 120_000)
-      expect(exit.code, server.stderr()).toBe(1)
-      expect(server.stderr()).toMatch(new RegExp(`error \\[ConfigError\\]: .*${name}`, "s"))
+      expect(exit.code, server.stderr()).toBe(78)
+      expect(server.stderr()).toMatch(new RegExp(`error \\[InvalidConfiguration\\]: .*${name}`, "s"))
       expect(server.stderr()).not.toContain("spawnkit MCP server on")
     }
   }, 300_000)

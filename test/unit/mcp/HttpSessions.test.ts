@@ -63,11 +63,11 @@ describe("HTTP session settings", () => {
     ["SPAWNKIT_HTTP_SESSION_IDLE_SECONDS", "0"],
     ["SPAWNKIT_HTTP_SESSION_IDLE_SECONDS", "1.5"],
     ["SPAWNKIT_HTTP_SESSION_IDLE_SECONDS", "15m"]
-  ])("%s=%s is a ConfigError naming the variable", async (name, value) => {
+  ])("%s=%s is an InvalidConfiguration naming the variable", async (name, value) => {
     const exit = await read({ [name]: value })
     expect(Exit.isFailure(exit)).toBe(true)
     const text = String(exit)
-    expect(text).toContain("ConfigError")
+    expect(text).toContain("InvalidConfiguration")
     expect(text).toContain(name)
   })
 })

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import { InvalidInput } from "../../../src/domain/Errors.js"
+import { InvalidConfiguration } from "../../../src/domain/Errors.js"
 import { buildCommand, type CommandContext, parseTemplate } from "../../../src/sessions/Engines.js"
 
 const CTX: CommandContext = {
@@ -15,14 +15,14 @@ const CTX: CommandContext = {
   logFile: "/srv/home/TASK-20261202-120000-aaaaaaaa/logs/worker-120000-0000a001.log"
 }
 
-const argv = (result: Result.Result<ReadonlyArray<string>, InvalidInput>) => {
+const argv = (result: Result.Result<ReadonlyArray<string>, InvalidConfiguration>) => {
   if (Result.isFailure(result)) throw new Error(`expected an argv, got ${result.failure.message}`)
   return result.success
 }
 
-const refusal = (result: Result.Result<ReadonlyArray<string>, InvalidInput>) => {
+const refusal = (result: Result.Result<ReadonlyArray<string>, InvalidConfiguration>) => {
   if (Result.isSuccess(result)) throw new Error(`expected a refusal, got ${JSON.stringify(result.success)}`)
-  expect(result.failure).toBeInstanceOf(InvalidInput)
+  expect(result.failure).toBeInstanceOf(InvalidConfiguration)
   return result.failure
 }
 
@@ -83,11 +83,11 @@ describe("buildCommand", () => {
       ])
     }))
 
-  it.effect("custom without a template is refused on engine, naming SPAWNKIT_AGENT_COMMAND", () =>
+  it.effect("custom without a template is refused as configuration, naming SPAWNKIT_AGENT_COMMAND", () =>
     Effect.sync(() => {
       const error = refusal(buildCommand("custom", CTX))
-      expect(error.field).toBe("engine")
-      expect(error.reason).toContain("SPAWNKIT_AGENT_COMMAND")
+      expect(error.variable).toBe("SPAWNKIT_AGENT_COMMAND")
+      expect(error.reason).toContain("not set")
     }))
 })
 
@@ -110,7 +110,7 @@ describe("parseTemplate", () => {
     it.effect(`refuses ${JSON.stringify(template)}: ${why}`, () =>
       Effect.sync(() => {
         const error = refusal(parseTemplate(template))
-        expect(error.field).toBe("SPAWNKIT_AGENT_COMMAND")
+        expect(error.variable).toBe("SPAWNKIT_AGENT_COMMAND")
         expect(error.reason).toContain(why)
       }))
   }
