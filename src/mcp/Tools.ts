@@ -23,7 +23,7 @@ import {
   TaskDescription,
   WatchdogSeconds
 } from "../domain/SpawnRequest.js"
-import type { Services } from "../index.js"
+import type { Services } from "../Spawnkit.js"
 import { findingsPath, progressPath } from "../registry/Workspace.js"
 import { agentOutput, FilterPattern, MaxBytes, OutputFormat, TailLines } from "../spawn/AgentOutput.js"
 import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../spawn/Caller.js"
