@@ -379,6 +379,10 @@ const bench = Command.make(
       Flag.withDescription("Only scenarios whose name contains one of these (comma-separated); the floor always runs"),
       Flag.withDefault("")
     ),
+    startupRounds: Flag.Int("startup-rounds").pipe(
+      Flag.withDescription("Rounds of the start-up scenario: CLI start, spawn and idle server memory (default 0: skipped)"),
+      Flag.withDefault(0)
+    ),
     json: Flag.Boolean("json").pipe(Flag.withDescription("Print the results, targets and files as JSON"), Flag.withDefault(false)),
     out: Flag.String("out").pipe(Flag.withDescription("Directory for the results (default benchmarks/results)"), Flag.withDefault("benchmarks/results")),
     postgres: Flag.String("postgres").pipe(
@@ -399,6 +403,9 @@ const bench = Command.make(
         yield* positive("tasks", f.tasks)
         yield* positive("growth-spawns", f.growthSpawns)
         yield* positive("home-active", f.homeActive)
+        if (f.startupRounds < 0 || f.startupRounds > 45) {
+          return yield* new InvalidInput({ field: "startup-rounds", reason: `expected 0 to 45, got ${f.startupRounds}` })
+        }
         if (f.homeFinished < 0) {
           return yield* new InvalidInput({ field: "home-finished", reason: `expected 0 or more, got ${f.homeFinished}` })
         }
@@ -428,6 +435,7 @@ const bench = Command.make(
           command: ["sleep", "3600"],
           outDir: f.out,
           postgres: f.postgres,
+          startupRounds: f.startupRounds,
           only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
           progress: (text: string, transient: boolean) => {
             if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
@@ -442,7 +450,7 @@ const bench = Command.make(
         const { progress: _, ...recorded } = options
         const written = writeResults(f.out, bench, checks, bench.notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
         if (f.json) {
-          yield* printJson({ results: bench.results, homeSize: bench.homeSize, targets: checks, notes: bench.notes, files: [written.json, written.md] })
+          yield* printJson({ results: bench.results, homeSize: bench.homeSize, startup: bench.startup, targets: checks, notes: bench.notes, files: [written.json, written.md] })
         }
         else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
       })
