@@ -1,5 +1,6 @@
 /**
- * spawnkit's programmatic API: services, layers and the operations on tasks and agents.
+ * spawnkit's programmatic API: services, layers and the operations on tasks and agents, re-exported from the modules
+ * that define them (the layers from the composition root, `Spawnkit.ts`).
  *
  * ```ts
  * import { Effect } from "effect"
