@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// spawnkit's command line; the compiled entry point lives in dist/ (built by `npm install` / `npm run build`).
+// spawnkit's command line: the bundled entry point dist/cli/main.js (built by `npm install` / `npm run build`).
 import "../dist/cli/main.js"

@@ -25,6 +25,8 @@ import { type HomeSizeResult, measureHomeSize } from "./HomeSize.js"
 import { type Summary, summarize } from "./Stats.js"
 import { createLegacyTask, type LegacyTask, legacyTaskFile } from "./Unlocked.js"
 import type { Attempt, WorkerSpec } from "./Worker.js"
+import { measureStartup, type StartupReport } from "./Startup.js"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 
 const run = promisify(execFile)
 
@@ -65,6 +67,8 @@ export interface BenchOptions {
    * throwaway loopback cluster started with scripts/pg-temp.sh when PostgreSQL is installed, else none), or `off`.
    */
   readonly postgres: string
+  /** Rounds of the start-up scenario (Startup.ts); 0 or none skips it. */
+  readonly startupRounds?: number
 }
 
 /** The figures of one scenario. */
@@ -632,6 +636,7 @@ export interface BenchRun {
   readonly results: ReadonlyArray<ScenarioResult>
   readonly homeSize: ReadonlyArray<HomeSizeResult>
   readonly notes: ReadonlyArray<string>
+  readonly startup?: StartupReport
 }
 
 /** Passes timed per home and operation in the home-size measurement. */
@@ -715,5 +720,8 @@ export const runBench = async (o: BenchOptions): Promise<BenchRun> => {
   if (floor !== undefined && floor.throughput > 0) {
     for (const r of results) r.floorRatio = Math.round((r.throughput / floor.throughput) * 100) / 100
   }
-  return { results, homeSize, notes }
+  const rounds = o.startupRounds ?? 0
+  if (rounds === 0) return { results, homeSize, notes }
+  o.progress(`start-up: ${rounds} rounds ...`, true)
+  return { results, homeSize, notes, startup: await Effect.runPromise(measureStartup(rounds).pipe(Effect.provide(NodeServices.layer))) }
 }

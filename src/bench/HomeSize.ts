@@ -9,7 +9,10 @@ import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import pg from "pg"
-import * as Spawnkit from "../index.js"
+import type { Services } from "../Spawnkit.js"
+import { reconcile } from "../spawn/Reconciler.js"
+import { spawn } from "../spawn/Spawner.js"
+import { createTask, listTasks } from "../spawn/Tasks.js"
 import { type Summary, summarize } from "./Stats.js"
 
 /** What the home-size measurement needs from the harness (one scenario's home, socket and database). */
@@ -17,7 +20,7 @@ export interface HomeEnv {
   readonly home: string
   readonly database?: { readonly url: string }
   /** spawnkit's services on that home: built once, so a pass measures the pass, not the layer's start. */
-  readonly layer: Layer.Layer<Spawnkit.Services, unknown>
+  readonly layer: Layer.Layer<Services, unknown>
 }
 
 /** Options of the measurement. */
@@ -140,17 +143,17 @@ export const measureHomeSize = async (
     await runtime.runPromise(
       Effect.forEach(Array.from({ length: o.activeTasks }, (_, i) => i), (i) =>
         Effect.gen(function*() {
-          const task = yield* Spawnkit.createTask({ description: `active ${i}`, max_concurrent: 2 })
-          yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "live", prompt: `live ${i}` })
+          const task = yield* createTask({ description: `active ${i}`, max_concurrent: 2 })
+          yield* spawn({ taskId: task.task_id, agentType: "live", prompt: `live ${i}` })
         }))
     )
     const passes = async () => ({
       reconcile: await time(o.passes, async () => {
-        const report = await runtime.runPromise(Spawnkit.reconcile())
+        const report = await runtime.runPromise(reconcile())
         // The live agents are left as they are: a pass that repairs anything measures something else.
         if (report.repairs.length > 0 || report.partial) throw new Error(`unexpected repairs: ${JSON.stringify(report)}`)
       }),
-      status: await time(o.passes, () => runtime.runPromise(Spawnkit.listTasks({ scope: "active" })))
+      status: await time(o.passes, () => runtime.runPromise(listTasks({ scope: "active" })))
     })
     progress(`home-size (${backend}): ${o.activeTasks} active tasks ...`)
     const small = await passes()

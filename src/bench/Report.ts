@@ -6,6 +6,7 @@ import * as Os from "node:os"
 import * as NodePath from "node:path"
 import type { BenchRun, ScenarioResult } from "./Bench.js"
 import type { HomeSizeResult } from "./HomeSize.js"
+import { startupMarkdown } from "./Startup.js"
 
 /** One target and whether this run met it. */
 export interface TargetCheck {
@@ -95,7 +96,7 @@ const cell = (value: number | undefined) => (value === undefined ? "—" : Strin
 
 /** The results as markdown: a table of scenarios, the home-size passes, then the targets. */
 export const markdown = (
-  run: Pick<BenchRun, "results" | "homeSize">,
+  run: Pick<BenchRun, "results" | "homeSize" | "startup">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   meta: Readonly<Record<string, string>>
@@ -137,6 +138,7 @@ export const markdown = (
       ]),
       ""
     ]),
+    ...(run.startup === undefined ? [] : startupMarkdown(run.startup)),
     "| target | measured | met |",
     "|---|---|---|",
     ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met ? "yes" : "**no**"} |`),
@@ -150,7 +152,7 @@ export const markdown = (
 /** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths. */
 export const writeResults = (
   dir: string,
-  run: Pick<BenchRun, "results" | "homeSize">,
+  run: Pick<BenchRun, "results" | "homeSize" | "startup">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   options: unknown
@@ -168,7 +170,7 @@ export const writeResults = (
   const md = NodePath.join(dir, `${stamp}.md`)
   Fs.writeFileSync(
     json,
-    JSON.stringify({ ...meta, options, results: run.results, homeSize: run.homeSize, targets: checks, notes }, null, 2) + "\n"
+    JSON.stringify({ ...meta, options, results: run.results, homeSize: run.homeSize, startup: run.startup, targets: checks, notes }, null, 2) + "\n"
   )
   const text = markdown(run, checks, notes, meta)
   Fs.writeFileSync(md, text)

@@ -20,7 +20,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Spawnkit from "../index.js"
+import { layer } from "../Spawnkit.js"
+import { spawn } from "../spawn/Spawner.js"
 import { lockWaitMs } from "../registry/FileLock.js"
 import { spawnUnlocked, startBareSession } from "./Unlocked.js"
 
@@ -72,7 +73,7 @@ const worker = async (spec: WorkerSpec) => {
       const startMs = Date.now()
       for (const [i, attempt] of spec.attempts.entries()) {
         const t0 = performance.now()
-        const exit = yield* Effect.exit(Spawnkit.spawn(attempt))
+        const exit = yield* Effect.exit(spawn(attempt))
         const ms = performance.now() - t0
         const tag = tagOf(exit)
         line({ i, ok: tag === undefined, ms, ...(tag !== undefined ? { tag } : {}) })
@@ -80,7 +81,7 @@ const worker = async (spec: WorkerSpec) => {
       const endMs = Date.now()
       line({ done: true, startMs, endMs, workerCpuMs: cpuMsSince(cpu0), lockWait: yield* Metric.value(lockWaitMs) })
     })
-    await Effect.runPromise(program.pipe(Effect.provide(Spawnkit.layer())))
+    await Effect.runPromise(program.pipe(Effect.provide(layer())))
     return
   }
   const socket = spec.socket!

@@ -8,19 +8,23 @@ import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import * as Spawnkit from "../index.js"
+import { isActiveStatus } from "../domain/Agent.js"
+import { spawn as spawnAgent, type SpawnInput } from "../spawn/Spawner.js"
+import { kill } from "../spawn/Kill.js"
+import { createTask, status } from "../spawn/Tasks.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { describeError, renderTask } from "./Output.js"
 
 /** The demo agent: prints the prompt it got on stdin, then works (sleeps) until killed. */
 export const DEMO_AGENT_COMMAND = `sh -c "echo '--- prompt received on stdin:'; cat; echo; echo '--- working'; exec sleep 300"`
 
 const tour = Effect.gen(function*() {
-  const task = yield* Spawnkit.createTask({ description: "spawnkit demo", max_concurrent: 4, max_depth: 3 })
+  const task = yield* createTask({ description: "spawnkit demo", max_concurrent: 4, max_depth: 3 })
   const taskId = task.task_id
   yield* Console.log(`created ${taskId} (max_concurrent 4, max_depth 3) in ${task.workspace}\n`)
 
-  const spawn = (label: string, input: Omit<Spawnkit.SpawnInput, "taskId">) =>
-    Spawnkit.spawn({ taskId, engine: "custom", ...input }).pipe(
+  const spawn = (label: string, input: Omit<SpawnInput, "taskId">) =>
+    spawnAgent({ taskId, engine: "custom", ...input }).pipe(
       Effect.tap((r) => Console.log(`spawn ${label}: ${r.agent_id}${r.existing ? " (existing, not spawned again)" : ""}`)),
       Effect.tapError((e) => Console.log(`spawn ${label}: refused [${describeError(e).tag}] ${describeError(e).message}`)),
       Effect.option
@@ -50,7 +54,7 @@ const tour = Effect.gen(function*() {
   }
   yield* spawn("fifth agent (max_concurrent 4)", { agentType: "extra", prompt: "One too many." })
 
-  const state = yield* Spawnkit.status(taskId)
+  const state = yield* status(taskId)
   yield* Console.log("\n" + renderTask(state, yield* Clock.currentTimeMillis) + "\n")
   const log = state.agents.find((a) => a.id === parent)?.tracked_files?.log_file
   if (log !== undefined) {
@@ -69,14 +73,14 @@ const tour = Effect.gen(function*() {
 /** Run the demo; with `keep`, the demo task's directory stays for inspection. */
 export const runDemo = (keep: boolean) =>
   Effect.gen(function*() {
-    const config = yield* Spawnkit.SpawnkitConfig
+    const config = yield* SpawnkitConfig
     const fs = yield* FileSystem.FileSystem
     const taskId = yield* tour
-    const state = yield* Spawnkit.status(taskId)
+    const state = yield* status(taskId)
     for (const agent of state.agents) {
-      if (Spawnkit.isActiveStatus(agent.status)) yield* Spawnkit.kill(taskId, agent.id, "demo finished")
+      if (isActiveStatus(agent.status)) yield* kill(taskId, agent.id, "demo finished")
     }
-    const after = yield* Spawnkit.status(taskId)
+    const after = yield* status(taskId)
     yield* Console.log("after cleanup:\n" + renderTask(after, yield* Clock.currentTimeMillis))
     if (keep) {
       yield* Console.log(`\nkept ${config.home}/${taskId}`)

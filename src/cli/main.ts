@@ -1,8 +1,14 @@
 /**
- * The `spawnkit` command line: tasks, spawns, status, kill, the exit hook, and a demo.
+ * The `spawnkit` command line: tasks, spawns, status, kill, the exit hook, the MCP server, a demo and the benchmark.
+ *
+ * Every process spawnkit starts is a fresh CLI process (each command, each exit the tmux hook records, each agent's
+ * stdio MCP server), so start-up is kept short: building the command tree loads only effect/cli and the domain's
+ * literals, and each command imports the modules it runs when it runs (the MCP SDK only to serve, the benchmark only
+ * for `bench`, the output filters only for `output`, and PostgreSQL only with a database URL, see Spawnkit.ts).
  */
 import * as Os from "node:os"
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -13,20 +19,27 @@ import * as Runtime from "effect/Runtime"
 import * as Stdio from "effect/Stdio"
 import { CliOutput, Command, Flag } from "effect/cli"
 import { Engine } from "../domain/Agent.js"
-import * as Spawnkit from "../index.js"
-import { httpSettingsConfig } from "../mcp/HttpConfig.js"
-import { serveHttpForever, serveStdio } from "../mcp/Serve.js"
-import { BenchFailed, runBench } from "../bench/Bench.js"
-import { checkTargets, writeResults } from "../bench/Report.js"
-import { DEMO_AGENT_COMMAND, runDemo } from "./Demo.js"
+import { InvalidInput } from "../domain/Errors.js"
+import type { Services } from "../Spawnkit.js"
 import { invocationPresenter, PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("Print JSON (snake_case, as in the registry)"), Flag.withDefault(false))
 const engines = Engine.literals
 
+/**
+ * A command's modules, imported when the command runs. A module that cannot be loaded (a broken install) is a
+ * defect, reported like any other.
+ */
+const load = <M>(module: () => Promise<M>): Effect.Effect<M> => Effect.promise(module)
+
+/** spawnkit's composition root, loaded by the commands that need its services. */
+const Spawnkit = load(() => import("../Spawnkit.js"))
+const Tasks = load(() => import("../spawn/Tasks.js"))
+const Kill = load(() => import("../spawn/Kill.js"))
+
 /** Run one command's effect with spawnkit's layer, reporting any failure as the CLI does. */
-const run = <A, E>(asJson: boolean, effect: Effect.Effect<A, E, Spawnkit.Services>) =>
-  reportFailures(asJson, effect.pipe(Effect.provide(Spawnkit.layer())))
+const run = <A, E>(asJson: boolean, effect: Effect.Effect<A, E, Services>) =>
+  reportFailures(asJson, Effect.flatMap(Spawnkit, (s) => effect.pipe(Effect.provide(s.layer()))))
 
 const optionalInt = (name: string, description: string) =>
   Flag.Int(name).pipe(Flag.withDescription(description), Flag.optional)
@@ -54,7 +67,8 @@ const taskCreate = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
-        const task = yield* Spawnkit.createTask({
+        const { createTask } = yield* Tasks
+        const task = yield* createTask({
           description: f.description,
           ...defined({
             max_concurrent: f.maxConcurrent,
@@ -79,7 +93,8 @@ const taskQuarantine = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
-        const result = yield* Spawnkit.quarantineTask(f.task)
+        const { quarantineTask } = yield* Tasks
+        const result = yield* quarantineTask(f.task)
         if (f.json) return yield* printJson(result)
         yield* Console.log(
           [
@@ -120,7 +135,8 @@ const spawnCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
-        const result = yield* Spawnkit.spawn({
+        const { spawn } = yield* load(() => import("../spawn/Spawner.js"))
+        const result = yield* spawn({
           taskId: f.task,
           agentType: f.type,
           prompt: f.prompt,
@@ -155,12 +171,13 @@ const statusCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
+        const { listTasks, status } = yield* Tasks
         if (Option.isSome(f.task)) {
-          const task = yield* Spawnkit.status(f.task.value)
+          const task = yield* status(f.task.value)
           if (f.json) return yield* printJson(task)
           return yield* Console.log(renderTask(task, yield* Clock.currentTimeMillis))
         }
-        const page = yield* Spawnkit.listTasks({
+        const page = yield* listTasks({
           scope: f.all ? "all" : "active",
           ...defined({ after: f.after, limit: f.limit })
         })
@@ -201,13 +218,14 @@ const outputCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
+        const { agentOutput, followOutput } = yield* load(() => import("../spawn/AgentOutput.js"))
         const options = defined({ tail: f.tail, filter: f.filter, format: f.format })
         if (f.follow) {
           // One line per entry; with --json, one JSON object per line ({ "line" } or, for jsonl, { "event" }).
-          return yield* Spawnkit.followOutput(f.task, f.agent, options, (entry) =>
+          return yield* followOutput(f.task, f.agent, options, (entry) =>
             Console.log(f.json ? JSON.stringify(entry) : "line" in entry ? entry.line : JSON.stringify(entry.event)))
         }
-        const result = yield* Spawnkit.agentOutput(f.task, f.agent, options)
+        const result = yield* agentOutput(f.task, f.agent, options)
         yield* f.json
           ? printJson(result)
           : Console.log(typeof result.output === "string" ? result.output : JSON.stringify(result.output, null, 2))
@@ -225,7 +243,8 @@ const reconcileCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
-        const report = yield* Spawnkit.reconcile({ dryRun: f.dryRun })
+        const { reconcile } = yield* load(() => import("../spawn/Reconciler.js"))
+        const report = yield* reconcile({ dryRun: f.dryRun })
         // Exit status 2: a partial pass (a task could not be read; every other task was reconciled).
         if (report.partial) process.exitCode = PARTIAL_PASS
         if (f.json) return yield* printJson(report)
@@ -252,7 +271,8 @@ const killCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
-        const result = yield* Spawnkit.kill(f.task, f.agent, Option.getOrUndefined(f.reason), { cascade: f.cascade })
+        const { kill } = yield* Kill
+        const result = yield* kill(f.task, f.agent, Option.getOrUndefined(f.reason), { cascade: f.cascade })
         yield* f.json
           ? printJson(result)
           : Console.log([`${result.agent_id}: ${result.status}`, ...result.cascaded.map((id) => `${id}: killed`)].join("\n"))
@@ -266,22 +286,27 @@ const agentExited = Command.make(
     pane: Flag.String("pane").pipe(Flag.withDescription("tmux pane id (%N)")),
     socket: Flag.String("socket").pipe(Flag.withDescription("tmux socket path"))
   },
-  (f) => {
-    // The hook runs with the tmux server's environment, which may carry a test's SPAWNKIT_FAULT: never inject here.
-    const tmuxOnly = Spawnkit.layer({ tmuxSocket: Spawnkit.parseTmuxSocket(f.socket), faultSpec: "" })
-    return reportFailures(
+  (f) =>
+    reportFailures(
       false,
       Effect.gen(function*() {
-        const owner = yield* Spawnkit.ownerOfPane(f.pane).pipe(Effect.provide(tmuxOnly))
+        const [{ layer }, { ownerOfPane, recordExit }, { parseTmuxSocket }] = yield* Effect.all([
+          Spawnkit,
+          load(() => import("../spawn/ExitHook.js")),
+          load(() => import("../SpawnkitConfig.js"))
+        ])
+        // The hook runs with the tmux server's environment, which may carry a test's SPAWNKIT_FAULT: never inject here.
+        const tmuxOnly = layer({ tmuxSocket: parseTmuxSocket(f.socket), faultSpec: "" })
+        const owner = yield* ownerOfPane(f.pane).pipe(Effect.provide(tmuxOnly))
         if (Option.isNone(owner)) return
         const { home, taskId, agentId } = owner.value
         // A home removed since the agent started has nothing left to record (and must not be recreated).
         if (!(yield* FileSystem.FileSystem.use((fs) => fs.exists(home)))) return
-        const layer = Spawnkit.layer({ home, tmuxSocket: Spawnkit.parseTmuxSocket(f.socket), faultSpec: "" })
-        yield* Spawnkit.recordExit(taskId, agentId).pipe(Effect.provide(layer))
+        yield* recordExit(taskId, agentId).pipe(
+          Effect.provide(layer({ home, tmuxSocket: parseTmuxSocket(f.socket), faultSpec: "" }))
+        )
       })
     )
-  }
 ).pipe(Command.withDescription("Record an agent's exit (run by spawnkit's tmux pane-died hook)"))
 
 const serve = Command.make(
@@ -300,6 +325,10 @@ const serve = Command.make(
       false,
       f.http
         ? Effect.gen(function*() {
+          const [{ httpSettingsConfig }, { serveHttpForever }] = yield* Effect.all([
+            load(() => import("../mcp/HttpConfig.js")),
+            load(() => import("../mcp/Serve.js"))
+          ])
           const env = yield* httpSettingsConfig
           yield* serveHttpForever({
             ...env,
@@ -308,7 +337,7 @@ const serve = Command.make(
             token: Option.getOrUndefined(Option.orElse(f.token, () => Option.fromUndefinedOr(env.token)))
           })
         })
-        : serveStdio
+        : Effect.flatMap(load(() => import("../mcp/Serve.js")), (m) => m.serveStdio)
     )
 ).pipe(Command.withDescription("Run the MCP server (stdio by default, --http for Streamable HTTP)"))
 
@@ -317,10 +346,15 @@ const demo = Command.make(
   { keep: Flag.Boolean("keep").pipe(Flag.withDescription("Keep the demo task's files"), Flag.withDefault(false)) },
   (f) =>
     Effect.gen(function*() {
-      const config = yield* Spawnkit.SpawnkitConfig
+      const [{ layer }, { DEMO_AGENT_COMMAND, runDemo }, { SpawnkitConfig }] = yield* Effect.all([
+        Spawnkit,
+        load(() => import("./Demo.js")),
+        load(() => import("../SpawnkitConfig.js"))
+      ])
+      const config = yield* SpawnkitConfig.pipe(Effect.provide(SpawnkitConfig.layer))
       const agentCommand = Option.orElse(config.agentCommand, () => Option.some(DEMO_AGENT_COMMAND))
-      return yield* reportFailures(false, runDemo(f.keep).pipe(Effect.provide(Spawnkit.layer({ agentCommand }))))
-    }).pipe(Effect.provide(Spawnkit.SpawnkitConfig.layer), (e) => reportFailures(false, e))
+      return yield* reportFailures(false, runDemo(f.keep).pipe(Effect.provide(layer({ agentCommand }))))
+    }).pipe((e) => reportFailures(false, e))
 ).pipe(Command.withDescription("Create a task, spawn a small agent tree with the custom engine, show it, clean up"))
 
 const bench = Command.make(
@@ -346,6 +380,10 @@ const bench = Command.make(
       Flag.withDescription("Only scenarios whose name contains one of these (comma-separated); the floor always runs"),
       Flag.withDefault("")
     ),
+    startupRounds: Flag.Int("startup-rounds").pipe(
+      Flag.withDescription("Rounds of the start-up scenario: CLI start, spawn and idle server memory (default 0: skipped)"),
+      Flag.withDefault(0)
+    ),
     json: Flag.Boolean("json").pipe(Flag.withDescription("Print the results, targets and files as JSON"), Flag.withDefault(false)),
     out: Flag.String("out").pipe(Flag.withDescription("Directory for the results (default benchmarks/results)"), Flag.withDefault("benchmarks/results")),
     postgres: Flag.String("postgres").pipe(
@@ -360,25 +398,32 @@ const bench = Command.make(
       f.json,
       Effect.gen(function*() {
         const positive = (field: string, n: number) =>
-          n >= 1 ? Effect.void : Effect.fail(new Spawnkit.InvalidInput({ field, reason: `expected a positive integer, got ${n}` }))
+          n >= 1 ? Effect.void : Effect.fail(new InvalidInput({ field, reason: `expected a positive integer, got ${n}` }))
         yield* positive("processes", f.processes)
         yield* positive("spawns", f.spawns)
         yield* positive("tasks", f.tasks)
         yield* positive("growth-spawns", f.growthSpawns)
         yield* positive("home-active", f.homeActive)
+        if (f.startupRounds < 0 || f.startupRounds > 45) {
+          return yield* new InvalidInput({ field: "startup-rounds", reason: `expected 0 to 45, got ${f.startupRounds}` })
+        }
         if (f.homeFinished < 0) {
-          return yield* new Spawnkit.InvalidInput({ field: "home-finished", reason: `expected 0 or more, got ${f.homeFinished}` })
+          return yield* new InvalidInput({ field: "home-finished", reason: `expected 0 or more, got ${f.homeFinished}` })
         }
         const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
         if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
-          return yield* new Spawnkit.InvalidInput({ field: "growth", reason: `expected record counts like 10,1000, got ${f.growth}` })
+          return yield* new InvalidInput({ field: "growth", reason: `expected record counts like 10,1000, got ${f.growth}` })
         }
         if (f.postgres !== "auto" && f.postgres !== "off" && !/^postgres(ql)?:\/\//.test(f.postgres)) {
-          return yield* new Spawnkit.InvalidInput({
+          return yield* new InvalidInput({
             field: "postgres",
             reason: "expected auto, off or a postgresql:// URL"
           })
         }
+        const [{ BenchFailed, runBench }, { checkTargets, writeResults }] = yield* Effect.all([
+          load(() => import("../bench/Bench.js")),
+          load(() => import("../bench/Report.js"))
+        ])
         const interactive = process.stderr.isTTY === true
         const options = {
           processes: f.processes,
@@ -391,6 +436,7 @@ const bench = Command.make(
           command: ["sleep", "3600"],
           outDir: f.out,
           postgres: f.postgres,
+          startupRounds: f.startupRounds,
           only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
           progress: (text: string, transient: boolean) => {
             if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
@@ -405,7 +451,7 @@ const bench = Command.make(
         const { progress: _, ...recorded } = options
         const written = writeResults(f.out, bench, checks, bench.notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
         if (f.json) {
-          yield* printJson({ results: bench.results, homeSize: bench.homeSize, targets: checks, notes: bench.notes, files: [written.json, written.md] })
+          yield* printJson({ results: bench.results, homeSize: bench.homeSize, startup: bench.startup, targets: checks, notes: bench.notes, files: [written.json, written.md] })
         }
         else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
       })

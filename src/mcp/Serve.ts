@@ -1,6 +1,7 @@
 /**
- * `spawnkit serve`: one ManagedRuntime for every tool call, stdio (default) or Streamable HTTP. On SIGINT/SIGTERM or
- * when the client goes away, running calls are interrupted and their scopes release everything before exit.
+ * `spawnkit serve`: one ManagedRuntime for every tool call, stdio (default) or Streamable HTTP (its transport loaded
+ * only when HTTP is served). On SIGINT/SIGTERM or when the client goes away, running calls are interrupted and their
+ * scopes release everything before exit.
  */
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
@@ -12,10 +13,10 @@ import * as Logger from "effect/Logger"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Spawnkit from "../index.js"
 import { CallerIdentity } from "../spawn/Caller.js"
 import { reconcile } from "../spawn/Reconciler.js"
-import { type HttpSettings, serveHttp } from "./Http.js"
+import * as Spawnkit from "../Spawnkit.js"
+import type { HttpSettings } from "./Http.js"
 import { drain, type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 import { StdioTransport, stdioMaxMessageBytes } from "./Stdio.js"
 
@@ -98,10 +99,11 @@ export const serveStdio = Effect.scoped(
   })
 )
 
-/** Serve over HTTP until interrupted. */
+/** Serve over HTTP until interrupted. The HTTP transport's modules are loaded here, by the HTTP server alone. */
 export const serveHttpForever = (settings: HttpSettings) =>
   Effect.scoped(
     Effect.gen(function*() {
+      const { serveHttp } = yield* Effect.promise(() => import("./Http.js"))
       const runtime = yield* toolRuntime
       const inFlight = yield* inFlightCalls
       yield* periodicReconcile(runtime)

@@ -14,7 +14,7 @@ import {
   MAX_LIST_ITEMS,
   SpawnRequest
 } from "../../domain/SpawnRequest.js"
-import type { Services } from "../../index.js"
+import type { Services } from "../../Spawnkit.js"
 import { Registry } from "../../registry/Registry.js"
 import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../../spawn/Caller.js"
 import { spawn } from "../../spawn/Spawner.js"
