@@ -1,4 +1,4 @@
-// The worker thread of spawnkit's output filters (src/spawn/LineFilter.ts). It compiles the caller's pattern with
+// The worker thread of spawnkit's output filters (src/reports/LineFilter.ts). It compiles the caller's pattern with
 // re2js once, then answers each batch of lines with whether each line matches. It runs apart from the main thread so
 // that a pattern whose matching costs too much can be stopped (the worker terminated) at its deadline while the main
 // thread goes on serving other calls.

@@ -19,7 +19,7 @@ const result = await esbuild.build({
   absWorkingDir: root,
   entryPoints: { "cli/main": "src/cli/main.ts" },
   outdir: "dist",
-  // Invariant: entry and chunks sit two levels below the package root, as src/internal/paths.ts expects of the
+  // Invariant: entry and chunks sit two levels below the package root, as src/host/PackagePaths.ts expects of the
   // module it is compiled into.
   chunkNames: "bundle/[name]-[hash]",
   bundle: true,

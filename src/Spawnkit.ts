@@ -16,7 +16,7 @@ import type { InvalidConfiguration, RegistryDatabaseError, RegistryIoError } fro
 import { FaultInjection } from "./faults/FaultInjection.js"
 import * as FileRegistry from "./registry/FileRegistry.js"
 import type { Registry } from "./registry/Registry.js"
-import { Tmux } from "./sessions/Tmux.js"
+import { Tmux } from "./host/Tmux.js"
 import { Rollbacks } from "./spawn/Rollbacks.js"
 import { SpawnkitConfig, type SpawnkitSettings } from "./SpawnkitConfig.js"
 

@@ -37,11 +37,11 @@ export {
   type UnreadableTask
 } from "./registry/Registry.js"
 export { Rollbacks } from "./spawn/Rollbacks.js"
-export { buildCommand, parseTemplate } from "./sessions/Engines.js"
-export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./sessions/Tmux.js"
-export { type ExitRecord, ownerOfPane, recordExit } from "./spawn/ExitHook.js"
+export { buildCommand, parseTemplate } from "./host/Engines.js"
+export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./host/Tmux.js"
+export { type ExitRecord, ownerOfPane, recordExit } from "./lifecycle/ExitHook.js"
 export { spawn, type SpawnInput } from "./spawn/Spawner.js"
-export { kill, type KillResult } from "./spawn/Kill.js"
+export { kill, type KillResult } from "./lifecycle/Kill.js"
 export {
   createTask,
   listTasks,
@@ -49,12 +49,12 @@ export {
   quarantineTask,
   type QuarantineResult,
   status
-} from "./spawn/Tasks.js"
-export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./spawn/Reconciler.js"
-export { agentOutput, describeEvent, followOutput, type OutputEntry, OutputOptions } from "./spawn/AgentOutput.js"
-export { checkFilter, type LineFilter, makeLineFilter, MAX_FILTER_LENGTH } from "./spawn/LineFilter.js"
-export { type Caller, CallerIdentity } from "./spawn/Caller.js"
-export { Finding, ProgressReport, reportFinding, updateProgress } from "./spawn/Reports.js"
+} from "./tasks/Tasks.js"
+export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./supervisor/Reconciler.js"
+export { agentOutput, describeEvent, followOutput, type OutputEntry, OutputOptions } from "./reports/AgentOutput.js"
+export { checkFilter, type LineFilter, makeLineFilter, MAX_FILTER_LENGTH } from "./reports/LineFilter.js"
+export { type Caller, CallerIdentity } from "./mcp/Caller.js"
+export { Finding, ProgressReport, reportFinding, updateProgress } from "./reports/Reports.js"
 export { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./spawn/AgentPrompt.js"
 export { parseTmuxSocket, SpawnkitConfig, type SpawnkitSettings, type TmuxSocket } from "./SpawnkitConfig.js"
 /** The file-backed registry layer. */

@@ -10,9 +10,9 @@ import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import pg from "pg"
 import type { Services } from "../Spawnkit.js"
-import { reconcile } from "../spawn/Reconciler.js"
+import { reconcile } from "../supervisor/Reconciler.js"
 import { spawn } from "../spawn/Spawner.js"
-import { createTask, listTasks } from "../spawn/Tasks.js"
+import { createTask, listTasks } from "../tasks/Tasks.js"
 import { type Summary, summarize } from "./Stats.js"
 
 /** What the home-size measurement needs from the harness (one scenario's home, socket and database). */

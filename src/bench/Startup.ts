@@ -22,7 +22,7 @@ import * as Path from "effect/Path"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
-import { cliScript } from "../internal/paths.js"
+import { cliScript } from "../host/PackagePaths.js"
 
 /** A start-up measurement could not be taken: a command failed or its process could not be read. */
 export class StartupFailed extends Schema.TaggedError<StartupFailed>()("StartupFailed", {

@@ -12,7 +12,7 @@ import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import { promisify } from "node:util"
-import { agentRunner } from "../internal/paths.js"
+import { agentRunner } from "../host/PackagePaths.js"
 import type { Attempt } from "./Worker.js"
 
 const run = promisify(execFile)

@@ -34,8 +34,8 @@ const load = <M>(module: () => Promise<M>): Effect.Effect<M> => Effect.promise(m
 
 /** spawnkit's composition root, loaded by the commands that need its services. */
 const Spawnkit = load(() => import("../Spawnkit.js"))
-const Tasks = load(() => import("../spawn/Tasks.js"))
-const Kill = load(() => import("../spawn/Kill.js"))
+const Tasks = load(() => import("../tasks/Tasks.js"))
+const Kill = load(() => import("../lifecycle/Kill.js"))
 
 /** Run one command's effect with spawnkit's layer, reporting any failure as the CLI does. */
 const run = <A, E>(asJson: boolean, effect: Effect.Effect<A, E, Services>) =>
@@ -218,7 +218,7 @@ const outputCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
-        const { agentOutput, followOutput } = yield* load(() => import("../spawn/AgentOutput.js"))
+        const { agentOutput, followOutput } = yield* load(() => import("../reports/AgentOutput.js"))
         const options = defined({ tail: f.tail, filter: f.filter, format: f.format })
         if (f.follow) {
           // One line per entry; with --json, one JSON object per line ({ "line" } or, for jsonl, { "event" }).
@@ -243,7 +243,7 @@ const reconcileCommand = Command.make(
     run(
       f.json,
       Effect.gen(function*() {
-        const { reconcile } = yield* load(() => import("../spawn/Reconciler.js"))
+        const { reconcile } = yield* load(() => import("../supervisor/Reconciler.js"))
         const report = yield* reconcile({ dryRun: f.dryRun })
         // Exit status 2: a partial pass (a task could not be read; every other task was reconciled).
         if (report.partial) process.exitCode = PARTIAL_PASS
@@ -292,7 +292,7 @@ const agentExited = Command.make(
       Effect.gen(function*() {
         const [{ layer }, { ownerOfPane, recordExit }, { parseTmuxSocket }] = yield* Effect.all([
           Spawnkit,
-          load(() => import("../spawn/ExitHook.js")),
+          load(() => import("../lifecycle/ExitHook.js")),
           load(() => import("../SpawnkitConfig.js"))
         ])
         // The hook runs with the tmux server's environment, which may carry a test's SPAWNKIT_FAULT: never inject here.

@@ -15,7 +15,7 @@ import type * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { Services } from "../Spawnkit.js"
-import type { CallerIdentity } from "../spawn/Caller.js"
+import type { CallerIdentity } from "./Caller.js"
 import { invalidInput } from "../domain/Decode.js"
 import { type ToolDefinition, tools } from "./tools/index.js"
 

@@ -35,7 +35,7 @@ import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { writeAtomic } from "./AtomicFile.js"
 import * as FileLock from "./FileLock.js"
 import { type ListOptions, pageOf, Registry, type RegistryTransaction, type UnreadableTask } from "./Registry.js"
-import { activeMarkersDir, lockPath, quarantineDir, REGISTRY_FILE, registryPath, taskDir } from "./Workspace.js"
+import { activeMarkersDir, lockPath, quarantineDir, REGISTRY_FILE, registryPath, taskDir } from "../host/Workspace.js"
 
 const decodeTask = Schema.decodeUnknownEffect(TaskRegistry)
 const encodeTask = Schema.encodeEffect(TaskRegistry)

@@ -51,7 +51,7 @@ import {
   type Transition,
   type UnreadableTask
 } from "./Registry.js"
-import { taskDir } from "./Workspace.js"
+import { taskDir } from "../host/Workspace.js"
 
 const decodeTask = Schema.decodeUnknownEffect(TaskRegistry)
 const encodeTask = Schema.encodeEffect(TaskRegistry)

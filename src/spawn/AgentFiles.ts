@@ -12,8 +12,8 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import { AgentId, type TaskId } from "../domain/Ids.js"
-import { cliScript } from "../internal/paths.js"
-import { mcpConfigPath, promptPath, promptsDir, taskDir } from "../registry/Workspace.js"
+import { cliScript } from "../host/PackagePaths.js"
+import { mcpConfigPath, promptPath, promptsDir, taskDir } from "../host/Workspace.js"
 
 /** An agent file's name in `prompts/`: `<agent id>.prompt` or `<agent id>.mcp.json`. */
 const AGENT_FILE = /^(.+)\.(prompt|mcp\.json)$/

@@ -7,7 +7,7 @@ import type { Agent, Engine } from "../domain/Agent.js"
 import { type AgentId, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { SpawnRequest, SpawnResult } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
-import { logPath, promptPath } from "../registry/Workspace.js"
+import { logPath, promptPath } from "../host/Workspace.js"
 
 /** The task with one agent record replaced (by id). */
 export const replaceAgent = (task: TaskRegistry, agent: Agent): TaskRegistry => ({

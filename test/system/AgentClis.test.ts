@@ -24,7 +24,7 @@ import * as NodePath from "node:path"
 import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Result from "effect/Result"
 import type { Engine } from "../../src/domain/Agent.js"
-import { buildCommand } from "../../src/sessions/Engines.js"
+import { buildCommand } from "../../src/host/Engines.js"
 import { agentMcpConfig } from "../../src/spawn/AgentFiles.js"
 import {
   CLI,

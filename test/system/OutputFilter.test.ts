@@ -2,7 +2,7 @@
  * Output filters (`get_agent_output`'s `filter`, `spawnkit output --filter`): RE2 syntax compiled by re2js and matched
  * in a worker thread under a deadline. The filter's worker thread (from dist/) keeping matching lines and stopping at
  * its deadline, then the real MCP server over HTTP: a catastrophic pattern over a 4 MiB log of a real agent while
- * another client is served. The pattern checks are unit-tested in test/unit/spawn/LineFilter.test.ts.
+ * another client is served. The pattern checks are unit-tested in test/unit/reports/LineFilter.test.ts.
  */
 import * as Fs from "node:fs"
 import { afterEach, describe, expect, it } from "@effect/vitest"

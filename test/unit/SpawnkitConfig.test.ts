@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { DEFAULT_LIMITS } from "../../src/domain/Task.js"
-import { socketArgs } from "../../src/sessions/Tmux.js"
+import { socketArgs } from "../../src/host/Tmux.js"
 import { parseTmuxSocket, settingsConfig } from "../../src/SpawnkitConfig.js"
 
 const settingsFrom = (env: Record<string, string>) =>

@@ -4,7 +4,7 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { AgentStatus } from "../../domain/Agent.js"
-import { agentOutput, FilterPattern, MaxBytes, OutputFormat, TailLines } from "../../spawn/AgentOutput.js"
+import { agentOutput, FilterPattern, MaxBytes, OutputFormat, TailLines } from "../../reports/AgentOutput.js"
 import { agentIdField, authorizeAgent, define, described, reads, taskIdField } from "./Tool.js"
 
 /** get_agent_output */

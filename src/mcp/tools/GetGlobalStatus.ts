@@ -4,8 +4,8 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { activeCount } from "../../domain/Task.js"
-import { CallerIdentity } from "../../spawn/Caller.js"
-import { listTasks } from "../../spawn/Tasks.js"
+import { CallerIdentity } from "../Caller.js"
+import { listTasks } from "../../tasks/Tasks.js"
 import { SpawnkitConfig } from "../../SpawnkitConfig.js"
 import { define, NoArguments, reads, UnreadableTaskResult } from "./Tool.js"
 

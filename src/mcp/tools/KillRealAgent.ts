@@ -3,7 +3,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { kill } from "../../spawn/Kill.js"
+import { kill } from "../../lifecycle/Kill.js"
 import { agentIdField, authorizeAgent, define, described, taskIdField } from "./Tool.js"
 
 /** kill_real_agent */

@@ -6,9 +6,9 @@ import * as Schema from "effect/Schema"
 import { TaskId } from "../../domain/Ids.js"
 import type { TaskRegistry } from "../../domain/Task.js"
 import { Registry } from "../../registry/Registry.js"
-import { CallerIdentity } from "../../spawn/Caller.js"
+import { CallerIdentity } from "../Caller.js"
 import { parseTaskId } from "../../domain/Decode.js"
-import { listTasks, MAX_PAGE } from "../../spawn/Tasks.js"
+import { listTasks, MAX_PAGE } from "../../tasks/Tasks.js"
 import { define, described, reads, UnreadableTaskResult } from "./Tool.js"
 
 /** One task of a listing. */

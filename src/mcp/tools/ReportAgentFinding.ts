@@ -4,7 +4,7 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Finding, FindingType, MAX_FINDING_MESSAGE_CHARS, Severity } from "../../domain/Report.js"
-import { reportFinding } from "../../spawn/Reports.js"
+import { reportFinding } from "../../reports/Reports.js"
 import { authorizeAgent, define, described, records, taskIdField } from "./Tool.js"
 
 /** report_agent_finding */

@@ -1,7 +1,7 @@
 /**
  * What an MCP tool is (name, title, description for the model, hints, input and output Schemas, the Effect it runs),
  * and the helpers the tools share: described field schemas, hint sets, caller checks and the spawn both spawn tools
- * make. No registry logic lives here; permission checks call spawn/Caller.
+ * make. No registry logic lives here; permission checks call mcp/Caller.
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -16,7 +16,7 @@ import {
 } from "../../domain/SpawnRequest.js"
 import type { Services } from "../../Spawnkit.js"
 import { Registry } from "../../registry/Registry.js"
-import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../../spawn/Caller.js"
+import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../Caller.js"
 import { spawn } from "../../spawn/Spawner.js"
 import { parseAgentId, parseTaskId } from "../../domain/Decode.js"
 

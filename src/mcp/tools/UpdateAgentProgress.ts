@@ -4,7 +4,7 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { MAX_PROGRESS_MESSAGE_CHARS, Percent, ProgressReport, ReportedStatus } from "../../domain/Report.js"
-import { updateProgress } from "../../spawn/Reports.js"
+import { updateProgress } from "../../reports/Reports.js"
 import { authorizeAgent, define, described, records, taskIdField } from "./Tool.js"
 
 /** update_agent_progress */

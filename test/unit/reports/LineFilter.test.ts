@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { InvalidInput } from "../../../src/domain/Errors.js"
-import { checkFilter, MAX_FILTER_LENGTH } from "../../../src/spawn/LineFilter.js"
+import { checkFilter, MAX_FILTER_LENGTH } from "../../../src/reports/LineFilter.js"
 
 const refusal = (pattern: string) =>
   Effect.gen(function*() {

@@ -15,12 +15,12 @@ import { SessionName, TaskId } from "../domain/Ids.js"
 import { CreateTaskRequest } from "../domain/SpawnRequest.js"
 import { type TaskRegistry } from "../domain/Task.js"
 import { Registry } from "../registry/Registry.js"
-import { promptsDir, taskDir } from "../registry/Workspace.js"
-import { Tmux } from "../sessions/Tmux.js"
+import { promptsDir, taskDir } from "../host/Workspace.js"
+import { Tmux } from "../host/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
-import { agentIdOfFile } from "./AgentFiles.js"
-import { isoOf } from "./AgentRecords.js"
-import { stopSession } from "./Kill.js"
+import { agentIdOfFile } from "../spawn/AgentFiles.js"
+import { isoOf } from "../spawn/AgentRecords.js"
+import { stopSession } from "../lifecycle/Kill.js"
 
 const decodeCreate = Schema.decodeUnknownEffect(CreateTaskRequest)
 

@@ -14,5 +14,5 @@ export const cliScript = NodePath.join(packageRoot, "dist", "cli", "main.js")
 /** The agent runner script tmux starts for every agent. */
 export const agentRunner = NodePath.join(packageRoot, "bin", "agent-run.sh")
 
-/** The worker thread script of output filters (see spawn/LineFilter.ts). */
+/** The worker thread script of output filters (see reports/LineFilter.ts). */
 export const filterWorkerScript = NodePath.join(packageRoot, "bin", "filter-lines.mjs")

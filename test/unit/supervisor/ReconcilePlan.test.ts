@@ -8,9 +8,9 @@ import * as Schema from "effect/Schema"
 import { type Agent } from "../../../src/domain/Agent.js"
 import { AgentId, SessionName, TaskId } from "../../../src/domain/Ids.js"
 import { TaskRegistry } from "../../../src/domain/Task.js"
-import type { PaneState } from "../../../src/sessions/Tmux.js"
-import { abandoned, isOfThisHost, type Observation, type ObservedSession, plan, type Planned } from "../../../src/spawn/ReconcilePlan.js"
-import { killTargets } from "../../../src/spawn/Kill.js"
+import type { PaneState } from "../../../src/host/Tmux.js"
+import { abandoned, isOfThisHost, type Observation, type ObservedSession, plan, type Planned } from "../../../src/supervisor/ReconcilePlan.js"
+import { killTargets } from "../../../src/lifecycle/Kill.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Fixtures

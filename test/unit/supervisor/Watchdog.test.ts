@@ -13,8 +13,8 @@ import { Agent } from "../../../src/domain/Agent.js"
 import { AgentId, TaskId } from "../../../src/domain/Ids.js"
 import { TaskRegistry } from "../../../src/domain/Task.js"
 import { isoOf } from "../../../src/spawn/AgentRecords.js"
-import { type Observation, plan, type Planned } from "../../../src/spawn/ReconcilePlan.js"
-import { overdue } from "../../../src/spawn/Watchdog.js"
+import { type Observation, plan, type Planned } from "../../../src/supervisor/ReconcilePlan.js"
+import { overdue } from "../../../src/supervisor/Watchdog.js"
 
 const START = Date.UTC(2026, 11, 2, 12, 0, 0)
 const HOME = "/srv/spawnkit-home"

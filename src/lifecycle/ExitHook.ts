@@ -14,27 +14,13 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { AgentId, sessionNameOf, TaskId } from "../domain/Ids.js"
-import { tailLines } from "../internal/tail.js"
-import { cliScript } from "../internal/paths.js"
+import { tailLines } from "../host/Tail.js"
 import { Registry } from "../registry/Registry.js"
-import { logPath } from "../registry/Workspace.js"
-import { Tmux } from "../sessions/Tmux.js"
+import { logPath } from "../host/Workspace.js"
+import { Tmux } from "../host/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
-import { removeAgentFiles } from "./AgentFiles.js"
-import { EXIT_TAIL_LINES, isoOf, replaceAgent } from "./AgentRecords.js"
-
-// Security: the hook is a shell command run by tmux; it is built only from the Node binary and the CLI script path
-// (checked below) and tmux's own `#{pane_id}` and `#{socket_path}`, never from anything a caller supplies.
-const SAFE_PATH = /^[A-Za-z0-9_.\/@+-]+$/
-
-/** The global tmux hooks spawnkit installs with every session (none if the install path is unusual). */
-export const exitHooks: Readonly<Record<string, string>> =
-  SAFE_PATH.test(process.execPath) && SAFE_PATH.test(cliScript)
-    ? {
-      "pane-died":
-        `run-shell -b "'${process.execPath}' '${cliScript}' agent-exited --pane '#{pane_id}' --socket '#{socket_path}'"`
-    }
-    : {}
+import { removeAgentFiles } from "../spawn/AgentFiles.js"
+import { EXIT_TAIL_LINES, isoOf, replaceAgent } from "../spawn/AgentRecords.js"
 
 /** What recording an exit did. */
 export type ExitRecord =

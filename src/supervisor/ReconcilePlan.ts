@@ -11,8 +11,8 @@ import { type Agent, isActiveStatus, isLiveStatus } from "../domain/Agent.js"
 import { type AgentId, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import type { UnreadableTask } from "../registry/Registry.js"
-import type { PaneState } from "../sessions/Tmux.js"
-import { agentIdOfFile } from "./AgentFiles.js"
+import type { PaneState } from "../host/Tmux.js"
+import { agentIdOfFile } from "../spawn/AgentFiles.js"
 import { overdue } from "./Watchdog.js"
 
 /** A session on spawnkit's server, with its ownership tags and its (first) pane. */

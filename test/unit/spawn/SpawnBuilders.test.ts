@@ -17,14 +17,14 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import { Agent } from "../src/domain/Agent.js"
-import { parseAgentId, parseTaskId } from "../src/domain/Decode.js"
-import { InvalidConfiguration } from "../src/domain/Errors.js"
-import { AgentId, TaskId } from "../src/domain/Ids.js"
-import { SpawnRequest } from "../src/domain/SpawnRequest.js"
-import { TaskRegistry } from "../src/domain/Task.js"
-import { agentRunner } from "../src/internal/paths.js"
-import { agentCommand, agentEnvironment, agentPaths, agentSession } from "../src/spawn/AgentLaunch.js"
+import { Agent } from "../../../src/domain/Agent.js"
+import { parseAgentId, parseTaskId } from "../../../src/domain/Decode.js"
+import { InvalidConfiguration } from "../../../src/domain/Errors.js"
+import { AgentId, TaskId } from "../../../src/domain/Ids.js"
+import { SpawnRequest } from "../../../src/domain/SpawnRequest.js"
+import { TaskRegistry } from "../../../src/domain/Task.js"
+import { agentRunner } from "../../../src/host/PackagePaths.js"
+import { agentCommand, agentEnvironment, agentPaths, agentSession } from "../../../src/spawn/AgentLaunch.js"
 import {
   agentIdFor,
   freshAgentId,
@@ -33,11 +33,11 @@ import {
   reservedAgent,
   sha256,
   spawnResultOf
-} from "../src/spawn/AgentRecords.js"
-import { exitHooks } from "../src/spawn/ExitHook.js"
-import * as Handover from "../src/spawn/Handover.js"
-import { DEFAULT_PROMPT_TEMPLATE } from "../src/spawn/AgentPrompt.js"
-import { promptTemplate } from "../src/spawn/PromptTemplate.js"
+} from "../../../src/spawn/AgentRecords.js"
+import { exitHooks } from "../../../src/host/TmuxHooks.js"
+import * as Handover from "../../../src/spawn/Handover.js"
+import { DEFAULT_PROMPT_TEMPLATE } from "../../../src/spawn/AgentPrompt.js"
+import { promptTemplate } from "../../../src/spawn/PromptTemplate.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Fixtures

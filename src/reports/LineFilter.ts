@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { RE2JS, RE2JSSyntaxException } from "re2js"
 import { InvalidInput } from "../domain/Errors.js"
-import { filterWorkerScript } from "../internal/paths.js"
+import { filterWorkerScript } from "../host/PackagePaths.js"
 
 /** Longest filter pattern accepted, in characters. */
 export const MAX_FILTER_LENGTH = 500

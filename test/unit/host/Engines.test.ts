@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import { InvalidConfiguration } from "../../../src/domain/Errors.js"
-import { buildCommand, type CommandContext, parseTemplate } from "../../../src/sessions/Engines.js"
+import { buildCommand, type CommandContext, parseTemplate } from "../../../src/host/Engines.js"
 
 const CTX: CommandContext = {
   agentId: "worker-120000-0000a001",

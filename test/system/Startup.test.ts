@@ -14,10 +14,10 @@ import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { CLI, createDatabase, dropDatabase } from "./support/Harness.js"
+import { CLI, createDatabase, dropDatabase } from "../support/Harness.js"
 
-const ROOT = NodePath.resolve(import.meta.dirname, "..")
-const RECORDER = NodePath.join(import.meta.dirname, "support", "record-modules.mjs")
+const ROOT = NodePath.resolve(import.meta.dirname, "..", "..")
+const RECORDER = NodePath.join(import.meta.dirname, "..", "support", "record-modules.mjs")
 const META = NodePath.join(ROOT, "dist", "bundle", "meta.json")
 
 /** What no command but the ones that need it may load, by the package-relative path of its files. */

@@ -6,10 +6,10 @@
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { listedTool } from "../src/mcp/Server.js"
-import { tools } from "../src/mcp/tools/index.js"
+import { listedTool } from "../../../src/mcp/Server.js"
+import { tools } from "../../../src/mcp/tools/index.js"
 
-const README = Fs.readFileSync(NodePath.join(import.meta.dirname, "..", "README.md"), "utf8")
+const README = Fs.readFileSync(NodePath.join(import.meta.dirname, "..", "..", "..", "README.md"), "utf8")
 
 const HINT_COLUMNS = [
   ["read-only", "readOnlyHint"],

@@ -17,10 +17,10 @@ import {
   ServerBindFailed,
   TaskExists,
   TaskNotCorrupt
-} from "../src/domain/Errors.js"
-import { FaultInjection, parseFaultSpec } from "../src/faults/FaultInjection.js"
-import { exitStatusOf } from "../src/cli/Output.js"
-import { loadSettings } from "../src/SpawnkitConfig.js"
+} from "../../../src/domain/Errors.js"
+import { FaultInjection, parseFaultSpec } from "../../../src/faults/FaultInjection.js"
+import { exitStatusOf } from "../../../src/cli/Output.js"
+import { loadSettings } from "../../../src/SpawnkitConfig.js"
 
 const refusal = (spec: string) => {
   const parsed = parseFaultSpec(spec)
