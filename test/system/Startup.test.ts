@@ -135,7 +135,7 @@ describe("start-up: each command loads only what it needs", () => {
     expect(paneId).toMatch(/^%\d+$/)
     const hook = recorded(env, ["agent-exited", "--pane", paneId, "--socket", socket])
     expect(hook.status, hook.stderr).toBe(0)
-    expect([...hook.files].some((f) => /spawn\/ExitHook\.(ts|js)$/.test(f))).toBe(true)
+    expect([...hook.files].some((f) => /lifecycle\/ExitHook\.(ts|js)$/.test(f))).toBe(true)
     expect(lazyLoaded(hook.files)).toEqual([])
   })
 
