@@ -3,7 +3,7 @@
  * (locks are held for it only); the reservation is a resource of the spawn's scope, rolled back when the spawn fails
  * before its commit.
  *
- * Invariant: a spawn stays in flight (inFlight.ts) until its reservation is committed or its rollback is over, and a
+ * Invariant: a spawn stays in flight (InFlight.ts) until its reservation is committed or its rollback is over, and a
  * rollback that cannot be written is never dropped: it is retried, then handed to Rollbacks, which keeps retrying in
  * the background.
  */
