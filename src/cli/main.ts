@@ -16,7 +16,7 @@ import { Engine } from "../domain/Agent.js"
 import * as Spawnkit from "../index.js"
 import { httpSettingsConfig } from "../mcp/HttpConfig.js"
 import { serveHttpForever, serveStdio } from "../mcp/Serve.js"
-import { BenchFailed, runBench } from "../bench/Bench.js"
+import { runBench } from "../bench/Bench.js"
 import { checkTargets, writeResults } from "../bench/Report.js"
 import { DEMO_AGENT_COMMAND, runDemo } from "./Demo.js"
 import { invocationPresenter, PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
@@ -397,13 +397,10 @@ const bench = Command.make(
             else if (!transient) process.stderr.write(text + "\n")
           }
         }
-        const bench = yield* Effect.tryPromise({
-          try: () => runBench(options),
-          catch: (e) => new BenchFailed({ reason: e instanceof Error ? e.message : String(e) })
-        })
+        const bench = yield* runBench(options)
         const checks = checkTargets(bench)
         const { progress: _, ...recorded } = options
-        const written = writeResults(f.out, bench, checks, bench.notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
+        const written = yield* writeResults(f.out, bench, checks, bench.notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
         if (f.json) {
           yield* printJson({ results: bench.results, homeSize: bench.homeSize, targets: checks, notes: bench.notes, files: [written.json, written.md] })
         }

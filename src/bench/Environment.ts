@@ -1,0 +1,96 @@
+/**
+ * A scenario's environment: a temporary directory (its spawnkit home and the socket of its own tmux server), the
+ * environment variables its processes get, and spawnkit's layer on it. Acquired in the caller's scope and released
+ * by it, in reverse: the tmux server is killed (its agents with it), then the directory removed.
+ */
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
+import * as Path from "effect/Path"
+import * as Redacted from "effect/Redacted"
+import * as Spawnkit from "../index.js"
+import { runCommand } from "./Exec.js"
+import { benchFailed } from "./Scenario.js"
+
+/** A database of one scenario on the benchmark's PostgreSQL server. */
+export interface ScenarioDatabase {
+  readonly name: string
+  readonly url: string
+}
+
+/** Where a scenario runs. */
+export interface ScenarioEnv {
+  readonly dir: string
+  readonly home: string
+  readonly socket: string
+  /** SPAWNKIT_* variables for the scenario's processes. */
+  readonly env: Readonly<Record<string, string>>
+  readonly database?: ScenarioDatabase
+  /** spawnkit's services on this home, socket and database. */
+  readonly layer: ReturnType<typeof Spawnkit.layer>
+}
+
+/** The agent command as one shell-quoted string (SPAWNKIT_AGENT_COMMAND). */
+const shellQuoted = (command: ReadonlyArray<string>) => command.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ")
+
+/** tmux's answer when there is no server to kill: the scenario never started one. */
+const NO_SERVER = /no server running|error connecting to|No such file or directory/
+
+/** Kill the tmux server on `socket` and, with it, every agent it runs. */
+export const killTmuxServer = (socket: string) =>
+  runCommand("tmux", ["-S", socket, "kill-server"]).pipe(
+    Effect.flatMap((r) =>
+      r.exitCode === 0 || NO_SERVER.test(r.stderr)
+        ? Effect.void
+        : Effect.logWarning(`tmux kill-server on ${socket} failed (${r.exitCode}): ${r.stderr.trim()}`)
+    ),
+    Effect.catch((e) => Effect.logWarning(`tmux kill-server on ${socket} could not run: ${e.message}`))
+  )
+
+/** A new environment for scenario `name`, released with the caller's scope. */
+export const scenarioEnv = Effect.fn("Bench.scenarioEnv")(function*(
+  name: string,
+  command: ReadonlyArray<string>,
+  database?: ScenarioDatabase
+) {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const dir = yield* fs.makeTempDirectoryScoped({ prefix: `spawnkit-bench-${name}-` }).pipe(
+    Effect.mapError(benchFailed(`making the ${name} scenario's directory`))
+  )
+  const home = path.join(dir, "home")
+  yield* fs.makeDirectory(home).pipe(Effect.mapError(benchFailed(`making the ${name} scenario's home`)))
+  const socket = path.join(dir, "tmux.sock")
+  // Registered after the directory, so it runs before the directory's removal.
+  yield* Effect.addFinalizer(() => killTmuxServer(socket))
+  const agentCommand = shellQuoted(command)
+  const layer = Spawnkit.layer({
+    home,
+    tmuxSocket: { _tag: "Path", path: socket },
+    defaultEngine: "custom",
+    agentCommand: Option.some(agentCommand),
+    globalMaxConcurrent: 100_000,
+    faultSpec: "",
+    databaseUrl: database === undefined ? Option.none() : Option.some(Redacted.make(database.url))
+  }, Spawnkit.FaultInjection.none)
+  return {
+    dir,
+    home,
+    socket,
+    env: {
+      SPAWNKIT_HOME: home,
+      SPAWNKIT_TMUX_SOCKET: socket,
+      SPAWNKIT_ENGINE: "custom",
+      SPAWNKIT_AGENT_COMMAND: agentCommand,
+      SPAWNKIT_GLOBAL_MAX_CONCURRENT: "100000",
+      SPAWNKIT_RECONCILE_INTERVAL: "0",
+      ...(database !== undefined ? { SPAWNKIT_DATABASE_URL: database.url } : {})
+    },
+    ...(database !== undefined ? { database } : {}),
+    layer
+  } satisfies ScenarioEnv
+})
+
+/** Run spawnkit operations against a scenario's home, socket and database. */
+export const withSpawnkit = <A, E>(env: ScenarioEnv, effect: Effect.Effect<A, E, Spawnkit.Services>) =>
+  Effect.provide(effect, env.layer)
