@@ -2,7 +2,7 @@
  * A benchmark worker: one OS process that makes its share of spawns one after another and prints one JSON line per
  * spawn on stdout (WorkerProtocol.ts). Started by the harness (Workers.ts), never by hand:
  *
- *   node dist/bench/Worker.js '<WorkerSpec JSON>'
+ *   node dist/bench/Worker.js <file holding the WorkerSpec as JSON>
  *
  * Modes:
  * - `floor`: bare `tmux new-session -d` with the agent command spawnkit would run; no registry.
@@ -90,7 +90,12 @@ const worker = (spec: WorkerSpec) =>
     yield* line({ done: true, startMs, endMs, workerCpuMs: (cpu.user + cpu.system) / 1000, ...lockWait })
   })
 
-worker(JSON.parse(process.argv[2] ?? "{}") as WorkerSpec).pipe(
+const specFile = process.argv[2]
+Effect.gen(function*() {
+  if (specFile === undefined) return yield* Effect.die(new Error("usage: Worker.js <spec file>"))
+  const spec = JSON.parse(yield* (yield* FileSystem.FileSystem).readFileString(specFile)) as WorkerSpec
+  yield* worker(spec)
+}).pipe(
   // Configured from the environment the harness gives every worker; the floor and the old design use only its
   // file system.
   Effect.provide(Spawnkit.layer()),

@@ -1,6 +1,6 @@
 /**
  * What the harness and a benchmark worker process (Worker.ts) say to each other: the spec a worker is started with
- * (one JSON argument) and the JSON lines it prints on stdout.
+ * (a JSON file in the scenario's directory, its path the one argument) and the JSON lines it prints on stdout.
  *
  *   {"ready":true}                      set up; waiting for the start barrier (`goFile` exists)
  *   {"i","ok","ms","tag"?}              one per spawn, in order

@@ -33,9 +33,19 @@ interface RunningWorker {
 }
 
 /** Start one worker in the scope; its lines are read as they come. */
-const startWorker = Effect.fn("Bench.startWorker")(function*(spec: WorkerSpec, env: ScenarioEnv, onAttempt: () => void) {
+const startWorker = Effect.fn("Bench.startWorker")(function*(
+  spec: WorkerSpec,
+  n: number,
+  env: ScenarioEnv,
+  onAttempt: () => void
+) {
   const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-  const handle = yield* spawner.spawn(ChildProcess.make(process.execPath, [workerScript, JSON.stringify(spec)], {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  // The spec goes in a file of the scenario's directory: an attempt list can be longer than a command line should be.
+  const specFile = path.join(env.dir, `worker-${n}.json`)
+  yield* fs.writeFileString(specFile, JSON.stringify(spec)).pipe(Effect.mapError(benchFailed("writing a worker's spec")))
+  const handle = yield* spawner.spawn(ChildProcess.make(process.execPath, [workerScript, specFile], {
     env: env.env,
     extendEnv: true,
     stdin: "ignore",
@@ -88,7 +98,7 @@ export const runWorkers = Effect.fn("Bench.runWorkers")(function*(
   const path = yield* Path.Path
   const goFile = path.join(env.dir, "go")
   return yield* Effect.scoped(Effect.gen(function*() {
-    const workers = yield* Effect.forEach(specs, (spec) => startWorker({ ...spec, goFile }, env, onAttempt))
+    const workers = yield* Effect.forEach(specs, (spec, n) => startWorker({ ...spec, goFile }, n, env, onAttempt))
     yield* Effect.forEach(workers, (w) => Deferred.await(w.ready), { discard: true })
     const cpuBefore = yield* busyCpuMs.pipe(Effect.mapError(benchFailed("reading /proc/stat")))
     yield* fs.writeFileString(goFile, "").pipe(Effect.mapError(benchFailed("opening the start barrier")))
