@@ -1,14 +1,16 @@
 /**
  * A scenario's environment: a temporary directory (its spawnkit home and the socket of its own tmux server), the
  * environment variables its processes get, and spawnkit's layer on it. Acquired in the caller's scope and released
- * by it, in reverse: the tmux server is killed (its agents with it), then the directory removed.
+ * by it, in reverse: the tmux server is killed and its agents' processes waited for, then the directory removed.
  */
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Path from "effect/Path"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Spawnkit from "../index.js"
+import { groupHasLiveMember } from "../internal/processes.js"
 import { runCommand } from "./Exec.js"
 import { benchFailed } from "./Scenario.js"
 
@@ -35,17 +37,41 @@ const shellQuoted = (command: ReadonlyArray<string>) => command.map((a) => `'${a
 
 /** tmux's answer when there is no server to kill: the scenario never started one. */
 const NO_SERVER = /no server running|error connecting to|No such file or directory/
+/** How often, and how long at most, the end of a killed server's processes is waited for. */
+const EXIT_POLL = "20 millis"
+const EXIT_WAIT = "10 seconds"
 
-/** Kill the tmux server on `socket` and, with it, every agent it runs. */
-export const killTmuxServer = (socket: string) =>
-  runCommand("tmux", ["-S", socket, "kill-server"]).pipe(
-    Effect.flatMap((r) =>
-      r.exitCode === 0 || NO_SERVER.test(r.stderr)
-        ? Effect.void
-        : Effect.logWarning(`tmux kill-server on ${socket} failed (${r.exitCode}): ${r.stderr.trim()}`)
-    ),
-    Effect.catch((e) => Effect.logWarning(`tmux kill-server on ${socket} could not run: ${e.message}`))
+/**
+ * The process groups of a tmux server: its own and its panes' (tmux starts each pane as a session leader, so its
+ * agent and whatever the agent started share the pane's group). None when no server runs.
+ */
+const serverGroups = (socket: string) =>
+  runCommand("tmux", ["-S", socket, "list-panes", "-a", "-F", "#{pid} #{pane_pid}"]).pipe(
+    Effect.map((r) =>
+      r.exitCode !== 0 ? [] : [...new Set(r.stdout.split(/\s+/).filter((n) => /^[1-9]\d*$/.test(n)).map(Number))]
+    )
   )
+
+/** Wait until no process of these groups is left (zombies aside), for EXIT_WAIT at most. */
+const groupsEnded = (groups: ReadonlyArray<number>) =>
+  Effect.forEach(groups, groupHasLiveMember).pipe(
+    Effect.repeat({ until: (alive) => !alive.some((a) => a), schedule: Schedule.spaced(EXIT_POLL) }),
+    Effect.timeoutOrElse({
+      duration: EXIT_WAIT,
+      orElse: () => Effect.logWarning(`processes of tmux groups ${groups.join(", ")} still run after kill-server`)
+    })
+  )
+
+/** Kill the tmux server on `socket` and, with it, every agent it runs; return once their processes have ended. */
+export const killTmuxServer = (socket: string) =>
+  Effect.gen(function*() {
+    const groups = yield* serverGroups(socket)
+    const r = yield* runCommand("tmux", ["-S", socket, "kill-server"])
+    if (r.exitCode !== 0 && !NO_SERVER.test(r.stderr)) {
+      return yield* Effect.logWarning(`tmux kill-server on ${socket} failed (${r.exitCode}): ${r.stderr.trim()}`)
+    }
+    yield* groupsEnded(groups)
+  }).pipe(Effect.catch((e) => Effect.logWarning(`tmux kill-server on ${socket} could not run: ${e.message}`)))
 
 /** A new environment for scenario `name`, released with the caller's scope. */
 export const scenarioEnv = Effect.fn("Bench.scenarioEnv")(function*(
