@@ -10,7 +10,6 @@ import * as Path from "effect/Path"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Spawnkit from "../index.js"
-import { groupHasLiveMember } from "../internal/processes.js"
 import { runCommand } from "./Exec.js"
 import { benchFailed } from "./Scenario.js"
 
@@ -52,10 +51,20 @@ const serverGroups = (socket: string) =>
     )
   )
 
+/** Process groups with a live (non-zombie) member, from one read of the process table. */
+const liveGroups = runCommand("ps", ["-e", "-o", "pgid=,stat="]).pipe(
+  Effect.map((r) =>
+    new Set(
+      r.stdout.split("\n").map((l) => l.trim().split(/\s+/)).filter(([, stat]) => stat !== undefined && !stat.startsWith("Z"))
+        .map(([pgid]) => Number(pgid))
+    )
+  )
+)
+
 /** Wait until no process of these groups is left (zombies aside), for EXIT_WAIT at most. */
 const groupsEnded = (groups: ReadonlyArray<number>) =>
-  Effect.forEach(groups, groupHasLiveMember).pipe(
-    Effect.repeat({ until: (alive) => !alive.some((a) => a), schedule: Schedule.spaced(EXIT_POLL) }),
+  liveGroups.pipe(
+    Effect.repeat({ until: (live) => !groups.some((g) => live.has(g)), schedule: Schedule.spaced(EXIT_POLL) }),
     Effect.timeoutOrElse({
       duration: EXIT_WAIT,
       orElse: () => Effect.logWarning(`processes of tmux groups ${groups.join(", ")} still run after kill-server`)
@@ -70,7 +79,7 @@ export const killTmuxServer = (socket: string) =>
     if (r.exitCode !== 0 && !NO_SERVER.test(r.stderr)) {
       return yield* Effect.logWarning(`tmux kill-server on ${socket} failed (${r.exitCode}): ${r.stderr.trim()}`)
     }
-    yield* groupsEnded(groups)
+    if (groups.length > 0) yield* groupsEnded(groups)
   }).pipe(Effect.catch((e) => Effect.logWarning(`tmux kill-server on ${socket} could not run: ${e.message}`)))
 
 /** A new environment for scenario `name`, released with the caller's scope. */
