@@ -36,7 +36,7 @@ const homeSizeTargets = (homeSize: ReadonlyArray<HomeSizeResult>): ReadonlyArray
     })
   )
 
-/** The targets, as far as the scenarios that ran allow. */
+/** The benchmark's targets, as far as the scenarios that ran allow. */
 export const checkTargets = (run: Pick<BenchRun, "results" | "homeSize">): ReadonlyArray<TargetCheck> => {
   const { results } = run
   const checks: Array<TargetCheck> = [...homeSizeTargets(run.homeSize)]
