@@ -1,12 +1,17 @@
 /**
- * Benchmark results: the targets checked against one run, a markdown table, and the files written.
+ * Benchmark results: the targets checked against one run, a markdown table, and the files written. Neither file is
+ * ever left half-written: each is written beside its final name and renamed into place, and a temporary file is
+ * removed if writing fails or is interrupted.
  */
-import * as Fs from "node:fs"
 import * as Os from "node:os"
-import * as NodePath from "node:path"
-import type { BenchRun, ScenarioResult } from "./Bench.js"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Path from "effect/Path"
+import type { BenchRun } from "./Bench.js"
 import type { HomeSizeResult } from "./HomeSize.js"
 import { startupMarkdown } from "./Startup.js"
+import { benchFailed, type ScenarioResult } from "./Scenario.js"
 
 /** One target and whether this run met it. */
 export interface TargetCheck {
@@ -32,8 +37,8 @@ const homeSizeTargets = (homeSize: ReadonlyArray<HomeSizeResult>): ReadonlyArray
     })
   )
 
-/** The issue's targets, as far as the scenarios that ran allow. */
-export const checkTargets = (run: Pick<BenchRun, "results" | "homeSize">): ReadonlyArray<TargetCheck> => {
+/** The benchmark's targets, as far as the scenarios that ran allow. */
+export const checkTargets = (run: Pick<BenchRun, "results" | "homeSize" | "startup">): ReadonlyArray<TargetCheck> => {
   const { results } = run
   const checks: Array<TargetCheck> = [...homeSizeTargets(run.homeSize)]
   const floor = find(results, "floor")
@@ -149,15 +154,29 @@ export const markdown = (
   return lines.join("\n")
 }
 
-/** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths. */
-export const writeResults = (
+/** `text` written to `file` by way of a temporary file beside it; the temporary file is removed with the scope. */
+const writeBeside = (file: string, text: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const partial = `${file}.partial`
+    yield* Effect.acquireRelease(
+      fs.writeFileString(partial, text),
+      () => fs.remove(partial, { force: true }).pipe(Effect.catch((e) => Effect.logWarning(`could not remove ${partial}: ${e.message}`)))
+    )
+    return { partial, file }
+  })
+
+/** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths and the markdown. */
+export const writeResults = Effect.fn("Bench.writeResults")(function*(
   dir: string,
   run: Pick<BenchRun, "results" | "homeSize" | "startup">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   options: unknown
-) => {
-  const now = new Date()
+) {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const now = new Date(yield* Clock.currentTimeMillis)
   const stamp = now.toISOString().replace(/[:.]/g, "-")
   const meta = {
     date: now.toISOString(),
@@ -165,14 +184,14 @@ export const writeResults = (
     node: process.version,
     platform: `${Os.platform()} ${Os.release()}`
   }
-  Fs.mkdirSync(dir, { recursive: true })
-  const json = NodePath.join(dir, `${stamp}.json`)
-  const md = NodePath.join(dir, `${stamp}.md`)
-  Fs.writeFileSync(
-    json,
-    JSON.stringify({ ...meta, options, results: run.results, homeSize: run.homeSize, startup: run.startup, targets: checks, notes }, null, 2) + "\n"
-  )
   const text = markdown(run, checks, notes, meta)
-  Fs.writeFileSync(md, text)
+  const report = { ...meta, options, results: run.results, homeSize: run.homeSize, startup: run.startup, targets: checks, notes }
+  const json = path.join(dir, `${stamp}.json`)
+  const md = path.join(dir, `${stamp}.md`)
+  yield* Effect.scoped(Effect.gen(function*() {
+    yield* fs.makeDirectory(dir, { recursive: true })
+    const written = [yield* writeBeside(json, JSON.stringify(report, null, 2) + "\n"), yield* writeBeside(md, text)]
+    yield* Effect.uninterruptible(Effect.forEach(written, (w) => fs.rename(w.partial, w.file), { discard: true }))
+  })).pipe(Effect.mapError(benchFailed(`writing the results to ${dir}`)))
   return { json, md, text }
-}
+})

@@ -420,7 +420,7 @@ const bench = Command.make(
             reason: "expected auto, off or a postgresql:// URL"
           })
         }
-        const [{ BenchFailed, runBench }, { checkTargets, writeResults }] = yield* Effect.all([
+        const [{ runBench }, { checkTargets, writeResults }] = yield* Effect.all([
           load(() => import("../bench/Bench.js")),
           load(() => import("../bench/Report.js"))
         ])
@@ -443,13 +443,10 @@ const bench = Command.make(
             else if (!transient) process.stderr.write(text + "\n")
           }
         }
-        const bench = yield* Effect.tryPromise({
-          try: () => runBench(options),
-          catch: (e) => new BenchFailed({ reason: e instanceof Error ? e.message : String(e) })
-        })
+        const bench = yield* runBench(options)
         const checks = checkTargets(bench)
         const { progress: _, ...recorded } = options
-        const written = writeResults(f.out, bench, checks, bench.notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
+        const written = yield* writeResults(f.out, bench, checks, bench.notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
         if (f.json) {
           yield* printJson({ results: bench.results, homeSize: bench.homeSize, startup: bench.startup, targets: checks, notes: bench.notes, files: [written.json, written.md] })
         }
