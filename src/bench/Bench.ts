@@ -19,7 +19,12 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { Agent } from "../domain/Agent.js"
 import type { TaskRegistry } from "../domain/Task.js"
-import * as Spawnkit from "../index.js"
+import { type AgentId, type AgentType, ORCHESTRATOR, type SessionName, type TaskId } from "../domain/Ids.js"
+import { FaultInjection } from "../faults/FaultInjection.js"
+import { Registry } from "../registry/Registry.js"
+import * as Spawnkit from "../Spawnkit.js"
+import { reconcile } from "../spawn/Reconciler.js"
+import { createTask } from "../spawn/Tasks.js"
 import { cliScript, packageRoot } from "../internal/paths.js"
 import { type HomeSizeResult, measureHomeSize } from "./HomeSize.js"
 import { type Summary, summarize } from "./Stats.js"
@@ -176,7 +181,7 @@ const layerOf = (env: Env) =>
     globalMaxConcurrent: 100_000,
     faultSpec: "",
     databaseUrl: env.database === undefined ? Option.none() : Option.some(Redacted.make(env.database.url))
-  }, Spawnkit.FaultInjection.none)
+  }, FaultInjection.none)
 
 /** spawnkit's operations against one scenario's home and socket. */
 const withSpawnkit = <A, E>(env: Env, effect: Effect.Effect<A, E, Spawnkit.Services>) =>
@@ -186,7 +191,7 @@ const createTasks = (env: Env, count: number, maxConcurrent: number) =>
   withSpawnkit(
     env,
     Effect.forEach(Array.from({ length: count }), () =>
-      Spawnkit.createTask({
+      createTask({
         description: "benchmark",
         max_concurrent: maxConcurrent,
         max_agents: Math.max(maxConcurrent, 45),
@@ -324,8 +329,8 @@ const spawnkitAudit = async (env: Env, okCount: number) => {
   const { tasks, repairs } = await withSpawnkit(
     env,
     Effect.gen(function*() {
-      const registry = yield* Spawnkit.Registry
-      const report = yield* Spawnkit.reconcile({ dryRun: true })
+      const registry = yield* Registry
+      const report = yield* reconcile({ dryRun: true })
       return { tasks: (yield* registry.list({ scope: "all" })).tasks, repairs: report.repairs.length }
     })
   )
@@ -547,16 +552,16 @@ const populate = (env: Env, records: number) =>
   withSpawnkit(
     env,
     Effect.gen(function*() {
-      const registry = yield* Spawnkit.Registry
+      const registry = yield* Registry
       const perTask = 50
       const started = new Date(Date.now() - 86_400_000).toISOString()
       for (let t = 0; t * perTask < records; t++) {
         const taskId = `TASK-20250101-000000-${t.toString(16).padStart(8, "0")}`
         const agents: Array<Agent> = Array.from({ length: Math.min(perTask, records - t * perTask) }, (_, i) => ({
-          id: `old-000000-${(t * perTask + i).toString(16).padStart(8, "0")}` as Spawnkit.AgentId,
-          type: "old" as Spawnkit.AgentType,
-          tmux_session: `agent_old-000000-${(t * perTask + i).toString(16).padStart(8, "0")}` as Spawnkit.SessionName,
-          parent: Spawnkit.ORCHESTRATOR,
+          id: `old-000000-${(t * perTask + i).toString(16).padStart(8, "0")}` as AgentId,
+          type: "old" as AgentType,
+          tmux_session: `agent_old-000000-${(t * perTask + i).toString(16).padStart(8, "0")}` as SessionName,
+          parent: ORCHESTRATOR,
           depth: 1,
           status: "completed",
           started_at: started,
@@ -569,7 +574,7 @@ const populate = (env: Env, records: number) =>
           exit: { exit_code: 0, last_lines: ["done"], at: started }
         }))
         yield* registry.createTask({
-          task_id: taskId as Spawnkit.TaskId,
+          task_id: taskId as TaskId,
           task_description: "an earlier task",
           created_at: started,
           workspace: `${env.home}/${taskId}`,
