@@ -216,6 +216,22 @@ describe("the benchmark's start-up scenario", () => {
       expect(after.processes).toEqual([])
     }).pipe(Effect.provide(NodeServices.layer)))
 
+  it("bench refuses --startup-rounds out of range with InvalidInput and writes nothing", () => {
+    const { dir, env } = makeEnv()
+    const out = NodePath.join(dir, "results")
+    for (const rounds of ["-1", "46"]) {
+      const refused = spawnSync(process.execPath, [CLI, "bench", "--startup-rounds", rounds, "--out", out, "--json"], {
+        encoding: "utf8",
+        env
+      })
+      expect(refused.status).toBe(1)
+      const error = JSON.parse(refused.stdout).error
+      expect(error.tag).toBe("InvalidInput")
+      expect(error.message).toContain("startup-rounds")
+      expect(Fs.existsSync(out)).toBe(false)
+    }
+  })
+
   it.live("refuses a round count out of range with StartupFailed and runs nothing", () =>
     Effect.gen(function*() {
       for (const rounds of [0, 46, 1.5]) {
