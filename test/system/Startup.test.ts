@@ -4,7 +4,7 @@
  * and package files they hold through dist/bundle/meta.json, so the checks hold for the bundle and for plain tsc
  * output alike. `--help`, `status`, `spawn` and the exit hook's command must not load the MCP SDK, pg, the
  * PostgreSQL registry, re2js or the benchmark; `serve` must load the SDK (and still not pg or the HTTP transport),
- * and a database URL must bring in the PostgreSQL registry.
+ * and a database URL must bring in the PostgreSQL registry. The benchmark's start-up scenario runs one round here.
  *
  * Needs `npm run build` first.
  */
@@ -13,7 +13,10 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { measureStartup, StartupFailed } from "../../src/bench/Startup.js"
 import { CLI, createDatabase, dropDatabase } from "../support/Harness.js"
 
 const ROOT = NodePath.resolve(import.meta.dirname, "..", "..")
@@ -174,4 +177,68 @@ describe("start-up: each command loads only what it needs", () => {
       dropDatabase(database.name)
     }
   })
+})
+
+/** Temp directories of the start-up scenario, and processes that name one (its tmux server, its agents). */
+const scenarioLeftovers = () => ({
+  dirs: Fs.readdirSync(Os.tmpdir()).filter((d) => d.startsWith("spawnkit-startup-") && !d.startsWith("spawnkit-startup-test-")),
+  processes: spawnSync("ps", ["-eo", "args"], { encoding: "utf8" }).stdout.split("\n").filter((l) =>
+    /spawnkit-startup-(?!test-)/.test(l)
+  )
+})
+
+describe("the benchmark's start-up scenario", () => {
+  it.live("measures every row in one round and leaves no directory, tmux server or agent behind", () =>
+    Effect.gen(function*() {
+      const before = scenarioLeftovers()
+      const report = yield* measureStartup(1)
+      expect(report.rounds).toBe(1)
+      expect(report.rows.map((r) => [r.name, r.unit])).toEqual([
+        ["node -e 0 (floor)", "ms"],
+        ["spawnkit --help", "ms"],
+        ["spawnkit status --task T", "ms"],
+        ["spawnkit spawn (custom engine)", "ms"],
+        ["idle node (memory floor)", "MiB"],
+        ["idle spawnkit serve (stdio, after initialize)", "MiB"]
+      ])
+      for (const row of report.rows) {
+        expect(row.median, row.name).toBeGreaterThan(0)
+        expect(row.min).toBe(row.median)
+        expect(row.max).toBe(row.median)
+      }
+      expect(report.rows[0]!.floorRatio).toBe(1)
+      expect(report.rows[4]!.floorRatio).toBe(1)
+      // A spawn starts tmux and an agent: it cannot take less than Node's own start.
+      expect(report.rows[3]!.median).toBeGreaterThan(report.rows[0]!.median)
+      expect(report.rows.map((r) => r.goal?.under)).toEqual([undefined, 300, 300, undefined, undefined, 100])
+      const after = scenarioLeftovers()
+      expect(after.dirs.filter((d) => !before.dirs.includes(d))).toEqual([])
+      expect(after.processes).toEqual([])
+    }).pipe(Effect.provide(NodeServices.layer)))
+
+  it("bench refuses --startup-rounds out of range with InvalidInput and writes nothing", () => {
+    const { dir, env } = makeEnv()
+    const out = NodePath.join(dir, "results")
+    for (const rounds of ["-1", "46"]) {
+      const refused = spawnSync(process.execPath, [CLI, "bench", "--startup-rounds", rounds, "--out", out, "--json"], {
+        encoding: "utf8",
+        env
+      })
+      expect(refused.status).toBe(1)
+      const error = JSON.parse(refused.stdout).error
+      expect(error.tag).toBe("InvalidInput")
+      expect(error.message).toContain("startup-rounds")
+      expect(Fs.existsSync(out)).toBe(false)
+    }
+  })
+
+  it.live("refuses a round count out of range with StartupFailed and runs nothing", () =>
+    Effect.gen(function*() {
+      for (const rounds of [0, 46, 1.5]) {
+        const error = yield* Effect.flip(measureStartup(rounds))
+        expect(error).toBeInstanceOf(StartupFailed)
+        expect(error.step).toBe("options")
+        expect(error.message).toContain(`got ${rounds}`)
+      }
+    }).pipe(Effect.provide(NodeServices.layer)))
 })
