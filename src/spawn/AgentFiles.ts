@@ -1,6 +1,6 @@
 /**
  * Files an agent owns while it runs, apart from its log: its prompt file and its MCP configuration (which holds its
- * secret). Both go when the agent ends, is killed, or its spawn is rolled back.
+ * secret). Its spawn writes them; both go when the agent ends, is killed, or its spawn is rolled back.
  *
  * Invariant: they are removed before (or inside) the registry transaction that makes their record inactive, so a task
  * with no active record holds no agent files and the reconciler, which reads only the tasks that may hold slots,

@@ -428,6 +428,8 @@ describe("admission with a corrupt active task", () => {
     const aFile = NodePath.join(env.home, a, "AGENT_REGISTRY.json")
     const bytes = Buffer.from(Fs.readFileSync(aFile, "utf8").replace(`"status": "running"`, `"status": "owned"`))
     Fs.writeFileSync(aFile, bytes)
+    // The holder's runner creates its log once tmux has started it, which may be after the spawn returned.
+    await waitFor("the holder's log", () => Fs.existsSync(NodePath.join(env.home, a, "logs", `${held.agent_id}.log`)))
     const before = tree(env.home)
 
     // The global count cannot be proven while A may hold slots: a spawn into B is refused, not admitted on a guess.
