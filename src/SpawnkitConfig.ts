@@ -89,7 +89,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   home: Config.String("SPAWNKIT_HOME").pipe(Config.withDefault("./.agent-workspace")),
   tmuxSocket: Config.schema(
     Schema.String.check(
-      Schema.isPattern(/^[A-Za-z0-9_.\/-]{1,200}$/, {
+      Schema.isPattern(/^[A-Za-z0-9_./-]{1,200}$/, {
         message: "Expected a tmux socket name or path made of letters, digits and _ . / -"
       })
     ),

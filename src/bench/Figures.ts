@@ -40,7 +40,7 @@ const round2 = (n: number) => Math.round(n * 100) / 100
 export const lockWaitOf = (outcomes: ReadonlyArray<ProcessOutcome>): LockWait | undefined => {
   const histograms = outcomes.flatMap((o) => (o.lockWait === undefined ? [] : [o.lockWait]))
   // No acquisitions: a registry without the file lock (PostgreSQL waits inside its transactions).
-  if (histograms.length === 0 || histograms.every((h) => h.count === 0)) return undefined
+  if (histograms.every((h) => h.count === 0)) return undefined
   const bounds = histograms[0]!.buckets.map(([b]) => b ?? Infinity)
   const cumulative = bounds.map((_, i) => histograms.reduce((n, h) => n + (h.buckets[i]?.[1] ?? 0), 0))
   const count = histograms.reduce((n, h) => n + h.count, 0)

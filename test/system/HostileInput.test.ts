@@ -134,7 +134,7 @@ const runCli = (sb: Sandbox, args: ReadonlyArray<string>, extraEnv: Record<strin
 
 /** Run CLI invocations with at most `limit` at once, in order of results. */
 const cliAll = async <T>(items: ReadonlyArray<T>, run: (item: T) => Promise<CliResult>, limit = 2) => {
-  const results: Array<CliResult> = new Array(items.length)
+  const results: Array<CliResult> = Array.from({ length: items.length })
   let next = 0
   await Promise.all(
     Array.from({ length: Math.min(limit, items.length) }, async () => {
