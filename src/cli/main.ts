@@ -19,12 +19,15 @@ import * as Runtime from "effect/Runtime"
 import * as Stdio from "effect/Stdio"
 import { CliOutput, Command, Flag } from "effect/cli"
 import { Engine } from "../domain/Agent.js"
+import { Priority, SpawnRequest } from "../domain/SpawnRequest.js"
 import { InvalidInput } from "../domain/Errors.js"
 import type { Services } from "../Spawnkit.js"
+import { intFlag, literalFlag, textFlag } from "./Flags.js"
 import { invocationPresenter, PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("Print JSON (snake_case, as in the registry)"), Flag.withDefault(false))
 const engines = Engine.literals
+const spawnField = SpawnRequest.fields
 
 /**
  * A command's modules, imported when the command runs. A module that cannot be loaded (a broken install) is a
@@ -59,7 +62,7 @@ const taskCreate = Command.make(
     maxChildren: optionalInt("max-children", "Active children one agent may have (default 20)"),
     timeout: optionalInt("timeout", "Stop each agent after this many seconds (timed_out)"),
     stallTimeout: optionalInt("stall-timeout", "Stop an agent with no new output for this many seconds (stalled)"),
-    priority: Flag.Literals("priority", ["P0", "P1", "P2", "P3", "P4"]).pipe(Flag.optional),
+    priority: Flag.Literals("priority", Priority.literals).pipe(Flag.withDescription("P0 (highest) to P4"), Flag.optional),
     engine: Flag.Literals("engine", engines).pipe(Flag.withDescription("Default engine of the task"), Flag.optional),
     json
   },
@@ -118,17 +121,14 @@ const task = Command.make("task").pipe(
 const spawnCommand = Command.make(
   "spawn",
   {
-    task: Flag.String("task").pipe(Flag.withDescription("Task id")),
-    type: Flag.String("type").pipe(Flag.withDescription("Agent type, e.g. investigator")),
-    prompt: Flag.String("prompt").pipe(Flag.withDescription("The agent's prompt (passed literally, through a file)")),
-    parent: Flag.String("parent").pipe(Flag.withDescription("Parent agent id (default: orchestrator)"), Flag.optional),
-    engine: Flag.Literals("engine", engines).pipe(Flag.withDescription("Engine (default: task's, then SPAWNKIT_ENGINE)"), Flag.optional),
-    idempotencyKey: Flag.String("idempotency-key").pipe(
-      Flag.withDescription("Retrying with the same key returns the same agent instead of spawning again"),
-      Flag.optional
-    ),
-    timeout: optionalInt("timeout", "Stop this agent after this many seconds (default: the task's)"),
-    stallTimeout: optionalInt("stall-timeout", "Stop this agent after this many seconds without output"),
+    task: textFlag("task", spawnField.taskId),
+    type: textFlag("type", spawnField.agentType),
+    prompt: textFlag("prompt", spawnField.prompt),
+    parent: textFlag("parent", spawnField.parent).pipe(Flag.optional),
+    engine: literalFlag("engine", Engine, spawnField.engine).pipe(Flag.optional),
+    idempotencyKey: textFlag("idempotency-key", spawnField.idempotencyKey).pipe(Flag.optional),
+    timeout: intFlag("timeout", spawnField.timeoutSeconds).pipe(Flag.optional),
+    stallTimeout: intFlag("stall-timeout", spawnField.stallTimeoutSeconds).pipe(Flag.optional),
     json
   },
   (f) =>
