@@ -38,8 +38,8 @@ export const legacyTaskIds = (count: number) =>
 
 const hex8 = (n: number) => n.toString(16).padStart(8, "0")
 
-/** One finished agent of the growth scenarios' records. */
-const finishedAgent = (n: number, at: string): Agent => ({
+/** One finished agent of the growth scenarios' records and the home-size measurement's finished tasks. */
+export const finishedAgent = (n: number, at: string): Agent => ({
   id: `old-000000-${hex8(n)}` as AgentId,
   type: "old" as AgentType,
   tmux_session: `agent_old-000000-${hex8(n)}` as SessionName,

@@ -8,11 +8,12 @@ import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
 import * as Path from "effect/Path"
-import pg from "pg"
 import { type Services } from "../Spawnkit.js"
 import { spawn } from "../spawn/Spawner.js"
 import { reconcile } from "../supervisor/Reconciler.js"
 import { createTask, listTasks } from "../tasks/Tasks.js"
+import { finishedAgent } from "./Fixtures.js"
+import { pgClient } from "./Postgres.js"
 import { BenchFailed, benchFailed } from "./Scenario.js"
 import { type Summary, summarize } from "./Stats.js"
 
@@ -77,20 +78,7 @@ const finishedTask = (home: string, index: number, agents: number, nowMs: number
     status: "COMPLETED",
     priority: "P2",
     agents: ids.map((id, i) => ({
-      id,
-      type: "old",
-      tmux_session: `agent_${id}`,
-      parent: "orchestrator",
-      depth: 1,
-      status: "completed",
-      started_at: at,
-      completed_at: at,
-      last_update: at,
-      progress: 100,
-      prompt: `an earlier job, number ${index * agents + i}, with a prompt of realistic length for the registry`,
-      prompt_sha256: (index * agents + i).toString(16).padStart(64, "0"),
-      engine: "custom",
-      exit: { exit_code: 0, last_lines: ["done"], at },
+      ...finishedAgent(index * agents + i, at),
       tracked_files: { prompt_file: `${workspace}/prompts/${id}.prompt`, log_file: `${workspace}/logs/${id}.log` }
     })),
     agent_hierarchy: { orchestrator: ids },
@@ -119,20 +107,7 @@ const addFinishedFiles = (env: HomeEnv, o: HomeSizeOptions, nowMs: number) =>
 /** Add the finished tasks as rows, a batch per statement, on a connection closed with the scope. */
 const addFinishedRows = (url: string, env: HomeEnv, o: HomeSizeOptions, nowMs: number) =>
   Effect.gen(function*() {
-    const client = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: async () => {
-          const client = new pg.Client({ connectionString: url })
-          await client.connect()
-          return client
-        },
-        catch: benchFailed("connecting to the home-size database")
-      }),
-      (client) =>
-        Effect.tryPromise(() => client.end()).pipe(
-          Effect.catch((e) => Effect.logWarning(`closing a PostgreSQL connection failed: ${String(e)}`))
-        )
-    )
+    const client = yield* pgClient(url, "the home-size database")
     for (let start = 0; start < o.finishedTasks; start += INSERT_BATCH) {
       const rows = Array.from({ length: Math.min(INSERT_BATCH, o.finishedTasks - start) }, (_, i) =>
         finishedTask(env.home, start + i, o.agentsPerTask, nowMs))

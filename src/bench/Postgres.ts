@@ -66,23 +66,27 @@ export const postgresServer = Effect.fn("Bench.postgresServer")(function*(settin
   return { _tag: "Server", url: yield* throwawayCluster() } as PostgresServer
 })
 
+/** A connection to `url`, closed with the scope (a failed close is logged: the run's figures stand). */
+export const pgClient = (url: string, what: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        return client
+      },
+      catch: benchFailed(`connecting to PostgreSQL for ${what}`)
+    }),
+    (client) =>
+      Effect.tryPromise(() => client.end()).pipe(
+        Effect.catch((e) => Effect.logWarning(`closing a PostgreSQL connection failed: ${String(e)}`))
+      )
+  )
+
 /** Run one statement on the server, on a connection of its own. */
 const adminQuery = (url: string, sql: string) =>
   Effect.scoped(Effect.gen(function*() {
-    const client = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: async () => {
-          const client = new pg.Client({ connectionString: url })
-          await client.connect()
-          return client
-        },
-        catch: benchFailed(`connecting to PostgreSQL for ${sql}`)
-      }),
-      (client) =>
-        Effect.tryPromise(() => client.end()).pipe(
-          Effect.catch((e) => Effect.logWarning(`closing a PostgreSQL connection failed: ${String(e)}`))
-        )
-    )
+    const client = yield* pgClient(url, sql)
     yield* Effect.tryPromise({ try: () => client.query(sql), catch: benchFailed(sql) })
   }))
 
