@@ -3,8 +3,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Spawnkit from "../src/index.js"
-import { BACKENDS, runIn, testEnvs } from "./support/Harness.js"
+import * as Spawnkit from "../../src/index.js"
+import { BACKENDS, runIn, testEnvs } from "../support/Harness.js"
 
 const newEnv = testEnvs()
 

@@ -7,8 +7,8 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { type HttpSettings, serveHttp } from "../src/mcp/Http.js"
-import type { ToolRuntime } from "../src/mcp/Server.js"
+import { type HttpSettings, serveHttp } from "../../src/mcp/Http.js"
+import type { ToolRuntime } from "../../src/mcp/Server.js"
 
 const settings = (port: number, host = "127.0.0.1", token?: string): HttpSettings => ({
   host,
