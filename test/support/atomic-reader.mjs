@@ -1,4 +1,4 @@
-// Child process for test/AtomicFile.test.ts: reads <target> in a tight loop while another process rewrites it.
+// Child process for test/integration/AtomicFile.test.ts: reads <target> in a tight loop while another process rewrites it.
 //
 // Prints "ready" after the first read, keeps reading until a "stop" line on stdin (or stdin closes), then prints one
 // JSON line: the number of reads, the reads that did not parse as a complete document, and how many times each

@@ -1,4 +1,4 @@
-// Child process for test/AtomicFile.test.ts: writeAtomic(<target>, contents of <source>) with faults from a
+// Child process for test/integration/AtomicFile.test.ts: writeAtomic(<target>, contents of <source>) with faults from a
 // SPAWNKIT_FAULT-style spec (e.g. "registry-after-write:kill"), using the compiled modules from dist/.
 // Prints "written" and exits 0 when the write completes.
 import * as Fs from "node:fs"

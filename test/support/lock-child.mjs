@@ -1,4 +1,4 @@
-// Child process for test/FileLock.test.ts: takes spawnkit's FileLock (compiled, from dist/) in one of three modes.
+// Child process for test/integration/FileLock.test.ts: takes spawnkit's FileLock (compiled, from dist/) in one of three modes.
 //
 //   hold <lock>      take the lock, print "locked", hold it until a "release" line on stdin (then unlock, print
 //                    "released" and exit) or until killed. Exits when stdin closes, so it never outlives its parent.

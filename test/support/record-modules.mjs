@@ -1,4 +1,4 @@
-// Preloaded with `node --import` by test/Startup.test.ts: records the URL of every module the process resolves (ES
+// Preloaded with `node --import` by test/system/Startup.test.ts: records the URL of every module the process resolves (ES
 // modules, and CommonJS files through require) and writes them, one a line, to SPAWNKIT_TEST_MODULES_FILE on exit.
 import * as Fs from "node:fs"
 import * as Module from "node:module"

@@ -1,4 +1,4 @@
-// A spawn worker for the multi-process race tests (test/Race.test.ts): one real OS process that runs a share of
+// A spawn worker for the multi-process race tests (test/system/Race.test.ts): one real OS process that runs a share of
 // spawn attempts concurrently against one spawnkit home, and prints one JSON line per attempt on stdout.
 //
 //   node spawn-worker.mjs '<spec JSON>'
