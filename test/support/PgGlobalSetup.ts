@@ -2,7 +2,8 @@
  * vitest global setup: the PostgreSQL server the tests of the PostgreSQL registry run against.
  *
  * SPAWNKIT_TEST_DATABASE_URL set: that server (tests create and drop their own databases on it). Unset: a throwaway
- * cluster started by scripts/pg-temp.sh in a temp directory (loopback, a free port), stopped and deleted at teardown.
+ * cluster started by scripts/pg-temp.sh in a temp directory (loopback, a free port), shared by the projects of one run
+ * (integration and system), stopped and deleted at the last one's teardown.
  * No PostgreSQL binaries and no URL is a failure, never a skip: the suite proves both registries or nothing.
  */
 import { spawnSync } from "node:child_process"
@@ -30,13 +31,19 @@ const psqlBinary = (): string => {
   return "psql"
 }
 
-export default function setup(project: TestProject) {
-  const given = process.env["SPAWNKIT_TEST_DATABASE_URL"]
-  if (given !== undefined && given !== "") {
-    project.provide("databaseUrl", given)
-    project.provide("psql", psqlBinary())
-    return
-  }
+/**
+ * The cluster this process started, shared by every project of the run that needs one (the last user stops it). Each
+ * project loads this module afresh, so it is kept on the process's global object.
+ */
+interface SharedCluster {
+  readonly url: string
+  readonly stop: () => void
+  users: number
+}
+const SHARED = Symbol.for("spawnkit.test.pgCluster")
+const sharedSlot = globalThis as { [SHARED]?: SharedCluster | undefined }
+
+const startCluster = (): { readonly url: string; readonly stop: () => void } => {
   const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-pg-"))
   // The server runs as `postgres` when the tests run as root: it must reach its directory.
   Fs.chmodSync(dir, 0o711)
@@ -49,10 +56,30 @@ export default function setup(project: TestProject) {
         "Install it (Debian: apt-get install -y postgresql) or set SPAWNKIT_TEST_DATABASE_URL to a server's URL."
     )
   }
-  project.provide("databaseUrl", started.stdout.trim())
+  return {
+    url: started.stdout.trim(),
+    stop: () => {
+      spawnSync("bash", [SCRIPT, "destroy", cluster], { stdio: "inherit" })
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+export default function setup(project: TestProject) {
+  const given = process.env["SPAWNKIT_TEST_DATABASE_URL"]
+  if (given !== undefined && given !== "") {
+    project.provide("databaseUrl", given)
+    project.provide("psql", psqlBinary())
+    return
+  }
+  const cluster = sharedSlot[SHARED] ?? { ...startCluster(), users: 0 }
+  sharedSlot[SHARED] = cluster
+  cluster.users++
+  project.provide("databaseUrl", cluster.url)
   project.provide("psql", psqlBinary())
   return () => {
-    spawnSync("bash", [SCRIPT, "destroy", cluster], { stdio: "inherit" })
-    Fs.rmSync(dir, { recursive: true, force: true })
+    if (--cluster.users > 0) return
+    delete sharedSlot[SHARED]
+    cluster.stop()
   }
 }
