@@ -5,10 +5,10 @@
 // hundreds of files of effect, the MCP SDK and the rest takes most of its start. The bundle keeps only what is used
 // (effect's barrels are tree-shaken) in a few files; a command loads the chunks it imports and no others.
 // benchmarks/README.md (start-up) has the figures.
+import * as esbuild from "esbuild"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
-import * as esbuild from "esbuild"
 
 const root = NodePath.resolve(NodePath.dirname(fileURLToPath(import.meta.url)), "..")
 const chunks = NodePath.join(root, "dist", "bundle")
@@ -30,7 +30,10 @@ const result = await esbuild.build({
   // os-lock is a native addon, loaded from node_modules; pg-native is pg's optional driver, never installed here.
   external: ["os-lock", "pg-native"],
   // CommonJS dependencies bundled into ES modules still call require() for Node's built-in modules.
-  banner: { js: "import { createRequire as __spawnkitRequire } from \"node:module\"; const require = __spawnkitRequire(import.meta.url);" },
+  banner: {
+    js:
+      "import { createRequire as __spawnkitRequire } from \"node:module\"; const require = __spawnkitRequire(import.meta.url);"
+  },
   sourcemap: "linked",
   sourcesContent: false,
   metafile: true,

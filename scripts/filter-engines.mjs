@@ -14,7 +14,9 @@ const regexpMs = (pattern, line) => {
   const code = `const r = new RegExp(${JSON.stringify(pattern)}); const l = ${JSON.stringify(line)};
     const t = performance.now(); r.test(l); console.log(performance.now() - t)`
   const out = spawnSync(process.execPath, ["-e", code], { encoding: "utf8", timeout: REGEXP_LIMIT_MS })
-  return out.status === 0 ? `${Number(out.stdout).toFixed(1)} ms` : `not done after ${REGEXP_LIMIT_MS / 1000} s (stopped)`
+  return out.status === 0
+    ? `${Number(out.stdout).toFixed(1)} ms`
+    : `not done after ${REGEXP_LIMIT_MS / 1000} s (stopped)`
 }
 
 /** re2js in this process: the first run (cold, the engine's code not yet optimised) and the median of 20 more. */
@@ -30,7 +32,9 @@ const re2Ms = (pattern, line) => {
 }
 
 for (const [what, line] of [["30-char line", "a".repeat(29) + "!"], ["10 KB line", "a".repeat(10 * 1024 - 1) + "!"]]) {
-  console.log(`${CATASTROPHIC} on a ${what}: RegExp ${regexpMs(CATASTROPHIC, line)}, re2js ${re2Ms(CATASTROPHIC, line)}`)
+  console.log(
+    `${CATASTROPHIC} on a ${what}: RegExp ${regexpMs(CATASTROPHIC, line)}, re2js ${re2Ms(CATASTROPHIC, line)}`
+  )
 }
 for (const n of [20, 22, 24, 26]) {
   console.log(`  RegExp, ${n} a's then '!': ${regexpMs(CATASTROPHIC, "a".repeat(n) + "!")}`)
@@ -40,10 +44,11 @@ for (const n of [20, 22, 24, 26]) {
 const lines = Array.from({ length: 5000 }, (_, i) =>
   JSON.stringify({
     type: i % 3 === 0 ? "assistant" : "user",
-    message: { content: [{ type: "text", text: `step ${i}: ${"reading src/module" + (i % 17) + ".ts ".repeat(1 + (i % 12))}` }] },
+    message: {
+      content: [{ type: "text", text: `step ${i}: ${"reading src/module" + (i % 17) + ".ts ".repeat(1 + (i % 12))}` }]
+    },
     level: i % 97 === 0 ? "error" : i % 41 === 0 ? "warning" : "info"
-  })
-)
+  }))
 const time = (f) => {
   const runs = []
   for (let i = 0; i < 21; i++) {
@@ -53,7 +58,7 @@ const time = (f) => {
   }
   return median(runs)
 }
-for (const pattern of ["error|warn(ing)?", '"type":"assistant".*module1[0-9]', "(?i)STEP 4[0-9]{2}:"]) {
+for (const pattern of ["error|warn(ing)?", "\"type\":\"assistant\".*module1[0-9]", "(?i)STEP 4[0-9]{2}:"]) {
   const js = new RegExp(pattern.replace("(?i)", ""), pattern.startsWith("(?i)") ? "i" : "")
   const re2 = RE2JS.compile(pattern)
   const jsMatches = lines.filter((l) => js.test(l)).length
@@ -63,7 +68,9 @@ for (const pattern of ["error|warn(ing)?", '"type":"assistant".*module1[0-9]', "
   const compile = time(() => RE2JS.compile(pattern))
   console.log(
     `${JSON.stringify(pattern)} over 5,000 lines (${(lines.join("\n").length / 1024).toFixed(0)} KiB): ` +
-      `RegExp ${jsMs.toFixed(2)} ms (${jsMatches} matches), re2js ${re2MsMedian.toFixed(2)} ms (${re2Matches} matches), ` +
+      `RegExp ${jsMs.toFixed(2)} ms (${jsMatches} matches), re2js ${
+        re2MsMedian.toFixed(2)
+      } ms (${re2Matches} matches), ` +
       `re2js compile ${compile.toFixed(3)} ms`
   )
 }

@@ -14,9 +14,9 @@ import * as Option from "effect/Option"
 import type * as Path from "effect/Path"
 import type { InvalidConfiguration, RegistryDatabaseError, RegistryIoError } from "./domain/Errors.js"
 import { FaultInjection } from "./faults/FaultInjection.js"
+import { Tmux } from "./host/Tmux.js"
 import * as FileRegistry from "./registry/FileRegistry.js"
 import type { Registry } from "./registry/Registry.js"
-import { Tmux } from "./host/Tmux.js"
 import { Rollbacks } from "./spawn/Rollbacks.js"
 import { SpawnkitConfig, type SpawnkitSettings } from "./SpawnkitConfig.js"
 
@@ -29,8 +29,8 @@ const pgRegistry: Layer.Layer<Registry, RegistryDatabaseError, RegistryNeeds> = 
 )
 
 /** The registry the configuration selects: PostgreSQL when a database URL is set, the file registry otherwise. */
-export const registryFromConfig: Layer.Layer<Registry, RegistryIoError | RegistryDatabaseError, RegistryNeeds> =
-  Layer.unwrap(
+export const registryFromConfig: Layer.Layer<Registry, RegistryIoError | RegistryDatabaseError, RegistryNeeds> = Layer
+  .unwrap(
     Effect.map(
       SpawnkitConfig,
       (c): Layer.Layer<Registry, RegistryIoError | RegistryDatabaseError, RegistryNeeds> =>

@@ -2,8 +2,6 @@
  * spawnkit's configuration, read once from environment variables (through effect/Config) with documented defaults.
  * A value that does not decode is refused as InvalidConfiguration naming its variable.
  */
-import * as Os from "node:os"
-import * as NodePath from "node:path"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -13,13 +11,18 @@ import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 import type { Engine } from "./domain/Agent.js"
 import { InvalidConfiguration } from "./domain/Errors.js"
 import { DEFAULT_LIMITS } from "./domain/Task.js"
 import { parseFaultSpec } from "./faults/FaultInjection.js"
 
 /** Where tmux's server lives: a socket name (`tmux -L`) or a socket path (`tmux -S`). */
-export type TmuxSocket = { readonly _tag: "Name"; readonly name: string } | { readonly _tag: "Path"; readonly path: string }
+export type TmuxSocket = { readonly _tag: "Name"; readonly name: string } | {
+  readonly _tag: "Path"
+  readonly path: string
+}
 
 /** Resolved configuration. */
 export interface SpawnkitSettings {
@@ -124,7 +127,9 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   filterTimeoutMs: positiveInt("SPAWNKIT_FILTER_TIMEOUT_MS", 10_000),
   faultSpec: Config.schema(
     Schema.String.check(
-      Schema.makeFilter((spec: string) => Result.match(parseFaultSpec(spec), { onFailure: (e) => e.reason, onSuccess: () => true }))
+      Schema.makeFilter((spec: string) =>
+        Result.match(parseFaultSpec(spec), { onFailure: (e) => e.reason, onSuccess: () => true })
+      )
     ),
     "SPAWNKIT_FAULT"
   ).pipe(Config.withDefault(""))

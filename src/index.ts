@@ -12,12 +12,12 @@
  * Effect.runPromise(program.pipe(Effect.provide(Spawnkit.layer())))
  * ```
  */
+export { type Admission, type AdmissionRequest, type AdmissionSnapshot, decide } from "./admission/Admission.js"
 export * from "./domain/Agent.js"
 export * from "./domain/Errors.js"
 export * from "./domain/Ids.js"
 export * from "./domain/SpawnRequest.js"
 export * from "./domain/Task.js"
-export { type Admission, type AdmissionRequest, type AdmissionSnapshot, decide } from "./admission/Admission.js"
 export {
   FAULT_STEPS,
   FaultInjection,
@@ -27,6 +27,11 @@ export {
   PG_REGISTRY_FAULT_STEPS,
   SPAWN_FAULT_STEPS
 } from "./faults/FaultInjection.js"
+export { buildCommand, parseTemplate } from "./host/Engines.js"
+export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./host/Tmux.js"
+export { type ExitRecord, ownerOfPane, recordExit } from "./lifecycle/ExitHook.js"
+export { kill, type KillResult } from "./lifecycle/Kill.js"
+export { type Caller, CallerIdentity } from "./mcp/Caller.js"
 export {
   type ListOptions,
   type Quarantined,
@@ -36,27 +41,22 @@ export {
   type Transition,
   type UnreadableTask
 } from "./registry/Registry.js"
+export { agentOutput, describeEvent, followOutput, type OutputEntry, OutputOptions } from "./reports/AgentOutput.js"
+export { checkFilter, type LineFilter, makeLineFilter, MAX_FILTER_LENGTH } from "./reports/LineFilter.js"
+export { Finding, ProgressReport, reportFinding, updateProgress } from "./reports/Reports.js"
+export { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./spawn/AgentPrompt.js"
 export { Rollbacks } from "./spawn/Rollbacks.js"
-export { buildCommand, parseTemplate } from "./host/Engines.js"
-export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./host/Tmux.js"
-export { type ExitRecord, ownerOfPane, recordExit } from "./lifecycle/ExitHook.js"
 export { spawn, type SpawnInput } from "./spawn/Spawner.js"
-export { kill, type KillResult } from "./lifecycle/Kill.js"
+export { parseTmuxSocket, SpawnkitConfig, type SpawnkitSettings, type TmuxSocket } from "./SpawnkitConfig.js"
+export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./supervisor/Reconciler.js"
 export {
   createTask,
   listTasks,
   ListTasksOptions,
-  quarantineTask,
   type QuarantineResult,
+  quarantineTask,
   status
 } from "./tasks/Tasks.js"
-export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./supervisor/Reconciler.js"
-export { agentOutput, describeEvent, followOutput, type OutputEntry, OutputOptions } from "./reports/AgentOutput.js"
-export { checkFilter, type LineFilter, makeLineFilter, MAX_FILTER_LENGTH } from "./reports/LineFilter.js"
-export { type Caller, CallerIdentity } from "./mcp/Caller.js"
-export { Finding, ProgressReport, reportFinding, updateProgress } from "./reports/Reports.js"
-export { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./spawn/AgentPrompt.js"
-export { parseTmuxSocket, SpawnkitConfig, type SpawnkitSettings, type TmuxSocket } from "./SpawnkitConfig.js"
 /** The file-backed registry layer. */
 export { layer as FileRegistryLayer } from "./registry/FileRegistry.js"
 /** The PostgreSQL-backed registry layer (needs SPAWNKIT_DATABASE_URL, or `databaseUrl` in the settings). */

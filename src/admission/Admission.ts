@@ -105,7 +105,9 @@ export const decide = (
     if (startedMs > nowMs - RATE_WINDOW_MS) recentStarts.push(Math.min(startedMs, nowMs))
   }
   if (active >= limits.max_concurrent) {
-    return Result.fail(new LimitReached({ limit: "max_concurrent", current: active, max: limits.max_concurrent, taskId }))
+    return Result.fail(
+      new LimitReached({ limit: "max_concurrent", current: active, max: limits.max_concurrent, taskId })
+    )
   }
   if (snapshot.globalActive >= snapshot.globalMaxConcurrent) {
     return Result.fail(

@@ -89,7 +89,12 @@ const homeSizeOn = (o: BenchOptions, backend: HomeSizeResult["backend"], server:
     const result = yield* measureHomeSize(
       { home: env.home, layer: env.layer, ...(database !== undefined ? { database } : {}) },
       backend,
-      { finishedTasks: o.homeFinished, activeTasks: o.homeActive, agentsPerTask: HOME_SIZE_AGENTS_PER_TASK, passes: HOME_SIZE_PASSES },
+      {
+        finishedTasks: o.homeFinished,
+        activeTasks: o.homeActive,
+        agentsPerTask: HOME_SIZE_AGENTS_PER_TASK,
+        passes: HOME_SIZE_PASSES
+      },
       (text) => o.progress(text, true)
     )
     o.progress(
@@ -129,10 +134,14 @@ export const runBench = Effect.fn("Bench.run")(function*(o: BenchOptions) {
     const url = server?._tag === "Server" ? server.url : undefined
     const run = url === undefined ? all.filter((s) => s.postgres !== true) : all
     const results: Array<ScenarioResult> = []
-    for (const [n, s] of run.entries()) results.push(yield* runScenario(o, s, `[${n + 1}/${run.length}] ${s.name}`, url))
+    for (const [n, s] of run.entries()) {
+      results.push(yield* runScenario(o, s, `[${n + 1}/${run.length}] ${s.name}`, url))
+    }
     const homeSize = homeSizeWanted
-      ? yield* Effect.forEach(url === undefined ? ["file" as const] : ["file" as const, "postgresql" as const], (backend) =>
-        homeSizeOn(o, backend, url))
+      ? yield* Effect.forEach(
+        url === undefined ? ["file" as const] : ["file" as const, "postgresql" as const],
+        (backend) => homeSizeOn(o, backend, url)
+      )
       : []
     const rounds = o.startupRounds ?? 0
     if (rounds > 0) o.progress(`start-up: ${rounds} rounds ...`, false)

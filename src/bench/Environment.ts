@@ -9,8 +9,8 @@ import * as Option from "effect/Option"
 import * as Path from "effect/Path"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import { layer as spawnkitLayer, type Services } from "../Spawnkit.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
+import { layer as spawnkitLayer, type Services } from "../Spawnkit.js"
 import { runCommand } from "./Exec.js"
 import { benchFailed } from "./Scenario.js"
 
@@ -56,7 +56,9 @@ const serverGroups = (socket: string) =>
 const liveGroups = runCommand("ps", ["-e", "-o", "pgid=,stat="]).pipe(
   Effect.map((r) =>
     new Set(
-      r.stdout.split("\n").map((l) => l.trim().split(/\s+/)).filter(([, stat]) => stat !== undefined && !stat.startsWith("Z"))
+      r.stdout.split("\n").map((l) => l.trim().split(/\s+/)).filter(([, stat]) =>
+        stat !== undefined && !stat.startsWith("Z")
+      )
         .map(([pgid]) => Number(pgid))
     )
   )

@@ -50,7 +50,13 @@ export const lockWaitOf = (outcomes: ReadonlyArray<ProcessOutcome>): LockWait | 
     const i = cumulative.findIndex((c) => c >= q * count)
     return i < 0 ? max : Math.min(bounds[i]!, max)
   }
-  return { count, meanMs: round2(count === 0 ? 0 : sum / count), p50Ms: round2(at(0.5)), p99Ms: round2(at(0.99)), maxMs: round2(max) }
+  return {
+    count,
+    meanMs: round2(count === 0 ? 0 : sum / count),
+    p50Ms: round2(at(0.5)),
+    p99Ms: round2(at(0.99)),
+    maxMs: round2(max)
+  }
 }
 
 /** Counts, throughput, latency and CPU of a scenario's processes. */

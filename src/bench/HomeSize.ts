@@ -8,14 +8,14 @@ import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
 import * as Path from "effect/Path"
-import { type Services } from "../Spawnkit.js"
 import { spawn } from "../spawn/Spawner.js"
+import { type Services } from "../Spawnkit.js"
 import { reconcile } from "../supervisor/Reconciler.js"
 import { createTask, listTasks } from "../tasks/Tasks.js"
 import { finishedAgent } from "./Fixtures.js"
 import { pgClient } from "./Postgres.js"
 import { BenchFailed, benchFailed } from "./Scenario.js"
-import { type Summary, summarize } from "./Stats.js"
+import { summarize, type Summary } from "./Stats.js"
 
 /** What the home-size measurement needs from the harness (one scenario's home, socket and database). */
 export interface HomeEnv {
@@ -69,7 +69,10 @@ const finishedTask = (home: string, index: number, agents: number, nowMs: number
   const taskId = `TASK-20250101-000000-${index.toString(16).padStart(8, "0")}`
   const at = new Date(nowMs - DAY_MS).toISOString()
   const workspace = `${home}/${taskId}`
-  const ids = Array.from({ length: agents }, (_, i) => `old-000000-${(index * agents + i).toString(16).padStart(8, "0")}`)
+  const ids = Array.from(
+    { length: agents },
+    (_, i) => `old-000000-${(index * agents + i).toString(16).padStart(8, "0")}`
+  )
   return {
     task_id: taskId,
     task_description: "an earlier task",
@@ -116,7 +119,12 @@ const addFinishedRows = (url: string, env: HomeEnv, o: HomeSizeOptions, nowMs: n
           client.query(
             `INSERT INTO spawnkit_tasks (task_id, doc, active_slots)
              SELECT t.id, t.doc::json, 0 FROM unnest($1::text[], $2::text[]) AS t(id, doc)`,
-            [rows.map((r) => r.task_id), rows.map((r) => JSON.stringify(r))]
+            [
+              rows.map((r) =>
+                r.task_id
+              ),
+              rows.map((r) => JSON.stringify(r))
+            ]
           ),
         catch: benchFailed("inserting finished tasks")
       })
@@ -128,8 +136,11 @@ const addFinishedRows = (url: string, env: HomeEnv, o: HomeSizeOptions, nowMs: n
  * transaction each: this is the fixture, not what is measured.
  */
 const addFinished = (env: HomeEnv, o: HomeSizeOptions) =>
-  Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
-    env.database === undefined ? addFinishedFiles(env, o, nowMs) : addFinishedRows(env.database.url, env, o, nowMs))
+  Effect.flatMap(
+    Clock.currentTimeMillis,
+    (nowMs) =>
+      env.database === undefined ? addFinishedFiles(env, o, nowMs) : addFinishedRows(env.database.url, env, o, nowMs)
+  )
 
 /** One reconcile pass that must find nothing to repair: the live agents are left as they are. */
 const quietReconcile = Effect.flatMap(reconcile(), (report) =>
@@ -158,7 +169,9 @@ export const measureHomeSize = Effect.fn("Bench.measureHomeSize")(function*(
 ) {
   const services = yield* Layer.build(env.layer).pipe(Effect.mapError(benchFailed("starting spawnkit")))
   const inHome = <A, E>(effect: Effect.Effect<A, E, Services>) =>
-    Effect.provide(effect, services).pipe(Effect.mapError((e) => e instanceof BenchFailed ? e : benchFailed(`home-size (${backend})`)(e)))
+    Effect.provide(effect, services).pipe(
+      Effect.mapError((e) => e instanceof BenchFailed ? e : benchFailed(`home-size (${backend})`)(e))
+    )
   yield* inHome(startActive(o.activeTasks))
   const passes = inHome(Effect.all({
     reconcile: time(o.passes, quietReconcile),

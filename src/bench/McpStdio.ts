@@ -58,10 +58,14 @@ const callsOf = (client: Client, w: number, spawns: number, taskId: string, onCa
       const t0 = yield* Clock.currentTimeNanos
       const result = yield* Effect.tryPromise({
         try: (signal) =>
-          client.callTool({
-            name: "deploy_headless_agent",
-            arguments: { task_id: taskId, agent_type: `m${w}-${i}`, prompt: `benchmark job ${w}-${i}` }
-          }, undefined, { signal }),
+          client.callTool(
+            {
+              name: "deploy_headless_agent",
+              arguments: { task_id: taskId, agent_type: `m${w}-${i}`, prompt: `benchmark job ${w}-${i}` }
+            },
+            undefined,
+            { signal }
+          ),
         catch: benchFailed("calling deploy_headless_agent")
       })
       const ms = Number((yield* Clock.currentTimeNanos) - t0) / 1e6
@@ -73,16 +77,21 @@ const callsOf = (client: Client, w: number, spawns: number, taskId: string, onCa
   })
 
 /** The scenario's run: `processes` servers, `spawns` calls each. */
-export const mcpStdio = (processes: number, spawns: number) =>
-(env: ScenarioEnv, progress: Progress) =>
+export const mcpStdio = (processes: number, spawns: number) => (env: ScenarioEnv, progress: Progress) =>
   Effect.gen(function*() {
     const [taskId] = yield* createTasks(env, 1, processes * spawns)
-    const clients = yield* Effect.forEach(Array.from({ length: processes }), () => mcpClient(env), { concurrency: "unbounded" })
-    let done = 0
-    const cpuBefore = yield* busyCpuMs.pipe(Effect.mapError(benchFailed("reading /proc/stat")))
-    const runs = yield* Effect.forEach(clients, (client, w) => callsOf(client, w, spawns, taskId!, () => progress(++done)), {
+    const clients = yield* Effect.forEach(Array.from({ length: processes }), () => mcpClient(env), {
       concurrency: "unbounded"
     })
+    let done = 0
+    const cpuBefore = yield* busyCpuMs.pipe(Effect.mapError(benchFailed("reading /proc/stat")))
+    const runs = yield* Effect.forEach(
+      clients,
+      (client, w) => callsOf(client, w, spawns, taskId!, () => progress(++done)),
+      {
+        concurrency: "unbounded"
+      }
+    )
     const cpuMs = (yield* busyCpuMs.pipe(Effect.mapError(benchFailed("reading /proc/stat")))) - cpuBefore
     const outcomes = runs.map((r): ProcessOutcome => ({ ...r, cpuMs: cpuMs / runs.length, workerCpuMs: 0 }))
     const f = figures(outcomes)

@@ -27,7 +27,9 @@ const pgTemp = (...args: ReadonlyArray<string>) =>
     Effect.flatMap((r) =>
       r.exitCode === 0
         ? Effect.succeed(r.stdout.trim())
-        : Effect.fail(new BenchFailed({ reason: `pg-temp.sh ${args[0]} exited with ${r.exitCode}: ${r.stderr.trim()}` }))
+        : Effect.fail(
+          new BenchFailed({ reason: `pg-temp.sh ${args[0]} exited with ${r.exitCode}: ${r.stderr.trim()}` })
+        )
     )
   )
 
@@ -50,13 +52,17 @@ const throwawayCluster = Effect.fn("Bench.throwawayCluster")(function*() {
 })
 
 const destroyCluster = (dir: string) =>
-  pgTemp("destroy", dir).pipe(Effect.catch((e) => Effect.logWarning(`could not destroy the cluster in ${dir}: ${e.reason}`)))
+  pgTemp("destroy", dir).pipe(
+    Effect.catch((e) => Effect.logWarning(`could not destroy the cluster in ${dir}: ${e.reason}`))
+  )
 
 /** The PostgreSQL server `setting` asks for: `off`, `auto` (a throwaway cluster when PostgreSQL is installed) or a URL. */
 export const postgresServer = Effect.fn("Bench.postgresServer")(function*(setting: string) {
   if (setting === "off") return { _tag: "Skipped", note: "PostgreSQL scenarios off (--postgres off)" } as PostgresServer
   if (setting !== "auto") return { _tag: "Server", url: setting } as PostgresServer
-  const installed = yield* runCommand("bash", [script, "bindir"]).pipe(Effect.mapError(benchFailed("pg-temp.sh bindir")))
+  const installed = yield* runCommand("bash", [script, "bindir"]).pipe(
+    Effect.mapError(benchFailed("pg-temp.sh bindir"))
+  )
   if (installed.exitCode !== 0) {
     return {
       _tag: "Skipped",

@@ -3,15 +3,15 @@
  * ever left half-written: each is written beside its final name and renamed into place, and a temporary file is
  * removed if writing fails or is interrupted.
  */
-import * as Os from "node:os"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Path from "effect/Path"
+import * as Os from "node:os"
 import type { BenchRun } from "./Bench.js"
 import type { HomeSizeResult } from "./HomeSize.js"
-import { startupMarkdown } from "./Startup.js"
 import { benchFailed, type ScenarioResult } from "./Scenario.js"
+import { startupMarkdown } from "./Startup.js"
 
 /** One target and whether this run met it. */
 export interface TargetCheck {
@@ -29,7 +29,8 @@ const homeSizeTargets = (homeSize: ReadonlyArray<HomeSizeResult>): ReadonlyArray
       const { large, small } = h[op]
       const ratio = large.p50 / Math.max(small.p50, 0.001)
       return {
-        target: `${h.backend} registry: ${op} over ${h.activeTasks} active + ${h.finishedTasks} finished tasks <= 1.5x ` +
+        target:
+          `${h.backend} registry: ${op} over ${h.activeTasks} active + ${h.finishedTasks} finished tasks <= 1.5x ` +
           `the cost over the ${h.activeTasks} active ones`,
         measured: `p50 ${large.p50} ms vs ${small.p50} ms (${ratio.toFixed(2)}x)`,
         met: ratio <= 1.5
@@ -81,7 +82,8 @@ export const checkTargets = (run: Pick<BenchRun, "results" | "homeSize" | "start
     const large = growth.at(-1)!
     const ratio = large.latency.p50 / Math.max(small.latency.p50, 0.001)
     checks.push({
-      target: `${backend} registry: spawn cost at ${large.existingRecords} records <= 1.5x the cost at ${small.existingRecords}`,
+      target:
+        `${backend} registry: spawn cost at ${large.existingRecords} records <= 1.5x the cost at ${small.existingRecords}`,
       measured: `p50 ${large.latency.p50} ms vs ${small.latency.p50} ms (${ratio.toFixed(2)}x)`,
       met: ratio <= 1.5
     })
@@ -161,7 +163,10 @@ const writeBeside = (file: string, text: string) =>
     const partial = `${file}.partial`
     yield* Effect.acquireRelease(
       fs.writeFileString(partial, text),
-      () => fs.remove(partial, { force: true }).pipe(Effect.catch((e) => Effect.logWarning(`could not remove ${partial}: ${e.message}`)))
+      () =>
+        fs.remove(partial, { force: true }).pipe(
+          Effect.catch((e) => Effect.logWarning(`could not remove ${partial}: ${e.message}`))
+        )
     )
     return { partial, file }
   })
@@ -185,7 +190,15 @@ export const writeResults = Effect.fn("Bench.writeResults")(function*(
     platform: `${Os.platform()} ${Os.release()}`
   }
   const text = markdown(run, checks, notes, meta)
-  const report = { ...meta, options, results: run.results, homeSize: run.homeSize, startup: run.startup, targets: checks, notes }
+  const report = {
+    ...meta,
+    options,
+    results: run.results,
+    homeSize: run.homeSize,
+    startup: run.startup,
+    targets: checks,
+    notes
+  }
   const json = path.join(dir, `${stamp}.json`)
   const md = path.join(dir, `${stamp}.md`)
   yield* Effect.scoped(Effect.gen(function*() {

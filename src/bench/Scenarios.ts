@@ -99,15 +99,57 @@ export const scenarios = (o: BenchOptions): ReadonlyArray<Scenario> => {
   // The same `spawns` jobs attempted by every process, against a limit below the job count.
   const contentionLimit = Math.max(1, Math.min(CONTENTION_LIMIT, o.spawns - 1))
   const contentionOn = (design: Design) =>
-    runDesign(o, design, 1, contentionLimit, (taskIds) => Array.from({ length: P }, () => distinctAttempts(taskIds, o.spawns, "job")))
+    runDesign(
+      o,
+      design,
+      1,
+      contentionLimit,
+      (taskIds) => Array.from({ length: P }, () => distinctAttempts(taskIds, o.spawns, "job"))
+    )
   const withPg = (s: Scenario): ReadonlyArray<Scenario> => (o.postgres === "off" ? [s] : [s, onPostgres(s)])
   return [
-    { name: "floor", design: "floor", description: `bare tmux new-session, ${P} processes x ${o.spawns}`, total, run: throughputOn("floor", 1) },
-    ...withPg({ name: "spawnkit-one-task", design: "spawnkit", description: `${P} processes x ${o.spawns} spawns into one task`, total, run: throughputOn("spawnkit", 1) }),
-    ...withPg({ name: "spawnkit-many-tasks", design: "spawnkit", description: `${P} processes x ${o.spawns} spawns over ${o.tasks} tasks`, total, run: throughputOn("spawnkit", o.tasks) }),
-    { name: "unlocked-one-task", design: "unlocked", description: `the old design, ${P} processes x ${o.spawns} into one task`, total, run: throughputOn("unlocked", 1) },
-    ...withPg({ name: "spawnkit-contention", design: "spawnkit", description: `${P} processes each try the same ${o.spawns} jobs, limit ${contentionLimit}`, total, run: contentionOn("spawnkit") }),
-    { name: "unlocked-contention", design: "unlocked", description: `the old design, ${P} processes each try the same ${o.spawns} jobs, limit ${contentionLimit}`, total, run: contentionOn("unlocked") },
+    {
+      name: "floor",
+      design: "floor",
+      description: `bare tmux new-session, ${P} processes x ${o.spawns}`,
+      total,
+      run: throughputOn("floor", 1)
+    },
+    ...withPg({
+      name: "spawnkit-one-task",
+      design: "spawnkit",
+      description: `${P} processes x ${o.spawns} spawns into one task`,
+      total,
+      run: throughputOn("spawnkit", 1)
+    }),
+    ...withPg({
+      name: "spawnkit-many-tasks",
+      design: "spawnkit",
+      description: `${P} processes x ${o.spawns} spawns over ${o.tasks} tasks`,
+      total,
+      run: throughputOn("spawnkit", o.tasks)
+    }),
+    {
+      name: "unlocked-one-task",
+      design: "unlocked",
+      description: `the old design, ${P} processes x ${o.spawns} into one task`,
+      total,
+      run: throughputOn("unlocked", 1)
+    },
+    ...withPg({
+      name: "spawnkit-contention",
+      design: "spawnkit",
+      description: `${P} processes each try the same ${o.spawns} jobs, limit ${contentionLimit}`,
+      total,
+      run: contentionOn("spawnkit")
+    }),
+    {
+      name: "unlocked-contention",
+      design: "unlocked",
+      description: `the old design, ${P} processes each try the same ${o.spawns} jobs, limit ${contentionLimit}`,
+      total,
+      run: contentionOn("unlocked")
+    },
     ...o.growth.flatMap((records) =>
       withPg({
         name: `spawnkit-growth-${records}`,
@@ -117,6 +159,12 @@ export const scenarios = (o: BenchOptions): ReadonlyArray<Scenario> => {
         run: growthOn(o, records)
       })
     ),
-    { name: "spawnkit-mcp-stdio", design: "spawnkit", description: `${P} stdio MCP servers x ${o.spawns} deploy_headless_agent calls`, total, run: mcpStdio(P, o.spawns) }
+    {
+      name: "spawnkit-mcp-stdio",
+      design: "spawnkit",
+      description: `${P} stdio MCP servers x ${o.spawns} deploy_headless_agent calls`,
+      total,
+      run: mcpStdio(P, o.spawns)
+    }
   ]
 }

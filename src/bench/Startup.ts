@@ -19,9 +19,9 @@ import * as Fiber from "effect/Fiber"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Path from "effect/Path"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { cliScript } from "../host/PackagePaths.js"
 
 /** A start-up measurement could not be taken: a command failed or its process could not be read. */
@@ -78,7 +78,11 @@ const runNode = (step: string, args: ReadonlyArray<string>, env: Record<string, 
       const handle = yield* spawner.spawn(
         ChildProcess.make(process.execPath, [...args], { env, extendEnv: false, stdin: "ignore" })
       )
-      const [stdout, stderr, code] = yield* Effect.all([collect(handle.stdout), collect(handle.stderr), handle.exitCode], {
+      const [stdout, stderr, code] = yield* Effect.all([
+        collect(handle.stdout),
+        collect(handle.stderr),
+        handle.exitCode
+      ], {
         concurrency: "unbounded"
       })
       const end = yield* Clock.currentTimeNanos
@@ -120,7 +124,9 @@ const idleResident = (
         Stream.make(encoder.encode(input)),
         Stream.fromEffect(Deferred.await(measured)).pipe(Stream.drain)
       )
-      const handle = yield* spawner.spawn(ChildProcess.make(process.execPath, [...args], { env, extendEnv: false, stdin }))
+      const handle = yield* spawner.spawn(
+        ChildProcess.make(process.execPath, [...args], { env, extendEnv: false, stdin })
+      )
       const stderr = yield* collect(handle.stderr).pipe(Effect.forkScoped)
       const lines = handle.stdout.pipe(Stream.decodeText(), Stream.splitLines)
       const first = yield* lines.pipe(Stream.filter(ready), Stream.runHead)
@@ -189,35 +195,115 @@ const killTmux = (socket: string) =>
       const handle = yield* spawner.spawn(ChildProcess.make("tmux", ["-S", socket, "kill-server"], { stdin: "ignore" }))
       const [stderr, code] = yield* Effect.all([collect(handle.stderr), handle.exitCode], { concurrency: "unbounded" })
       if (code !== 0 && !/no server running|error connecting|No such file/i.test(stderr)) {
-        yield* Effect.logWarning(`start-up scenario: tmux kill-server on ${socket} exited with ${code}: ${tail(stderr)}`)
+        yield* Effect.logWarning(
+          `start-up scenario: tmux kill-server on ${socket} exited with ${code}: ${tail(stderr)}`
+        )
       }
     })
   ).pipe(Effect.catch((e) => Effect.logWarning(`start-up scenario: could not stop tmux on ${socket}: ${String(e)}`)))
+
+/** Samples of one run, one entry per round. */
+interface Samples {
+  readonly floor: Array<number>
+  readonly help: Array<number>
+  readonly status: Array<number>
+  readonly spawn: Array<number>
+  readonly nodeIdle: Array<number>
+  readonly serveIdle: Array<number>
+}
+
+/** The scenario's place: a temp directory with its own home and tmux socket (both gone with the scope). */
+const startupEnvironment = Effect.fnUntraced(function*() {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const dir = yield* fs.makeTempDirectoryScoped({ prefix: "spawnkit-startup-" }).pipe(
+    Effect.mapError(failedAt("setup"))
+  )
+  const socket = path.join(dir, "tmux.sock")
+  yield* Effect.addFinalizer(() => killTmux(socket))
+  // The caller's own spawnkit settings (a database URL, a home, an agent identity) never reach the scenario.
+  const inherited = Object.entries(process.env).flatMap((
+    [k, v]
+  ) => (k.startsWith("SPAWNKIT_") || v === undefined ? [] : [[k, v] as const]))
+  const env: Record<string, string> = {
+    ...Object.fromEntries(inherited),
+    SPAWNKIT_HOME: path.join(dir, "home"),
+    SPAWNKIT_TMUX_SOCKET: socket,
+    SPAWNKIT_AGENT_COMMAND: AGENT_COMMAND
+  }
+  return env
+})
+
+/** One round: the floor, each command, and the idle footprints, appended to `samples`. */
+const startupRound = Effect.fnUntraced(function*(
+  samples: Samples,
+  env: Record<string, string>,
+  taskId: string,
+  round: number
+) {
+  samples.floor.push((yield* runNode("node -e 0", ["-e", "0"], env)).ms)
+  samples.help.push((yield* runNode("spawnkit --help", [cliScript, "--help"], env)).ms)
+  samples.status.push((yield* runNode("spawnkit status", [cliScript, "status", "--task", taskId], env)).ms)
+  const prompt = `start-up round ${round + 1}`
+  const spawnArgs = [
+    cliScript,
+    "spawn",
+    "--task",
+    taskId,
+    "--type",
+    "startup",
+    "--prompt",
+    prompt,
+    "--engine",
+    "custom"
+  ]
+  samples.spawn.push((yield* runNode("spawnkit spawn", spawnArgs, env)).ms)
+  const idleNode = ["-e", "process.stdout.write('ready\\n'); process.stdin.resume()"]
+  samples.nodeIdle.push(yield* idleResident("idle node", idleNode, env, "", (l) => l === "ready"))
+  samples.serveIdle.push(
+    yield* idleResident("spawnkit serve", [cliScript, "serve"], env, INITIALIZE, answersInitialize)
+  )
+})
+
+/** The report of a run's samples: medians and ratios to the floors, against the goals. */
+const startupReport = (rounds: number, samples: Samples): StartupReport => {
+  const floor = median(samples.floor)
+  const memoryFloor = median(samples.nodeIdle)
+  return {
+    rounds,
+    rows: [
+      row("node -e 0 (floor)", "ms", samples.floor, floor),
+      row("spawnkit --help", "ms", samples.help, floor, STARTUP_GOALS.helpMs),
+      row("spawnkit status --task T", "ms", samples.status, floor, STARTUP_GOALS.statusMs),
+      row("spawnkit spawn (custom engine)", "ms", samples.spawn, floor),
+      row("idle node (memory floor)", "MiB", samples.nodeIdle, memoryFloor),
+      row(
+        "idle spawnkit serve (stdio, after initialize)",
+        "MiB",
+        samples.serveIdle,
+        memoryFloor,
+        STARTUP_GOALS.serveMiB
+      )
+    ]
+  }
+}
 
 /** Run the start-up scenario for `rounds` rounds (1 to 45: each round spawns one agent into one task). */
 export const measureStartup = (rounds: number) =>
   Effect.scoped(
     Effect.gen(function*() {
       if (!Number.isInteger(rounds) || rounds < 1 || rounds > 45) {
-        return yield* new StartupFailed({ step: "options", reason: `rounds must be an integer from 1 to 45, got ${rounds}` })
+        return yield* new StartupFailed({
+          step: "options",
+          reason: `rounds must be an integer from 1 to 45, got ${rounds}`
+        })
       }
       const fs = yield* FileSystem.FileSystem
-      const path = yield* Path.Path
       if (!(yield* fs.exists(cliScript).pipe(Effect.mapError(failedAt("options"))))) {
         return yield* new StartupFailed({ step: "options", reason: `${cliScript} is missing: run npm run build first` })
       }
-      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "spawnkit-startup-" }).pipe(Effect.mapError(failedAt("setup")))
-      const socket = path.join(dir, "tmux.sock")
-      yield* Effect.addFinalizer(() => killTmux(socket))
-      // The caller's own spawnkit settings (a database URL, a home, an agent identity) never reach the scenario.
-      const env: Record<string, string> = {
-        ...Object.fromEntries(
-          Object.entries(process.env).flatMap(([k, v]) => (k.startsWith("SPAWNKIT_") || v === undefined ? [] : [[k, v]]))
-        ),
-        SPAWNKIT_HOME: path.join(dir, "home"),
-        SPAWNKIT_TMUX_SOCKET: socket,
-        SPAWNKIT_AGENT_COMMAND: AGENT_COMMAND
-      }
+      const env = yield* startupEnvironment()
+      const limit = String(rounds)
       const created = yield* runNode("task create", [
         cliScript,
         "task",
@@ -225,49 +311,14 @@ export const measureStartup = (rounds: number) =>
         "--description",
         "start-up scenario",
         "--max-concurrent",
-        String(rounds),
+        limit,
         "--max-agents",
-        String(rounds)
+        limit
       ], env)
       const taskId = created.stdout.trim()
-      const samples = { floor: [] as Array<number>, help: [] as Array<number>, status: [] as Array<number>, spawn: [] as Array<number>, nodeIdle: [] as Array<number>, serveIdle: [] as Array<number> }
-      for (let i = 0; i < rounds; i++) {
-        samples.floor.push((yield* runNode("node -e 0", ["-e", "0"], env)).ms)
-        samples.help.push((yield* runNode("spawnkit --help", [cliScript, "--help"], env)).ms)
-        samples.status.push((yield* runNode("spawnkit status", [cliScript, "status", "--task", taskId], env)).ms)
-        samples.spawn.push(
-          (yield* runNode("spawnkit spawn", [
-            cliScript,
-            "spawn",
-            "--task",
-            taskId,
-            "--type",
-            "startup",
-            "--prompt",
-            `start-up round ${i + 1}`,
-            "--engine",
-            "custom"
-          ], env)).ms
-        )
-        samples.nodeIdle.push(
-          yield* idleResident("idle node", ["-e", "process.stdout.write('ready\\n'); process.stdin.resume()"], env, "", (l) => l === "ready")
-        )
-        samples.serveIdle.push(yield* idleResident("spawnkit serve", [cliScript, "serve"], env, INITIALIZE, answersInitialize))
-      }
-      const floor = median(samples.floor)
-      const memoryFloor = median(samples.nodeIdle)
-      const report: StartupReport = {
-        rounds,
-        rows: [
-          row("node -e 0 (floor)", "ms", samples.floor, floor),
-          row("spawnkit --help", "ms", samples.help, floor, STARTUP_GOALS.helpMs),
-          row("spawnkit status --task T", "ms", samples.status, floor, STARTUP_GOALS.statusMs),
-          row("spawnkit spawn (custom engine)", "ms", samples.spawn, floor),
-          row("idle node (memory floor)", "MiB", samples.nodeIdle, memoryFloor),
-          row("idle spawnkit serve (stdio, after initialize)", "MiB", samples.serveIdle, memoryFloor, STARTUP_GOALS.serveMiB)
-        ]
-      }
-      return report
+      const samples: Samples = { floor: [], help: [], status: [], spawn: [], nodeIdle: [], serveIdle: [] }
+      for (let i = 0; i < rounds; i++) yield* startupRound(samples, env, taskId, i)
+      return startupReport(rounds, samples)
     })
   )
 

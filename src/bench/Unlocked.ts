@@ -8,11 +8,11 @@
  * (a lost update), and both pass the limit and duplicate checks (overshoot, twins). Its fixed 2 s sleep after the
  * session started is left out: that would only widen the window.
  */
-import { execFile } from "node:child_process"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
+import { execFile } from "node:child_process"
 import { agentRunner } from "../host/PackagePaths.js"
 import type { Attempt } from "./WorkerProtocol.js"
 
@@ -121,7 +121,13 @@ export const spawnUnlocked = Effect.fn("Unlocked.spawn")(function*(options: {
   const session = `agent_${id}`
   const prompt = `${home}/${attempt.taskId}/prompts/${id}.txt`
   yield* fs.writeFileString(prompt, attempt.prompt)
-  yield* startBareSession(options.socket, session, prompt, `${home}/${attempt.taskId}/prompts/${id}.log`, options.command)
+  yield* startBareSession(
+    options.socket,
+    session,
+    prompt,
+    `${home}/${attempt.taskId}/prompts/${id}.log`,
+    options.command
+  )
   task.agents.push({ id, type: attempt.agentType, tmux_session: session, status: "running", prompt: attempt.prompt })
   task.total_spawned += 1
   task.active_count += 1

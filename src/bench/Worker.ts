@@ -22,9 +22,9 @@ import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { layer, type Services } from "../Spawnkit.js"
-import { spawn } from "../spawn/Spawner.js"
 import { lockWaitMs } from "../registry/FileLock.js"
+import { spawn } from "../spawn/Spawner.js"
+import { layer, type Services } from "../Spawnkit.js"
 import { spawnUnlocked, startBareSession } from "./Unlocked.js"
 import type { Attempt, WorkerSpec } from "./WorkerProtocol.js"
 
@@ -33,7 +33,9 @@ const BARRIER_POLL = "2 millis"
 const BARRIER_WAIT = "5 minutes"
 
 /** The start barrier was not opened in time: the harness is gone. */
-class BarrierNotReached extends Schema.TaggedError<BarrierNotReached>()("BarrierNotReached", { goFile: Schema.String }) {}
+class BarrierNotReached
+  extends Schema.TaggedError<BarrierNotReached>()("BarrierNotReached", { goFile: Schema.String })
+{}
 
 const line = (value: unknown) => Effect.sync(() => void process.stdout.write(JSON.stringify(value) + "\n"))
 

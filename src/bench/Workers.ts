@@ -44,7 +44,9 @@ const startWorker = Effect.fn("Bench.startWorker")(function*(
   const path = yield* Path.Path
   // The spec goes in a file of the scenario's directory: an attempt list can be longer than a command line should be.
   const specFile = path.join(env.dir, `worker-${n}.json`)
-  yield* fs.writeFileString(specFile, JSON.stringify(spec)).pipe(Effect.mapError(benchFailed("writing a worker's spec")))
+  yield* fs.writeFileString(specFile, JSON.stringify(spec)).pipe(
+    Effect.mapError(benchFailed("writing a worker's spec"))
+  )
   const handle = yield* spawner.spawn(ChildProcess.make(process.execPath, [workerScript, specFile], {
     env: env.env,
     extendEnv: true,
@@ -70,12 +72,22 @@ const startWorker = Effect.fn("Bench.startWorker")(function*(
       )
     )
   )
-  const stderr = handle.stderr.pipe(Stream.decodeText(), Stream.mkString, Effect.mapError(benchFailed("reading a benchmark worker's stderr")))
+  const stderr = handle.stderr.pipe(
+    Stream.decodeText(),
+    Stream.mkString,
+    Effect.mapError(benchFailed("reading a benchmark worker's stderr"))
+  )
   const exitCode = handle.exitCode.pipe(Effect.mapError(benchFailed("waiting for a benchmark worker")))
   const outcome = yield* Effect.all([readLines, stderr, exitCode], { concurrency: "unbounded" }).pipe(
     Effect.flatMap(([, err, code]) =>
       code === 0 && done !== undefined
-        ? Effect.succeed({ samples, startMs: done.startMs, endMs: done.endMs, workerCpuMs: done.workerCpuMs, ...(done.lockWait !== undefined ? { lockWait: done.lockWait } : {}) })
+        ? Effect.succeed({
+          samples,
+          startMs: done.startMs,
+          endMs: done.endMs,
+          workerCpuMs: done.workerCpuMs,
+          ...(done.lockWait !== undefined ? { lockWait: done.lockWait } : {})
+        })
         : Effect.fail(new BenchFailed({ reason: `benchmark worker exited with ${code}: ${err.slice(-STDERR_TAIL)}` }))
     ),
     // A worker that ends before it is set up fails the barrier too, so nothing waits for it.

@@ -9,14 +9,15 @@ import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { isActiveStatus } from "../domain/Agent.js"
-import { spawn as spawnAgent, type SpawnInput } from "../spawn/Spawner.js"
 import { kill } from "../lifecycle/Kill.js"
-import { createTask, status } from "../tasks/Tasks.js"
+import { spawn as spawnAgent, type SpawnInput } from "../spawn/Spawner.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { createTask, status } from "../tasks/Tasks.js"
 import { describeError, renderTask } from "./Output.js"
 
 /** The demo agent: prints the prompt it got on stdin, then works (sleeps) until killed. */
-export const DEMO_AGENT_COMMAND = `sh -c "echo '--- prompt received on stdin:'; cat; echo; echo '--- working'; exec sleep 300"`
+export const DEMO_AGENT_COMMAND =
+  `sh -c "echo '--- prompt received on stdin:'; cat; echo; echo '--- working'; exec sleep 300"`
 
 const tour = Effect.gen(function*() {
   const task = yield* createTask({ description: "spawnkit demo", max_concurrent: 4, max_depth: 3 })
@@ -25,8 +26,12 @@ const tour = Effect.gen(function*() {
 
   const spawn = (label: string, input: Omit<SpawnInput, "taskId">) =>
     spawnAgent({ taskId, engine: "custom", ...input }).pipe(
-      Effect.tap((r) => Console.log(`spawn ${label}: ${r.agent_id}${r.existing ? " (existing, not spawned again)" : ""}`)),
-      Effect.tapError((e) => Console.log(`spawn ${label}: refused [${describeError(e).tag}] ${describeError(e).message}`)),
+      Effect.tap((r) =>
+        Console.log(`spawn ${label}: ${r.agent_id}${r.existing ? " (existing, not spawned again)" : ""}`)
+      ),
+      Effect.tapError((e) =>
+        Console.log(`spawn ${label}: refused [${describeError(e).tag}] ${describeError(e).message}`)
+      ),
       Effect.option
     )
 
@@ -41,9 +46,17 @@ const tour = Effect.gen(function*() {
     idempotencyKey: "child-a"
   })
   const childB = yield* spawn("child B", { agentType: "researcher", prompt: "Read the tests.", parent })
-  yield* spawn("child B twin (same parent, type, prompt)", { agentType: "researcher", prompt: "Read the tests.", parent })
+  yield* spawn("child B twin (same parent, type, prompt)", {
+    agentType: "researcher",
+    prompt: "Read the tests.",
+    parent
+  })
   if (Option.isSome(childB)) {
-    const grand = yield* spawn("grandchild", { agentType: "checker", prompt: "Check one test.", parent: childB.value.agent_id })
+    const grand = yield* spawn("grandchild", {
+      agentType: "checker",
+      prompt: "Check one test.",
+      parent: childB.value.agent_id
+    })
     if (Option.isSome(grand)) {
       yield* spawn("great-grandchild (depth 4 > max_depth 3)", {
         agentType: "checker",

@@ -3,9 +3,9 @@
  * choices) from the schema field it sets, so the CLI, the MCP tools and the API describe each spawn option once, in
  * src/domain. Values are decoded by the domain schema when the command runs, so a flag's bounds are the field's.
  */
+import { Flag } from "effect/cli"
 import type * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import { Flag } from "effect/cli"
 
 /** The description a domain field carries (its `description` annotation). */
 export const descriptionOf = (field: Schema.Top): string => SchemaAST.resolveDescription(field.ast) ?? ""

@@ -2,9 +2,9 @@
  * CLI output: JSON for scripts (`--json`), short readable text for people; errors as `{ "error": { tag, message } }`.
  */
 import * as Cause from "effect/Cause"
+import { CliOutput } from "effect/cli"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import { CliOutput } from "effect/cli"
 import { type Agent, isActiveStatus } from "../domain/Agent.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import type { UnreadableTask } from "../registry/Registry.js"

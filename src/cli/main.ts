@@ -6,9 +6,9 @@
  * literals, and each command imports the modules it runs when it runs (the MCP SDK only to serve, the benchmark only
  * for `bench`, the output filters only for `output`, and PostgreSQL only with a database URL, see Spawnkit.ts).
  */
-import * as Os from "node:os"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
+import { CliOutput, Command, Flag } from "effect/cli"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
@@ -17,15 +17,18 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Stdio from "effect/Stdio"
-import { CliOutput, Command, Flag } from "effect/cli"
+import * as Os from "node:os"
 import { Engine } from "../domain/Agent.js"
-import { Priority, SpawnRequest } from "../domain/SpawnRequest.js"
 import { InvalidInput } from "../domain/Errors.js"
+import { Priority, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { Services } from "../Spawnkit.js"
 import { intFlag, literalFlag, textFlag } from "./Flags.js"
 import { invocationPresenter, PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
 
-const json = Flag.Boolean("json").pipe(Flag.withDescription("Print JSON (snake_case, as in the registry)"), Flag.withDefault(false))
+const json = Flag.Boolean("json").pipe(
+  Flag.withDescription("Print JSON (snake_case, as in the registry)"),
+  Flag.withDefault(false)
+)
 const engines = Engine.literals
 const spawnField = SpawnRequest.fields
 
@@ -56,13 +59,19 @@ const taskCreate = Command.make(
   "create",
   {
     description: Flag.String("description").pipe(Flag.withDescription("What the task is about")),
-    maxConcurrent: optionalInt("max-concurrent", "Agents holding a slot at once (default SPAWNKIT_MAX_CONCURRENT or 20)"),
+    maxConcurrent: optionalInt(
+      "max-concurrent",
+      "Agents holding a slot at once (default SPAWNKIT_MAX_CONCURRENT or 20)"
+    ),
     maxAgents: optionalInt("max-agents", "Agents in the task's lifetime (default SPAWNKIT_MAX_AGENTS or 45)"),
     maxDepth: optionalInt("max-depth", "Deepest level of the agent tree (default SPAWNKIT_MAX_DEPTH or 5)"),
     maxChildren: optionalInt("max-children", "Active children one agent may have (default 20)"),
     timeout: optionalInt("timeout", "Stop each agent after this many seconds (timed_out)"),
     stallTimeout: optionalInt("stall-timeout", "Stop an agent with no new output for this many seconds (stalled)"),
-    priority: Flag.Literals("priority", Priority.literals).pipe(Flag.withDescription("P0 (highest) to P4"), Flag.optional),
+    priority: Flag.Literals("priority", Priority.literals).pipe(
+      Flag.withDescription("P0 (highest) to P4"),
+      Flag.optional
+    ),
     engine: Flag.Literals("engine", engines).pipe(Flag.withDescription("Default engine of the task"), Flag.optional),
     json
   },
@@ -163,7 +172,10 @@ const statusCommand = Command.make(
       Flag.withDescription("Every task, finished ones included (default: tasks with agents running or starting)"),
       Flag.withDefault(false)
     ),
-    after: Flag.String("after").pipe(Flag.withDescription("Only tasks after this id (the next of a previous page)"), Flag.optional),
+    after: Flag.String("after").pipe(
+      Flag.withDescription("Only tasks after this id (the next of a previous page)"),
+      Flag.optional
+    ),
     limit: optionalInt("limit", "At most this many tasks (a page; its next cursor is printed)"),
     json
   },
@@ -187,7 +199,9 @@ const statusCommand = Command.make(
           ? f.all ? "no tasks" : "no task has agents running or starting (spawnkit status --all shows every task)"
           : page.tasks.map((t) => renderTask(t, now)).join("\n\n")
         yield* Console.log([shown, ...renderUnreadable(page.unreadable)].join("\n\n"))
-        if (page.next !== undefined) yield* Console.log(`\nmore: spawnkit status${f.all ? " --all" : ""} --after ${page.next}`)
+        if (page.next !== undefined) {
+          yield* Console.log(`\nmore: spawnkit status${f.all ? " --all" : ""} --after ${page.next}`)
+        }
       })
     )
 ).pipe(Command.withDescription("Show tasks and their agent trees"))
@@ -236,7 +250,10 @@ const outputCommand = Command.make(
 const reconcileCommand = Command.make(
   "reconcile",
   {
-    dryRun: Flag.Boolean("dry-run").pipe(Flag.withDescription("Report what would be repaired; change nothing"), Flag.withDefault(false)),
+    dryRun: Flag.Boolean("dry-run").pipe(
+      Flag.withDescription("Report what would be repaired; change nothing"),
+      Flag.withDefault(false)
+    ),
     json
   },
   (f) =>
@@ -252,7 +269,9 @@ const reconcileCommand = Command.make(
         for (const r of report.repairs) {
           yield* Console.log(`${f.dryRun ? "would " : ""}${r.kind.replaceAll("_", " ")}: ${r.target} (${r.reason})`)
         }
-        for (const r of report.failed) yield* Console.log(`failed to ${r.kind.replaceAll("_", " ")}: ${r.target} (${r.error})`)
+        for (const r of report.failed) {
+          yield* Console.log(`failed to ${r.kind.replaceAll("_", " ")}: ${r.target} (${r.error})`)
+        }
         for (const line of renderUnreadable(report.unreadable)) yield* Console.log(line)
       })
     )
@@ -264,7 +283,10 @@ const killCommand = Command.make(
     task: Flag.String("task").pipe(Flag.withDescription("Task id")),
     agent: Flag.String("agent").pipe(Flag.withDescription("Agent id")),
     reason: Flag.String("reason").pipe(Flag.withDescription("Why (recorded)"), Flag.optional),
-    cascade: Flag.Boolean("cascade").pipe(Flag.withDescription("Also kill every agent below it"), Flag.withDefault(false)),
+    cascade: Flag.Boolean("cascade").pipe(
+      Flag.withDescription("Also kill every agent below it"),
+      Flag.withDefault(false)
+    ),
     json
   },
   (f) =>
@@ -275,7 +297,9 @@ const killCommand = Command.make(
         const result = yield* kill(f.task, f.agent, Option.getOrUndefined(f.reason), { cascade: f.cascade })
         yield* f.json
           ? printJson(result)
-          : Console.log([`${result.agent_id}: ${result.status}`, ...result.cascaded.map((id) => `${id}: killed`)].join("\n"))
+          : Console.log(
+            [`${result.agent_id}: ${result.status}`, ...result.cascaded.map((id) => `${id}: killed`)].join("\n")
+          )
       })
     )
 ).pipe(Command.withDescription("Kill an agent (its process group and session); idempotent"))
@@ -312,9 +336,18 @@ const agentExited = Command.make(
 const serve = Command.make(
   "serve",
   {
-    http: Flag.Boolean("http").pipe(Flag.withDescription("Serve Streamable HTTP instead of stdio"), Flag.withDefault(false)),
-    host: Flag.String("host").pipe(Flag.withDescription("HTTP address (default SPAWNKIT_HTTP_HOST or 127.0.0.1)"), Flag.optional),
-    port: Flag.Int("port").pipe(Flag.withDescription("HTTP port (default SPAWNKIT_HTTP_PORT or 7777; 0 picks one)"), Flag.optional),
+    http: Flag.Boolean("http").pipe(
+      Flag.withDescription("Serve Streamable HTTP instead of stdio"),
+      Flag.withDefault(false)
+    ),
+    host: Flag.String("host").pipe(
+      Flag.withDescription("HTTP address (default SPAWNKIT_HTTP_HOST or 127.0.0.1)"),
+      Flag.optional
+    ),
+    port: Flag.Int("port").pipe(
+      Flag.withDescription("HTTP port (default SPAWNKIT_HTTP_PORT or 7777; 0 picks one)"),
+      Flag.optional
+    ),
     token: Flag.String("token").pipe(
       Flag.withDescription("Bearer token HTTP clients must send (default SPAWNKIT_HTTP_TOKEN); required off loopback"),
       Flag.optional
@@ -360,14 +393,28 @@ const demo = Command.make(
 const bench = Command.make(
   "bench",
   {
-    processes: Flag.Int("processes").pipe(Flag.withDescription("Concurrent processes (default 8)"), Flag.withDefault(8)),
-    spawns: Flag.Int("spawns").pipe(Flag.withDescription("Spawns per process, one after another (default 25)"), Flag.withDefault(25)),
-    tasks: Flag.Int("tasks").pipe(Flag.withDescription("Tasks of the many-tasks scenario (default 8)"), Flag.withDefault(8)),
+    processes: Flag.Int("processes").pipe(
+      Flag.withDescription("Concurrent processes (default 8)"),
+      Flag.withDefault(8)
+    ),
+    spawns: Flag.Int("spawns").pipe(
+      Flag.withDescription("Spawns per process, one after another (default 25)"),
+      Flag.withDefault(25)
+    ),
+    tasks: Flag.Int("tasks").pipe(
+      Flag.withDescription("Tasks of the many-tasks scenario (default 8)"),
+      Flag.withDefault(8)
+    ),
     growth: Flag.String("growth").pipe(
-      Flag.withDescription("Records already in the registry, comma-separated, one growth scenario each (default 10,1000,10000)"),
+      Flag.withDescription(
+        "Records already in the registry, comma-separated, one growth scenario each (default 10,1000,10000)"
+      ),
       Flag.withDefault("10,1000,10000")
     ),
-    growthSpawns: Flag.Int("growth-spawns").pipe(Flag.withDescription("Sequential spawns per growth scenario (default 40)"), Flag.withDefault(40)),
+    growthSpawns: Flag.Int("growth-spawns").pipe(
+      Flag.withDescription("Sequential spawns per growth scenario (default 40)"),
+      Flag.withDefault(40)
+    ),
     homeFinished: Flag.Int("home-finished").pipe(
       Flag.withDescription("Finished tasks added to the home-size measurement's home (default 20000; 0 skips it)"),
       Flag.withDefault(20_000)
@@ -381,11 +428,19 @@ const bench = Command.make(
       Flag.withDefault("")
     ),
     startupRounds: Flag.Int("startup-rounds").pipe(
-      Flag.withDescription("Rounds of the start-up scenario: CLI start, spawn and idle server memory (default 0: skipped)"),
+      Flag.withDescription(
+        "Rounds of the start-up scenario: CLI start, spawn and idle server memory (default 0: skipped)"
+      ),
       Flag.withDefault(0)
     ),
-    json: Flag.Boolean("json").pipe(Flag.withDescription("Print the results, targets and files as JSON"), Flag.withDefault(false)),
-    out: Flag.String("out").pipe(Flag.withDescription("Directory for the results (default benchmarks/results)"), Flag.withDefault("benchmarks/results")),
+    json: Flag.Boolean("json").pipe(
+      Flag.withDescription("Print the results, targets and files as JSON"),
+      Flag.withDefault(false)
+    ),
+    out: Flag.String("out").pipe(
+      Flag.withDescription("Directory for the results (default benchmarks/results)"),
+      Flag.withDefault("benchmarks/results")
+    ),
     postgres: Flag.String("postgres").pipe(
       Flag.withDescription(
         "PostgreSQL for the -pg scenarios: a server URL (each scenario gets a new database), auto (a throwaway cluster when PostgreSQL is installed) or off (default auto)"
@@ -398,21 +453,32 @@ const bench = Command.make(
       f.json,
       Effect.gen(function*() {
         const positive = (field: string, n: number) =>
-          n >= 1 ? Effect.void : Effect.fail(new InvalidInput({ field, reason: `expected a positive integer, got ${n}` }))
+          n >= 1
+            ? Effect.void
+            : Effect.fail(new InvalidInput({ field, reason: `expected a positive integer, got ${n}` }))
         yield* positive("processes", f.processes)
         yield* positive("spawns", f.spawns)
         yield* positive("tasks", f.tasks)
         yield* positive("growth-spawns", f.growthSpawns)
         yield* positive("home-active", f.homeActive)
         if (f.startupRounds < 0 || f.startupRounds > 45) {
-          return yield* new InvalidInput({ field: "startup-rounds", reason: `expected 0 to 45, got ${f.startupRounds}` })
+          return yield* new InvalidInput({
+            field: "startup-rounds",
+            reason: `expected 0 to 45, got ${f.startupRounds}`
+          })
         }
         if (f.homeFinished < 0) {
-          return yield* new InvalidInput({ field: "home-finished", reason: `expected 0 or more, got ${f.homeFinished}` })
+          return yield* new InvalidInput({
+            field: "home-finished",
+            reason: `expected 0 or more, got ${f.homeFinished}`
+          })
         }
         const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
         if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
-          return yield* new InvalidInput({ field: "growth", reason: `expected record counts like 10,1000, got ${f.growth}` })
+          return yield* new InvalidInput({
+            field: "growth",
+            reason: `expected record counts like 10,1000, got ${f.growth}`
+          })
         }
         if (f.postgres !== "auto" && f.postgres !== "off" && !/^postgres(ql)?:\/\//.test(f.postgres)) {
           return yield* new InvalidInput({
@@ -446,18 +512,40 @@ const bench = Command.make(
         const bench = yield* runBench(options)
         const checks = checkTargets(bench)
         const { progress: _, ...recorded } = options
-        const written = yield* writeResults(f.out, bench, checks, bench.notes, { ...recorded, postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url" })
+        const written = yield* writeResults(f.out, bench, checks, bench.notes, {
+          ...recorded,
+          postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url"
+        })
         if (f.json) {
-          yield* printJson({ results: bench.results, homeSize: bench.homeSize, startup: bench.startup, targets: checks, notes: bench.notes, files: [written.json, written.md] })
-        }
-        else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
+          yield* printJson({
+            results: bench.results,
+            homeSize: bench.homeSize,
+            startup: bench.startup,
+            targets: checks,
+            notes: bench.notes,
+            files: [written.json, written.md]
+          })
+        } else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
       })
     )
-).pipe(Command.withDescription("Run the benchmark scenarios side by side and write benchmarks/results/<timestamp>.{json,md}"))
+).pipe(
+  Command.withDescription("Run the benchmark scenarios side by side and write benchmarks/results/<timestamp>.{json,md}")
+)
 
 const root = Command.make("spawnkit").pipe(
   Command.withDescription("Resource-safe spawning and supervision of headless coding agents in tmux"),
-  Command.withSubcommands([task, spawnCommand, statusCommand, outputCommand, killCommand, reconcileCommand, serve, demo, bench, agentExited])
+  Command.withSubcommands([
+    task,
+    spawnCommand,
+    statusCommand,
+    outputCommand,
+    killCommand,
+    reconcileCommand,
+    serve,
+    demo,
+    bench,
+    agentExited
+  ])
 )
 
 // runMain interrupts the program on SIGINT and SIGTERM alike and reports either as 130; a process stopped by a

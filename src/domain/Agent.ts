@@ -2,7 +2,17 @@
  * The agent record as stored in a task registry (`agents[]` of AGENT_REGISTRY.json), in the registry's snake_case.
  */
 import * as Schema from "effect/Schema"
-import { AbsolutePath, AgentId, HostId, IdempotencyKey, ProcessId, SessionName, Sha256Hex, StoredAgentType, Uuid } from "./Ids.js"
+import {
+  AbsolutePath,
+  AgentId,
+  HostId,
+  IdempotencyKey,
+  ProcessId,
+  SessionName,
+  Sha256Hex,
+  StoredAgentType,
+  Uuid
+} from "./Ids.js"
 
 /**
  * Lifecycle of an agent. `reserved` is a slot taken by a spawn in flight; `running`, `working` and `blocked` are a

@@ -225,7 +225,9 @@ export class RegistryIoError extends Schema.TaggedError<RegistryIoError>()("Regi
       : this.code === "EROFS"
       ? "The file system is read-only: point SPAWNKIT_HOME at a writable one."
       : "Check the path and its permissions."
-    return `Could not ${this.operation} ${this.path}: ${this.reason}${this.code === undefined ? "" : ` (${this.code})`}. ` +
+    return `Could not ${this.operation} ${this.path}: ${this.reason}${
+      this.code === undefined ? "" : ` (${this.code})`
+    }. ` +
       advice
   }
 }
@@ -274,7 +276,9 @@ export class TmuxError extends Schema.TaggedError<TmuxError>()("TmuxError", {
   stderr: Schema.String
 }) {
   override get message() {
-    return `tmux ${this.args.join(" ")} failed with exit code ${this.exitCode}: ${this.stderr.trim() || "(no output)"}. ` +
+    return `tmux ${this.args.join(" ")} failed with exit code ${this.exitCode}: ${
+      this.stderr.trim() || "(no output)"
+    }. ` +
       "Check that tmux is installed and the socket is usable."
   }
 }

@@ -42,7 +42,8 @@ export const SpawnRequest = Schema.Struct({
   parent: Schema.optionalKey(AgentId.annotate({ description: "Parent agent id, or \"orchestrator\" (default)" })),
   engine: Schema.optionalKey(
     Engine.annotate({
-      description: "Engine to run the agent: claude, codex, gemini or custom (default: the task's, then SPAWNKIT_ENGINE)"
+      description:
+        "Engine to run the agent: claude, codex, gemini or custom (default: the task's, then SPAWNKIT_ENGINE)"
     })
   ),
   idempotencyKey: Schema.optionalKey(

@@ -5,11 +5,11 @@
  * test can start and end, e.g. a registry that cannot be written). A spec naming an unknown step or mode is refused
  * with InvalidConfiguration, never ignored.
  */
-import * as Fs from "node:fs"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
+import * as Fs from "node:fs"
 import { InjectedFault, InvalidConfiguration } from "../domain/Errors.js"
 
 /** The points of a spawn, in the order it passes them. */
@@ -24,7 +24,11 @@ export const SPAWN_FAULT_STEPS = [
 ] as const
 
 /** The points inside a file registry's atomic write. */
-export const FILE_REGISTRY_FAULT_STEPS = ["registry-after-write", "registry-after-fsync", "registry-after-rename"] as const
+export const FILE_REGISTRY_FAULT_STEPS = [
+  "registry-after-write",
+  "registry-after-fsync",
+  "registry-after-rename"
+] as const
 
 /** The points of a PostgreSQL registry transaction that writes: before its COMMIT, and once it is durable. */
 export const PG_REGISTRY_FAULT_STEPS = ["registry-before-commit", "registry-after-commit"] as const
@@ -47,7 +51,9 @@ const isFaultStep = (step: string): step is FaultStep => (FAULT_STEPS as Readonl
  * `registry-after-write:fail-while=/tmp/outage` into its rules; an empty spec has none. A part without `:`, an
  * unknown step, an unknown mode or a `fail-while=` without a file is refused.
  */
-export const parseFaultSpec = (spec: string): Result.Result<ReadonlyMap<FaultStep, FaultMode>, InvalidConfiguration> => {
+export const parseFaultSpec = (
+  spec: string
+): Result.Result<ReadonlyMap<FaultStep, FaultMode>, InvalidConfiguration> => {
   const rules = new Map<FaultStep, FaultMode>()
   const refuse = (reason: string) => Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_FAULT", reason }))
   for (const part of spec.split(",").map((p) => p.trim()).filter((p) => p.length > 0)) {
@@ -62,7 +68,9 @@ export const parseFaultSpec = (spec: string): Result.Result<ReadonlyMap<FaultSte
     else if (mode.startsWith("fail-while=") && mode.length > "fail-while=".length) {
       rules.set(step, { failWhile: mode.slice("fail-while=".length) })
     } else {
-      return refuse(`unknown mode ${JSON.stringify(mode)} at ${step}; the modes are fail, kill, hang, fail-while=<file>`)
+      return refuse(
+        `unknown mode ${JSON.stringify(mode)} at ${step}; the modes are fail, kill, hang, fail-while=<file>`
+      )
     }
   }
   return Result.succeed(rules)
@@ -91,7 +99,9 @@ export class FaultInjection extends Context.Service<FaultInjection, {
     return FaultInjection.layer((step) => {
       const rule = rules.get(step)
       if (typeof rule === "object") {
-        return Effect.suspend(() => (Fs.existsSync(rule.failWhile) ? Effect.fail(new InjectedFault({ step })) : Effect.void))
+        return Effect.suspend(
+          () => (Fs.existsSync(rule.failWhile) ? Effect.fail(new InjectedFault({ step })) : Effect.void)
+        )
       }
       switch (rule) {
         case "fail":

@@ -31,7 +31,10 @@ export const parseTemplate = (template: string): Result.Result<ReadonlyArray<str
   // second command or a command substitution: refuse both rather than run an argv the template does not spell.
   if (/[\r\n]/.test(template)) {
     return Result.fail(
-      new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: "a line break is not allowed; write one command" })
+      new InvalidConfiguration({
+        variable: "SPAWNKIT_AGENT_COMMAND",
+        reason: "a line break is not allowed; write one command"
+      })
     )
   }
   if (template.includes("`")) {
@@ -52,8 +55,12 @@ export const parseTemplate = (template: string): Result.Result<ReadonlyArray<str
     if (typeof entry === "string") words.push(entry)
     else failure = `shell syntax ${JSON.stringify(entry)} is not allowed; spawnkit runs the command without a shell`
   }
-  if (failure !== undefined) return Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: failure }))
-  if (words.length === 0) return Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: "it is empty" }))
+  if (failure !== undefined) {
+    return Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: failure }))
+  }
+  if (words.length === 0) {
+    return Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: "it is empty" }))
+  }
   return Result.succeed(words)
 }
 
@@ -95,7 +102,8 @@ export const buildCommand = (
         return Result.fail(
           new InvalidConfiguration({
             variable: "SPAWNKIT_AGENT_COMMAND",
-            reason: "the custom engine needs it and it is not set; set it to the agent's command (for example `sleep 600`)"
+            reason:
+              "the custom engine needs it and it is not set; set it to the agent's command (for example `sleep 600`)"
           })
         )
       }

@@ -5,11 +5,11 @@
  * A zombie has ended; it lingers only until its parent reaps it, which an init that never reaps (as in some
  * containers) never does, so `kill(-pgid, 0)` alone would report a dead group alive.
  */
-import * as Fs from "node:fs"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Fs from "node:fs"
 
 /** How often a stopping group is checked for survivors during its grace period. */
 const STOP_POLL = "50 millis"

@@ -2,12 +2,12 @@
  * The Tmux service: the only module that runs tmux. Always on spawnkit's own server (`-L name` or `-S path`), never
  * the user's default one; always argv, never a shell string built from input.
  */
-import { execFile } from "node:child_process"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import { execFile } from "node:child_process"
 import { InvalidInput, TmuxError } from "../domain/Errors.js"
 import type { SessionName } from "../domain/Ids.js"
 import { SpawnkitConfig, type TmuxSocket } from "../SpawnkitConfig.js"
@@ -88,7 +88,11 @@ const NO_SESSION = /can't find session|no server running|error connecting to|ses
  * tmux answers for the server that follows: none (no session), or a new one. An answer that stays this way is an error.
  */
 const SERVER_EXITING = /server exited unexpectedly/
-const serverExitRetry = { while: (e: TmuxError) => SERVER_EXITING.test(e.stderr), schedule: Schedule.spaced("20 millis"), times: 3 }
+const serverExitRetry = {
+  while: (e: TmuxError) => SERVER_EXITING.test(e.stderr),
+  schedule: Schedule.spaced("20 millis"),
+  times: 3
+}
 
 /** The Tmux service. */
 export class Tmux extends Context.Service<Tmux, {
@@ -170,9 +174,13 @@ export class Tmux extends Context.Service<Tmux, {
             return yield* new InvalidInput({ field: "command", reason: "expected a program and its arguments" })
           }
           const envArgs = Object.entries(spec.env).flatMap(([k, v]) => ["-e", `${k}=${v}`])
-          const tagArgs = Object.entries(spec.tags).flatMap(([k, v]) => [";", "set-option", "-t", `=${spec.name}:`, `@${k}`, v])
+          const tagArgs = Object.entries(spec.tags).flatMap((
+            [k, v]
+          ) => [";", "set-option", "-t", `=${spec.name}:`, `@${k}`, v])
           const hookArgs = Object.entries(spec.hooks ?? {}).flatMap(([hook, cmd]) => ["set-hook", "-g", hook, cmd, ";"])
-          const serverEnvArgs = Object.entries(spec.serverEnv ?? {}).flatMap(([k, v]) => ["set-environment", "-g", k, v, ";"])
+          const serverEnvArgs = Object.entries(spec.serverEnv ?? {}).flatMap((
+            [k, v]
+          ) => ["set-environment", "-g", k, v, ";"])
           const args = [
             "start-server",
             ";",
@@ -243,8 +251,7 @@ export class Tmux extends Context.Service<Tmux, {
             )
             : Effect.succeed(Option.none())
 
-        const killSession = (name: SessionName) =>
-          runOptional(["kill-session", "-t", `=${name}`]).pipe(Effect.asVoid)
+        const killSession = (name: SessionName) => runOptional(["kill-session", "-t", `=${name}`]).pipe(Effect.asVoid)
 
         const listSessions = runOptional(["list-sessions", "-F", ["#{session_name}", tagFormat].join(SEP)]).pipe(
           Effect.map(Option.match({
@@ -257,26 +264,27 @@ export class Tmux extends Context.Service<Tmux, {
           }))
         )
 
-        const listPanes = runOptional(["list-panes", "-a", "-F", ["#{session_name}", PANE_FORMAT, tagFormat].join(SEP)]).pipe(
-          Effect.map(Option.match({
-            onNone: (): ReadonlyArray<SessionPane> => [],
-            onSome: (out) => {
-              const bySession = new Map<string, SessionPane>()
-              for (const line of out.split("\n")) {
-                if (line.length === 0) continue
-                const [name = "", ...fields] = line.split(SEP)
-                if (bySession.has(name)) continue
-                const paneFields = fields.slice(0, PANE_FIELDS)
-                bySession.set(name, {
-                  name,
-                  pane: parsePane(paneFields.join(SEP)),
-                  tags: tagsFrom(fields.slice(PANE_FIELDS))
-                })
+        const listPanes = runOptional(["list-panes", "-a", "-F", ["#{session_name}", PANE_FORMAT, tagFormat].join(SEP)])
+          .pipe(
+            Effect.map(Option.match({
+              onNone: (): ReadonlyArray<SessionPane> => [],
+              onSome: (out) => {
+                const bySession = new Map<string, SessionPane>()
+                for (const line of out.split("\n")) {
+                  if (line.length === 0) continue
+                  const [name = "", ...fields] = line.split(SEP)
+                  if (bySession.has(name)) continue
+                  const paneFields = fields.slice(0, PANE_FIELDS)
+                  bySession.set(name, {
+                    name,
+                    pane: parsePane(paneFields.join(SEP)),
+                    tags: tagsFrom(fields.slice(PANE_FIELDS))
+                  })
+                }
+                return [...bySession.values()]
               }
-              return [...bySession.values()]
-            }
-          }))
-        )
+            }))
+          )
 
         return Tmux.of({ newSession, paneState, tagsOfPane, killSession, listSessions, listPanes })
       })

@@ -9,10 +9,9 @@ import { cliScript } from "./PackagePaths.js"
 const SAFE_PATH = /^[A-Za-z0-9_./@+-]+$/
 
 /** The global tmux hooks spawnkit installs with every session (none if the install path is unusual). */
-export const exitHooks: Readonly<Record<string, string>> =
-  SAFE_PATH.test(process.execPath) && SAFE_PATH.test(cliScript)
-    ? {
-      "pane-died":
-        `run-shell -b "'${process.execPath}' '${cliScript}' agent-exited --pane '#{pane_id}' --socket '#{socket_path}'"`
-    }
-    : {}
+export const exitHooks: Readonly<Record<string, string>> = SAFE_PATH.test(process.execPath) && SAFE_PATH.test(cliScript)
+  ? {
+    "pane-died":
+      `run-shell -b "'${process.execPath}' '${cliScript}' agent-exited --pane '#{pane_id}' --socket '#{socket_path}'"`
+  }
+  : {}

@@ -15,12 +15,12 @@ import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { AgentId, sessionNameOf, TaskId } from "../domain/Ids.js"
 import { tailLines } from "../host/Tail.js"
-import { Registry } from "../registry/Registry.js"
-import { logPath } from "../host/Workspace.js"
 import { Tmux } from "../host/Tmux.js"
-import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { logPath } from "../host/Workspace.js"
+import { Registry } from "../registry/Registry.js"
 import { removeAgentFiles } from "../spawn/AgentFiles.js"
 import { EXIT_TAIL_LINES, isoOf, replaceAgent } from "../spawn/AgentRecords.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
 
 /** What recording an exit did. */
 export type ExitRecord =

@@ -11,11 +11,11 @@ import { AgentNotFound } from "../domain/Errors.js"
 import { type AgentId, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { stopGroup } from "../host/Processes.js"
-import { Registry } from "../registry/Registry.js"
 import { Tmux } from "../host/Tmux.js"
-import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { Registry } from "../registry/Registry.js"
 import { removeAgentFiles } from "../spawn/AgentFiles.js"
 import { isoOf, replaceAgent } from "../spawn/AgentRecords.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
 
 /** What `kill` did. */
 export interface KillResult {

@@ -4,16 +4,16 @@
  * Security: an agent acts only for itself and its subtree, in its own task; the secret proves the identity, so a
  * process that merely knows an agent id cannot speak for it.
  */
-import { createHash, timingSafeEqual } from "node:crypto"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { createHash, timingSafeEqual } from "node:crypto"
 import type { Agent } from "../domain/Agent.js"
+import { parseAgentId, parseTaskId } from "../domain/Decode.js"
 import { NotPermitted } from "../domain/Errors.js"
 import { ORCHESTRATOR } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { Registry } from "../registry/Registry.js"
-import { parseAgentId, parseTaskId } from "../domain/Decode.js"
 
 /** The caller of a server. */
 export type Caller =

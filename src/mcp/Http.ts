@@ -9,8 +9,6 @@
  * call whose session closes (DELETE, shutdown) or that its client cancels gets a JSON-RPC error, since the SDK sends
  * nothing for an aborted request and would leave its POST open.
  */
-import { randomUUID, timingSafeEqual } from "node:crypto"
-import * as Http from "node:http"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import {
   ErrorCode,
@@ -21,6 +19,8 @@ import {
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import { randomUUID, timingSafeEqual } from "node:crypto"
+import * as Http from "node:http"
 import { errnoCode, InvalidConfiguration, ServerBindFailed } from "../domain/Errors.js"
 import { expiredSessions, sessionToEvict, type SessionUse } from "./HttpSessions.js"
 import { type InFlight, makeServer, type ToolRuntime } from "./Server.js"
@@ -346,7 +346,8 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
     if (!isLoopback(settings.host) && (settings.token === undefined || settings.token.length === 0)) {
       return yield* new InvalidConfiguration({
         variable: "SPAWNKIT_HTTP_TOKEN",
-        reason: `${settings.host} is not a loopback address; set SPAWNKIT_HTTP_TOKEN (or --token) to a non-empty token to serve on it`
+        reason:
+          `${settings.host} is not a loopback address; set SPAWNKIT_HTTP_TOKEN (or --token) to a non-empty token to serve on it`
       })
     }
     const runLogged = Effect.runForkWith(yield* Effect.context<never>())
@@ -381,10 +382,11 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
         })
         server.listen(settings.port, settings.host, () => resume(Effect.succeed(server)))
       }),
-      (server) => Effect.callback<void>((resume) => {
-        server.close(() => resume(Effect.void))
-        server.closeAllConnections()
-      })
+      (server) =>
+        Effect.callback<void>((resume) => {
+          server.close(() => resume(Effect.void))
+          server.closeAllConnections()
+        })
     )
     // Released before the listener: calls in flight are answered while their connections are still open.
     yield* Effect.addFinalizer(() =>

@@ -20,9 +20,10 @@ const settings: Config.Config<HttpSettings> = Config.all({
   ),
   token: Config.option(Config.Redacted("SPAWNKIT_HTTP_TOKEN")),
   origins: Config.String("SPAWNKIT_HTTP_ALLOWED_ORIGINS").pipe(Config.withDefault("")),
-  maxBodyBytes: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024)), "SPAWNKIT_HTTP_MAX_BODY_BYTES").pipe(
-    Config.withDefault(4 * 1024 * 1024)
-  ),
+  maxBodyBytes: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1024)), "SPAWNKIT_HTTP_MAX_BODY_BYTES")
+    .pipe(
+      Config.withDefault(4 * 1024 * 1024)
+    ),
   maxSessions: Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)), "SPAWNKIT_HTTP_MAX_SESSIONS").pipe(
     Config.withDefault(1000)
   ),

@@ -13,12 +13,12 @@ import * as Logger from "effect/Logger"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { CallerIdentity } from "./Caller.js"
-import { reconcile } from "../supervisor/Reconciler.js"
 import * as Spawnkit from "../Spawnkit.js"
+import { reconcile } from "../supervisor/Reconciler.js"
+import { CallerIdentity } from "./Caller.js"
 import type { HttpSettings } from "./Http.js"
 import { drain, type InFlight, makeServer, type ToolRuntime } from "./Server.js"
-import { StdioTransport, stdioMaxMessageBytes } from "./Stdio.js"
+import { stdioMaxMessageBytes, StdioTransport } from "./Stdio.js"
 
 /** Build the tools' runtime (the caller's identity verified from the environment) for the scope's life. */
 const toolRuntime = Effect.acquireRelease(
@@ -53,7 +53,10 @@ const periodicReconcile = (runtime: ToolRuntime) =>
         Exit.isSuccess(exit)
           ? Effect.all([
             Effect.forEach(exit.value.repairs, (r) => Effect.logInfo(`reconcile: ${r.kind} ${r.target}: ${r.reason}`)),
-            Effect.forEach(exit.value.failed, (r) => Effect.logWarning(`reconcile: ${r.kind} ${r.target} failed: ${r.error}`)),
+            Effect.forEach(
+              exit.value.failed,
+              (r) => Effect.logWarning(`reconcile: ${r.kind} ${r.target} failed: ${r.error}`)
+            ),
             Effect.forEach(exit.value.unreadable, (u) =>
               Effect.logWarning(
                 `reconcile: task ${u.task_id} cannot be read (${u.reason}); left untouched. ` +

@@ -14,9 +14,9 @@ import * as Fiber from "effect/Fiber"
 import type * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { invalidInput } from "../domain/Decode.js"
 import type { Services } from "../Spawnkit.js"
 import type { CallerIdentity } from "./Caller.js"
-import { invalidInput } from "../domain/Decode.js"
 import { type ToolDefinition, tools } from "./tools/index.js"
 
 /** The runtime every tool call runs in. */
@@ -116,7 +116,9 @@ export const makeServer = (runtime: ToolRuntime, inFlight: InFlight): McpServer 
         structuredContent: exit.value as Record<string, unknown>
       }
     }
-    if (Cause.hasInterruptsOnly(exit.cause)) return errorResult("Cancelled: the request was cancelled; nothing was kept.")
+    if (Cause.hasInterruptsOnly(exit.cause)) {
+      return errorResult("Cancelled: the request was cancelled; nothing was kept.")
+    }
     return errorResult(describeFailure(exit.cause))
   })
   return mcp

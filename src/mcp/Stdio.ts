@@ -6,7 +6,6 @@
  * goes on serving; the transport closes (and `closed` settles) when stdin ends, fails or closes, or stdout fails or
  * closes, so the server exits whenever its client goes away.
  */
-import type { Readable, Writable } from "node:stream"
 import { serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
 import {
@@ -17,6 +16,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js"
 import * as Config from "effect/Config"
 import * as Schema from "effect/Schema"
+import type { Readable, Writable } from "node:stream"
 
 /** Largest stdio message read (SPAWNKIT_STDIO_MAX_MESSAGE_BYTES, default 10 MiB: the SDK transport's own limit). */
 export const stdioMaxMessageBytes = Config.schema(
@@ -188,7 +188,9 @@ export class StdioTransport implements Transport {
   }
 
   send(message: JSONRPCMessage): Promise<void> {
-    if (this.closedBecause !== undefined) return Promise.reject(new Error(`stdio transport closed: ${this.closedBecause}`))
+    if (this.closedBecause !== undefined) {
+      return Promise.reject(new Error(`stdio transport closed: ${this.closedBecause}`))
+    }
     return new Promise((resolve, reject) => {
       this.output.write(serializeMessage(message), (error) => (error ? reject(error) : resolve()))
     })
@@ -270,7 +272,9 @@ export class StdioTransport implements Transport {
   }
 
   private refuse(id: RequestId | undefined, code: number, message: string) {
-    this.options.onRefused(`refused a stdio message${id === undefined ? "" : ` (id ${JSON.stringify(id)})`}: ${message}`)
+    this.options.onRefused(
+      `refused a stdio message${id === undefined ? "" : ` (id ${JSON.stringify(id)})`}: ${message}`
+    )
     this.send({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), error: { code, message } }).catch((e: unknown) =>
       this.onerror?.(e instanceof Error ? e : new Error(String(e)))
     )

@@ -2,9 +2,9 @@
  * Atomic file replacement: write a temp file beside the target, fsync it, rename it over the target, fsync the
  * directory. Invariant: a reader sees the old bytes or the new bytes, never a mix, even after a crash.
  */
+import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import * as Effect from "effect/Effect"
 import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import type { FaultInjection } from "../faults/FaultInjection.js"
 

@@ -7,14 +7,14 @@
  * single open descriptor and a single Semaphore (reference-counted, closed with its last user): a fiber first
  * takes the process's Semaphore, then the process takes the fcntl lock.
  */
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
-import * as OsLock from "os-lock"
-import { performance } from "node:perf_hooks"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
+import { performance } from "node:perf_hooks"
+import * as OsLock from "os-lock"
 import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 
 /** A held-while-running lock: `withLock(effect)` runs the effect as the only holder across all processes. */
@@ -80,7 +80,8 @@ export const make = (path: string): Effect.Effect<FileLock, RegistryIoError, Sco
           try: () => OsLock.lock(entry.fd, { exclusive: true }),
           catch: ioError(path, "lock")
         }).pipe(Effect.tap(() => Metric.update(lockWaitMs, performance.now() - requested))),
-        () => Effect.tryPromise({ try: () => OsLock.unlock(entry.fd), catch: ioError(path, "unlock") }).pipe(Effect.orDie)
+        () =>
+          Effect.tryPromise({ try: () => OsLock.unlock(entry.fd), catch: ioError(path, "unlock") }).pipe(Effect.orDie)
       )
     const withLock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.suspend(() => {

@@ -18,8 +18,6 @@
  * Stored data is untrusted (agents can write these files): a file is decoded and validated on every read that is not
  * a cache hit of the exact same text, and a file whose `task_id` is not its directory's is RegistryCorrupt.
  */
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
@@ -27,15 +25,25 @@ import * as Path from "effect/Path"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
-import { InvalidInput, ioFailure, RegistryCorrupt, RegistryIoError, TaskExists, TaskNotCorrupt, TaskNotFound } from "../domain/Errors.js"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
+import {
+  InvalidInput,
+  ioFailure,
+  RegistryCorrupt,
+  RegistryIoError,
+  TaskExists,
+  TaskNotCorrupt,
+  TaskNotFound
+} from "../domain/Errors.js"
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
+import { activeMarkersDir, lockPath, quarantineDir, REGISTRY_FILE, registryPath, taskDir } from "../host/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { writeAtomic } from "./AtomicFile.js"
 import * as FileLock from "./FileLock.js"
 import { type ListOptions, pageOf, Registry, type RegistryTransaction, type UnreadableTask } from "./Registry.js"
-import { activeMarkersDir, lockPath, quarantineDir, REGISTRY_FILE, registryPath, taskDir } from "../host/Workspace.js"
 
 const decodeTask = Schema.decodeUnknownEffect(TaskRegistry)
 const encodeTask = Schema.encodeEffect(TaskRegistry)
@@ -111,9 +119,15 @@ export const layer: Layer.Layer<
 
     const markerOf = (taskId: string) => NodePath.join(markers, taskId)
     const setMarker = (taskId: string) =>
-      Effect.try({ try: () => Fs.writeFileSync(markerOf(taskId), "", { flag: "a" }), catch: ioError(markerOf(taskId), "create") })
+      Effect.try({
+        try: () => Fs.writeFileSync(markerOf(taskId), "", { flag: "a" }),
+        catch: ioError(markerOf(taskId), "create")
+      })
     const clearMarker = (taskId: string) =>
-      Effect.try({ try: () => Fs.rmSync(markerOf(taskId), { force: true }), catch: ioError(markerOf(taskId), "remove") })
+      Effect.try({
+        try: () => Fs.rmSync(markerOf(taskId), { force: true }),
+        catch: ioError(markerOf(taskId), "remove")
+      })
 
     const writeFile = (task: TaskRegistry) =>
       Effect.gen(function*() {
@@ -135,7 +149,9 @@ export const layer: Layer.Layer<
       )
 
     /** The tasks of the home: none when it does not exist (nothing has been written to it yet). */
-    const taskIds = Effect.suspend(() => (Fs.existsSync(home) ? listIds(home) : Effect.succeed<ReadonlyArray<TaskId>>([])))
+    const taskIds = Effect.suspend(
+      () => (Fs.existsSync(home) ? listIds(home) : Effect.succeed<ReadonlyArray<TaskId>>([]))
+    )
 
     const list = (options: ListOptions = {}) =>
       Effect.gen(function*() {
@@ -152,9 +168,12 @@ export const layer: Layer.Layer<
             // A directory without a registry file yet (being created), or a marker left by a crash, is not a task.
             Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined)),
             Effect.catchTags({
-              RegistryCorrupt: (e) => Effect.sync(() => void unreadable.push({ task_id: id, location: e.path, reason: e.reason })),
+              RegistryCorrupt: (e) =>
+                Effect.sync(() => void unreadable.push({ task_id: id, location: e.path, reason: e.reason })),
               RegistryIoError: (e) =>
-                Effect.sync(() => void unreadable.push({ task_id: id, location: e.path, reason: `${e.operation}: ${e.reason}` }))
+                Effect.sync(() =>
+                  void unreadable.push({ task_id: id, location: e.path, reason: `${e.operation}: ${e.reason}` })
+                )
             })
           )
           if (task !== undefined && (!active || activeCount(task.agents) > 0)) tasks.push(task)
@@ -186,7 +205,10 @@ export const layer: Layer.Layer<
             // (where it fails the transaction with RegistryCorrupt, as before the markers existed).
             const active = yield* readFile(id).pipe(
               Effect.map((task) => activeCount(task.agents) > 0),
-              Effect.catchTags({ TaskNotFound: () => Effect.succeed(false), RegistryCorrupt: () => Effect.succeed(true) })
+              Effect.catchTags({
+                TaskNotFound: () => Effect.succeed(false),
+                RegistryCorrupt: () => Effect.succeed(true)
+              })
             )
             if (active) {
               yield* Effect.try({
@@ -229,7 +251,10 @@ export const layer: Layer.Layer<
     const quarantine = (taskId: TaskId) =>
       lock.withLock(
         Effect.gen(function*() {
-          const decoded = yield* readFile(taskId).pipe(Effect.as(true), Effect.catchTag("RegistryCorrupt", () => Effect.succeed(false)))
+          const decoded = yield* readFile(taskId).pipe(
+            Effect.as(true),
+            Effect.catchTag("RegistryCorrupt", () => Effect.succeed(false))
+          )
           if (decoded) {
             return yield* new TaskNotCorrupt({ taskId })
           }
@@ -280,7 +305,10 @@ export const layer: Layer.Layer<
       lock.withLock(
         Effect.gen(function*() {
           if (!isTaskId(task.task_id)) {
-            return yield* new InvalidInput({ field: "task_id", reason: `${JSON.stringify(task.task_id)} is not a task id` })
+            return yield* new InvalidInput({
+              field: "task_id",
+              reason: `${JSON.stringify(task.task_id)} is not a task id`
+            })
           }
           const dir = taskDir(home, task.task_id)
           if (yield* fs.exists(path.join(dir, REGISTRY_FILE)).pipe(Effect.orElseSucceed(() => false))) {
@@ -288,7 +316,9 @@ export const layer: Layer.Layer<
           }
           yield* Effect.forEach([dir, path.join(dir, "prompts"), path.join(dir, "logs")], (d) =>
             fs.makeDirectory(d, { recursive: true }).pipe(
-              Effect.mapError((e) => new RegistryIoError({ path: d, operation: "create directory", ...ioFailure(e) }))
+              Effect.mapError((e) =>
+                new RegistryIoError({ path: d, operation: "create directory", ...ioFailure(e) })
+              )
             ))
           yield* writeFile(withDerivedFields(task))
         })

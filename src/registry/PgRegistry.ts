@@ -42,6 +42,7 @@ import {
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
+import { taskDir } from "../host/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import {
   type ListOptions,
@@ -51,7 +52,6 @@ import {
   type Transition,
   type UnreadableTask
 } from "./Registry.js"
-import { taskDir } from "../host/Workspace.js"
 
 const decodeTask = Schema.decodeUnknownEffect(TaskRegistry)
 const encodeTask = Schema.encodeEffect(TaskRegistry)
@@ -192,7 +192,11 @@ export const layer: Layer.Layer<
     const migrate = transaction((client) =>
       Effect.gen(function*() {
         yield* query(client, "lock the schema", "SELECT pg_advisory_xact_lock($1::bigint)", [MIGRATION_LOCK_KEY])
-        yield* query(client, "create the schema table", "CREATE TABLE IF NOT EXISTS spawnkit_schema (version integer NOT NULL)")
+        yield* query(
+          client,
+          "create the schema table",
+          "CREATE TABLE IF NOT EXISTS spawnkit_schema (version integer NOT NULL)"
+        )
         const current = (yield* query<{ version: number }>(
           client,
           "read the schema version",
@@ -210,7 +214,9 @@ export const layer: Layer.Layer<
           for (const statement of MIGRATIONS[version - 1]!) {
             yield* query(client, `migrate to schema version ${version}`, statement)
           }
-          yield* query(client, "record the schema version", "INSERT INTO spawnkit_schema (version) VALUES ($1)", [version])
+          yield* query(client, "record the schema version", "INSERT INTO spawnkit_schema (version) VALUES ($1)", [
+            version
+          ])
         }
       })
     )
@@ -235,7 +241,9 @@ export const layer: Layer.Layer<
     const encodeRow = (task: TaskRegistry) =>
       encodeTask(task).pipe(
         Effect.map((encoded) => JSON.stringify(encoded)),
-        Effect.mapError((e) => new RegistryIoError({ path: where(task.task_id), operation: "encode", reason: e.message }))
+        Effect.mapError((e) =>
+          new RegistryIoError({ path: where(task.task_id), operation: "encode", reason: e.message })
+        )
       )
 
     const read = (taskId: TaskId) =>
@@ -268,7 +276,8 @@ export const layer: Layer.Layer<
           yield* decodeRow(row.task_id, row.doc).pipe(
             Effect.match({
               onSuccess: (task) => void tasks.push(task),
-              onFailure: (e) => void unreadable.push({ task_id: row.task_id as TaskId, location: e.path, reason: e.reason })
+              onFailure: (e) =>
+                void unreadable.push({ task_id: row.task_id as TaskId, location: e.path, reason: e.reason })
             })
           )
         }
@@ -365,7 +374,10 @@ export const layer: Layer.Layer<
     const createTask = (task: TaskRegistry) =>
       Effect.gen(function*() {
         if (!isTaskId(task.task_id)) {
-          return yield* new InvalidInput({ field: "task_id", reason: `${JSON.stringify(task.task_id)} is not a task id` })
+          return yield* new InvalidInput({
+            field: "task_id",
+            reason: `${JSON.stringify(task.task_id)} is not a task id`
+          })
         }
         const derived = withDerivedFields(task)
         const inserted = yield* query(
@@ -381,7 +393,9 @@ export const layer: Layer.Layer<
         const dir = taskDir(config.home, task.task_id)
         yield* Effect.forEach([dir, path.join(dir, "prompts"), path.join(dir, "logs")], (d) =>
           fs.makeDirectory(d, { recursive: true }).pipe(
-            Effect.mapError((e) => new RegistryIoError({ path: d, operation: "create directory", ...ioFailure(e) }))
+            Effect.mapError((e) =>
+              new RegistryIoError({ path: d, operation: "create directory", ...ioFailure(e) })
+            )
           ))
       })
 

@@ -9,14 +9,14 @@ import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { isActiveStatus } from "../domain/Agent.js"
+import { invalidInput, parseAgentId, parseTaskId } from "../domain/Decode.js"
 import { AgentNotFound } from "../domain/Errors.js"
-import { parseJsonLine } from "../internal/json.js"
 import { tailOf } from "../host/Tail.js"
-import { Registry } from "../registry/Registry.js"
 import { logPath } from "../host/Workspace.js"
+import { parseJsonLine } from "../internal/json.js"
+import { Registry } from "../registry/Registry.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { type LineFilter, makeLineFilter, MAX_FILTER_LENGTH } from "./LineFilter.js"
-import { invalidInput, parseAgentId, parseTaskId } from "../domain/Decode.js"
 
 /** Lines of the tail (`tail`): at least 1, at most 5000. */
 export const TailLines = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5000 }))
@@ -46,8 +46,7 @@ const SCANNED_LINES = 100_000
 /** Most bytes a follower reads from the log at once; it reads again at once when more is waiting. */
 const FOLLOW_READ_BYTES = 4 * 1024 * 1024
 
-const parseJson = (line: string): unknown =>
-  line.trimStart().startsWith("{") ? parseJsonLine(line) : undefined
+const parseJson = (line: string): unknown => line.trimStart().startsWith("{") ? parseJsonLine(line) : undefined
 
 const field = (value: unknown, key: string): unknown =>
   typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined
@@ -70,7 +69,9 @@ export const describeEvent = (line: string): string => {
     return content.map((part) => {
       const kind = field(part, "type")
       if (kind === "text") return `[${type}] ${clip(String(field(part, "text") ?? ""))}`
-      if (kind === "tool_use") return `[tool ${String(field(part, "name"))}] ${clip(JSON.stringify(field(part, "input")))}`
+      if (kind === "tool_use") {
+        return `[tool ${String(field(part, "name"))}] ${clip(JSON.stringify(field(part, "input")))}`
+      }
       if (kind === "tool_result") return `[tool result] ${clip(JSON.stringify(field(part, "content")))}`
       return `[${type} ${String(kind)}]`
     }).join("\n")
@@ -124,7 +125,11 @@ export const agentOutput = Effect.fn("AgentOutput.read")(function*(
   const { agent, agentId, taskId } = yield* findAgent(taskIdInput, agentIdInput)
   const config = yield* SpawnkitConfig
   const format = options.format ?? "text"
-  const read = yield* tailOf(logPath(config.home, taskId, agentId), SCANNED_LINES, options.max_bytes ?? DEFAULT_MAX_BYTES)
+  const read = yield* tailOf(
+    logPath(config.home, taskId, agentId),
+    SCANNED_LINES,
+    options.max_bytes ?? DEFAULT_MAX_BYTES
+  )
   const matching = yield* Effect.scoped(
     Effect.gen(function*() {
       const filter = options.filter === undefined
@@ -169,10 +174,17 @@ export const followOutput = Effect.fn("AgentOutput.follow")(function*(
   const sizeOf = fs.stat(file).pipe(Effect.map((i) => i.size), Effect.orElseSucceed(() => 0n))
   const stillActive = registry.read(taskId).pipe(
     Effect.map((t) => t.agents.find((a) => a.id === agentId)),
-    Effect.flatMap((a) => (a === undefined ? Effect.fail(new AgentNotFound({ taskId, agentId })) : Effect.succeed(isActiveStatus(a.status))))
+    Effect.flatMap((
+      a
+    ) => (a === undefined
+      ? Effect.fail(new AgentNotFound({ taskId, agentId }))
+      : Effect.succeed(isActiveStatus(a.status)))
+    )
   )
   return yield* Effect.scoped(Effect.gen(function*() {
-    const filter = options.filter === undefined ? undefined : yield* makeLineFilter(options.filter, config.filterTimeoutMs)
+    const filter = options.filter === undefined
+      ? undefined
+      : yield* makeLineFilter(options.filter, config.filterTimeoutMs)
     const emitLines = (lines: ReadonlyArray<string>) =>
       keep(filter, lines.filter((l) => l.trim().length > 0)).pipe(
         Effect.flatMap((kept) => Effect.forEach(entriesOf(kept, format), emit, { discard: true }))

@@ -5,9 +5,9 @@
  * still proportional to the compiled pattern's size, and a 20-character pattern such as `(a|b|ab|ba){1,1000}\d`
  * takes seconds per 10 KB line. The thread serving other calls never runs a match.
  */
-import { Worker } from "node:worker_threads"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { Worker } from "node:worker_threads"
 import { RE2JS, RE2JSSyntaxException } from "re2js"
 import { InvalidInput } from "../domain/Errors.js"
 import { filterWorkerScript } from "../host/PackagePaths.js"
@@ -23,7 +23,9 @@ const describeSyntaxError = (e: RE2JSSyntaxException): string => {
   const unsupported = (construct: string) =>
     `${construct} is not supported: ${SYNTAX} and has no backreferences, lookaround, atomic groups or possessive quantifiers`
   if (/^\\[1-9]/.test(at)) return unsupported(`the backreference ${at}`)
-  if (at.startsWith("\\k") || at.startsWith("\\g") || at.startsWith("(?P=")) return unsupported(`the named backreference ${at}`)
+  if (at.startsWith("\\k") || at.startsWith("\\g") || at.startsWith("(?P=")) {
+    return unsupported(`the named backreference ${at}`)
+  }
   if (at.startsWith("(?=")) return unsupported("the lookahead (?=…)")
   if (at.startsWith("(?!")) return unsupported("the negative lookahead (?!…)")
   if (at.startsWith("(?<=")) return unsupported("the lookbehind (?<=…)")
@@ -37,7 +39,10 @@ const describeSyntaxError = (e: RE2JSSyntaxException): string => {
 export const checkFilter = (pattern: string): Effect.Effect<void, InvalidInput> =>
   pattern.length > MAX_FILTER_LENGTH
     ? Effect.fail(
-      new InvalidInput({ field: "filter", reason: `the pattern has ${pattern.length} characters, more than ${MAX_FILTER_LENGTH}` })
+      new InvalidInput({
+        field: "filter",
+        reason: `the pattern has ${pattern.length} characters, more than ${MAX_FILTER_LENGTH}`
+      })
     )
     : Effect.try({
       try: () => {

@@ -9,16 +9,16 @@ import * as FileSystem from "effect/FileSystem"
 import * as Path from "effect/Path"
 import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
-import { AgentNotFound, AgentNotRunning, ioFailure, RegistryIoError } from "../domain/Errors.js"
-import { Finding, ProgressReport } from "../domain/Report.js"
-import type { AgentId, TaskId } from "../domain/Ids.js"
-import { parseJsonLine } from "../internal/json.js"
-import { tailLines } from "../host/Tail.js"
-import { Registry } from "../registry/Registry.js"
-import { findingsPath, progressPath } from "../host/Workspace.js"
-import { SpawnkitConfig } from "../SpawnkitConfig.js"
-import { isoOf, replaceAgent } from "../spawn/AgentRecords.js"
 import { invalidInput, parseAgentId, parseTaskId } from "../domain/Decode.js"
+import { AgentNotFound, AgentNotRunning, ioFailure, RegistryIoError } from "../domain/Errors.js"
+import type { AgentId, TaskId } from "../domain/Ids.js"
+import { Finding, ProgressReport } from "../domain/Report.js"
+import { tailLines } from "../host/Tail.js"
+import { findingsPath, progressPath } from "../host/Workspace.js"
+import { parseJsonLine } from "../internal/json.js"
+import { Registry } from "../registry/Registry.js"
+import { isoOf, replaceAgent } from "../spawn/AgentRecords.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
 
 export { Finding, Percent, ProgressReport, ReportedStatus } from "../domain/Report.js"
 
@@ -55,12 +55,19 @@ const report = <A, I, R>(
     agent: Agent,
     report: A,
     now: string
-  ) => { readonly file: (home: string, taskId: TaskId, agentId: AgentId) => string; readonly line: unknown; readonly agent: Agent; readonly result: R }
+  ) => {
+    readonly file: (home: string, taskId: TaskId, agentId: AgentId) => string
+    readonly line: unknown
+    readonly agent: Agent
+    readonly result: R
+  }
 ) =>
   Effect.gen(function*() {
     const taskId = yield* parseTaskId(taskIdInput)
     const agentId = yield* parseAgentId(agentIdInput)
-    const decoded = yield* Schema.decodeUnknownEffect(schema)(input, { errors: "all" }).pipe(Effect.mapError(invalidInput))
+    const decoded = yield* Schema.decodeUnknownEffect(schema)(input, { errors: "all" }).pipe(
+      Effect.mapError(invalidInput)
+    )
     const config = yield* SpawnkitConfig
     const registry = yield* Registry
     const fs = yield* FileSystem.FileSystem
@@ -113,4 +120,5 @@ export const REPORT_TAIL_BYTES = 64 * 1024
 export const readJsonLines = (file: string, limit: number, maxBytes = REPORT_TAIL_BYTES) =>
   limit <= 0
     ? Effect.succeed([])
-    : Effect.map(tailLines(file, limit, maxBytes), (lines) => lines.map((line) => parseJsonLine(line) ?? { unparsed: line }))
+    : Effect.map(tailLines(file, limit, maxBytes), (lines) =>
+      lines.map((line) => parseJsonLine(line) ?? { unparsed: line }))

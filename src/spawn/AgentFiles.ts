@@ -6,10 +6,10 @@
  * with no active record holds no agent files and the reconciler, which reads only the tasks that may hold slots,
  * finds every file a crash can leave.
  */
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import { AgentId, type TaskId } from "../domain/Ids.js"
 import { cliScript } from "../host/PackagePaths.js"
@@ -30,10 +30,14 @@ export const agentIdOfFile = (name: string): AgentId | undefined => {
  * system calls: it also runs inside registry transactions, where a thread-pool round trip costs more than the unlink.
  */
 export const removeAgentFiles = (home: string, taskId: TaskId, agentId: AgentId) =>
-  Effect.forEach([promptPath(home, taskId, agentId), mcpConfigPath(home, taskId, agentId)], (file) =>
-    Effect.try({ try: () => Fs.rmSync(file, { force: true }), catch: (e) => e }).pipe(
-      Effect.catch((e) => Effect.logError(`could not remove ${file}: ${e instanceof Error ? e.message : String(e)}`))
-    ), { discard: true })
+  Effect.forEach(
+    [promptPath(home, taskId, agentId), mcpConfigPath(home, taskId, agentId)],
+    (file) =>
+      Effect.try({ try: () => Fs.rmSync(file, { force: true }), catch: (e) => e }).pipe(
+        Effect.catch((e) => Effect.logError(`could not remove ${file}: ${e instanceof Error ? e.message : String(e)}`))
+      ),
+    { discard: true }
+  )
 
 /** The MCP client configuration that starts spawnkit's stdio server as this agent. */
 export const agentMcpConfig = (identity: Readonly<Record<string, string>>) =>
@@ -55,7 +59,11 @@ export const agentMcpConfig = (identity: Readonly<Record<string, string>>) =>
 export const writeAgentFiles = (
   home: string,
   taskId: TaskId,
-  files: { readonly prompt: string; readonly promptText: string; readonly mcpConfig?: { readonly path: string; readonly text: string } }
+  files: {
+    readonly prompt: string
+    readonly promptText: string
+    readonly mcpConfig?: { readonly path: string; readonly text: string }
+  }
 ) =>
   Effect.try({
     try: () => {
@@ -66,6 +74,5 @@ export const writeAgentFiles = (
         Fs.writeFileSync(files.mcpConfig.path, files.mcpConfig.text, { flag: "wx", mode: 0o600 })
       }
     },
-    catch: (e) =>
-      new RegistryIoError({ path: files.prompt, operation: "write", ...ioFailure(e) })
+    catch: (e) => new RegistryIoError({ path: files.prompt, operation: "write", ...ioFailure(e) })
   })

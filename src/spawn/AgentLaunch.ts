@@ -12,12 +12,12 @@ import type { Agent, Engine } from "../domain/Agent.js"
 import type { InvalidConfiguration } from "../domain/Errors.js"
 import { type AgentId, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
-import { agentRunner } from "../host/PackagePaths.js"
-import { logPath, mcpConfigPath, promptPath, taskDir } from "../host/Workspace.js"
 import { buildCommand } from "../host/Engines.js"
+import { agentRunner } from "../host/PackagePaths.js"
 import type { NewSession } from "../host/Tmux.js"
-import type { SpawnkitSettings } from "../SpawnkitConfig.js"
 import { exitHooks } from "../host/TmuxHooks.js"
+import { logPath, mcpConfigPath, promptPath, taskDir } from "../host/Workspace.js"
+import type { SpawnkitSettings } from "../SpawnkitConfig.js"
 
 /** An agent's files: its prompt (read on stdin), its log, and (claude) its MCP configuration. */
 export interface AgentPaths {

@@ -45,7 +45,9 @@ const contextBlock = (task: TaskRegistry) => {
   const lines = Object.entries(context as Record<string, unknown>)
     .filter(([, v]) => v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0) && v !== "")
     .map(([k, v]) =>
-      `- ${k.replaceAll("_", " ")}: ${Array.isArray(v) ? v.map(String).join("; ") : typeof v === "string" ? v : JSON.stringify(v)}`
+      `- ${k.replaceAll("_", " ")}: ${
+        Array.isArray(v) ? v.map(String).join("; ") : typeof v === "string" ? v : JSON.stringify(v)
+      }`
     )
   return lines.length === 0 ? "" : `\nContext:\n${lines.join("\n")}\n`
 }

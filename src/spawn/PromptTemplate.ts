@@ -20,7 +20,10 @@ export const promptTemplate = (file: Option.Option<string>) =>
       return FileSystem.FileSystem.use((fs) => fs.readFileString(path)).pipe(
         Effect.tap((text) => Effect.sync(() => void read.set(path, text))),
         Effect.mapError((e) =>
-          new InvalidConfiguration({ variable: "SPAWNKIT_PROMPT_TEMPLATE", reason: `cannot read ${path}: ${e.message}` })
+          new InvalidConfiguration({
+            variable: "SPAWNKIT_PROMPT_TEMPLATE",
+            reason: `cannot read ${path}: ${e.message}`
+          })
         )
       )
     }

@@ -7,24 +7,24 @@
  * rollback that cannot be written is never dropped: it is retried, then handed to Rollbacks, which keeps retrying in
  * the background.
  */
-import { randomBytes, randomUUID } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
+import { randomBytes, randomUUID } from "node:crypto"
 import { decide } from "../admission/Admission.js"
 import type { Agent, Engine } from "../domain/Agent.js"
 import type { AdmissionRejection, RegistryError } from "../domain/Errors.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import type { SpawnRequest } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
-import { beginSpawn, endSpawn } from "./InFlight.js"
 import { Registry } from "../registry/Registry.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { freshAgentId, removeAgent, reservedAgent, sha256 } from "./AgentRecords.js"
 import type { Handover } from "./Handover.js"
+import { beginSpawn, endSpawn } from "./InFlight.js"
 import { Rollbacks } from "./Rollbacks.js"
 
 /** What reserving gave: the agent an idempotency key already names, or a new reservation. */
@@ -59,7 +59,9 @@ export const reserveSlot = Effect.fnUntraced(function*(request: SpawnRequest, ha
   )
   return yield* handover.resource(
     admit(request, written).pipe(
-      Effect.onError(() => Effect.flatMap(Ref.get(written), (id) => (id === undefined ? Effect.void : rollback(taskId, id))))
+      Effect.onError(() =>
+        Effect.flatMap(Ref.get(written), (id) => (id === undefined ? Effect.void : rollback(taskId, id)))
+      )
     ),
     (r) => (r._tag === "Reserved" ? rollback(taskId, r.agent.id) : Effect.void)
   )
@@ -75,41 +77,44 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
   const sessionUuid = randomUUID()
   const parent = request.parent ?? ORCHESTRATOR
   const promptSha256 = sha256(request.prompt)
-  return yield* registry.update<Reservation, AdmissionRejection | RegistryError>(request.taskId, (tx) =>
-    Effect.gen(function*() {
-      const engine: Engine = request.engine ?? (tx.task.engine as Engine | undefined) ?? config.defaultEngine
-      const globalActive = yield* tx.globalActive
-      const decision = decide(
-        { task: tx.task, globalActive, globalMaxConcurrent: config.globalMaxConcurrent },
-        { agentType: request.agentType, parent, promptSha256, engine, idempotencyKey: request.idempotencyKey },
-        nowMs
-      )
-      if (Result.isFailure(decision)) return yield* Effect.fail(decision.failure)
-      if (decision.success._tag === "Existing") {
-        return { result: { _tag: "Existing", agent: decision.success.agent } as Reservation }
-      }
-      const agent = reservedAgent({
-        agentId: freshAgentId(tx.task, request.agentType, nowMs, suffix),
-        request,
-        parent,
-        depth: decision.success.depth,
-        engine,
-        task: tx.task,
-        home: config.home,
-        hostId: config.hostId,
-        ownerPid: process.pid,
-        nowMs,
-        promptSha256,
-        secretSha256: sha256(secret),
-        sessionUuid
+  return yield* registry.update<Reservation, AdmissionRejection | RegistryError>(
+    request.taskId,
+    (tx) =>
+      Effect.gen(function*() {
+        const engine: Engine = request.engine ?? (tx.task.engine as Engine | undefined) ?? config.defaultEngine
+        const globalActive = yield* tx.globalActive
+        const decision = decide(
+          { task: tx.task, globalActive, globalMaxConcurrent: config.globalMaxConcurrent },
+          { agentType: request.agentType, parent, promptSha256, engine, idempotencyKey: request.idempotencyKey },
+          nowMs
+        )
+        if (Result.isFailure(decision)) return yield* Effect.fail(decision.failure)
+        if (decision.success._tag === "Existing") {
+          return { result: { _tag: "Existing", agent: decision.success.agent } as Reservation }
+        }
+        const agent = reservedAgent({
+          agentId: freshAgentId(tx.task, request.agentType, nowMs, suffix),
+          request,
+          parent,
+          depth: decision.success.depth,
+          engine,
+          task: tx.task,
+          home: config.home,
+          hostId: config.hostId,
+          ownerPid: process.pid,
+          nowMs,
+          promptSha256,
+          secretSha256: sha256(secret),
+          sessionUuid
+        })
+        yield* Ref.set(written, agent.id)
+        beginSpawn(config.home, request.taskId, agent.id)
+        return {
+          result: { _tag: "Reserved", agent, engine, task: tx.task, secret } as Reservation,
+          next: { ...tx.task, agents: [...tx.task.agents, agent] }
+        }
       })
-      yield* Ref.set(written, agent.id)
-      beginSpawn(config.home, request.taskId, agent.id)
-      return {
-        result: { _tag: "Reserved", agent, engine, task: tx.task, secret } as Reservation,
-        next: { ...tx.task, agents: [...tx.task.agents, agent] }
-      }
-    }))
+  )
 })
 
 /**
@@ -136,7 +141,9 @@ const rollback = (taskId: TaskId, agentId: AgentId) =>
     yield* undo.pipe(
       Effect.retry({ schedule: Schedule.exponential("20 millis"), times: 4 }),
       Effect.catch((e) =>
-        Effect.logError(`could not roll back reservation ${agentId} of ${taskId} (${e.message}); retrying in the background`)
+        Effect.logError(
+          `could not roll back reservation ${agentId} of ${taskId} (${e.message}); retrying in the background`
+        )
           .pipe(Effect.andThen(rollbacks.keepTrying(`rollback of reservation ${agentId} of ${taskId}`, undo)))
       )
     )

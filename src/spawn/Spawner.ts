@@ -27,7 +27,7 @@ import { tailLines } from "../host/Tail.js"
 import { type NewSession, type PaneState, Tmux } from "../host/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { agentMcpConfig, removeAgentFiles, writeAgentFiles } from "./AgentFiles.js"
-import { agentCommand, agentEnvironment, agentPaths, type AgentPaths, agentSession } from "./AgentLaunch.js"
+import { agentCommand, agentEnvironment, type AgentPaths, agentPaths, agentSession } from "./AgentLaunch.js"
 import { renderPrompt } from "./AgentPrompt.js"
 import { EXIT_TAIL_LINES, spawnResultOf } from "./AgentRecords.js"
 import { commitAgent } from "./Commit.js"
@@ -88,18 +88,26 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
 
 /** The prompt wrapped in the agent prompt template (identity, mission, task context, how to report, limits). */
 const templatedPrompt = (agent: Agent, task: TaskRegistry, mission: string) =>
-  Effect.map(SpawnkitConfig.use((config) => promptTemplate(config.promptTemplate)), (template) =>
-    renderPrompt(template, {
-      agentId: agent.id,
-      agentType: agent.type,
-      parent: agent.parent,
-      depth: agent.depth,
-      mission,
-      task
-    }))
+  Effect.map(
+    SpawnkitConfig.use((config) => promptTemplate(config.promptTemplate)),
+    (template) =>
+      renderPrompt(template, {
+        agentId: agent.id,
+        agentType: agent.type,
+        parent: agent.parent,
+        depth: agent.depth,
+        mission,
+        task
+      })
+  )
 
 /** The files to write: the prompt, and for Claude Code spawnkit's own MCP server, started as this agent. */
-const agentFiles = (engine: Engine, paths: AgentPaths, promptText: string, identity: Readonly<Record<string, string>>) => ({
+const agentFiles = (
+  engine: Engine,
+  paths: AgentPaths,
+  promptText: string,
+  identity: Readonly<Record<string, string>>
+) => ({
   prompt: paths.prompt,
   promptText,
   ...(engine === "claude" ? { mcpConfig: { path: paths.mcpConfig, text: agentMcpConfig(identity) } } : {})

@@ -10,8 +10,8 @@
 import { type Agent, isActiveStatus, isLiveStatus } from "../domain/Agent.js"
 import { type AgentId, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
-import type { UnreadableTask } from "../registry/Registry.js"
 import type { PaneState } from "../host/Tmux.js"
+import type { UnreadableTask } from "../registry/Registry.js"
 import { agentIdOfFile } from "../spawn/AgentFiles.js"
 import { overdue } from "./Watchdog.js"
 
@@ -69,8 +69,18 @@ export type Planned =
     readonly agentId: AgentId
     readonly why: Abandoned
   }
-  | { readonly kind: "timed_out" | "stalled"; readonly taskId: TaskId; readonly agentId: AgentId; readonly reason: string }
-  | { readonly kind: "recorded_exit"; readonly taskId: TaskId; readonly agentId: AgentId; readonly exitCode: number | undefined }
+  | {
+    readonly kind: "timed_out" | "stalled"
+    readonly taskId: TaskId
+    readonly agentId: AgentId
+    readonly reason: string
+  }
+  | {
+    readonly kind: "recorded_exit"
+    readonly taskId: TaskId
+    readonly agentId: AgentId
+    readonly exitCode: number | undefined
+  }
   /** The agent's session is missing: confirm with repeated queries, then mark it lost. */
   | { readonly kind: "marked_lost"; readonly taskId: TaskId; readonly agentId: AgentId }
   | {
@@ -160,7 +170,9 @@ export const plan = (o: Observation): ReadonlyArray<Planned> => {
   // What active records of this host own: their sessions and files are not orphans (a reservation rolled back above
   // takes its own session and files with it).
   const owned = new Set<string>(
-    o.tasks.flatMap((t) => t.agents.filter((a) => isActiveStatus(a.status) && ownHost(a)).map((a) => `${t.task_id}/${a.id}`))
+    o.tasks.flatMap((t) =>
+      t.agents.filter((a) => isActiveStatus(a.status) && ownHost(a)).map((a) => `${t.task_id}/${a.id}`)
+    )
   )
   for (const s of o.sessions) {
     if (s.tags["spawnkit_home"] !== o.home || !isSessionName(s.name)) continue

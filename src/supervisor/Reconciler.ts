@@ -21,26 +21,35 @@
  * could not read, never an agent of another host (SPAWNKIT_HOST_ID), and a failed tmux query stops the pass before
  * anything is declared lost. A second pass right after a first is a no-op.
  */
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { type AgentId, type SessionName, sessionNameOf, TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
-import { isSpawnInFlight } from "../spawn/InFlight.js"
 import { processAlive } from "../host/Processes.js"
-import { Registry, type UnreadableTask } from "../registry/Registry.js"
-import { logPath, promptsDir, taskDir } from "../host/Workspace.js"
 import { Tmux } from "../host/Tmux.js"
-import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { logPath, promptsDir, taskDir } from "../host/Workspace.js"
+import { recordExit } from "../lifecycle/ExitHook.js"
+import { endAgents, stopSession } from "../lifecycle/Kill.js"
+import { Registry, type UnreadableTask } from "../registry/Registry.js"
 import { removeAgentFiles } from "../spawn/AgentFiles.js"
 import { isoOf, removeAgent, replaceAgent } from "../spawn/AgentRecords.js"
-import { recordExit } from "../lifecycle/ExitHook.js"
-import { abandoned, describeAbandoned, isOfThisHost, isTempFile, type Observation, type ObservedFile, plan, type Planned } from "./ReconcilePlan.js"
-import { endAgents, stopSession } from "../lifecycle/Kill.js"
-import * as Schema from "effect/Schema"
+import { isSpawnInFlight } from "../spawn/InFlight.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import {
+  abandoned,
+  describeAbandoned,
+  isOfThisHost,
+  isTempFile,
+  type Observation,
+  type ObservedFile,
+  plan,
+  type Planned
+} from "./ReconcilePlan.js"
 
 /** One repair (or, in a dry run, one repair that would be made). */
 export interface Repair {
@@ -92,13 +101,18 @@ const fileNamesIn = (dir: string) =>
     Effect.catch((e) =>
       e.code === "ENOENT"
         ? Effect.succeed<ReadonlyArray<string>>([])
-        : Effect.logWarning(`reconcile: cannot list ${dir} (${e.message}); skipped`).pipe(Effect.as<ReadonlyArray<string>>([]))
+        : Effect.logWarning(`reconcile: cannot list ${dir} (${e.message}); skipped`).pipe(
+          Effect.as<ReadonlyArray<string>>([])
+        )
     )
   )
 
 /** When a file was last modified, if it exists. */
 const mtimeOf = (file: string) =>
-  Effect.try({ try: () => Fs.statSync(file).mtimeMs, catch: (e) => e }).pipe(Effect.option, Effect.map(Option.getOrUndefined))
+  Effect.try({ try: () => Fs.statSync(file).mtimeMs, catch: (e) => e }).pipe(
+    Effect.option,
+    Effect.map(Option.getOrUndefined)
+  )
 
 /** The agent files and registry temp files in the directories of the given tasks. */
 const observeFiles = (home: string, taskIds: Iterable<TaskId>) =>
@@ -107,7 +121,9 @@ const observeFiles = (home: string, taskIds: Iterable<TaskId>) =>
     const tempFiles: Array<ObservedFile> = []
     for (const taskId of taskIds) {
       for (const name of yield* fileNamesIn(promptsDir(home, taskId))) agentFiles.push({ taskId, name })
-      for (const name of yield* fileNamesIn(taskDir(home, taskId))) if (isTempFile(name)) tempFiles.push({ taskId, name })
+      for (const name of yield* fileNamesIn(taskDir(home, taskId))) {
+        if (isTempFile(name)) tempFiles.push({ taskId, name })
+      }
     }
     return { agentFiles, tempFiles }
   })
@@ -132,9 +148,12 @@ const readTasks = (named: ReadonlySet<TaskId>) =>
         // Gone: its sessions and files are orphans indeed.
         Effect.catchTag("TaskNotFound", () => Effect.void),
         Effect.catchTags({
-          RegistryCorrupt: (e) => Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: e.reason })),
+          RegistryCorrupt: (e) =>
+            Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: e.reason })),
           RegistryIoError: (e) =>
-            Effect.sync(() => void unreadable.push({ task_id: taskId, location: e.path, reason: `${e.operation}: ${e.reason}` }))
+            Effect.sync(() =>
+              void unreadable.push({ task_id: taskId, location: e.path, reason: `${e.operation}: ${e.reason}` })
+            )
         })
       )
     }
@@ -253,7 +272,13 @@ const describe = (p: Planned, leaseSeconds: number, home: string): Repair => {
       }
     case "timed_out":
     case "stalled":
-      return { kind: p.kind, task_id: p.taskId, agent_id: p.agentId, target: sessionNameOf(p.agentId), reason: p.reason }
+      return {
+        kind: p.kind,
+        task_id: p.taskId,
+        agent_id: p.agentId,
+        target: sessionNameOf(p.agentId),
+        reason: p.reason
+      }
     case "recorded_exit":
       return {
         kind: p.kind,
@@ -318,7 +343,9 @@ const apply = (p: Planned, observed: Observation) =>
       case "stalled": {
         const kind = p.kind
         const { ended } = yield* endAgents(p.taskId, kind, (task) =>
-          task.agents.some((a) => a.id === p.agentId && isLiveStatus(a.status))
+          task.agents.some((a) =>
+              a.id === p.agentId && isLiveStatus(a.status)
+            )
             ? [{ agentId: p.agentId, reason: p.reason }]
             : [])
         return ended.length > 0
@@ -332,16 +359,23 @@ const apply = (p: Planned, observed: Observation) =>
         return true
       case "removed_orphan_file":
       case "removed_temp_file": {
-        const dir = p.kind === "removed_orphan_file" ? promptsDir(config.home, p.taskId) : taskDir(config.home, p.taskId)
+        const dir = p.kind === "removed_orphan_file"
+          ? promptsDir(config.home, p.taskId)
+          : taskDir(config.home, p.taskId)
         const file = NodePath.join(dir, p.name)
         // A file that cannot be removed (it became a directory, its directory is read-only) is logged and left for a
         // later pass: it must not end the pass, which supervises every other task.
-        return yield* Effect.try({ try: () => Fs.rmSync(file, { force: true }), catch: (e) => e }).pipe(
+        return yield* Effect.try({
+          try: () =>
+            Fs.rmSync(file, { force: true }),
+          catch: (e) => e
+        }).pipe(
           Effect.as(true),
           Effect.catch((e) =>
-            Effect.logWarning(`reconcile: cannot remove ${file} (${e instanceof Error ? e.message : String(e)}); left`).pipe(
-              Effect.as(false)
-            )
+            Effect.logWarning(`reconcile: cannot remove ${file} (${e instanceof Error ? e.message : String(e)}); left`)
+              .pipe(
+                Effect.as(false)
+              )
           )
         )
       }
@@ -368,7 +402,9 @@ const rollBack = (p: Extract<Planned, { kind: "rolled_back_reservation" }>, obse
         const sameOwner = current?.reservation !== undefined && seen?.reservation !== undefined &&
           current.reservation.owner_pid === seen.reservation.owner_pid &&
           current.reservation.owner_host === seen.reservation.owner_host
-        if (current === undefined || !sameOwner || abandoned(current, taskId, { ...observed, nowMs: now }) === undefined) {
+        if (
+          current === undefined || !sameOwner || abandoned(current, taskId, { ...observed, nowMs: now }) === undefined
+        ) {
           return { result: false }
         }
         if (local) yield* removeAgentFiles(config.home, taskId, agentId)

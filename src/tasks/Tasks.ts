@@ -1,26 +1,26 @@
 /**
  * Tasks: creating one, listing them, reading one's state, and setting aside one whose registry cannot be read.
  */
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import { invalidInput, parseTaskId } from "../domain/Decode.js"
 import { InvalidInput, ioFailure, RegistryIoError, TaskNotCorrupt } from "../domain/Errors.js"
 import { SessionName, TaskId } from "../domain/Ids.js"
 import { CreateTaskRequest } from "../domain/SpawnRequest.js"
 import { type TaskRegistry } from "../domain/Task.js"
-import { Registry } from "../registry/Registry.js"
-import { promptsDir, taskDir } from "../host/Workspace.js"
 import { Tmux } from "../host/Tmux.js"
-import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { promptsDir, taskDir } from "../host/Workspace.js"
+import { stopSession } from "../lifecycle/Kill.js"
+import { Registry } from "../registry/Registry.js"
 import { agentIdOfFile } from "../spawn/AgentFiles.js"
 import { isoOf } from "../spawn/AgentRecords.js"
-import { stopSession } from "../lifecycle/Kill.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
 
 const decodeCreate = Schema.decodeUnknownEffect(CreateTaskRequest)
 
@@ -102,7 +102,10 @@ export type ListTasksOptions = typeof ListTasksOptions.Encoded
  * read are listed under `unreadable` (id, where, why; left untouched), never fail the listing.
  */
 export const listTasks = Effect.fn("Tasks.listTasks")(function*(input: ListTasksOptions = {}) {
-  const options = yield* Schema.decodeUnknownEffect(ListTasksOptions)(input, { errors: "all", onExcessProperty: "error" })
+  const options = yield* Schema.decodeUnknownEffect(ListTasksOptions)(input, {
+    errors: "all",
+    onExcessProperty: "error"
+  })
     .pipe(Effect.mapError(invalidInput))
   const registry = yield* Registry
   return yield* registry.list(options)

@@ -3,10 +3,6 @@
  * between the steps of a write (failure, interruption, SIGKILL), a concurrent reader that must never see a torn
  * document, and FileRegistry's refusal to read or overwrite a corrupt registry file.
  */
-import { createHash } from "node:crypto"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as NodePath from "node:path"
 import { NodeServices } from "@effect/platform-node"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -14,6 +10,10 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { createHash } from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import { writeAtomic } from "../../src/registry/AtomicFile.js"
 import { killAllChildren, startChild, supportScript } from "../support/Children.js"
@@ -101,7 +101,9 @@ describe("AtomicFile.writeAtomic", () => {
     const dir = tempDir()
     const target = NodePath.join(dir, "AGENT_REGISTRY.json")
     Fs.writeFileSync(target, OLD_BYTES)
-    const exit = await Effect.runPromise(Effect.exit(write(target, "{\"new\": true}\n", failAt("registry-after-rename"))))
+    const exit = await Effect.runPromise(
+      Effect.exit(write(target, "{\"new\": true}\n", failAt("registry-after-rename")))
+    )
     expect(Option.getOrThrow(Exit.findErrorOption(exit))).toMatchObject({
       _tag: "InjectedFault",
       step: "registry-after-rename"
@@ -287,8 +289,10 @@ describe("FileRegistry with a corrupt registry file", () => {
         env,
         Effect.gen(function*() {
           const registry = yield* Spawnkit.Registry
-          return yield* registry.update(taskId, ({ task }) =>
-            Effect.succeed({ result: "written", next: { ...task, task_description: "repaired" } }))
+          return yield* registry.update(
+            taskId,
+            ({ task }) => Effect.succeed({ result: "written", next: { ...task, task_description: "repaired" } })
+          )
         })
       )
       expect(result).toBe("written")

@@ -9,7 +9,17 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Spawnkit from "../../src/index.js"
-import { BACKENDS, cli, gatedTmux, liveSessions, promptFiles, runIn, stdoutJson, testEnvs, waitFor } from "../support/Harness.js"
+import {
+  BACKENDS,
+  cli,
+  gatedTmux,
+  liveSessions,
+  promptFiles,
+  runIn,
+  stdoutJson,
+  testEnvs,
+  waitFor
+} from "../support/Harness.js"
 
 const newEnv = testEnvs()
 
@@ -31,16 +41,23 @@ describe.each(BACKENDS)("cascade kill on the %s registry", (backend) => {
     expect(reserved).toMatchObject({ status: "reserved" })
 
     // The kill comes from another process.
-    const killed = stdoutJson(cli(env, ["kill", "--task", task.task_id, "--agent", parent.agent_id, "--cascade", "--json"]))
+    const killed = stdoutJson(
+      cli(env, ["kill", "--task", task.task_id, "--agent", parent.agent_id, "--cascade", "--json"])
+    )
     expect(killed).toMatchObject({ agent_id: parent.agent_id, status: "killed", killed: true, cascaded: [reserved.id] })
 
     gate.open()
     const exit = await Effect.runPromise(Fiber.await(child))
     expect(Exit.isFailure(exit)).toBe(true)
-    expect(exit).toMatchObject({ cause: { reasons: [{ error: { _tag: "ParentNotActive", parent: parent.agent_id, status: "killed" } }] } })
+    expect(exit).toMatchObject({
+      cause: { reasons: [{ error: { _tag: "ParentNotActive", parent: parent.agent_id, status: "killed" } }] }
+    })
 
     const after = env.readTask(task.task_id)
-    expect(after.agents.map((a: { id: string; status: string }) => [a.id, a.status])).toEqual([[parent.agent_id, "killed"]])
+    expect(after.agents.map((a: { id: string; status: string }) => [a.id, a.status])).toEqual([[
+      parent.agent_id,
+      "killed"
+    ]])
     expect(after.active_count).toBe(0)
     expect(liveSessions(env.socket)).toEqual([])
     expect(promptFiles(env.home, task.task_id)).toEqual([])
@@ -58,10 +75,18 @@ describe.each(BACKENDS)("cascade kill on the %s registry", (backend) => {
     await waitFor("the spawn reaches its session step", () => gate.arrivals() === 1)
     const reserved = env.readTask(task.task_id).agents[0]
     const killed = await runIn(env, Spawnkit.kill(task.task_id, reserved.id, "changed my mind"))
-    expect(killed).toEqual({ agent_id: reserved.id, task_id: task.task_id, status: "cancelled", killed: true, cascaded: [] })
+    expect(killed).toEqual({
+      agent_id: reserved.id,
+      task_id: task.task_id,
+      status: "cancelled",
+      killed: true,
+      cascaded: []
+    })
     gate.open()
     const exit = await Effect.runPromise(Fiber.await(spawning))
-    expect(exit).toMatchObject({ cause: { reasons: [{ error: { _tag: "SpawnCancelled", reason: "changed my mind" } }] } })
+    expect(exit).toMatchObject({
+      cause: { reasons: [{ error: { _tag: "SpawnCancelled", reason: "changed my mind" } }] }
+    })
     expect(env.readTask(task.task_id).agents).toEqual([])
     expect(liveSessions(env.socket)).toEqual([])
     expect(promptFiles(env.home, task.task_id)).toEqual([])

@@ -3,9 +3,6 @@
  * any point before the commit must leave no prompt file, no tmux session and no record behind, with the registry's
  * counts exactly as before, and the next spawn must work. The whole suite runs against both registries.
  */
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -15,6 +12,9 @@ import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import {
   type Backend,
@@ -67,7 +67,14 @@ const failAt = (target: Spawnkit.FaultStep): Faults =>
     step === target ? Effect.fail(new Spawnkit.InjectedFault({ step })) : Effect.void
   )
 
-const SPAWN_STEPS = ["after-reserve", "after-prompt", "before-session", "after-session", "after-check", "commit"] as const
+const SPAWN_STEPS = [
+  "after-reserve",
+  "after-prompt",
+  "before-session",
+  "after-session",
+  "after-check",
+  "commit"
+] as const
 
 /** The parts of a registry a failed spawn must leave exactly as they were. */
 const snapshot = (env: TestEnv, taskId: string) => {
@@ -127,7 +134,10 @@ const expectNextSpawnWorks = async (fx: Fixture, label: string) => {
   const base = snapshot(fx.env, fx.taskId)
   const sessionsBefore = liveSessions(fx.env.socket)
   const promptsBefore = promptFiles(fx.env.home, fx.taskId)
-  const next = await runIn(fx.env, Spawnkit.spawn({ taskId: fx.taskId, agentType: "next", prompt: `next after ${label}` }))
+  const next = await runIn(
+    fx.env,
+    Spawnkit.spawn({ taskId: fx.taskId, agentType: "next", prompt: `next after ${label}` })
+  )
   expect(next).toMatchObject({ status: "running", existing: false })
   expect(liveSessions(fx.env.socket).sort()).toEqual([...sessionsBefore, next.tmux_session].sort())
   expect(promptFiles(fx.env.home, fx.taskId).sort()).toEqual([...promptsBefore, `${next.agent_id}.prompt`].sort())
@@ -290,8 +300,10 @@ describe.each(BACKENDS)("%s registry", (backend) => {
         expect(e.exitCode).toBe(7)
         expect(e.lastLines).toContain("boom")
         expect(e.agentId).toMatch(/^victim-/)
-        await waitFor("the quitter's session is gone", () =>
-          liveSessions(fx.env.socket).length === 1 ? true : undefined)
+        await waitFor(
+          "the quitter's session is gone",
+          () => liveSessions(fx.env.socket).length === 1 ? true : undefined
+        )
         expectReleased(fx)
       } else {
         // Outcome 2: the spawn committed; the pane-died hook records the exit and removes session and prompt.
@@ -305,11 +317,15 @@ describe.each(BACKENDS)("%s registry", (backend) => {
         expect(agent.exit.last_lines).toEqual(["boom"])
         expect(agent.reason).toBe("exited with code 7")
         expect(agent.completed_at).toBeTruthy()
-        await waitFor("the quitter's session is gone", () =>
-          liveSessions(fx.env.socket).length === 1 ? true : undefined)
+        await waitFor(
+          "the quitter's session is gone",
+          () => liveSessions(fx.env.socket).length === 1 ? true : undefined
+        )
         expect(liveSessions(fx.env.socket)).toEqual([fx.existing.tmux_session])
-        await waitFor("the quitter's prompt file is gone", () =>
-          promptFiles(fx.env.home, fx.taskId).length === 1 ? true : undefined)
+        await waitFor(
+          "the quitter's prompt file is gone",
+          () => promptFiles(fx.env.home, fx.taskId).length === 1 ? true : undefined
+        )
         expect(promptFiles(fx.env.home, fx.taskId)).toEqual([`${fx.existing.agent_id}.prompt`])
         const after = snapshot(fx.env, fx.taskId)
         expect(after.active_count).toBe(fx.before.active_count)
@@ -327,10 +343,13 @@ describe.each(BACKENDS)("%s registry", (backend) => {
       const fx = await setup(backend)
       // Hold the spawn after its start-up check until the pane-died hook has noted the exit on the reservation.
       const noted = Effect.promise(() =>
-        waitFor("the hook notes the exit on the reservation", () =>
-          fx.env.readTask(fx.taskId).agents.some((a: any) => a.status === "reserved" && a.exit)
-            ? true
-            : undefined)
+        waitFor(
+          "the hook notes the exit on the reservation",
+          () =>
+            fx.env.readTask(fx.taskId).agents.some((a: any) => a.status === "reserved" && a.exit)
+              ? true
+              : undefined
+        )
       )
       const faults = Spawnkit.FaultInjection.layer((s) => (s === "after-check" ? Effect.asVoid(noted) : Effect.void))
       const exit = await runExit(fx.env, faults, spawnOne(fx), { agentCommand: Option.some(QUITTER) })

@@ -2,16 +2,16 @@
  * FileLock with real processes and real files: recovery after the holder is SIGKILLed, mutual exclusion across
  * processes and across fibers of one process under stress, and interruption of waiters.
  */
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as NodePath from "node:path"
-import { performance } from "node:perf_hooks"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
+import { performance } from "node:perf_hooks"
 import * as OsLock from "os-lock"
 import * as Spawnkit from "../../src/index.js"
 import * as FileLock from "../../src/registry/FileLock.js"
@@ -435,10 +435,13 @@ describe("FileLock: several instances on one file in one process", () => {
       )
     })
     await Promise.all([runIn(env, appendX), runIn(env, appendX)])
-    const final = await runIn(env, Effect.gen(function*() {
-      const registry = yield* Spawnkit.Registry
-      return yield* registry.read(taskId)
-    }))
+    const final = await runIn(
+      env,
+      Effect.gen(function*() {
+        const registry = yield* Spawnkit.Registry
+        return yield* registry.read(taskId)
+      })
+    )
     expect(final.task_description.length).toBe(1 + 2 * updates)
   })
 })

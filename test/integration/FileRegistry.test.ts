@@ -4,10 +4,10 @@
  * - the active-task markers are a superset of the tasks holding slots (rebuilt for a home that has none), so the
  *   global limit still counts every slot while finished tasks are no longer read.
  */
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import { readRegistryFile, runIn, testEnvs } from "../support/Harness.js"
 
@@ -92,7 +92,7 @@ describe("FileRegistry markers and cache", () => {
         expect(before.task_description).toBe("cached")
         // Same length, different bytes: only the contents tell the two apart.
         const file = registryFile(env.home, task.task_id)
-        Fs.writeFileSync(file, Fs.readFileSync(file, "utf8").replace('"cached"', '"edited"'))
+        Fs.writeFileSync(file, Fs.readFileSync(file, "utf8").replace("\"cached\"", "\"edited\""))
         const after = yield* registry.read(id)
         expect(after.task_description).toBe("edited")
         const seen = yield* registry.update(id, (tx) => Effect.succeed({ result: tx.task.task_description }))

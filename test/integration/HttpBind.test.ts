@@ -2,11 +2,11 @@
  * `serveHttp` refusing to start, in-process: an address taken by another listener is ServerBindFailed carrying the
  * errno code, and a non-loopback address without a token is InvalidConfiguration naming SPAWNKIT_HTTP_TOKEN.
  */
-import * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Net from "node:net"
 import { type HttpSettings, serveHttp } from "../../src/mcp/Http.js"
 import type { ToolRuntime } from "../../src/mcp/Server.js"
 

@@ -2,13 +2,13 @@
  * The PostgreSQL registry on its own, against a real server: schema migration, transactions that roll back, corrupt
  * rows left alone, the pool's size, errors that never show a password, and selection by SPAWNKIT_DATABASE_URL.
  */
-import { spawn as spawnProcess, spawnSync } from "node:child_process"
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { spawn as spawnProcess, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import {
   CLI,
@@ -73,7 +73,10 @@ describe("PgRegistry", () => {
     await newTask(env)
     psql(env.databaseUrl!, `INSERT INTO spawnkit_schema (version) VALUES (${Spawnkit.SCHEMA_VERSION + 1})`)
     const result = await runExit(env, Spawnkit.listTasks())
-    expect(result).toMatchObject({ _tag: "Failure", failure: { _tag: "RegistryDatabaseError", operation: "use the schema" } })
+    expect(result).toMatchObject({
+      _tag: "Failure",
+      failure: { _tag: "RegistryDatabaseError", operation: "use the schema" }
+    })
   })
 
   it("a failing transaction writes nothing and releases its locks", async () => {
@@ -95,13 +98,18 @@ describe("PgRegistry", () => {
     // Nothing is left holding the task row or the admission row: a spawn goes through at once.
     const spawned = await run(env, Spawnkit.spawn({ taskId, agentType: "w", prompt: "p" }))
     expect(spawned.status).toBe("running")
-    expect(Number(psql(env.databaseUrl!, `SELECT active_slots FROM spawnkit_tasks WHERE task_id = '${taskId}'`))).toBe(1)
+    expect(Number(psql(env.databaseUrl!, `SELECT active_slots FROM spawnkit_tasks WHERE task_id = '${taskId}'`))).toBe(
+      1
+    )
   })
 
   it("reports a row that does not decode as RegistryCorrupt and never overwrites it", async () => {
     const env = newEnv()
     const taskId = await newTask(env)
-    psql(env.databaseUrl!, `UPDATE spawnkit_tasks SET doc = '{"task_id": "${taskId}", "agents": 7}' WHERE task_id = '${taskId}'`)
+    psql(
+      env.databaseUrl!,
+      `UPDATE spawnkit_tasks SET doc = '{"task_id": "${taskId}", "agents": 7}' WHERE task_id = '${taskId}'`
+    )
     const read = () => psql(env.databaseUrl!, `SELECT doc FROM spawnkit_tasks WHERE task_id = '${taskId}'`).trim()
     const before = read()
     const spawn = await runExit(env, Spawnkit.spawn({ taskId, agentType: "w", prompt: "p" }))
@@ -121,7 +129,9 @@ describe("PgRegistry", () => {
     expect(full).toMatchObject({ _tag: "Failure", failure: { _tag: "LimitReached", limit: "global_max_concurrent" } })
     const global = await run(
       env,
-      Spawnkit.Registry.use((registry) => registry.update(b, (tx) => Effect.map(tx.globalActive, (n) => ({ result: n }))))
+      Spawnkit.Registry.use((registry) =>
+        registry.update(b, (tx) => Effect.map(tx.globalActive, (n) => ({ result: n })))
+      )
     )
     expect(global).toBe(2)
   })

@@ -1,8 +1,8 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { describe, expect, it } from "@effect/vitest"
-import * as Effect from "effect/Effect"
 import * as Spawnkit from "../../src/index.js"
 import {
   cli,
@@ -18,7 +18,8 @@ import {
 
 const newEnv = testEnvs()
 const json = stdoutJson
-const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
+const tmux = (env: TestEnv, ...args: Array<string>) =>
+  spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
 const reconcile = (env: TestEnv, dryRun = false) => runIn(env, Spawnkit.reconcile({ dryRun }))
 const recordOf = (env: TestEnv, taskId: string, agentId: string) =>
   readRegistryFile(env.home, taskId).agents.find((a: { id: string }) => a.id === agentId)
@@ -170,15 +171,23 @@ exec tmux "$@"
   it("stops an agent past its wall-clock limit and records it timed_out, leaving the others", async () => {
     const env = newEnv()
     const taskId = createTask(env)
-    const short = json(cli(env, ["spawn", "--task", taskId, "--type", "short", "--prompt", "p", "--timeout", "3", "--json"]))
+    const short = json(
+      cli(env, ["spawn", "--task", taskId, "--type", "short", "--prompt", "p", "--timeout", "3", "--json"])
+    )
     // Nothing is due before the limit.
     expect((await reconcile(env)).repairs).toEqual([])
     const long = json(cli(env, ["spawn", "--task", taskId, "--type", "long", "--prompt", "p", "--json"]))
     const [group] = paneGroups(env, [short.tmux_session])
-    await waitFor("the limit has passed", () => Date.now() - Date.parse(recordOf(env, taskId, short.agent_id).started_at) > 3_200)
+    await waitFor(
+      "the limit has passed",
+      () => Date.now() - Date.parse(recordOf(env, taskId, short.agent_id).started_at) > 3_200
+    )
     const report = await reconcile(env)
     expect(report.repairs).toMatchObject([{ kind: "timed_out", agent_id: short.agent_id }])
-    expect(recordOf(env, taskId, short.agent_id)).toMatchObject({ status: "timed_out", reason: expect.stringContaining("3 s") })
+    expect(recordOf(env, taskId, short.agent_id)).toMatchObject({
+      status: "timed_out",
+      reason: expect.stringContaining("3 s")
+    })
     expect(recordOf(env, taskId, long.agent_id).status).toBe("running")
     expect(liveSessions(env.socket)).toEqual([long.tmux_session])
     expect(groupAlive(group!)).toBe(false)
@@ -202,8 +211,11 @@ exec tmux "$@"
         SPAWNKIT_AGENT_COMMAND: `sh -c "while true; do echo tick; sleep 0.3; done"`
       })
     )
-    await waitFor("more than the stall limit has passed", () =>
-      Date.now() - Date.parse(recordOf(env, taskId, quiet.agent_id).started_at) > 2_500, 10_000)
+    await waitFor(
+      "more than the stall limit has passed",
+      () => Date.now() - Date.parse(recordOf(env, taskId, quiet.agent_id).started_at) > 2_500,
+      10_000
+    )
     const report = await reconcile(env)
     expect(report.repairs).toMatchObject([{ kind: "stalled", agent_id: quiet.agent_id }])
     expect(recordOf(env, taskId, quiet.agent_id)).toMatchObject({ status: "stalled" })

@@ -1,17 +1,9 @@
-import { spawn, spawnSync } from "node:child_process"
-import * as Fs from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { spawn, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Spawnkit from "../../src/index.js"
-import {
-  BACKENDS,
-  liveSessions,
-  processAlive,
-  promptFiles,
-  runIn,
-  testEnvs,
-  waitFor
-} from "../support/Harness.js"
+import { BACKENDS, liveSessions, processAlive, promptFiles, runIn, testEnvs, waitFor } from "../support/Harness.js"
 
 const newEnv = testEnvs()
 

@@ -8,13 +8,13 @@
  * hook and listing; no canary file (at the paths a traversal would reach) and no session outside the task's own is
  * touched; the other task is still supervised in the same pass; and `spawnkit task quarantine` is the way out.
  */
+import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { describe, expect, it } from "@effect/vitest"
-import * as Cause from "effect/Cause"
-import * as Effect from "effect/Effect"
 import * as Spawnkit from "../../src/index.js"
 import { cli, liveSessions, processAlive, runIn, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
 
@@ -159,8 +159,13 @@ const deadOwner = (sb: Sandbox) => ({
  * The hostile variants: each alone makes the task unreadable (with the reason shown), and each is in a state a
  * readable record would be acted on in.
  */
-const variants = (sb: Sandbox): ReadonlyArray<{ readonly what: string; readonly reason: RegExp; readonly doc: any }> => {
-  const withAgents = (...agents: Array<Record<string, unknown>>) => ({ ...sb.valid, agents: [...sb.valid.agents, ...agents] })
+const variants = (
+  sb: Sandbox
+): ReadonlyArray<{ readonly what: string; readonly reason: RegExp; readonly doc: any }> => {
+  const withAgents = (...agents: Array<Record<string, unknown>>) => ({
+    ...sb.valid,
+    agents: [...sb.valid.agents, ...agents]
+  })
   const keeperRecord = sb.valid.agents[0]
   return [
     {
@@ -192,7 +197,10 @@ const variants = (sb: Sandbox): ReadonlyArray<{ readonly what: string; readonly 
       what: "a live record tracking files outside the workspace",
       reason: /Expected tracked_files\.prompt_file of agent ok-3 in a directory of task/,
       doc: withAgents(record(sb, "ok-3", "running", {
-        tracked_files: { prompt_file: NodePath.join(sb.root, "CANARY-tracked"), log_file: NodePath.join(sb.root, "CANARY-tracked") }
+        tracked_files: {
+          prompt_file: NodePath.join(sb.root, "CANARY-tracked"),
+          log_file: NodePath.join(sb.root, "CANARY-tracked")
+        }
       }))
     },
     {
@@ -236,7 +244,8 @@ const recordIn = (sb: Sandbox, taskId: string, agentId: string) =>
     (a: { id: string }) => a.id === agentId
   )
 const paneOf = (sb: Sandbox, session: string) => {
-  const [id, pid] = String(sb.tmux("list-panes", "-t", `=${session}:`, "-F", "#{pane_id} #{pane_pid}").stdout).trim().split(" ")
+  const [id, pid] = String(sb.tmux("list-panes", "-t", `=${session}:`, "-F", "#{pane_id} #{pane_pid}").stdout).trim()
+    .split(" ")
   return { id: id!, pid: Number(pid) }
 }
 /** The agent process itself (the runner's child running the agent command), so the runner exits with its status. */
@@ -281,8 +290,10 @@ describe("planted hostile records", () => {
     }
 
     // One pass: the planted task is reported and left alone, and the good task's overdue agent is ended in it.
-    await waitFor("the short agent is past its limit", () =>
-      Date.now() - Date.parse(recordIn(sb, sb.good, short.agent_id).started_at) > 1_200)
+    await waitFor(
+      "the short agent is past its limit",
+      () => Date.now() - Date.parse(recordIn(sb, sb.good, short.agent_id).started_at) > 1_200
+    )
     const first = sb.run(["reconcile", "--json"])
     expect(first.status, first.stderr).toBe(2)
     expect(json(first)).toEqual({
@@ -301,10 +312,15 @@ describe("planted hostile records", () => {
     for (const args of [["reconcile", "--dry-run", "--json"], ["reconcile"]]) {
       const out = sb.run(args)
       expect(out.status, args.join(" ")).toBe(2)
-      if (args.includes("--json")) expect(json(out)).toMatchObject({ repairs: [], partial: true, unreadable: [{ task_id: sb.bad }] })
-      else expect(out.stdout).toContain(`spawnkit task quarantine --task ${sb.bad}`)
+      if (args.includes("--json")) {
+        expect(json(out)).toMatchObject({ repairs: [], partial: true, unreadable: [{ task_id: sb.bad }] })
+      } else expect(out.stdout).toContain(`spawnkit task quarantine --task ${sb.bad}`)
     }
-    expect(await sb.api(Spawnkit.reconcile())).toMatchObject({ repairs: [], partial: true, unreadable: [{ task_id: sb.bad }] })
+    expect(await sb.api(Spawnkit.reconcile())).toMatchObject({
+      repairs: [],
+      partial: true,
+      unreadable: [{ task_id: sb.bad }]
+    })
     expect(liveSessions(sb.env.socket).sort()).toEqual(sessions)
     untouched("later passes")
 
@@ -319,14 +335,20 @@ describe("planted hostile records", () => {
 
     // The exit hook: the good task's agent that exits is recorded by tmux's pane-died hook...
     process.kill(agentProcessOf(paneOf(sb, exiting.tmux_session).pid), "SIGTERM")
-    await waitFor("the exit hook recorded the good agent's exit", () => recordIn(sb, sb.good, exiting.agent_id).status === "failed")
+    await waitFor(
+      "the exit hook recorded the good agent's exit",
+      () => recordIn(sb, sb.good, exiting.agent_id).status === "failed"
+    )
     expect(recordIn(sb, sb.good, exiting.agent_id).exit.exit_code).toBe(143)
     await waitFor("its session is removed", () => !liveSessions(sb.env.socket).includes(exiting.tmux_session))
     // ...and the planted task's agent that exits is not recorded: its dead pane stays, and so does every byte.
     const keeperPane = paneOf(sb, sb.keeper.tmux_session)
     process.kill(agentProcessOf(keeperPane.pid), "SIGTERM")
-    await waitFor("the keeper's pane is dead", () =>
-      String(sb.tmux("list-panes", "-t", `=${sb.keeper.tmux_session}:`, "-F", "#{pane_dead}").stdout).trim() === "1")
+    await waitFor(
+      "the keeper's pane is dead",
+      () =>
+        String(sb.tmux("list-panes", "-t", `=${sb.keeper.tmux_session}:`, "-F", "#{pane_dead}").stdout).trim() === "1"
+    )
     const socketPath = String(sb.tmux("display-message", "-p", "-t", "=canary:", "#{socket_path}").stdout).trim()
     const hook = sb.run(["agent-exited", "--pane", keeperPane.id, "--socket", socketPath])
     expect(hook.status).toBe(1)
@@ -348,7 +370,11 @@ describe("planted hostile records", () => {
       expect(out.status, args.join(" ")).toBe(0)
       const page = json(out)
       expect(page.tasks.map((t: { task_id: string }) => t.task_id), args.join(" ")).toEqual([sb.good])
-      expect(page.unreadable, args.join(" ")).toEqual([{ task_id: sb.bad, location: sb.badFile, reason: expect.any(String) }])
+      expect(page.unreadable, args.join(" ")).toEqual([{
+        task_id: sb.bad,
+        location: sb.badFile,
+        reason: expect.any(String)
+      }])
     }
     untouched("status")
   })
@@ -382,14 +408,20 @@ describe("a planted task that holds no active marker", () => {
 describe("directories an agent made in its task directory", () => {
   it("named like an agent file or a registry temp file, end no reconcile pass and are left, while files still go", async () => {
     const env = newEnv()
-    const { taskId, held } = await runIn(env, Effect.gen(function*() {
-      const task = yield* Spawnkit.createTask({ description: "dirs" })
-      const held = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "holder", prompt: "p" })
-      return { taskId: task.task_id, held }
-    }))
+    const { taskId, held } = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "dirs" })
+        const held = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "holder", prompt: "p" })
+        return { taskId: task.task_id, held }
+      })
+    )
     const dir = NodePath.join(env.home, taskId)
     const deadPid = spawnSync("true").pid!
-    const dirs = [NodePath.join(dir, "prompts", "ghost-9.prompt"), NodePath.join(dir, `AGENT_REGISTRY.json.tmp-${deadPid}-abcdef12`)]
+    const dirs = [
+      NodePath.join(dir, "prompts", "ghost-9.prompt"),
+      NodePath.join(dir, `AGENT_REGISTRY.json.tmp-${deadPid}-abcdef12`)
+    ]
     for (const d of dirs) {
       Fs.mkdirSync(d)
       Fs.writeFileSync(NodePath.join(d, "inside"), "kept")
@@ -401,7 +433,13 @@ describe("directories an agent made in its task directory", () => {
     expect(out.status, out.stdout + out.stderr).toBe(0)
     expect(json(out)).toEqual({
       dry_run: false,
-      repairs: [{ kind: "removed_orphan_file", task_id: taskId, agent_id: "ghost-8", target: orphan, reason: "no active agent owns it" }],
+      repairs: [{
+        kind: "removed_orphan_file",
+        task_id: taskId,
+        agent_id: "ghost-8",
+        target: orphan,
+        reason: "no active agent owns it"
+      }],
       unreadable: [],
       failed: [],
       partial: false
@@ -504,7 +542,10 @@ describe("task quarantine", () => {
     const sessions = liveSessions(sb.env.socket).sort()
     const out = sb.run(["task", "quarantine", "--task", sb.good, "--json"])
     expect(out.status).toBe(1)
-    expect(json(out).error).toMatchObject({ tag: "TaskNotCorrupt", message: expect.stringContaining(`task ${sb.good} decodes`) })
+    expect(json(out).error).toMatchObject({
+      tag: "TaskNotCorrupt",
+      message: expect.stringContaining(`task ${sb.good} decodes`)
+    })
     expect(tree(sb.root)).toEqual(before)
     expect(liveSessions(sb.env.socket).sort()).toEqual(sessions)
   })

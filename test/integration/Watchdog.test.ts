@@ -43,7 +43,12 @@ for (const backend of BACKENDS) {
         env,
         Effect.gen(function*() {
           const task = yield* Spawnkit.createTask({ description: "watchdog" })
-          const agent = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "limited", prompt: "p", timeoutSeconds: 3600 })
+          const agent = yield* Spawnkit.spawn({
+            taskId: task.task_id,
+            agentType: "limited",
+            prompt: "p",
+            timeoutSeconds: 3600
+          })
           return { agent, task }
         })
       )

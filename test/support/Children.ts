@@ -71,12 +71,22 @@ export const startChild = (script: string, args: ReadonlyArray<string>): Child =
             resolve(performance.now())
           } else if (exited) {
             done()
-            reject(new Error(`child ${proc.pid} exited before printing "${line}"; stdout ${JSON.stringify(lines)}; stderr: ${stderr}`))
+            reject(
+              new Error(
+                `child ${proc.pid} exited before printing "${line}"; stdout ${JSON.stringify(lines)}; stderr: ${stderr}`
+              )
+            )
           }
         }
         const timer = setTimeout(() => {
           done()
-          reject(new Error(`child ${proc.pid} did not print "${line}" within ${timeoutMs} ms; stdout ${JSON.stringify(lines)}; stderr: ${stderr}`))
+          reject(
+            new Error(
+              `child ${proc.pid} did not print "${line}" within ${timeoutMs} ms; stdout ${
+                JSON.stringify(lines)
+              }; stderr: ${stderr}`
+            )
+          )
         }, timeoutMs)
         const done = () => {
           clearTimeout(timer)

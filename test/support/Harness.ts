@@ -3,15 +3,15 @@
  * name under the shared TMUX_TMPDIR), a database of its own for the PostgreSQL registry, spawnkit's layer on them,
  * and clean-up that kills the tmux server (and waits until it is gone), removes the directory and drops the database.
  */
+import { afterEach } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import { type ChildProcess, execFileSync, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import * as Effect from "effect/Effect"
-import { afterEach } from "@effect/vitest"
-import type * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import { inject } from "vitest"
 import * as Spawnkit from "../../src/index.js"
 

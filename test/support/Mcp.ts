@@ -3,15 +3,15 @@
  * over stdio (StdioClientTransport) or Streamable HTTP (StreamableHTTPClientTransport); tool-call helpers; tmux and
  * registry probes. Every server started here is tracked until it has exited, so a test can kill all of its servers.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import { afterEach, expect } from "@effect/vitest"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import {
   CLI,
   liveSessions,
@@ -315,21 +315,27 @@ export const startHangingDeploy = async (env: TestEnv, client: Client, taskId: s
     pending = false
   })
   await waitFor("the hanging spawn's session exists", () => liveSessions(env.socket).length === before + 1)
-  await waitFor("the hanging spawn's reservation exists", () =>
-    readRegistryFile(env.home, taskId).agents.some((a: any) => a.status === "reserved"))
+  await waitFor(
+    "the hanging spawn's reservation exists",
+    () => readRegistryFile(env.home, taskId).agents.some((a: any) => a.status === "reserved")
+  )
   return { settled, stillPending: () => pending }
 }
 
 /** Wait until a task holds no tmux session, prompt file or record: what it spawned has been rolled back. */
 export const waitRolledBack = (env: TestEnv, taskId: string) =>
-  waitFor("the cancelled spawn is rolled back", () =>
-    liveSessions(env.socket).length === 0 && promptFiles(env.home, taskId).length === 0 &&
-    readRegistryFile(env.home, taskId).agents.length === 0)
+  waitFor(
+    "the cancelled spawn is rolled back",
+    () =>
+      liveSessions(env.socket).length === 0 && promptFiles(env.home, taskId).length === 0 &&
+      readRegistryFile(env.home, taskId).agents.length === 0
+  )
 
 // ---------------------------------------------------------------------------------------------------------------------
 // tmux and disk
 
-const tmux = (socket: string, args: ReadonlyArray<string>) => spawnSync("tmux", ["-S", socket, ...args], { encoding: "utf8" })
+const tmux = (socket: string, args: ReadonlyArray<string>) =>
+  spawnSync("tmux", ["-S", socket, ...args], { encoding: "utf8" })
 
 /** A variable of a session's environment (`tmux show-environment`), or undefined. */
 export const sessionEnv = (socket: string, session: string, name: string): string | undefined => {

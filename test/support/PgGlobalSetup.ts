@@ -52,7 +52,9 @@ const startCluster = (): { readonly url: string; readonly stop: () => void } => 
   if (started.status !== 0) {
     Fs.rmSync(dir, { recursive: true, force: true })
     throw new Error(
-      `the PostgreSQL registry tests need PostgreSQL: ${started.stderr.trim() || `pg-temp.sh exited ${started.status}`}\n` +
+      `the PostgreSQL registry tests need PostgreSQL: ${
+        started.stderr.trim() || `pg-temp.sh exited ${started.status}`
+      }\n` +
         "Install it (Debian: apt-get install -y postgresql) or set SPAWNKIT_TEST_DATABASE_URL to a server's URL."
     )
   }

@@ -1,11 +1,11 @@
 // Child process for test/integration/AtomicFile.test.ts: writeAtomic(<target>, contents of <source>) with faults from a
 // SPAWNKIT_FAULT-style spec (e.g. "registry-after-write:kill"), using the compiled modules from dist/.
 // Prints "written" and exits 0 when the write completes.
-import * as Fs from "node:fs"
 import { NodeServices } from "@effect/platform-node"
 import * as Effect from "effect/Effect"
-import { writeAtomic } from "../../dist/registry/AtomicFile.js"
+import * as Fs from "node:fs"
 import { FaultInjection } from "../../dist/faults/FaultInjection.js"
+import { writeAtomic } from "../../dist/registry/AtomicFile.js"
 
 const [target, source, spec] = process.argv.slice(2)
 const program = Effect.gen(function*() {

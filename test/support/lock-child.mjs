@@ -10,9 +10,9 @@
 // A critical section appends "enter <pid> <fiber>-<i>" to <log> (O_APPEND, one write each), yields to the event
 // loop, reads <counter>, yields again, writes counter + 1, and appends "exit <pid> <fiber>-<i>". Overlapping sections
 // show up in the log as an enter not followed by its own exit, and as lost counter updates.
+import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Readline from "node:readline"
-import * as Effect from "effect/Effect"
 import * as FileLock from "../../dist/registry/FileLock.js"
 
 const [mode, lockPath, ...rest] = process.argv.slice(2)

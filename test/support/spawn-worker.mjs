@@ -12,11 +12,11 @@
 // others. Output lines:
 //   {"i":n,"ok":true,"agent_id":...,"existing":bool,"depth":n,"parent":...,"tmux_session":...}
 //   {"i":n,"ok":false,"tag":...,"existingAgentId"?,"limit"?,"depth"?,"message":...}
-import * as Fs from "node:fs"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Fs from "node:fs"
 import * as Spawnkit from "../../dist/index.js"
 
 const BARRIER_TIMEOUT_MS = 120_000

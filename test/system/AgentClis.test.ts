@@ -16,13 +16,13 @@
  *
  * Needs `npm run build` first (the pane-died hook runs dist/cli/main.js).
  */
-import { randomUUID } from "node:crypto"
+import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Result from "effect/Result"
 import { spawnSync } from "node:child_process"
+import { randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as Result from "effect/Result"
 import type { Engine } from "../../src/domain/Agent.js"
 import { buildCommand } from "../../src/host/Engines.js"
 import { agentMcpConfig } from "../../src/spawn/AgentFiles.js"
@@ -83,7 +83,8 @@ const tempDir = (prefix: string) => {
 }
 
 /** Variables that could carry credentials or point a CLI at a configuration with some. */
-const CREDENTIAL_ENV = /API_KEY|TOKEN|SECRET|PASSWORD|^ANTHROPIC_|^OPENAI_|^GEMINI_|^GOOGLE_|^CLAUDE_|^CODEX_|^XDG_|^AWS_|^AZURE_|^VERTEX/i
+const CREDENTIAL_ENV =
+  /API_KEY|TOKEN|SECRET|PASSWORD|^ANTHROPIC_|^OPENAI_|^GEMINI_|^GOOGLE_|^CLAUDE_|^CODEX_|^XDG_|^AWS_|^AZURE_|^VERTEX/i
 
 /**
  * A fresh HOME for the CLIs and an environment without credentials, with the CLIs on PATH. Claude Code's and the
@@ -272,13 +273,16 @@ const spawnkit = (env: TestEnv, agentEnv: Record<string, string>, args: Readonly
     env: { ...agentEnv, ...env.env },
     timeout: 60_000
   })
-  return { ...r, json: (() => {
-    try {
-      return JSON.parse(r.stdout)
-    } catch {
-      return undefined
-    }
-  })() }
+  return {
+    ...r,
+    json: (() => {
+      try {
+        return JSON.parse(r.stdout)
+      } catch {
+        return undefined
+      }
+    })()
+  }
 }
 
 describe("spawning a real agent that exits at start-up (no credentials)", () => {
@@ -289,12 +293,29 @@ describe("spawning a real agent that exits at start-up (no credentials)", () => 
     envs.push(env)
     const { env: agentEnv } = agentEnvironment()
 
-    const created = spawnkit(env, agentEnv, ["task", "create", "--description", `${engine} start-up`, "--max-concurrent", "1", "--json"])
+    const created = spawnkit(env, agentEnv, [
+      "task",
+      "create",
+      "--description",
+      `${engine} start-up`,
+      "--max-concurrent",
+      "1",
+      "--json"
+    ])
     expect(created.status, created.stdout + created.stderr).toBe(0)
     const taskId = created.json.task_id as string
 
     const spawned = spawnkit(env, agentEnv, [
-      "spawn", "--task", taskId, "--type", `${engine}check`, "--prompt", PROMPT, "--engine", engine, "--json"
+      "spawn",
+      "--task",
+      taskId,
+      "--type",
+      `${engine}check`,
+      "--prompt",
+      PROMPT,
+      "--engine",
+      engine,
+      "--json"
     ])
     const shown = `spawn: exit ${spawned.status}, ${spawned.stdout}${spawned.stderr}`
     let exitCode: number
@@ -337,15 +358,39 @@ describe("spawning a real agent that exits at start-up (no credentials)", () => 
     expect(task.agents.filter((a: any) => ["reserved", "running"].includes(a.status))).toEqual([])
     await waitLong("dead session removed", () => (liveSessions(env.socket).length === 0 ? true : undefined))
     expect(promptFiles(env.home, taskId)).toEqual([])
-    expect(Fs.readFileSync(NodePath.join(env.home, taskId, "logs", `${agentId}.log`), "utf8")).toMatch(NO_CREDENTIALS[engine])
+    expect(Fs.readFileSync(NodePath.join(env.home, taskId, "logs", `${agentId}.log`), "utf8")).toMatch(
+      NO_CREDENTIALS[engine]
+    )
     const path = spawned.status === 0 ? "committed, then recorded failed by the pane-died hook" : "AgentExitedAtStartup"
     console.log(`${engine} agent ${agentId} (${path}): exit ${exitCode}, last line: ${lastLines.at(-1)?.slice(0, 160)}`)
 
     // The freed slot admits the next spawn (max_concurrent 1), and only that one.
-    const next = spawnkit(env, agentEnv, ["spawn", "--task", taskId, "--type", "next", "--prompt", "after the failure", "--engine", "custom", "--json"])
+    const next = spawnkit(env, agentEnv, [
+      "spawn",
+      "--task",
+      taskId,
+      "--type",
+      "next",
+      "--prompt",
+      "after the failure",
+      "--engine",
+      "custom",
+      "--json"
+    ])
     expect(next.status, next.stdout + next.stderr).toBe(0)
     expect(next.json).toMatchObject({ status: "running", existing: false })
-    const over = spawnkit(env, agentEnv, ["spawn", "--task", taskId, "--type", "next", "--prompt", "one too many", "--engine", "custom", "--json"])
+    const over = spawnkit(env, agentEnv, [
+      "spawn",
+      "--task",
+      taskId,
+      "--type",
+      "next",
+      "--prompt",
+      "one too many",
+      "--engine",
+      "custom",
+      "--json"
+    ])
     expect(over.status).not.toBe(0)
     expect(over.json?.error?.tag, over.stdout).toBe("LimitReached")
     expect(over.json.error.message).toContain("max_concurrent")

@@ -3,11 +3,11 @@
  * clean while the unlocked baseline is audited by the same rules, the results are written, and nothing is left
  * behind (every scenario's home and tmux server live under the run's own TMPDIR, every scenario's database is dropped).
  */
+import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { describe, expect, it } from "@effect/vitest"
 import { inject } from "vitest"
 import { CLI } from "../support/Harness.js"
 
@@ -79,7 +79,9 @@ describe("spawnkit bench", () => {
       // The baseline is audited, not assumed: every figure is a count.
       for (const name of ["unlocked-one-task", "unlocked-contention"]) {
         const r = byName.get(name)
-        for (const k of ["lost", "twins", "overshoot", "orphans", "torn"]) expect(Number.isInteger(r[k]), `${name}.${k}`).toBe(true)
+        for (const k of ["lost", "twins", "overshoot", "orphans", "torn"]) {
+          expect(Number.isInteger(r[k]), `${name}.${k}`).toBe(true)
+        }
         expect(r.ok + Object.values(r.rejected as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(r.attempts)
       }
       // The home-size passes ran on both registries over the same live agents, finished tasks added in between.
@@ -99,7 +101,12 @@ describe("spawnkit bench", () => {
       expect(Fs.readFileSync(md, "utf8")).toContain("| spawnkit-one-task")
       // Every scenario's home and tmux socket were removed, and every scenario's database dropped.
       expect(Fs.readdirSync(scratch)).toEqual([])
-      const databases = spawnSync(inject("psql"), ["-X", "-Atc", "SELECT datname FROM pg_database", inject("databaseUrl")], { encoding: "utf8" })
+      const databases = spawnSync(inject("psql"), [
+        "-X",
+        "-Atc",
+        "SELECT datname FROM pg_database",
+        inject("databaseUrl")
+      ], { encoding: "utf8" })
       expect(databases.status, databases.stderr).toBe(0)
       expect(databases.stdout).not.toContain("spawnkit_bench_")
     } finally {
@@ -117,7 +124,9 @@ describe("spawnkit bench", () => {
     const growth = spawnSync(process.execPath, [CLI, "bench", "--growth", "10,lots", "--json"], { encoding: "utf8" })
     expect(growth.status).not.toBe(0)
     expect(growth.stdout).toContain("growth")
-    const postgres = spawnSync(process.execPath, [CLI, "bench", "--postgres", "mysql://x", "--json"], { encoding: "utf8" })
+    const postgres = spawnSync(process.execPath, [CLI, "bench", "--postgres", "mysql://x", "--json"], {
+      encoding: "utf8"
+    })
     expect(postgres.status).not.toBe(0)
     expect(JSON.parse(postgres.stdout)).toMatchObject({ error: { tag: "InvalidInput" } })
     expect(postgres.stdout).toContain("postgres")

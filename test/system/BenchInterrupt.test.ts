@@ -3,11 +3,11 @@
  * everything it had acquired is released first: worker processes, tmux servers and their agents, scenario homes,
  * the throwaway PostgreSQL cluster, and every scenario's database on a given server.
  */
+import { afterEach, describe, expect, it } from "@effect/vitest"
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { afterEach, describe, expect, it } from "@effect/vitest"
 import { inject } from "vitest"
 import { CLI, waitFor } from "../support/Harness.js"
 
@@ -54,7 +54,11 @@ afterEach(() => {
     const scratch = NodePath.join(tmp, "scratch")
     for (const dir of Fs.existsSync(scratch) ? Fs.readdirSync(scratch) : []) {
       spawnSync("tmux", ["-S", NodePath.join(scratch, dir, "tmux.sock"), "kill-server"], { stdio: "ignore" })
-      spawnSync("bash", [NodePath.join(import.meta.dirname, "..", "..", "scripts", "pg-temp.sh"), "destroy", NodePath.join(scratch, dir, "cluster")], { stdio: "ignore" })
+      spawnSync("bash", [
+        NodePath.join(import.meta.dirname, "..", "..", "scripts", "pg-temp.sh"),
+        "destroy",
+        NodePath.join(scratch, dir, "cluster")
+      ], { stdio: "ignore" })
     }
     Fs.rmSync(tmp, { recursive: true, force: true })
   }
@@ -79,30 +83,58 @@ const interrupt = async (run: Run) => {
 }
 
 describe("spawnkit bench interrupted", () => {
-  it("SIGINT in the first scenario releases workers, tmux, homes and the throwaway cluster, and exits non-zero", async () => {
-    const run = startBench(["--processes", "2", "--spawns", "400", "--only", "one-task", "--home-finished", "0", "--postgres", "auto"])
-    await midScenario(run, "] floor: started")
-    // What is to be released exists: the scenario's home and tmux server, its workers, the cluster and its server.
-    const before = Fs.readdirSync(run.scratch)
-    expect(before.some((d) => d.startsWith("spawnkit-bench-floor-"))).toBe(true)
-    expect(before.some((d) => d.startsWith("spawnkit-bench-pg-"))).toBe(true)
-    expect(processesUnder(run.scratch).some((p) => p.includes("postgres") && p.includes(" -D "))).toBe(true)
+  it(
+    "SIGINT in the first scenario releases workers, tmux, homes and the throwaway cluster, and exits non-zero",
+    async () => {
+      const run = startBench([
+        "--processes",
+        "2",
+        "--spawns",
+        "400",
+        "--only",
+        "one-task",
+        "--home-finished",
+        "0",
+        "--postgres",
+        "auto"
+      ])
+      await midScenario(run, "] floor: started")
+      // What is to be released exists: the scenario's home and tmux server, its workers, the cluster and its server.
+      const before = Fs.readdirSync(run.scratch)
+      expect(before.some((d) => d.startsWith("spawnkit-bench-floor-"))).toBe(true)
+      expect(before.some((d) => d.startsWith("spawnkit-bench-pg-"))).toBe(true)
+      expect(processesUnder(run.scratch).some((p) => p.includes("postgres") && p.includes(" -D "))).toBe(true)
 
-    const exit = await interrupt(run)
-    expect(exit.code, run.stderr()).toBe(130)
-    expect(run.stderr()).not.toContain("[2/")
-    expect(Fs.readdirSync(run.scratch)).toEqual([])
-    expect(processesUnder(run.scratch)).toEqual([])
-  }, 300_000)
+      const exit = await interrupt(run)
+      expect(exit.code, run.stderr()).toBe(130)
+      expect(run.stderr()).not.toContain("[2/")
+      expect(Fs.readdirSync(run.scratch)).toEqual([])
+      expect(processesUnder(run.scratch)).toEqual([])
+    },
+    300_000
+  )
 
   it("SIGINT in a PostgreSQL scenario drops its database on the given server", async () => {
     // The floor runs first, always: few enough spawns that it ends soon, enough that the next scenario is still
     // running when it is interrupted.
-    const run = startBench(["--processes", "2", "--spawns", "60", "--only", "one-task-pg", "--home-finished", "0", "--postgres", inject("databaseUrl")])
+    const run = startBench([
+      "--processes",
+      "2",
+      "--spawns",
+      "60",
+      "--only",
+      "one-task-pg",
+      "--home-finished",
+      "0",
+      "--postgres",
+      inject("databaseUrl")
+    ])
     await midScenario(run, "[2/2] spawnkit-one-task-pg: started")
     const ours = `spawnkit_bench_${run.child.pid}_`
     const databases = () => {
-      const out = spawnSync(inject("psql"), ["-X", "-Atc", "SELECT datname FROM pg_database", inject("databaseUrl")], { encoding: "utf8" })
+      const out = spawnSync(inject("psql"), ["-X", "-Atc", "SELECT datname FROM pg_database", inject("databaseUrl")], {
+        encoding: "utf8"
+      })
       expect(out.status, out.stderr).toBe(0)
       return out.stdout.split("\n").filter((d) => d.startsWith(ours))
     }

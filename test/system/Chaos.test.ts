@@ -15,12 +15,12 @@
  *
  * Random choices come from a seeded generator; the seed is printed (set SPAWNKIT_CHAOS_SEED to replay one).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import { CLI, cli, makeTestEnv, processAlive, promptFiles, runIn, type TestEnv, waitFor } from "../support/Harness.js"
 import { disposeEnv, killServers, ok, startHttp } from "../support/Mcp.js"
@@ -188,7 +188,14 @@ interface Pane {
 const panes = (socket: string): Array<Pane> => {
   const r = spawnSync(
     "tmux",
-    ["-S", socket, "list-panes", "-a", "-F", "#{session_name}|#{pane_dead}|#{pane_pid}|#{@spawnkit_home}|#{@spawnkit_task}|#{@spawnkit_agent}"],
+    [
+      "-S",
+      socket,
+      "list-panes",
+      "-a",
+      "-F",
+      "#{session_name}|#{pane_dead}|#{pane_pid}|#{@spawnkit_home}|#{@spawnkit_task}|#{@spawnkit_agent}"
+    ],
     { encoding: "utf8" }
   )
   if (r.status !== 0) {
@@ -201,7 +208,8 @@ const panes = (socket: string): Array<Pane> => {
   })
 }
 
-const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
+const tmux = (env: TestEnv, ...args: Array<string>) =>
+  spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
 
 /**
  * Everything on which the registry records, the live sessions and the prompt files disagree, across every task of
@@ -314,9 +322,21 @@ const LEFT: Record<(typeof CHAOS_STEPS)[number], {
   readonly session: boolean
   readonly repairs: ReadonlyArray<string>
 }> = {
-  "after-reserve": { file: "reserved", temp: false, prompt: false, session: false, repairs: ["rolled_back_reservation"] },
+  "after-reserve": {
+    file: "reserved",
+    temp: false,
+    prompt: false,
+    session: false,
+    repairs: ["rolled_back_reservation"]
+  },
   "after-prompt": { file: "reserved", temp: false, prompt: true, session: false, repairs: ["rolled_back_reservation"] },
-  "before-session": { file: "reserved", temp: false, prompt: true, session: false, repairs: ["rolled_back_reservation"] },
+  "before-session": {
+    file: "reserved",
+    temp: false,
+    prompt: true,
+    session: false,
+    repairs: ["rolled_back_reservation"]
+  },
   "after-session": { file: "reserved", temp: false, prompt: true, session: true, repairs: ["rolled_back_reservation"] },
   "after-check": { file: "reserved", temp: false, prompt: true, session: true, repairs: ["rolled_back_reservation"] },
   // Inside the commit transaction, before its write: the reservation is still what the file says.
@@ -326,7 +346,13 @@ const LEFT: Record<(typeof CHAOS_STEPS)[number], {
   // Registry points are hit first by the reservation's write.
   "registry-after-write": { file: "old", temp: true, prompt: false, session: false, repairs: ["removed_temp_file"] },
   "registry-after-fsync": { file: "old", temp: true, prompt: false, session: false, repairs: ["removed_temp_file"] },
-  "registry-after-rename": { file: "reserved", temp: false, prompt: false, session: false, repairs: ["rolled_back_reservation"] }
+  "registry-after-rename": {
+    file: "reserved",
+    temp: false,
+    prompt: false,
+    session: false,
+    repairs: ["rolled_back_reservation"]
+  }
 }
 
 /** The leftovers of a killed spawn, as observed: registry version, temp file, prompt file, session. */
@@ -349,7 +375,17 @@ const repairKinds = (report: { readonly repairs: ReadonlyArray<{ readonly kind: 
   report.repairs.map((r) => r.kind).sort()
 
 const createTask = (env: TestEnv) => {
-  const out = cli(env, ["task", "create", "--description", "chaos", "--max-concurrent", "60", "--max-agents", "500", "--json"])
+  const out = cli(env, [
+    "task",
+    "create",
+    "--description",
+    "chaos",
+    "--max-concurrent",
+    "60",
+    "--max-agents",
+    "500",
+    "--json"
+  ])
   expect(out.status, out.stderr).toBe(0)
   return json(out).task_id as string
 }
@@ -364,147 +400,169 @@ const spawnLive = (env: TestEnv, taskId: string, type: string, prompt: string) =
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe("Chaos", () => {
-  it("a spawn SIGKILLed at each injection point: never torn, reconcile restores exact agreement, no live agent lost", async () => {
-    const t0 = performance.now()
-    const env = newEnv()
-    const taskId = createTask(env)
-    const running = new Set([0, 1, 2].map((i) => spawnLive(env, taskId, "keeper", `keep running ${i}`)))
-    expect(disagreements(env)).toEqual([])
-    const repairs: Record<string, number> = {}
+  it(
+    "a spawn SIGKILLed at each injection point: never torn, reconcile restores exact agreement, no live agent lost",
+    async () => {
+      const t0 = performance.now()
+      const env = newEnv()
+      const taskId = createTask(env)
+      const running = new Set([0, 1, 2].map((i) => spawnLive(env, taskId, "keeper", `keep running ${i}`)))
+      expect(disagreements(env)).toEqual([])
+      const repairs: Record<string, number> = {}
 
-    for (const step of CHAOS_STEPS) {
-      const before = readVersion(env.home, taskId)
-      const out = cli(env, ["spawn", "--task", taskId, "--type", "doomed", "--prompt", `killed at ${step}`, "--json"], {
-        SPAWNKIT_FAULT: `${step}:kill`
-      })
-      expect(out.signal, `${step}: the spawning process must die by SIGKILL; stdout ${out.stdout} stderr ${out.stderr}`)
-        .toBe("SIGKILL")
+      for (const step of CHAOS_STEPS) {
+        const before = readVersion(env.home, taskId)
+        const out = cli(
+          env,
+          ["spawn", "--task", taskId, "--type", "doomed", "--prompt", `killed at ${step}`, "--json"],
+          {
+            SPAWNKIT_FAULT: `${step}:kill`
+          }
+        )
+        expect(
+          out.signal,
+          `${step}: the spawning process must die by SIGKILL; stdout ${out.stdout} stderr ${out.stderr}`
+        )
+          .toBe("SIGKILL")
 
-      // Never torn: the file decodes as the old or a new whole version, and the leftovers are those of this step.
-      const left = observeLeftovers(env, taskId, before, out.pid, step)
-      const expected = LEFT[step]
-      expect(
-        { file: left.version.state, temp: left.temp, prompt: left.prompt, session: left.session },
-        `${step}: what the kill left`
-      ).toEqual({ file: expected.file, temp: expected.temp, prompt: expected.prompt, session: expected.session })
-
-      const report = json(cli(env, ["reconcile", "--json"]))
-      expect(repairKinds(report), `${step}: repairs`).toEqual([...expected.repairs].sort())
-      for (const r of report.repairs) bump(repairs, r.kind)
-      expect(disagreements(env), `${step}: agreement after reconcile`).toEqual([])
-      expectStillRunning(env, taskId, running, step)
-      if (left.version.state === "running") {
-        // A committed spawn whose process died afterwards is a legitimate agent: kept, and it stays.
-        expect(runningIds(env, taskId)).toContain(left.version.agent.id)
-        running.add(left.version.agent.id)
-      }
-      expect(json(cli(env, ["reconcile", "--json"])).repairs, `${step}: a second reconcile repairs nothing`).toEqual([])
-    }
-    expect(runningIds(env, taskId).sort()).toEqual([...running].sort())
-    console.log(
-      `chaos/steps: ${CHAOS_STEPS.length} steps killed, repairs ${JSON.stringify(sorted(repairs))}, ` +
-        `${running.size} agents running at the end, ${((performance.now() - t0) / 1000).toFixed(1)} s`
-    )
-    // It shares two cores with the race suites, which run on both registries: 124.6 s measured beside them.
-  }, 900_000)
-
-  it(`${CHAOS_ROUNDS} rounds of SIGKILLs at random points (injected and external): never torn, agreement after each reconcile`, async () => {
-    const t0 = performance.now()
-    const ROUNDS = CHAOS_ROUNDS
-    const steps: Record<string, number> = {}
-    const landings: Record<string, number> = {}
-    const repairs: Record<string, number> = {}
-    let env: TestEnv | undefined
-    let taskId = ""
-    const running = new Set<string>()
-
-    for (let round = 0; round < ROUNDS; round++) {
-      if (round % 10 === 0) {
-        // Start over: kill everything (tmux server, agents, home) and begin with a few live agents.
-        if (env !== undefined) await dropEnv(env)
-        env = newEnv()
-        taskId = createTask(env)
-        running.clear()
-        const live = randomInt(2, 3)
-        for (let i = 0; i < live; i++) running.add(spawnLive(env, taskId, "keeper", `keep ${round} ${i}`))
-        expect(disagreements(env)).toEqual([])
-      }
-      const e = env!
-      const context = `round ${round}`
-      const before = readVersion(e.home, taskId)
-      const args = ["spawn", "--task", taskId, "--type", "doomed", "--prompt", `round ${round}`, "--json"]
-      let expectedRepairs: Array<string>
-      let left: ReturnType<typeof observeLeftovers>
-
-      if (rng() < 0.5) {
-        const step = pick(CHAOS_STEPS)
-        bump(steps, step)
-        const run = startCli(e, args, { SPAWNKIT_FAULT: `${step}:kill` })
-        const exit = await run.done
-        expect(exit.signal, `${context} (${step}): killed by SIGKILL; ${exit.stdout} ${exit.stderr}`).toBe("SIGKILL")
-        left = observeLeftovers(e, taskId, before, run.pid, `${context} (${step})`)
-        if (left.version.state !== "old") noteReservation(run, left.version.agent)
+        // Never torn: the file decodes as the old or a new whole version, and the leftovers are those of this step.
+        const left = observeLeftovers(env, taskId, before, out.pid, step)
         const expected = LEFT[step]
         expect(
           { file: left.version.state, temp: left.temp, prompt: left.prompt, session: left.session },
-          `${context}: what a kill at ${step} left`
+          `${step}: what the kill left`
         ).toEqual({ file: expected.file, temp: expected.temp, prompt: expected.prompt, session: expected.session })
-        expectedRepairs = [...expected.repairs]
-      } else {
-        const delay = externalDelay()
-        const run = startCli(e, args)
-        const exit = await killAfter(run, delay)
-        left = observeLeftovers(e, taskId, before, run.pid, `${context} (external, ${delay} ms)`)
-        if (left.version.state !== "old") noteReservation(run, left.version.agent)
-        let landing: string
-        if (exit.signal === null) {
-          // It finished before the kill: a complete spawn.
-          expect(exit.code, `${context}: a spawn that was not killed succeeds; ${exit.stdout} ${exit.stderr}`).toBe(0)
-          expect(left.version.state).toBe("running")
-          landing = "finished before the kill"
-        } else {
-          expect(exit.signal, context).toBe("SIGKILL")
-          landing = left.version.state === "old"
-            ? (left.temp ? "while writing the reservation" : "before the reservation")
-            : left.version.state === "running"
-            ? "after the commit"
-            : left.temp
-            ? "while writing the commit"
-            : left.session
-            ? "session started"
-            : left.prompt
-            ? "prompt written"
-            : "reserved"
+
+        const report = json(cli(env, ["reconcile", "--json"]))
+        expect(repairKinds(report), `${step}: repairs`).toEqual([...expected.repairs].sort())
+        for (const r of report.repairs) bump(repairs, r.kind)
+        expect(disagreements(env), `${step}: agreement after reconcile`).toEqual([])
+        expectStillRunning(env, taskId, running, step)
+        if (left.version.state === "running") {
+          // A committed spawn whose process died afterwards is a legitimate agent: kept, and it stays.
+          expect(runningIds(env, taskId)).toContain(left.version.agent.id)
+          running.add(left.version.agent.id)
         }
-        bump(landings, landing)
-        expectedRepairs = [
-          ...(left.version.state === "reserved" ? ["rolled_back_reservation"] : []),
-          ...(left.temp ? ["removed_temp_file"] : [])
-        ]
+        expect(json(cli(env, ["reconcile", "--json"])).repairs, `${step}: a second reconcile repairs nothing`).toEqual(
+          []
+        )
+      }
+      expect(runningIds(env, taskId).sort()).toEqual([...running].sort())
+      console.log(
+        `chaos/steps: ${CHAOS_STEPS.length} steps killed, repairs ${JSON.stringify(sorted(repairs))}, ` +
+          `${running.size} agents running at the end, ${((performance.now() - t0) / 1000).toFixed(1)} s`
+      )
+      // It shares two cores with the race suites, which run on both registries: 124.6 s measured beside them.
+    },
+    900_000
+  )
+
+  it(
+    `${CHAOS_ROUNDS} rounds of SIGKILLs at random points (injected and external): never torn, agreement after each reconcile`,
+    async () => {
+      const t0 = performance.now()
+      const ROUNDS = CHAOS_ROUNDS
+      const steps: Record<string, number> = {}
+      const landings: Record<string, number> = {}
+      const repairs: Record<string, number> = {}
+      let env: TestEnv | undefined
+      let taskId = ""
+      const running = new Set<string>()
+
+      for (let round = 0; round < ROUNDS; round++) {
+        if (round % 10 === 0) {
+          // Start over: kill everything (tmux server, agents, home) and begin with a few live agents.
+          if (env !== undefined) await dropEnv(env)
+          env = newEnv()
+          taskId = createTask(env)
+          running.clear()
+          const live = randomInt(2, 3)
+          for (let i = 0; i < live; i++) running.add(spawnLive(env, taskId, "keeper", `keep ${round} ${i}`))
+          expect(disagreements(env)).toEqual([])
+        }
+        const e = env!
+        const context = `round ${round}`
+        const before = readVersion(e.home, taskId)
+        const args = ["spawn", "--task", taskId, "--type", "doomed", "--prompt", `round ${round}`, "--json"]
+        let expectedRepairs: Array<string>
+        let left: ReturnType<typeof observeLeftovers>
+
+        if (rng() < 0.5) {
+          const step = pick(CHAOS_STEPS)
+          bump(steps, step)
+          const run = startCli(e, args, { SPAWNKIT_FAULT: `${step}:kill` })
+          const exit = await run.done
+          expect(exit.signal, `${context} (${step}): killed by SIGKILL; ${exit.stdout} ${exit.stderr}`).toBe("SIGKILL")
+          left = observeLeftovers(e, taskId, before, run.pid, `${context} (${step})`)
+          if (left.version.state !== "old") noteReservation(run, left.version.agent)
+          const expected = LEFT[step]
+          expect(
+            { file: left.version.state, temp: left.temp, prompt: left.prompt, session: left.session },
+            `${context}: what a kill at ${step} left`
+          ).toEqual({ file: expected.file, temp: expected.temp, prompt: expected.prompt, session: expected.session })
+          expectedRepairs = [...expected.repairs]
+        } else {
+          const delay = externalDelay()
+          const run = startCli(e, args)
+          const exit = await killAfter(run, delay)
+          left = observeLeftovers(e, taskId, before, run.pid, `${context} (external, ${delay} ms)`)
+          if (left.version.state !== "old") noteReservation(run, left.version.agent)
+          let landing: string
+          if (exit.signal === null) {
+            // It finished before the kill: a complete spawn.
+            expect(exit.code, `${context}: a spawn that was not killed succeeds; ${exit.stdout} ${exit.stderr}`).toBe(0)
+            expect(left.version.state).toBe("running")
+            landing = "finished before the kill"
+          } else {
+            expect(exit.signal, context).toBe("SIGKILL")
+            landing = left.version.state === "old"
+              ? (left.temp ? "while writing the reservation" : "before the reservation")
+              : left.version.state === "running"
+              ? "after the commit"
+              : left.temp
+              ? "while writing the commit"
+              : left.session
+              ? "session started"
+              : left.prompt
+              ? "prompt written"
+              : "reserved"
+          }
+          bump(landings, landing)
+          expectedRepairs = [
+            ...(left.version.state === "reserved" ? ["rolled_back_reservation"] : []),
+            ...(left.temp ? ["removed_temp_file"] : [])
+          ]
+        }
+
+        const report = await runIn(e, Spawnkit.reconcile())
+        expect(
+          repairKinds(report),
+          `${context}: repairs (left ${JSON.stringify({ ...left, version: left.version.state })})`
+        )
+          .toEqual(expectedRepairs.sort())
+        for (const r of report.repairs) bump(repairs, r.kind)
+        expect(disagreements(e), `${context}: agreement after reconcile`).toEqual([])
+        expectStillRunning(e, taskId, running, context)
+        if (left.version.state === "running") running.add(left.version.agent.id)
+        expect((await runIn(e, Spawnkit.reconcile())).repairs, `${context}: a second pass repairs nothing`).toEqual([])
       }
 
-      const report = await runIn(e, Spawnkit.reconcile())
-      expect(repairKinds(report), `${context}: repairs (left ${JSON.stringify({ ...left, version: left.version.state })})`)
-        .toEqual(expectedRepairs.sort())
-      for (const r of report.repairs) bump(repairs, r.kind)
-      expect(disagreements(e), `${context}: agreement after reconcile`).toEqual([])
-      expectStillRunning(e, taskId, running, context)
-      if (left.version.state === "running") running.add(left.version.agent.id)
-      expect((await runIn(e, Spawnkit.reconcile())).repairs, `${context}: a second pass repairs nothing`).toEqual([])
-    }
-
-    const injected = Object.values(steps).reduce((a, b) => a + b, 0)
-    console.log(
-      `chaos/random: ${ROUNDS} rounds in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
-        `${injected} injected kills by step ${JSON.stringify(sorted(steps))}; ` +
-        `${ROUNDS - injected} external kills (aimed ${Math.max(0, medianReservationMs() - AIM_BEFORE_RESERVATION_MS)}+0..300 ms ` +
-        `after start) ` +
-        `landed ${JSON.stringify(sorted(landings))}; repairs ${JSON.stringify(sorted(repairs))}`
-    )
-    expect(injected).toBeGreaterThan(0)
-    expect(injected).toBeLessThan(ROUNDS)
-    // About 70 s alone on two cores; over 180 s when it overlaps the race suites, which run on both registries.
-  }, 900_000)
+      const injected = Object.values(steps).reduce((a, b) => a + b, 0)
+      console.log(
+        `chaos/random: ${ROUNDS} rounds in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
+          `${injected} injected kills by step ${JSON.stringify(sorted(steps))}; ` +
+          `${ROUNDS - injected} external kills (aimed ${
+            Math.max(0, medianReservationMs() - AIM_BEFORE_RESERVATION_MS)
+          }+0..300 ms ` +
+          `after start) ` +
+          `landed ${JSON.stringify(sorted(landings))}; repairs ${JSON.stringify(sorted(repairs))}`
+      )
+      expect(injected).toBeGreaterThan(0)
+      expect(injected).toBeLessThan(ROUNDS)
+      // About 70 s alone on two cores; over 180 s when it overlaps the race suites, which run on both registries.
+    },
+    900_000
+  )
 
   it("a reservation whose owner commits and exits while a pass is under way is not rolled back", async () => {
     // Found by the server chaos test below: a pass reads the registry once, then works through the agents (tmux
@@ -538,11 +596,14 @@ describe("Chaos", () => {
           }))
       })
     // `second` is a spawn in flight: reserved by a live process, its prompt file and session already there.
-    await runIn(env, setSecond((a, hostId) => ({
-      ...a,
-      status: "reserved",
-      reservation: { owner_pid: owner.pid!, owner_host: hostId, reserved_at: a.started_at }
-    })))
+    await runIn(
+      env,
+      setSecond((a, hostId) => ({
+        ...a,
+        status: "reserved",
+        reservation: { owner_pid: owner.pid!, owner_host: hostId, reserved_at: a.started_at }
+      }))
+    )
     const [report] = await Effect.runPromise(
       Effect.all([
         Spawnkit.reconcile(),
@@ -565,7 +626,11 @@ describe("Chaos", () => {
     const t0 = performance.now()
     const env = newEnv()
     const served = await startHttp(env, { SPAWNKIT_RECONCILE_INTERVAL: "2" })
-    const task = await ok(served.client, "create_real_task", { description: "chaos", max_concurrent: 60, max_agents: 1000 })
+    const task = await ok(served.client, "create_real_task", {
+      description: "chaos",
+      max_concurrent: 60,
+      max_agents: 1000
+    })
     const taskId = task.task_id as string
 
     const counts: Record<string, number> = {}
@@ -628,7 +693,10 @@ describe("Chaos", () => {
           if (exit.signal === null) {
             expect(exit.code, `a spawn that was not killed succeeds: ${exit.stdout} ${exit.stderr}`).toBe(0)
           }
-          bump(counts, exit.signal === null ? "spawning CLI finished before its kill" : "SIGKILL spawning CLI (external)")
+          bump(
+            counts,
+            exit.signal === null ? "spawning CLI finished before its kill" : "SIGKILL spawning CLI (external)"
+          )
         }
         // Decodes whole at any moment; the spawn's record, if any, is reserved by the dead process or committed.
         const mine = agentsOf(env, taskId).find((a) => a.type === type)
@@ -681,7 +749,9 @@ describe("Chaos", () => {
     }
     const failedPasses = served.stderr().split("reconcile pass failed").length - 1
     console.log(
-      `chaos/server: ${chaosSeconds.toFixed(0)} s of chaos, ${((performance.now() - t0) / 1000).toFixed(1)} s in all; ` +
+      `chaos/server: ${chaosSeconds.toFixed(0)} s of chaos, ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s in all; ` +
         `${JSON.stringify(sorted(counts))}; server repairs ${JSON.stringify(sorted(serverRepairs))}; ` +
         `failed passes ${failedPasses}; ${untouchedIds.length} untouched agents running, ` +
         `${bySessionKill.size} lost, ${byGroupKill.size} failed (exit codes ${JSON.stringify(exitCodes)})`

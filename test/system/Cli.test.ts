@@ -1,24 +1,19 @@
+import { describe, expect, it } from "@effect/vitest"
 import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { describe, expect, it } from "@effect/vitest"
-import {
-  CLI,
-  cli,
-  liveSessions,
-  stdoutJson,
-  type TestEnv,
-  testEnvs,
-  waitFor
-} from "../support/Harness.js"
+import { CLI, cli, liveSessions, stdoutJson, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
 
 const newEnv = testEnvs()
 const json = stdoutJson
 
 /** A CLI run in the background: its output so far, and its end. */
 const cliBackground = (env: TestEnv, args: ReadonlyArray<string>) => {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env.env }, stdio: ["ignore", "pipe", "pipe"] })
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env.env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
   let stdout = ""
   let stderr = ""
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d))
@@ -81,47 +76,51 @@ describe("spawnkit CLI", () => {
     expect(plain.stderr).toContain("error [TaskNotFound]")
   })
 
-  it("a bad, missing or unknown flag: the JSON error with --json, one line on stderr without; non-zero exit, nothing created", () => {
-    const env = newEnv()
-    const withJson: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
-      [["task", "create", "--max-concurrent", "2", "--json"], "--description"],
-      [["task", "create", "--description", "d", "--max-concurrent", "many", "--json"], "--max-concurrent"],
-      [["spawn", "--task", "TASK-x", "--prompt", "p", "--json"], "--type"],
-      [["spawn", "--task", "TASK-x", "--type", "a", "--prompt", "p", "--engine", "bogus", "--json"], "--engine"],
-      [["status", "--bogus", "--json"], "--bogus"],
-      [["output", "--task", "TASK-x", "--agent", "a", "--tail", "abc", "--json=true"], "--tail"],
-      [["kill", "--task", "TASK-x", "--json"], "--agent"],
-      [["reconcile", "--dry-run=maybe", "--json"], "--dry-run"],
-      [["bench", "--processes", "x", "--json"], "--processes"]
-    ]
-    for (const [args, flag] of withJson) {
-      const out = cli(env, args)
-      const what = `${args.join(" ")}\nstdout: ${out.stdout}\nstderr: ${out.stderr}`
-      expect(out.status, what).not.toBe(0)
-      expect(out.status, what).not.toBe(null)
-      const error = json(out).error
-      expect(error.tag, what).toBe("InvalidInput")
-      expect(error.message, what).toContain(flag)
-      expect(error.message, what).toContain("--help")
-    }
-    const plain = cli(env, ["spawn", "--task", "TASK-x", "--prompt", "p"])
-    expect(plain.status).not.toBe(0)
-    expect(plain.stdout).toBe("")
-    expect(plain.stderr.trim().split("\n")).toHaveLength(1)
-    expect(plain.stderr).toContain("error [InvalidInput]: Missing required flag: --type")
-    // --json=false is no JSON; a command without --json (serve) reports on stderr whatever argv holds.
-    expect(cli(env, ["spawn", "--task", "TASK-x", "--json=false"]).stderr).toContain("error [InvalidInput]")
-    const serve = cli(env, ["serve", "--json"])
-    expect(serve.status).not.toBe(0)
-    expect(serve.stdout).toBe("")
-    expect(serve.stderr).toContain("Unrecognized flag: --json")
-    // Help asked for is still help.
-    const help = cli(env, ["spawn", "--help"])
-    expect(help.status).toBe(0)
-    expect(help.stdout).toContain("--prompt")
-    expect(Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-"))).toEqual([])
-    // 14 CLI starts, one after another: 46 s measured with the machine's load at 8 on 2 cores.
-  }, 180_000)
+  it(
+    "a bad, missing or unknown flag: the JSON error with --json, one line on stderr without; non-zero exit, nothing created",
+    () => {
+      const env = newEnv()
+      const withJson: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+        [["task", "create", "--max-concurrent", "2", "--json"], "--description"],
+        [["task", "create", "--description", "d", "--max-concurrent", "many", "--json"], "--max-concurrent"],
+        [["spawn", "--task", "TASK-x", "--prompt", "p", "--json"], "--type"],
+        [["spawn", "--task", "TASK-x", "--type", "a", "--prompt", "p", "--engine", "bogus", "--json"], "--engine"],
+        [["status", "--bogus", "--json"], "--bogus"],
+        [["output", "--task", "TASK-x", "--agent", "a", "--tail", "abc", "--json=true"], "--tail"],
+        [["kill", "--task", "TASK-x", "--json"], "--agent"],
+        [["reconcile", "--dry-run=maybe", "--json"], "--dry-run"],
+        [["bench", "--processes", "x", "--json"], "--processes"]
+      ]
+      for (const [args, flag] of withJson) {
+        const out = cli(env, args)
+        const what = `${args.join(" ")}\nstdout: ${out.stdout}\nstderr: ${out.stderr}`
+        expect(out.status, what).not.toBe(0)
+        expect(out.status, what).not.toBe(null)
+        const error = json(out).error
+        expect(error.tag, what).toBe("InvalidInput")
+        expect(error.message, what).toContain(flag)
+        expect(error.message, what).toContain("--help")
+      }
+      const plain = cli(env, ["spawn", "--task", "TASK-x", "--prompt", "p"])
+      expect(plain.status).not.toBe(0)
+      expect(plain.stdout).toBe("")
+      expect(plain.stderr.trim().split("\n")).toHaveLength(1)
+      expect(plain.stderr).toContain("error [InvalidInput]: Missing required flag: --type")
+      // --json=false is no JSON; a command without --json (serve) reports on stderr whatever argv holds.
+      expect(cli(env, ["spawn", "--task", "TASK-x", "--json=false"]).stderr).toContain("error [InvalidInput]")
+      const serve = cli(env, ["serve", "--json"])
+      expect(serve.status).not.toBe(0)
+      expect(serve.stdout).toBe("")
+      expect(serve.stderr).toContain("Unrecognized flag: --json")
+      // Help asked for is still help.
+      const help = cli(env, ["spawn", "--help"])
+      expect(help.status).toBe(0)
+      expect(help.stdout).toContain("--prompt")
+      expect(Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-"))).toEqual([])
+      // 14 CLI starts, one after another: 46 s measured with the machine's load at 8 on 2 cores.
+    },
+    180_000
+  )
 
   it("returns the same agent for a retried idempotency key and kills it idempotently", () => {
     const env = newEnv()
@@ -179,7 +178,7 @@ describe("spawnkit CLI", () => {
     // The agent writes three lines, waits for the test's go file, then writes more (one in two pieces) and exits.
     const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-follow-"))
     const go = NodePath.join(dir, "go")
-    const result = '{"type":"result","subtype":"success","result":"KEEP done","total_cost_usd":0.5}'
+    const result = "{\"type\":\"result\",\"subtype\":\"success\",\"result\":\"KEEP done\",\"total_cost_usd\":0.5}"
     Fs.writeFileSync(
       NodePath.join(dir, "agent.sh"),
       [
@@ -200,13 +199,18 @@ describe("spawnkit CLI", () => {
       const taskId = json(cli(env, ["task", "create", "--description", "follow formats", "--json"])).task_id
       const agent = json(cli(env, ["spawn", "--task", taskId, "--type", "talker", "--prompt", "p", "--json"]))
       const log = NodePath.join(env.home, taskId, "logs", `${agent.agent_id}.log`)
-      await waitFor("the agent's first lines", () => Fs.existsSync(log) && Fs.readFileSync(log, "utf8").includes('"init"'))
+      await waitFor(
+        "the agent's first lines",
+        () => Fs.existsSync(log) && Fs.readFileSync(log, "utf8").includes("\"init\"")
+      )
       const base = ["output", "--task", taskId, "--agent", agent.agent_id, "--follow"]
       const cases = [
         {
           args: [...base, "--filter", "KEEP", "--json"],
           tail: [{ line: "KEEP tail one" }],
-          followed: [{ line: "KEEP followed two" }, { line: result }, { line: "KEEP partial completed" }, { line: "not json KEEP" }]
+          followed: [{ line: "KEEP followed two" }, { line: result }, { line: "KEEP partial completed" }, {
+            line: "not json KEEP"
+          }]
         },
         {
           args: [...base, "--format", "jsonl", "--json"],
@@ -216,7 +220,12 @@ describe("spawnkit CLI", () => {
         {
           args: [...base, "--format", "parsed", "--filter", "KEEP|system"],
           tail: ["KEEP tail one", "[system] init"],
-          followed: ["KEEP followed two", "[result success] KEEP done (cost $0.5000)", "KEEP partial completed", "not json KEEP"]
+          followed: [
+            "KEEP followed two",
+            "[result success] KEEP done (cost $0.5000)",
+            "KEEP partial completed",
+            "not json KEEP"
+          ]
         }
       ]
       const lines = (text: string, asJson: boolean) =>
@@ -225,13 +234,19 @@ describe("spawnkit CLI", () => {
       // Each follower has printed its tail (and so is following) before the agent writes on.
       for (const [i, c] of cases.entries()) {
         const asJson = c.args.includes("--json")
-        await waitFor(`follower ${i} printed its tail`, () => lines(followers[i]!.stdout(), asJson).length >= c.tail.length)
+        await waitFor(
+          `follower ${i} printed its tail`,
+          () => lines(followers[i]!.stdout(), asJson).length >= c.tail.length
+        )
       }
       Fs.writeFileSync(go, "")
       for (const [i, c] of cases.entries()) {
         const code = await followers[i]!.exit
         expect(code, followers[i]!.stderr()).toBe(0)
-        expect(lines(followers[i]!.stdout(), c.args.includes("--json")), c.args.join(" ")).toEqual([...c.tail, ...c.followed])
+        expect(lines(followers[i]!.stdout(), c.args.includes("--json")), c.args.join(" ")).toEqual([
+          ...c.tail,
+          ...c.followed
+        ])
       }
       expect(json(cli(env, ["status", "--task", taskId, "--json"])).agents[0].status).toBe("completed")
     } finally {
@@ -245,13 +260,30 @@ describe("spawnkit CLI", () => {
     const env = newEnv(`sh -c "sleep 601 & exec sleep 602"`)
     const taskId = json(cli(env, ["task", "create", "--description", "tree", "--json"])).task_id
     const spawnUnder = (type: string, parent?: string) =>
-      json(cli(env, ["spawn", "--task", taskId, "--type", type, "--prompt", type, ...(parent ? ["--parent", parent] : []), "--json"]))
+      json(
+        cli(env, [
+          "spawn",
+          "--task",
+          taskId,
+          "--type",
+          type,
+          "--prompt",
+          type,
+          ...(parent ? ["--parent", parent] : []),
+          "--json"
+        ])
+      )
     const root = spawnUnder("root")
     const child = spawnUnder("child", root.agent_id)
     const grandchild = spawnUnder("grandchild", child.agent_id)
     const bystander = spawnUnder("bystander")
     const pgids = (names: Array<string>) =>
-      names.map((n) => Number(spawnSync("tmux", ["-S", env.socket, "list-panes", "-t", `=${n}:`, "-F", "#{pane_pid}"], { encoding: "utf8" }).stdout.trim()))
+      names.map((n) =>
+        Number(
+          spawnSync("tmux", ["-S", env.socket, "list-panes", "-t", `=${n}:`, "-F", "#{pane_pid}"], { encoding: "utf8" })
+            .stdout.trim()
+        )
+      )
     const tree = pgids([root.tmux_session, child.tmux_session, grandchild.tmux_session])
     const [bystanderGroup] = pgids([bystander.tmux_session])
     // Groups with a running member (a zombie has ended; this machine's init may never reap it).
@@ -266,14 +298,20 @@ describe("spawnkit CLI", () => {
 
     const killed = cli(env, ["kill", "--task", taskId, "--agent", root.agent_id, "--cascade", "--json"])
     expect(killed.status).toBe(0)
-    expect(json(killed)).toMatchObject({ status: "killed", killed: true, cascaded: [grandchild.agent_id, child.agent_id] })
+    expect(json(killed)).toMatchObject({
+      status: "killed",
+      killed: true,
+      cascaded: [grandchild.agent_id, child.agent_id]
+    })
     // The process table, not only tmux: no process of the tree's groups is left; the bystander's group lives.
     const alive = groupsAlive()
     for (const g of tree) expect(alive.has(g)).toBe(false)
     expect(alive.has(bystanderGroup!)).toBe(true)
     expect(liveSessions(env.socket)).toEqual([bystander.tmux_session])
     const statuses = Object.fromEntries(
-      json(cli(env, ["status", "--task", taskId, "--json"])).agents.map((a: { id: string; status: string }) => [a.id, a.status])
+      json(cli(env, ["status", "--task", taskId, "--json"])).agents.map((
+        a: { id: string; status: string }
+      ) => [a.id, a.status])
     )
     expect(statuses).toEqual({
       [root.agent_id]: "killed",

@@ -3,9 +3,9 @@
  * `killed: true`, the other `killed: false` with status `killed`, and the record is ended once: it keeps the winner's
  * reason (a second ending would have written its own reason and completion time over the first).
  */
-import { spawn as spawnProcess } from "node:child_process"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { spawn as spawnProcess } from "node:child_process"
 import * as Spawnkit from "../../src/index.js"
 import { BACKENDS, CLI, liveSessions, runIn, type TestEnv, testEnvs } from "../support/Harness.js"
 
@@ -38,7 +38,10 @@ const oneAgent = (env: TestEnv) =>
   )
 
 /** The winner and the loser of two kill results; fails unless exactly one ended the agent. */
-const winnerOf = <K extends { readonly killed: boolean }>(results: readonly [K, K], reasons: readonly [string, string]) => {
+const winnerOf = <K extends { readonly killed: boolean }>(
+  results: readonly [K, K],
+  reasons: readonly [string, string]
+) => {
   expect(results.map((r) => r.killed).sort()).toEqual([false, true])
   const i = results[0].killed ? 0 : 1
   return { winner: results[i]!, loser: results[1 - i]!, reason: reasons[i]! }

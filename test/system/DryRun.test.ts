@@ -2,12 +2,12 @@
  * `spawnkit reconcile --dry-run` only reports: it changes nothing on disk (no home created when there is none, no
  * lock file, no marker directory, no byte of any file) and no session, while reporting what a pass would repair.
  */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { describe, expect, it } from "@effect/vitest"
-import * as Effect from "effect/Effect"
 import * as Spawnkit from "../../src/index.js"
 import { cli, liveSessions, runIn, stdoutJson, type TestEnv, testEnvs } from "../support/Harness.js"
 
@@ -34,7 +34,8 @@ const tree = (dir: string): Record<string, string> => {
   return out
 }
 
-const tmux = (env: TestEnv, ...args: Array<string>) => spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
+const tmux = (env: TestEnv, ...args: Array<string>) =>
+  spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
 
 /** A task with one running agent, through the API (which writes the home, as any spawn does). */
 const oneAgent = (env: TestEnv) =>
@@ -56,7 +57,9 @@ describe("reconcile --dry-run", () => {
     expect(stdoutJson(out)).toEqual({ dry_run: true, repairs: [], unreadable: [], failed: [], partial: false })
     const text = cli(env, ["reconcile", "--dry-run"], { SPAWNKIT_HOME: home })
     expect(text.stdout).toBe("nothing to repair\n")
-    const report = await Effect.runPromise(Spawnkit.reconcile({ dryRun: true }).pipe(Effect.provide(env.layer({ home }))))
+    const report = await Effect.runPromise(
+      Spawnkit.reconcile({ dryRun: true }).pipe(Effect.provide(env.layer({ home })))
+    )
     expect(report).toEqual({ dry_run: true, repairs: [], unreadable: [], failed: [], partial: false })
     expect(Fs.existsSync(home)).toBe(false)
     expect(Fs.readdirSync(env.home)).toEqual([])
@@ -107,7 +110,12 @@ describe("reconcile --dry-run", () => {
     expect(out.status, out.stderr).toBe(0)
     const expected = [
       { kind: "killed_orphan_session", task_id: taskId, agent_id: "orphan-1", target: "agent_orphan-1" },
-      { kind: "removed_orphan_file", task_id: taskId, agent_id: "ghost-1", target: NodePath.join(dir, "prompts", "ghost-1.prompt") },
+      {
+        kind: "removed_orphan_file",
+        task_id: taskId,
+        agent_id: "ghost-1",
+        target: NodePath.join(dir, "prompts", "ghost-1.prompt")
+      },
       { kind: "removed_temp_file", task_id: taskId, target: NodePath.join(dir, temp) }
     ]
     expect(stdoutJson(out)).toMatchObject({ dry_run: true, repairs: expected, unreadable: [], partial: false })

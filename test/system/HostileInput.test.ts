@@ -4,24 +4,17 @@
  * command, and bad configuration. Every case must end in a clear typed error (or, for prompts, literal delivery) and
  * must create nothing: no directory, no session, no canary file.
  */
-import { spawn as spawnProcess } from "node:child_process"
-import { createHash } from "node:crypto"
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import { spawn as spawnProcess } from "node:child_process"
+import { createHash } from "node:crypto"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
-import {
-  CLI,
-  liveSessions,
-  makeTestEnv,
-  SLEEPER,
-  type TestEnv,
-  waitFor
-} from "../support/Harness.js"
+import { CLI, liveSessions, makeTestEnv, SLEEPER, type TestEnv, waitFor } from "../support/Harness.js"
 
 const envs: Array<TestEnv> = []
 afterEach(() => {
@@ -340,8 +333,11 @@ describe("a hostile parent id", () => {
       expect((error as any)._tag, `parent ${show(parent)}`).toBe(expectedTag(parent))
     }
     const cliParents = ["../../escape", "$(touch CANARY)", "`touch CANARY`", "orchestrator\n", "x".repeat(100_000)]
-    const results = await cliAll(cliParents, (parent) =>
-      runCli(sb, ["spawn", "--task", sb.taskId, "--type", "worker", "--prompt", "p", "--parent", parent, "--json"]))
+    const results = await cliAll(
+      cliParents,
+      (parent) =>
+        runCli(sb, ["spawn", "--task", sb.taskId, "--type", "worker", "--prompt", "p", "--parent", parent, "--json"])
+    )
     cliParents.forEach((parent, i) => {
       const error = cliError(results[i]!, `--parent ${show(parent)}`)
       expect(error.tag, `--parent ${show(parent)}`).toBe(expectedTag(parent))
@@ -356,8 +352,10 @@ const RECEIVER = `sh -c "cat > received.txt; sleep 600"`
 /** Wait until the agent has received exactly `expected` (byte for byte) and return what it got. */
 const received = async (sb: Sandbox, taskId: string, expected: Buffer) => {
   const file = NodePath.join(sb.home, taskId, "received.txt")
-  await waitFor(`the agent received ${expected.length} bytes`, () =>
-    Fs.existsSync(file) && Fs.statSync(file).size >= expected.length ? true : undefined)
+  await waitFor(
+    `the agent received ${expected.length} bytes`,
+    () => Fs.existsSync(file) && Fs.statSync(file).size >= expected.length ? true : undefined
+  )
   return Fs.readFileSync(file)
 }
 
@@ -505,7 +503,10 @@ describe("a corrupt registry file", () => {
       }
       // A listing goes on past it, naming it among the tasks it could not read.
       const page = await runExit(sb, Spawnkit.listTasks({ scope: "all" }))
-      expect(Exit.isSuccess(page) ? page.value.unreadable : page, what).toMatchObject([{ task_id: sb.taskId, location: sb.registryFile }])
+      expect(Exit.isSuccess(page) ? page.value.unreadable : page, what).toMatchObject([{
+        task_id: sb.taskId,
+        location: sb.registryFile
+      }])
       expect(Fs.readFileSync(sb.registryFile).equals(bytes), what).toBe(true)
       expectNothingCreated(sb, before)
     }
@@ -580,10 +581,13 @@ describe("shell syntax in SPAWNKIT_AGENT_COMMAND", () => {
   it("is refused with a JSON InvalidConfiguration error by the CLI: no session, no record, no canary", async () => {
     const sb = await setup()
     const list = [0, 1, 2, 7, 8].map((i) => templates(sb.canary)[i]!)
-    const results = await cliAll(list, (template) =>
-      runCli(sb, ["spawn", "--task", sb.taskId, "--type", "worker", "--prompt", `p ${template}`, "--json"], {
-        SPAWNKIT_AGENT_COMMAND: template
-      }))
+    const results = await cliAll(
+      list,
+      (template) =>
+        runCli(sb, ["spawn", "--task", sb.taskId, "--type", "worker", "--prompt", `p ${template}`, "--json"], {
+          SPAWNKIT_AGENT_COMMAND: template
+        })
+    )
     list.forEach((template, i) => {
       const error = cliError(results[i]!, show(template))
       expect(error.tag, show(template)).toBe("InvalidConfiguration")

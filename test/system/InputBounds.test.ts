@@ -4,14 +4,14 @@
  * how much a status call reads; tools without arguments refuse extra ones; id errors name their field; agent types
  * start with a letter or digit, while agents of older registries whose ids start with `-` stay addressable.
  */
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import { cli, makeTestEnv, readRegistryFile, type TestEnv } from "../support/Harness.js"
 import { call, disposeEnv, fails, killServers, ok, type Served, startStdio, taskFiles, textOf } from "../support/Mcp.js"
@@ -60,13 +60,33 @@ describe("task text", () => {
       ["NUL in the description", { description: "before\0after" }, "description"],
       ["lone high surrogate in the description", { description: "a\uD800b" }, "description"],
       ["lone low surrogate in the description", { description: "\uDC00" }, "description"],
-      ["8 MiB background_context", { description: "d", background_context: "x".repeat(8 * 1024 * 1024) }, "background_context"],
-      ["background_context of 65,537 characters", { description: "d", background_context: "x".repeat(65_537) }, "background_context"],
+      [
+        "8 MiB background_context",
+        { description: "d", background_context: "x".repeat(8 * 1024 * 1024) },
+        "background_context"
+      ],
+      [
+        "background_context of 65,537 characters",
+        { description: "d", background_context: "x".repeat(65_537) },
+        "background_context"
+      ],
       ["NUL in conversation_history", { description: "d", conversation_history: "a\0b" }, "conversation_history"],
-      ["101 expected_deliverables", { description: "d", expected_deliverables: lists("x", 101) }, "expected_deliverables"],
-      ["a success criterion of 2,001 characters", { description: "d", success_criteria: ["ok", "x".repeat(2_001)] }, "success_criteria.1"],
+      [
+        "101 expected_deliverables",
+        { description: "d", expected_deliverables: lists("x", 101) },
+        "expected_deliverables"
+      ],
+      [
+        "a success criterion of 2,001 characters",
+        { description: "d", success_criteria: ["ok", "x".repeat(2_001)] },
+        "success_criteria.1"
+      ],
       ["a blank constraint", { description: "d", constraints: ["fine", "   "] }, "constraints.1"],
-      ["a lone surrogate in relevant_files", { description: "d", relevant_files: ["\uDFFFsrc/a.ts"] }, "relevant_files.0"],
+      [
+        "a lone surrogate in relevant_files",
+        { description: "d", relevant_files: ["\uDFFFsrc/a.ts"] },
+        "relevant_files.0"
+      ],
       [
         "a context of 270 KB in all, each field within its own bound",
         {
@@ -104,8 +124,14 @@ describe("task text", () => {
     const api: ReadonlyArray<readonly [unknown, string]> = [
       [{ description: "a\0b" }, "description"],
       [{ description: "\uD83D" }, "description"],
-      [{ description: "d", task_context: { background_context: "x".repeat(8 * 1024 * 1024) } }, "task_context.background_context"],
-      [{ description: "d", task_context: { expected_deliverables: ["ok", ""] } }, "task_context.expected_deliverables.1"],
+      [
+        { description: "d", task_context: { background_context: "x".repeat(8 * 1024 * 1024) } },
+        "task_context.background_context"
+      ],
+      [
+        { description: "d", task_context: { expected_deliverables: ["ok", ""] } },
+        "task_context.expected_deliverables.1"
+      ],
       [{ description: "d", task_context: { anything: "else" } }, "task_context.anything"],
       [{ description: "d", working_directory: "/" + "a".repeat(5_000) }, "working_directory"]
     ]
@@ -127,7 +153,11 @@ describe("task text", () => {
     expect(create["background_context"]).toMatchObject({ type: "string", minLength: 1, maxLength: 65_536 })
     expect(create["conversation_history"]).toMatchObject({ maxLength: 65_536 })
     for (const list of ["expected_deliverables", "success_criteria", "constraints", "relevant_files"]) {
-      expect(create[list], list).toMatchObject({ type: "array", maxItems: 100, items: { type: "string", maxLength: 2_000 } })
+      expect(create[list], list).toMatchObject({
+        type: "array",
+        maxItems: 100,
+        items: { type: "string", maxLength: 2_000 }
+      })
     }
     expect(create["client_cwd"]).toMatchObject({ maxLength: 4_096 })
     expect(create["max_concurrent"]).toMatchObject({ type: "integer", minimum: 1, maximum: 10_000 })
@@ -146,7 +176,10 @@ describe("task text", () => {
     expect(props("update_agent_progress")["progress"]).toMatchObject({ minimum: 0, maximum: 100 })
     expect(props("get_real_task_status")["recent"]).toMatchObject({ minimum: 0, maximum: 100 })
     for (const none of ["list_tasks", "get_global_status"]) {
-      expect(tools.find((t) => t.name === none)!.inputSchema, none).toMatchObject({ type: "object", additionalProperties: false })
+      expect(tools.find((t) => t.name === none)!.inputSchema, none).toMatchObject({
+        type: "object",
+        additionalProperties: false
+      })
     }
   })
 })
@@ -167,9 +200,13 @@ describe("get_real_task_status reads a bounded amount", () => {
     const { task_id } = await ok(client, "create_real_task", { description: "many agents" })
     const live = await ok(client, "deploy_headless_agent", { task_id, agent_type: "live", prompt: "p" })
     // 200 progress entries of about 1 KB: the last 64 KiB of the log hold about 60 of them.
-    const line = (i: number) => JSON.stringify({ status: "working", message: `m${i} ${"x".repeat(1_000)}`, progress: 1 })
+    const line = (i: number) =>
+      JSON.stringify({ status: "working", message: `m${i} ${"x".repeat(1_000)}`, progress: 1 })
     Fs.mkdirSync(NodePath.dirname(taskFiles(env.home, task_id, live.agent_id).progress), { recursive: true })
-    Fs.appendFileSync(taskFiles(env.home, task_id, live.agent_id).progress, Array.from({ length: 200 }, (_, i) => line(i) + "\n").join(""))
+    Fs.appendFileSync(
+      taskFiles(env.home, task_id, live.agent_id).progress,
+      Array.from({ length: 200 }, (_, i) => line(i) + "\n").join("")
+    )
     // 60 ended agents from an older run, each with a report, updated one second apart, all before the live agent.
     const registryFile = NodePath.join(env.home, task_id, "AGENT_REGISTRY.json")
     const registry = readRegistryFile(env.home, task_id)
@@ -179,7 +216,16 @@ describe("get_real_task_status reads a bounded amount", () => {
       const at = new Date(Date.parse("2026-01-01T00:00:00.000Z") + i * 1_000).toISOString()
       Fs.writeFileSync(taskFiles(env.home, task_id, id).progress, line(i) + "\n")
       const { secret_sha256: _secret, ...rest } = liveRecord
-      return { ...rest, id, type: `old${i}`, tmux_session: `agent_${id}`, status: "completed", started_at: at, last_update: at, completed_at: at }
+      return {
+        ...rest,
+        id,
+        type: `old${i}`,
+        tmux_session: `agent_${id}`,
+        status: "completed",
+        started_at: at,
+        last_update: at,
+        completed_at: at
+      }
     })
     Fs.writeFileSync(registryFile, JSON.stringify({ ...registry, agents: [...old, liveRecord] }, null, 2))
 
@@ -196,7 +242,9 @@ describe("get_real_task_status reads a bounded amount", () => {
 
 describe("arguments and ids", () => {
   it("list_tasks and get_global_status refuse extra arguments, as the other tools do", async () => {
-    expect(await refusedNaming("list_tasks", { everything: true }, "everything", "list_tasks")).toContain("excess property")
+    expect(await refusedNaming("list_tasks", { everything: true }, "everything", "list_tasks")).toContain(
+      "excess property"
+    )
     expect(await refusedNaming("get_global_status", { verbose: 1 }, "verbose", "get_global_status")).toContain(
       "this tool takes no arguments"
     )
@@ -216,13 +264,20 @@ describe("arguments and ids", () => {
 
   it("an agent type starting with '-' is refused; an older agent whose id starts with '-' stays addressable", async () => {
     const { task_id } = await ok(client, "create_real_task", { description: "dashes" })
-    const refused = await refusedNaming("deploy_headless_agent", { task_id, agent_type: "-foo", prompt: "p" }, "agent_type", "mcp")
+    const refused = await refusedNaming(
+      "deploy_headless_agent",
+      { task_id, agent_type: "-foo", prompt: "p" },
+      "agent_type",
+      "mcp"
+    )
     expect(refused).toContain("starting with a letter or digit")
     const viaCli = cli(env, ["spawn", "--task", task_id, "--type=-foo", "--prompt", "p", "--json"])
     expect(viaCli.status).not.toBe(0)
     expect(JSON.parse(viaCli.stdout).error).toMatchObject({ tag: "InvalidInput" })
     expect(JSON.parse(viaCli.stdout).error.message).toContain("starting with a letter or digit")
-    expect((await apiError(Spawnkit.spawn({ taskId: task_id, agentType: "-foo", prompt: "p" }), "api")).field).toBe("agentType")
+    expect((await apiError(Spawnkit.spawn({ taskId: task_id, agentType: "-foo", prompt: "p" }), "api")).field).toBe(
+      "agentType"
+    )
     expect(readRegistryFile(env.home, task_id).agents).toEqual([])
 
     // A registry written before the rule, holding an ended agent of type "-old".
@@ -231,13 +286,22 @@ describe("arguments and ids", () => {
     const id = "-old-000000-00000000"
     const { secret_sha256: _secret, ...rest } = registry.agents[0]
     const oldAgent = { ...rest, id, type: "-old", tmux_session: `agent_${id}`, status: "completed" }
-    Fs.writeFileSync(NodePath.join(env.home, task_id, "AGENT_REGISTRY.json"), JSON.stringify({ ...registry, agents: [...registry.agents, oldAgent] }))
+    Fs.writeFileSync(
+      NodePath.join(env.home, task_id, "AGENT_REGISTRY.json"),
+      JSON.stringify({ ...registry, agents: [...registry.agents, oldAgent] })
+    )
     Fs.writeFileSync(taskFiles(env.home, task_id, id).log, "old output\n")
-    expect(await ok(client, "get_agent_output", { task_id, agent_id: id })).toMatchObject({ agent_id: id, output: "old output" })
+    expect(await ok(client, "get_agent_output", { task_id, agent_id: id })).toMatchObject({
+      agent_id: id,
+      output: "old output"
+    })
     const output = cli(env, ["output", "--task", task_id, `--agent=${id}`, "--json"])
     expect(output.status, output.stderr).toBe(0)
     expect(JSON.parse(output.stdout)).toMatchObject({ agent_id: id, status: "completed", output: "old output" })
-    expect((await ok(client, "get_real_task_status", { task_id })).agents.map((a: any) => a.id)).toEqual([agent.agent_id, id])
-    expect(textOf(await call(client, "kill_real_agent", { task_id, agent_id: id }))).toContain('"killed": false')
+    expect((await ok(client, "get_real_task_status", { task_id })).agents.map((a: any) => a.id)).toEqual([
+      agent.agent_id,
+      id
+    ])
+    expect(textOf(await call(client, "kill_real_agent", { task_id, agent_id: id }))).toContain("\"killed\": false")
   })
 })

@@ -6,13 +6,13 @@
  * Servers shared by a describe are started in its beforeAll and stopped in its afterAll; servers a test starts are
  * killed in afterEach. Needs `npm run build` first.
  */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { execFile } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { CLI, liveSessions, makeTestEnv, promptFiles, readRegistryFile, type TestEnv } from "../support/Harness.js"
 import {
   call,
@@ -20,14 +20,14 @@ import {
   disposeEnv,
   fails,
   jsonLines,
-  type Kind,
   killServers,
+  type Kind,
   ok,
   paneOf,
   type Served,
   sessionEnv,
-  startServer,
   startHttp,
+  startServer,
   startServerProcess,
   startStdio,
   taskFiles,
@@ -131,7 +131,16 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
     }
     const schema = (name: string) => tools.find((t) => t.name === name)!.inputSchema
     expect(Object.keys(schema("deploy_headless_agent").properties ?? {}).sort()).toEqual(
-      ["agent_type", "engine", "idempotency_key", "parent", "prompt", "stall_timeout_seconds", "task_id", "timeout_seconds"]
+      [
+        "agent_type",
+        "engine",
+        "idempotency_key",
+        "parent",
+        "prompt",
+        "stall_timeout_seconds",
+        "task_id",
+        "timeout_seconds"
+      ]
     )
     expect(schema("deploy_headless_agent").required?.slice().sort()).toEqual(["agent_type", "prompt", "task_id"])
     expect(Object.keys(schema("create_real_task").properties ?? {})).toEqual(
@@ -282,7 +291,12 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
       last_message: "reading the parser"
     })
     expect(jsonLines(files.progress)).toEqual([
-      expect.objectContaining({ agent_id: lead.agent_id, status: "working", message: "reading the parser", progress: 40 })
+      expect.objectContaining({
+        agent_id: lead.agent_id,
+        status: "working",
+        message: "reading the parser",
+        progress: 40
+      })
     ])
 
     const completed = await ok(client, "update_agent_progress", {
@@ -293,7 +307,12 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
     })
     expect(completed).toMatchObject({ status: "working", reported_status: "completed", progress: 100 })
     const record = recordOf(env, taskId, lead.agent_id)
-    expect(record).toMatchObject({ status: "working", reported_status: "completed", progress: 100, last_message: "fixed it" })
+    expect(record).toMatchObject({
+      status: "working",
+      reported_status: "completed",
+      progress: 100,
+      last_message: "fixed it"
+    })
     expect(record.completed_at).toBeUndefined()
     expect(jsonLines(files.progress).map((l) => [l.status, l.progress])).toEqual([["working", 40], ["completed", 100]])
     // The report is a claim: the agent's process and session go on.
@@ -343,7 +362,11 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
 
   it("kill_real_agent: killed with its reason, session and prompt file gone, log kept; idempotent", async () => {
     const files = taskFiles(env.home, taskId, child.agent_id)
-    const killed = await ok(client, "kill_real_agent", { task_id: taskId, agent_id: child.agent_id, reason: "done here" })
+    const killed = await ok(client, "kill_real_agent", {
+      task_id: taskId,
+      agent_id: child.agent_id,
+      reason: "done here"
+    })
     expect(killed).toEqual({ agent_id: child.agent_id, task_id: taskId, status: "killed", killed: true, cascaded: [] })
     expect(liveSessions(env.socket)).toEqual([lead.tmux_session])
     expect(recordOf(env, taskId, child.agent_id)).toMatchObject({ status: "killed", reason: "done here" })
@@ -411,11 +434,21 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
       "InvalidInput"
     )
     await fails(client, "get_agent_output", { task_id: taskId, agent_id: lead.agent_id, filter: "(" }, "InvalidInput")
-    await fails(client, "create_real_task", { description: "d", client_cwd: NodePath.join(cwd, "missing") }, "InvalidInput")
+    await fails(
+      client,
+      "create_real_task",
+      { description: "d", client_cwd: NodePath.join(cwd, "missing") },
+      "InvalidInput"
+    )
     await fails(client, "get_real_task_status", { task_id: "../../etc" }, "InvalidInput")
 
     await fails(client, "get_real_task_status", { task_id: MISSING_TASK }, "TaskNotFound")
-    await fails(client, "deploy_headless_agent", { task_id: MISSING_TASK, agent_type: "x", prompt: "p" }, "TaskNotFound")
+    await fails(
+      client,
+      "deploy_headless_agent",
+      { task_id: MISSING_TASK, agent_type: "x", prompt: "p" },
+      "TaskNotFound"
+    )
     await fails(client, "kill_real_agent", { task_id: taskId, agent_id: "ghost-000000-00000000" }, "AgentNotFound")
 
     const unknown = await call(client, "no_such_tool", {})
@@ -424,7 +457,11 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
 
     // Limits of a second task: max_concurrent 1 and max_depth 1.
     const small = await ok(client, "create_real_task", { description: "small", max_concurrent: 1, max_depth: 1 })
-    const only = await ok(client, "deploy_headless_agent", { task_id: small.task_id, agent_type: "only", prompt: "one" })
+    const only = await ok(client, "deploy_headless_agent", {
+      task_id: small.task_id,
+      agent_type: "only",
+      prompt: "one"
+    })
     const limit = await fails(
       client,
       "deploy_headless_agent",
@@ -476,7 +513,11 @@ describe("agent identity: a server started as an agent acts only for itself and 
     otherTaskId = (await ok(o, "create_real_task", { description: "someone else's" })).task_id
     alpha = await ok(o, "deploy_headless_agent", { task_id: taskId, agent_type: "alpha", prompt: "alpha work" })
     beta = await ok(o, "deploy_headless_agent", { task_id: taskId, agent_type: "beta", prompt: "beta work" })
-    stranger = await ok(o, "deploy_headless_agent", { task_id: otherTaskId, agent_type: "stranger", prompt: "elsewhere" })
+    stranger = await ok(o, "deploy_headless_agent", {
+      task_id: otherTaskId,
+      agent_type: "stranger",
+      prompt: "elsewhere"
+    })
     secret = sessionEnv(env.socket, alpha.tmux_session, "SPAWNKIT_AGENT_SECRET") ?? ""
     expect(secret).toMatch(/^[0-9a-f]{64}$/)
     agent = await startStdio(env, identityOf(alpha.agent_id, secret))
@@ -595,7 +636,12 @@ describe("agent identity: a server started as an agent acts only for itself and 
     await fails(c, "get_agent_output", { task_id: taskId, agent_id: beta.agent_id }, "NotPermitted")
     // Another task.
     await fails(c, "get_real_task_status", { task_id: otherTaskId }, "NotPermitted")
-    await fails(c, "deploy_headless_agent", { task_id: otherTaskId, agent_type: "x", prompt: "intrude" }, "NotPermitted")
+    await fails(
+      c,
+      "deploy_headless_agent",
+      { task_id: otherTaskId, agent_type: "x", prompt: "intrude" },
+      "NotPermitted"
+    )
     await fails(
       c,
       "update_agent_progress",
@@ -614,7 +660,9 @@ describe("agent identity: a server started as an agent acts only for itself and 
   })
 
   it("a server with a wrong secret, a forged agent id or another task fails to start and never serves", async () => {
-    const cases: ReadonlyArray<{ readonly name: string; readonly identity: Record<string, string>; readonly args?: Array<string> }> = [
+    const cases: ReadonlyArray<
+      { readonly name: string; readonly identity: Record<string, string>; readonly args?: Array<string> }
+    > = [
       { name: "wrong secret", identity: identityOf(alpha.agent_id, randomBytes(32).toString("hex")) },
       { name: "no secret", identity: identityOf(alpha.agent_id, "") },
       { name: "forged id (beta's id, alpha's secret)", identity: identityOf(beta.agent_id, secret) },
@@ -770,8 +818,10 @@ const hangingDeploy = async (env: TestEnv, client: Client, taskId: string, signa
     pending = false
   })
   await waitFor("the hanging spawn's session exists", () => liveSessions(env.socket).length === 1)
-  await waitFor("the hanging spawn's reservation and prompt file exist", () =>
-    agentsOf(env, taskId).length === 1 && promptFiles(env.home, taskId).length === 1)
+  await waitFor(
+    "the hanging spawn's reservation and prompt file exist",
+    () => agentsOf(env, taskId).length === 1 && promptFiles(env.home, taskId).length === 1
+  )
   expect(agentsOf(env, taskId)[0]).toMatchObject({ status: "reserved", reservation: expect.any(Object) })
   expect(liveSessions(env.socket)).toHaveLength(1)
   return { settled, stillPending: () => pending }
@@ -794,9 +844,12 @@ describe("cancelling a hanging deploy_headless_agent rolls it back", () => {
     expect(stillPending()).toBe(true)
     controller.abort(new Error("the test cancels the spawn"))
     expect(await within("the cancelled call settles", settled)).toHaveProperty("error")
-    await waitFor("the cancelled spawn is rolled back", () =>
-      liveSessions(env.socket).length === 0 && promptFiles(env.home, task_id).length === 0 &&
-      agentsOf(env, task_id).length === 0)
+    await waitFor(
+      "the cancelled spawn is rolled back",
+      () =>
+        liveSessions(env.socket).length === 0 && promptFiles(env.home, task_id).length === 0 &&
+        agentsOf(env, task_id).length === 0
+    )
     expectNothingLeft(env, task_id)
     // The server goes on serving.
     expect(await ok(served.client, "get_global_status", {})).toMatchObject({ active_agents: 0 })
@@ -811,9 +864,12 @@ describe("cancelling a hanging deploy_headless_agent rolls it back", () => {
     expect(stillPending()).toBe(true)
     controller.abort(new Error("the test cancels the spawn"))
     expect(await within("the cancelled call settles", settled)).toHaveProperty("error")
-    await waitFor("the cancelled spawn is rolled back", () =>
-      liveSessions(env.socket).length === 0 && promptFiles(env.home, task_id).length === 0 &&
-      agentsOf(env, task_id).length === 0)
+    await waitFor(
+      "the cancelled spawn is rolled back",
+      () =>
+        liveSessions(env.socket).length === 0 && promptFiles(env.home, task_id).length === 0 &&
+        agentsOf(env, task_id).length === 0
+    )
     expectNothingLeft(env, task_id)
     expect(await ok(served.client, "get_global_status", {})).toMatchObject({ active_agents: 0 })
   })
@@ -836,9 +892,12 @@ describe("cancelling a hanging deploy_headless_agent rolls it back", () => {
       expect(stillPending()).toBe(true)
       controller.abort(new Error("the test cancels the spawn"))
       expect(await within("the cancelled call settles", settled)).toHaveProperty("error")
-      await waitFor("the cancelled spawn is rolled back", () =>
-        liveSessions(env.socket).length === 0 && promptFiles(env.home, task_id).length === 0 &&
-        agentsOf(env, task_id).length === 0)
+      await waitFor(
+        "the cancelled spawn is rolled back",
+        () =>
+          liveSessions(env.socket).length === 0 && promptFiles(env.home, task_id).length === 0 &&
+          agentsOf(env, task_id).length === 0
+      )
       expectNothingLeft(env, task_id)
       expect(await ok(served.client, "get_global_status", {})).toMatchObject({ active_agents: 0 })
     } finally {

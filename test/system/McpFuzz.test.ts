@@ -12,13 +12,13 @@
  * without touching this file. Random choices come from a seeded generator; the seed is printed
  * (SPAWNKIT_FUZZ_SEED replays one).
  */
+import { describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { describe, expect, it } from "@effect/vitest"
+import { afterEach } from "vitest"
 import { liveSessions, testEnvs } from "../support/Harness.js"
 import { call, killServers, ok, startStdio, textOf } from "../support/Mcp.js"
-import { afterEach } from "vitest"
 
 const newEnv = testEnvs()
 afterEach(async () => {
@@ -66,7 +66,15 @@ const typeOf = (s: JsonSchema): string | undefined =>
     : undefined
 
 /** Fields whose values are ids: hostile strings there must be refused, not stored or used. */
-const ID_FIELDS = new Set(["task_id", "agent_id", "parent", "parent_agent_id", "agent_type", "child_agent_type", "cursor"])
+const ID_FIELDS = new Set([
+  "task_id",
+  "agent_id",
+  "parent",
+  "parent_agent_id",
+  "agent_type",
+  "child_agent_type",
+  "cursor"
+])
 const HOSTILE_IDS = [
   "../x",
   "../../etc/passwd",
@@ -131,14 +139,23 @@ describe("MCP tools under random and hostile arguments", () => {
     const served = await startStdio(env, { SPAWNKIT_RECONCILE_INTERVAL: "0" })
     const client = served.client
     const task = await ok(client, "create_real_task", { description: "fuzz", max_concurrent: 5 })
-    const agent = await ok(client, "deploy_headless_agent", { task_id: task.task_id, agent_type: "lead", prompt: "stay" })
+    const agent = await ok(client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "lead",
+      prompt: "stay"
+    })
     const tools = (await client.listTools()).tools
 
     // Arguments that succeed, one set per tool, on the task and agent above.
     const valid: Record<string, Record<string, unknown>> = {
       create_real_task: { description: "d", max_concurrent: 2 },
       deploy_headless_agent: { task_id: task.task_id, agent_type: "w", prompt: "p" },
-      spawn_child_agent: { task_id: task.task_id, parent_agent_id: agent.agent_id, child_agent_type: "c", child_prompt: "p" },
+      spawn_child_agent: {
+        task_id: task.task_id,
+        parent_agent_id: agent.agent_id,
+        child_agent_type: "c",
+        child_prompt: "p"
+      },
       get_real_task_status: { task_id: task.task_id },
       get_agent_output: { task_id: task.task_id, agent_id: agent.agent_id },
       kill_real_agent: { task_id: task.task_id, agent_id: agent.agent_id },
@@ -195,7 +212,10 @@ describe("MCP tools under random and hostile arguments", () => {
       )
       if ("error" in outcome) {
         // The SDK checks a request's shape before any tool sees it: `arguments` must be an object.
-        expect(typeof c.args === "object" && c.args !== null && !Array.isArray(c.args), `${what}: ${String(outcome.error)}`)
+        expect(
+          typeof c.args === "object" && c.args !== null && !Array.isArray(c.args),
+          `${what}: ${String(outcome.error)}`
+        )
           .toBe(false)
         expect(String(outcome.error), what).toMatch(/MCP error -326\d\d/)
         tags["JSON-RPC error"] = (tags["JSON-RPC error"] ?? 0) + 1
@@ -211,14 +231,19 @@ describe("MCP tools under random and hostile arguments", () => {
         expect(text, `${what}: the error names the field`).toContain(c.fields[0]!)
       }
     }
-    console.log(`mcp fuzz: ${calls.length} broken calls over ${tools.length} tools, seed ${SEED}: ${JSON.stringify(tags)}`)
+    console.log(
+      `mcp fuzz: ${calls.length} broken calls over ${tools.length} tools, seed ${SEED}: ${JSON.stringify(tags)}`
+    )
 
     // Nothing changed, and the server still serves.
     expect(tree(env.home)).toEqual(homeBefore)
     expect(liveSessions(env.socket).sort()).toEqual(sessionsBefore)
     expect((await client.listTools()).tools).toHaveLength(tools.length)
     const status = await ok(client, "get_real_task_status", { task_id: task.task_id })
-    expect(status.agents.map((a: { id: string; status: string }) => [a.id, a.status])).toEqual([[agent.agent_id, "running"]])
+    expect(status.agents.map((a: { id: string; status: string }) => [a.id, a.status])).toEqual([[
+      agent.agent_id,
+      "running"
+    ]])
     expect(served.hasExited()).toBe(false)
   })
 })

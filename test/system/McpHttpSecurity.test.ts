@@ -7,6 +7,7 @@
  *
  * Needs `npm run build` first (the server runs dist/cli/main.js).
  */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type ChildProcess, spawn as spawnProcess } from "node:child_process"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
@@ -14,14 +15,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
-import {
-  CLI,
-  liveSessions,
-  makeTestEnv,
-  stopChild,
-  type TestEnv
-} from "../support/Harness.js"
+import { CLI, liveSessions, makeTestEnv, stopChild, type TestEnv } from "../support/Harness.js"
 
 const TOKEN = "secret-token"
 const MAX_BODY = 2048
@@ -151,7 +145,10 @@ const rawPost = (port: number, host: string, body: unknown) =>
       },
       (res) => {
         let text = ""
-        res.setEncoding("utf8").on("data", (d: string) => (text += d)).on("end", () => resolve({ status: res.statusCode!, text }))
+        res.setEncoding("utf8").on("data", (d: string) => (text += d)).on(
+          "end",
+          () => resolve({ status: res.statusCode!, text })
+        )
       }
     )
     req.on("error", reject)
@@ -227,7 +224,11 @@ const freePort = () =>
   })
 
 /** Start a server that must refuse to start: it must exit non-zero, and never listen on `port` while it runs. */
-const expectRefusesToStart = async (args: ReadonlyArray<string>, port: number, extraEnv: Record<string, string> = {}) => {
+const expectRefusesToStart = async (
+  args: ReadonlyArray<string>,
+  port: number,
+  extraEnv: Record<string, string> = {}
+) => {
   const env = makeTestEnv()
   envs.push(env)
   const child = spawnProcess(process.execPath, [CLI, "serve", "--http", "--port", String(port), ...args], {
@@ -340,7 +341,14 @@ describe("HTTP server with a token on loopback", () => {
   })
 
   it("a Host header that is not loopback -> 403 (DNS rebinding), even with the token", async () => {
-    for (const host of ["evil.example", `evil.example:${server.port}`, `192.0.2.1:${server.port}`, `localhost.evil.example:${server.port}`]) {
+    for (
+      const host of [
+        "evil.example",
+        `evil.example:${server.port}`,
+        `192.0.2.1:${server.port}`,
+        `localhost.evil.example:${server.port}`
+      ]
+    ) {
       const message = await expectRefused(server, 403, () => rawPost(server.port, host, createTask()))
       expect(message).toBe("Host header must name a loopback address")
     }
@@ -353,7 +361,10 @@ describe("HTTP server with a token on loopback", () => {
   })
 
   it(`a body over SPAWNKIT_HTTP_MAX_BODY_BYTES (${MAX_BODY}) -> 413, and nothing changes`, async () => {
-    const big = JSON.stringify({ ...createTask(), params: { name: "create_real_task", arguments: { description: "x".repeat(10_000) } } })
+    const big = JSON.stringify({
+      ...createTask(),
+      params: { name: "create_real_task", arguments: { description: "x".repeat(10_000) } }
+    })
     expect(big.length).toBeGreaterThan(MAX_BODY)
     const message = await expectRefused(server, 413, () => post(server.url, big, BEARER))
     expect(message).toBe(`Request body over ${MAX_BODY} bytes`)

@@ -5,8 +5,8 @@
  *
  * Needs `npm run build` first.
  */
-import * as Fs from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
+import * as Fs from "node:fs"
 import { CLI, liveSessions, promptFiles, readRegistryFile } from "../support/Harness.js"
 import {
   connectHttp,
@@ -28,12 +28,14 @@ const { newEnv, own, ownProcess } = ownedPerTest()
 const SERVING = /spawnkit MCP server on (http|stdio)/
 
 describe("exit status after a signal", () => {
-  it.each([
-    ["--http", "SIGTERM", 143],
-    ["--http", "SIGINT", 130],
-    ["stdio", "SIGTERM", 143],
-    ["stdio", "SIGINT", 130]
-  ] as const)("serve %s exits %s with %i", async (kind, signal, code) => {
+  it.each(
+    [
+      ["--http", "SIGTERM", 143],
+      ["--http", "SIGINT", 130],
+      ["stdio", "SIGTERM", 143],
+      ["stdio", "SIGINT", 130]
+    ] as const
+  )("serve %s exits %s with %i", async (kind, signal, code) => {
     const server = ownProcess(startServerProcess(newEnv(), kind === "stdio" ? [] : ["--http", "--port", "0"]))
     await waitFor("the server serves", () => SERVING.test(server.stderr()), 120_000)
     server.proc.kill(signal)
@@ -43,8 +45,11 @@ describe("exit status after a signal", () => {
   it("serve --http, SIGTERM with a call in flight: the call settles, nothing is left, exit 143", async () => {
     const env = newEnv()
     const server = ownProcess(startServerProcess(env, ["--http", "--port", "0"], HANG_AFTER_SESSION))
-    const url = await waitFor("the server announces its URL", () =>
-      /spawnkit MCP server on (http:\/\/127\.0\.0\.1:\d+\/mcp)/.exec(server.stderr())?.[1], 30_000)
+    const url = await waitFor(
+      "the server announces its URL",
+      () => /spawnkit MCP server on (http:\/\/127\.0\.0\.1:\d+\/mcp)/.exec(server.stderr())?.[1],
+      30_000
+    )
     const client = await connectHttp(url)
     try {
       const { task_id } = await ok(client, "create_real_task", { description: "sigterm" })

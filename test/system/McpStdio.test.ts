@@ -6,9 +6,9 @@
  *
  * Needs `npm run build` first.
  */
-import * as Fs from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { McpError } from "@modelcontextprotocol/sdk/types.js"
+import * as Fs from "node:fs"
 import { CLI, liveSessions, promptFiles, readRegistryFile } from "../support/Harness.js"
 import {
   call,
@@ -30,8 +30,7 @@ let nextId = 1
 
 /** A stdio server spoken to in raw JSON-RPC lines, as a client that misbehaves or goes away would. */
 const rawStdio = (server: ServerProcess) => {
-  const replies = (): Array<any> =>
-    server.stdout().split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+  const replies = (): Array<any> => server.stdout().split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
   const reply = (id: number) => waitFor(`the reply to request ${id}`, () => replies().find((r) => r.id === id), 120_000)
   const send = (message: unknown) => server.proc.stdin!.write(JSON.stringify(message) + "\n")
   const request = (method: string, params: Record<string, unknown> = {}) => {
@@ -90,9 +89,14 @@ describe("stdio: oversized messages are answered, and the server exits when its 
     expect(answer.error.message).toMatch(OVER_LIMIT)
     expect((await stdio.reply(stdio.request("tools/list"))).result.tools.length).toBeGreaterThan(0)
     // Half of another oversized message, and the client goes away.
-    server.proc.stdin!.write(`{"jsonrpc":"2.0","id":${nextId++},"method":"ping","params":{"pad":"${"z".repeat(OVERSIZED)}`)
+    server.proc.stdin!.write(
+      `{"jsonrpc":"2.0","id":${nextId++},"method":"ping","params":{"pad":"${"z".repeat(OVERSIZED)}`
+    )
     server.proc.stdin!.end()
-    expect(await within("the server exits once stdin is closed", server.exit, 120_000)).toEqual({ code: 0, signal: null })
+    expect(await within("the server exits once stdin is closed", server.exit, 120_000)).toEqual({
+      code: 0,
+      signal: null
+    })
     expect(server.stderr()).toContain("stdio transport closed (stdin ended); shutting down")
   }, 300_000)
 
@@ -110,7 +114,10 @@ describe("stdio: oversized messages are answered, and the server exits when its 
       arguments: { task_id: taskId, agent_type: "slow", prompt: "hangs" }
     })
     await waitFor("the hanging spawn's session exists", () => liveSessions(env.socket).length === 1)
-    await waitFor("the hanging spawn's reservation exists", () => readRegistryFile(env.home, taskId).agents.length === 1)
+    await waitFor(
+      "the hanging spawn's reservation exists",
+      () => readRegistryFile(env.home, taskId).agents.length === 1
+    )
     // The client stops reading: the server learns it at its next write.
     server.proc.stdout!.destroy()
     stdio.request("ping")

@@ -4,13 +4,13 @@
  * the host its record names, and a host that dies mid-spawn must lose its reservations to the others after its lease,
  * never before.
  */
-import { type ChildProcess, spawn as spawnProcess, spawnSync } from "node:child_process"
-import * as Fs from "node:fs"
-import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { type ChildProcess, spawn as spawnProcess, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import {
   CLI,
@@ -149,115 +149,126 @@ const raceHosts = async (shares: ReadonlyArray<{ host: Host; attempts: ReadonlyA
 }
 
 describe("several hosts sharing one PostgreSQL registry", () => {
-  it("global limit 20, 60 concurrent spawns from two hosts over two tasks -> exactly 20 agents, each on its own host", async () => {
-    const db = sharedDatabase()
-    const limits = { SPAWNKIT_GLOBAL_MAX_CONCURRENT: "20" }
-    const hostA = makeHost("host-a", db.url, limits)
-    const hostB = makeHost("host-b", db.url, limits)
-    const generous = { max_concurrent: 1000, max_agents: 1000, max_spawns_per_minute: 100_000 }
-    const taskIds = await runAs(
-      hostA,
-      Effect.all([
-        Spawnkit.createTask({ description: "shared one", ...generous }),
-        Spawnkit.createTask({ description: "shared two", ...generous })
-      ]).pipe(Effect.map((tasks) => tasks.map((t) => t.task_id as string)))
-    )
-    const attemptsOf = (host: Host) =>
-      Array.from({ length: 30 }, (_, k): Attempt => ({
-        taskId: taskIds[k % 2]!,
-        agentType: "racer",
-        prompt: `${host.id} attempt ${k}`
-      }))
-    const goFile = NodePath.join(hostA.home, ".go")
-    const t0 = Date.now()
-    const results = await raceHosts(
-      [{ host: hostA, attempts: attemptsOf(hostA) }, { host: hostB, attempts: attemptsOf(hostB) }],
-      goFile
-    )
-    const ms = Date.now() - t0
+  it(
+    "global limit 20, 60 concurrent spawns from two hosts over two tasks -> exactly 20 agents, each on its own host",
+    async () => {
+      const db = sharedDatabase()
+      const limits = { SPAWNKIT_GLOBAL_MAX_CONCURRENT: "20" }
+      const hostA = makeHost("host-a", db.url, limits)
+      const hostB = makeHost("host-b", db.url, limits)
+      const generous = { max_concurrent: 1000, max_agents: 1000, max_spawns_per_minute: 100_000 }
+      const taskIds = await runAs(
+        hostA,
+        Effect.all([
+          Spawnkit.createTask({ description: "shared one", ...generous }),
+          Spawnkit.createTask({ description: "shared two", ...generous })
+        ]).pipe(Effect.map((tasks) => tasks.map((t) => t.task_id as string)))
+      )
+      const attemptsOf = (host: Host) =>
+        Array.from({ length: 30 }, (_, k): Attempt => ({
+          taskId: taskIds[k % 2]!,
+          agentType: "racer",
+          prompt: `${host.id} attempt ${k}`
+        }))
+      const goFile = NodePath.join(hostA.home, ".go")
+      const t0 = Date.now()
+      const results = await raceHosts(
+        [{ host: hostA, attempts: attemptsOf(hostA) }, { host: hostB, attempts: attemptsOf(hostB) }],
+        goFile
+      )
+      const ms = Date.now() - t0
 
-    const all = results.flatMap((r) => r.outcomes)
-    expect(all).toHaveLength(60)
-    const ok = all.filter((o) => o.ok)
-    expect(ok).toHaveLength(20)
-    for (const o of all.filter((o) => !o.ok)) {
-      expect(o).toMatchObject({ tag: "LimitReached", limit: "global_max_concurrent" })
-    }
+      const all = results.flatMap((r) => r.outcomes)
+      expect(all).toHaveLength(60)
+      const ok = all.filter((o) => o.ok)
+      expect(ok).toHaveLength(20)
+      for (const o of all.filter((o) => !o.ok)) {
+        expect(o).toMatchObject({ tag: "LimitReached", limit: "global_max_concurrent" })
+      }
 
-    // The registry: exactly the 20 successes, all running, each recording the host that spawned it.
-    const agents = tasksIn(db.url).flatMap((t) => t.agents)
-    expect(agents).toHaveLength(20)
-    expect(agents.filter((a) => a.status !== "running")).toEqual([])
-    expect(tasksIn(db.url).reduce((n, t) => n + t.active_count, 0)).toBe(20)
-    expect(Number(psql(db.url, "SELECT sum(active_slots) FROM spawnkit_tasks").trim())).toBe(20)
-    for (const { host, outcomes } of results) {
-      const mine = outcomes.filter((o) => o.ok).map((o) => o.agent_id).sort()
-      const recorded = agents.filter((a) => a.host === host.id)
-      expect(recorded.map((a) => a.id).sort()).toEqual(mine)
-      // Each session lives on its own host's tmux server, and nowhere else; so do its prompt files.
-      expect(liveSessions(host.socket).sort()).toEqual(recorded.map((a) => a.tmux_session).sort())
-      const prompts = taskIds.flatMap((t) => promptFiles(host.home, t)).sort()
-      expect(prompts).toEqual(recorded.map((a) => `${a.id}.prompt`).sort())
-    }
-    const split = results.map((r) => `${r.host.id} ${r.outcomes.filter((o) => o.ok).length}`).join(", ")
-    console.log(`two hosts, global limit 20, 60 spawns: 20 agents (${split}) in ${ms} ms`)
+      // The registry: exactly the 20 successes, all running, each recording the host that spawned it.
+      const agents = tasksIn(db.url).flatMap((t) => t.agents)
+      expect(agents).toHaveLength(20)
+      expect(agents.filter((a) => a.status !== "running")).toEqual([])
+      expect(tasksIn(db.url).reduce((n, t) => n + t.active_count, 0)).toBe(20)
+      expect(Number(psql(db.url, "SELECT sum(active_slots) FROM spawnkit_tasks").trim())).toBe(20)
+      for (const { host, outcomes } of results) {
+        const mine = outcomes.filter((o) => o.ok).map((o) => o.agent_id).sort()
+        const recorded = agents.filter((a) => a.host === host.id)
+        expect(recorded.map((a) => a.id).sort()).toEqual(mine)
+        // Each session lives on its own host's tmux server, and nowhere else; so do its prompt files.
+        expect(liveSessions(host.socket).sort()).toEqual(recorded.map((a) => a.tmux_session).sort())
+        const prompts = taskIds.flatMap((t) => promptFiles(host.home, t)).sort()
+        expect(prompts).toEqual(recorded.map((a) => `${a.id}.prompt`).sort())
+      }
+      const split = results.map((r) => `${r.host.id} ${r.outcomes.filter((o) => o.ok).length}`).join(", ")
+      console.log(`two hosts, global limit 20, 60 spawns: 20 agents (${split}) in ${ms} ms`)
 
-    // Each host's reconciler finds nothing to repair: the other host's agents are not its business.
-    expect((await runAs(hostA, Spawnkit.reconcile())).repairs).toEqual([])
-    expect((await runAs(hostB, Spawnkit.reconcile())).repairs).toEqual([])
-    expect(liveSessions(hostA.socket).length + liveSessions(hostB.socket).length).toBe(20)
-  }, 300_000)
+      // Each host's reconciler finds nothing to repair: the other host's agents are not its business.
+      expect((await runAs(hostA, Spawnkit.reconcile())).repairs).toEqual([])
+      expect((await runAs(hostB, Spawnkit.reconcile())).repairs).toEqual([])
+      expect(liveSessions(hostA.socket).length + liveSessions(hostB.socket).length).toBe(20)
+    },
+    300_000
+  )
 
-  it("a host SIGKILLed mid-spawn keeps its reservation until its lease expires; then another host takes the slot", async () => {
-    const db = sharedDatabase()
-    const LEASE = 6
-    const settings = { SPAWNKIT_GLOBAL_MAX_CONCURRENT: "1", SPAWNKIT_HOST_LEASE_SECONDS: String(LEASE) }
-    const hostA = makeHost("host-a", db.url, settings)
-    const hostB = makeHost("host-b", db.url, settings)
-    const taskId = await runAs(hostB, Spawnkit.createTask({ description: "lease" }).pipe(Effect.map((t) => t.task_id)))
+  it(
+    "a host SIGKILLed mid-spawn keeps its reservation until its lease expires; then another host takes the slot",
+    async () => {
+      const db = sharedDatabase()
+      const LEASE = 6
+      const settings = { SPAWNKIT_GLOBAL_MAX_CONCURRENT: "1", SPAWNKIT_HOST_LEASE_SECONDS: String(LEASE) }
+      const hostA = makeHost("host-a", db.url, settings)
+      const hostB = makeHost("host-b", db.url, settings)
+      const taskId = await runAs(
+        hostB,
+        Spawnkit.createTask({ description: "lease" }).pipe(Effect.map((t) => t.task_id))
+      )
 
-    // Host A's only spawnkit process dies right after creating the session: its reservation holds the one slot.
-    const killed = cliAs(hostA, ["spawn", "--task", taskId, "--type", "doomed", "--prompt", "p", "--json"], {
-      SPAWNKIT_FAULT: "after-session:kill"
-    })
-    expect(killed.signal).toBe("SIGKILL")
-    const lastSeen = Date.parse(
-      psql(db.url, "SELECT to_json(last_seen) FROM spawnkit_hosts WHERE host_id = 'host-a'").trim().replace(/"/g, "")
-    )
-    const [reserved] = tasksIn(db.url)[0].agents
-    expect(reserved).toMatchObject({ status: "reserved", host: "host-a", reservation: { owner_host: "host-a" } })
-    expect(liveSessions(hostA.socket)).toEqual([reserved.tmux_session])
+      // Host A's only spawnkit process dies right after creating the session: its reservation holds the one slot.
+      const killed = cliAs(hostA, ["spawn", "--task", taskId, "--type", "doomed", "--prompt", "p", "--json"], {
+        SPAWNKIT_FAULT: "after-session:kill"
+      })
+      expect(killed.signal).toBe("SIGKILL")
+      const lastSeen = Date.parse(
+        psql(db.url, "SELECT to_json(last_seen) FROM spawnkit_hosts WHERE host_id = 'host-a'").trim().replace(/"/g, "")
+      )
+      const [reserved] = tasksIn(db.url)[0].agents
+      expect(reserved).toMatchObject({ status: "reserved", host: "host-a", reservation: { owner_host: "host-a" } })
+      expect(liveSessions(hostA.socket)).toEqual([reserved.tmux_session])
 
-    // Within the lease: host B is refused, and its reconciler leaves host A's reservation alone.
-    const refused = await runAs(hostB, Spawnkit.spawn({ taskId, agentType: "b", prompt: "mine" }).pipe(Effect.flip))
-    expect(refused).toMatchObject({ _tag: "LimitReached", limit: "global_max_concurrent" })
-    const early = await runAs(hostB, Spawnkit.reconcile())
-    expect(Date.now() - lastSeen, "the early pass ran within host A's lease").toBeLessThan(LEASE * 1000)
-    expect(early.repairs).toEqual([])
-    expect(tasksIn(db.url)[0].agents).toHaveLength(1)
+      // Within the lease: host B is refused, and its reconciler leaves host A's reservation alone.
+      const refused = await runAs(hostB, Spawnkit.spawn({ taskId, agentType: "b", prompt: "mine" }).pipe(Effect.flip))
+      expect(refused).toMatchObject({ _tag: "LimitReached", limit: "global_max_concurrent" })
+      const early = await runAs(hostB, Spawnkit.reconcile())
+      expect(Date.now() - lastSeen, "the early pass ran within host A's lease").toBeLessThan(LEASE * 1000)
+      expect(early.repairs).toEqual([])
+      expect(tasksIn(db.url)[0].agents).toHaveLength(1)
 
-    // After the lease: host B's reconciler releases the reservation (the record only; the session is host A's).
-    await waitFor("host A's lease has expired", () => Date.now() - lastSeen > LEASE * 1000 + 500, (LEASE + 5) * 1000)
-    const late = await runAs(hostB, Spawnkit.reconcile())
-    expect(late.repairs).toMatchObject([
-      { kind: "rolled_back_reservation", agent_id: reserved.id, reason: expect.stringContaining("lease expired") }
-    ])
-    expect(tasksIn(db.url)[0].agents).toEqual([])
-    expect(liveSessions(hostA.socket)).toEqual([reserved.tmux_session])
+      // After the lease: host B's reconciler releases the reservation (the record only; the session is host A's).
+      await waitFor("host A's lease has expired", () => Date.now() - lastSeen > LEASE * 1000 + 500, (LEASE + 5) * 1000)
+      const late = await runAs(hostB, Spawnkit.reconcile())
+      expect(late.repairs).toMatchObject([
+        { kind: "rolled_back_reservation", agent_id: reserved.id, reason: expect.stringContaining("lease expired") }
+      ])
+      expect(tasksIn(db.url)[0].agents).toEqual([])
+      expect(liveSessions(hostA.socket)).toEqual([reserved.tmux_session])
 
-    // The slot is host B's now.
-    const b = await runAs(hostB, Spawnkit.spawn({ taskId, agentType: "b", prompt: "mine" }))
-    expect(b).toMatchObject({ status: "running", existing: false })
-    const [agent] = tasksIn(db.url)[0].agents
-    expect(agent).toMatchObject({ id: b.agent_id, status: "running", host: "host-b" })
-    expect(liveSessions(hostB.socket)).toEqual([b.tmux_session])
+      // The slot is host B's now.
+      const b = await runAs(hostB, Spawnkit.spawn({ taskId, agentType: "b", prompt: "mine" }))
+      expect(b).toMatchObject({ status: "running", existing: false })
+      const [agent] = tasksIn(db.url)[0].agents
+      expect(agent).toMatchObject({ id: b.agent_id, status: "running", host: "host-b" })
+      expect(liveSessions(hostB.socket)).toEqual([b.tmux_session])
 
-    // Host A comes back: its reconciler removes what its dead spawn left on it, and leaves host B's agent alone.
-    const back = await runAs(hostA, Spawnkit.reconcile())
-    expect(back.repairs.map((r) => r.kind).sort()).toEqual(["killed_orphan_session", "removed_orphan_file"])
-    expect(liveSessions(hostA.socket)).toEqual([])
-    expect(promptFiles(hostA.home, taskId)).toEqual([])
-    expect(tasksIn(db.url)[0].agents).toEqual([agent])
-    expect(liveSessions(hostB.socket)).toEqual([b.tmux_session])
-  }, 300_000)
+      // Host A comes back: its reconciler removes what its dead spawn left on it, and leaves host B's agent alone.
+      const back = await runAs(hostA, Spawnkit.reconcile())
+      expect(back.repairs.map((r) => r.kind).sort()).toEqual(["killed_orphan_session", "removed_orphan_file"])
+      expect(liveSessions(hostA.socket)).toEqual([])
+      expect(promptFiles(hostA.home, taskId)).toEqual([])
+      expect(tasksIn(db.url)[0].agents).toEqual([agent])
+      expect(liveSessions(hostB.socket)).toEqual([b.tmux_session])
+    },
+    300_000
+  )
 })

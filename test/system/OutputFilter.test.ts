@@ -4,12 +4,12 @@
  * its deadline, then the real MCP server over HTTP: a catastrophic pattern over a 4 MiB log of a real agent while
  * another client is served. The pattern checks are unit-tested in test/unit/reports/LineFilter.test.ts.
  */
-import * as Fs from "node:fs"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Fs from "node:fs"
 import * as Spawnkit from "../../src/index.js"
 import { makeTestEnv, type TestEnv } from "../support/Harness.js"
 import { connectHttp, disposeEnv, killServers, ok, startHttp, taskFiles } from "../support/Mcp.js"

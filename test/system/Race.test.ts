@@ -9,11 +9,11 @@
  *
  * Needs `npm run build` first. SPAWNKIT_STRESS_ROUNDS sets the rounds of the stress test (default 2).
  */
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import { type ChildProcess, spawn as spawnProcess, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { afterEach, describe, expect, it } from "@effect/vitest"
-import * as Effect from "effect/Effect"
 import * as Spawnkit from "../../src/index.js"
 import {
   type Backend,
@@ -175,7 +175,10 @@ const race = async (
   const codes = await Promise.race([
     early,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`workers did not finish within ${WORKER_TIMEOUT_MS} ms`)), WORKER_TIMEOUT_MS)
+      timer = setTimeout(
+        () => reject(new Error(`workers did not finish within ${WORKER_TIMEOUT_MS} ms`)),
+        WORKER_TIMEOUT_MS
+      )
     })
   ]).finally(() => {
     clearInterval(sampler)
@@ -236,7 +239,9 @@ const invariantViolations = (task: any): Array<string> => {
   if (JSON.stringify(task.agent_hierarchy) !== JSON.stringify(hierarchy)) {
     problems.push(`agent_hierarchy ${JSON.stringify(task.agent_hierarchy)} != ${JSON.stringify(hierarchy)}`)
   }
-  if (active > task.max_concurrent) problems.push(`${active} active records exceed max_concurrent ${task.max_concurrent}`)
+  if (active > task.max_concurrent) {
+    problems.push(`${active} active records exceed max_concurrent ${task.max_concurrent}`)
+  }
   if (agents.length > task.max_agents) problems.push(`${agents.length} records exceed max_agents ${task.max_agents}`)
   const ids = new Set(agents.map((a) => a.id))
   if (ids.size !== agents.length) problems.push(`duplicate agent ids`)
@@ -245,7 +250,9 @@ const invariantViolations = (task: any): Array<string> => {
   for (const a of agents) {
     if (a.depth > task.max_depth) problems.push(`${a.id} at depth ${a.depth} exceeds max_depth ${task.max_depth}`)
     const expectedDepth = a.parent === "orchestrator" ? 1 : (byId.get(a.parent)?.depth ?? NaN) + 1
-    if (a.depth !== expectedDepth) problems.push(`${a.id} has depth ${a.depth}, parent ${a.parent} implies ${expectedDepth}`)
+    if (a.depth !== expectedDepth) {
+      problems.push(`${a.id} has depth ${a.depth}, parent ${a.parent} implies ${expectedDepth}`)
+    }
     if (a.tmux_session !== `agent_${a.id}`) problems.push(`${a.id} has session ${a.tmux_session}`)
     if ((a.status === "reserved") !== (a.reservation !== undefined)) {
       problems.push(`${a.id} is ${a.status} ${a.reservation === undefined ? "without" : "with"} a reservation`)
@@ -346,7 +353,9 @@ const concurrencyRound = async (backend: Backend, label: string) => {
   const r = await race(env, taskId, split(attempts, WORKERS))
   expect(r.violations).toEqual([])
   expect(tagsOf(r)).toEqual({ ok: 50, LimitReached: 150 })
-  for (const { outcome } of rejections(r)) expect(outcome).toMatchObject({ tag: "LimitReached", limit: "max_concurrent" })
+  for (const { outcome } of rejections(r)) {
+    expect(outcome).toMatchObject({ tag: "LimitReached", limit: "max_concurrent" })
+  }
   const ok = successes(r).map((s) => s.outcome)
   expect(new Set(ok.map((o) => o.agent_id)).size).toBe(50)
 
@@ -392,7 +401,9 @@ describe.each(BACKENDS)("%s registry", (backend) => {
       const r = await race(env, taskId, split(attempts, WORKERS))
       expect(r.violations).toEqual([])
       expect(tagsOf(r)).toEqual({ ok: 30, LimitReached: 50 })
-      for (const { outcome } of rejections(r)) expect(outcome).toMatchObject({ tag: "LimitReached", limit: "max_agents" })
+      for (const { outcome } of rejections(r)) {
+        expect(outcome).toMatchObject({ tag: "LimitReached", limit: "max_agents" })
+      }
       const task = expectSettled(env, taskId)
       expect(task.agents).toHaveLength(30)
       expect(task.total_spawned).toBe(30)
@@ -400,128 +411,142 @@ describe.each(BACKENDS)("%s registry", (backend) => {
       await tearDown(env, 30)
     }, 300_000)
 
-    it("max_depth 3: children racing under every level; beyond max_depth all DepthExceeded, nothing deeper", async () => {
-      const env = newEnv(backend)
-      const taskId = await createTask(env, { max_depth: 3 })
-      // A chain orchestrator -> d1 -> d2 -> d3 (at max_depth).
-      const chain = await runIn(
-        env,
-        Effect.gen(function*() {
-          const d1 = yield* Spawnkit.spawn({ taskId, agentType: "d1", prompt: "level 1" })
-          const d2 = yield* Spawnkit.spawn({ taskId, agentType: "d2", prompt: "level 2", parent: d1.agent_id })
-          const d3 = yield* Spawnkit.spawn({ taskId, agentType: "d3", prompt: "level 3", parent: d2.agent_id })
-          return [d1, d2, d3]
-        })
-      )
-      expect(chain.map((a) => a.depth)).toEqual([1, 2, 3])
-      const parents = ["orchestrator", ...chain.map((a) => a.agent_id)]
-      const depthOf = (parent: string) => (parent === "orchestrator" ? 0 : chain.find((a) => a.agent_id === parent)!.depth)
+    it(
+      "max_depth 3: children racing under every level; beyond max_depth all DepthExceeded, nothing deeper",
+      async () => {
+        const env = newEnv(backend)
+        const taskId = await createTask(env, { max_depth: 3 })
+        // A chain orchestrator -> d1 -> d2 -> d3 (at max_depth).
+        const chain = await runIn(
+          env,
+          Effect.gen(function*() {
+            const d1 = yield* Spawnkit.spawn({ taskId, agentType: "d1", prompt: "level 1" })
+            const d2 = yield* Spawnkit.spawn({ taskId, agentType: "d2", prompt: "level 2", parent: d1.agent_id })
+            const d3 = yield* Spawnkit.spawn({ taskId, agentType: "d3", prompt: "level 3", parent: d2.agent_id })
+            return [d1, d2, d3]
+          })
+        )
+        expect(chain.map((a) => a.depth)).toEqual([1, 2, 3])
+        const parents = ["orchestrator", ...chain.map((a) => a.agent_id)]
+        const depthOf = (
+          parent: string
+        ) => (parent === "orchestrator" ? 0 : chain.find((a) => a.agent_id === parent)!.depth)
 
-      // Round 1: 8 processes x 12 attempts, 3 under each of orchestrator, d1, d2 and d3.
-      const attempts = Array.from({ length: 96 }, (_, k): Attempt => ({
-        taskId,
-        agentType: "child",
-        prompt: `child ${k}`,
-        parent: parents[k % 4]!
-      }))
-      const r = await race(env, taskId, split(attempts, WORKERS))
-      expect(r.violations).toEqual([])
-      expect(tagsOf(r)).toEqual({ ok: 72, DepthExceeded: 24 })
-      for (const { attempt, outcome } of r.results) {
-        if (depthOf(attempt.parent!) + 1 > 3) {
-          expect(outcome).toMatchObject({ ok: false, tag: "DepthExceeded", depth: 4 })
-        } else {
-          expect(outcome).toMatchObject({ ok: true, depth: depthOf(attempt.parent!) + 1, parent: attempt.parent })
+        // Round 1: 8 processes x 12 attempts, 3 under each of orchestrator, d1, d2 and d3.
+        const attempts = Array.from({ length: 96 }, (_, k): Attempt => ({
+          taskId,
+          agentType: "child",
+          prompt: `child ${k}`,
+          parent: parents[k % 4]!
+        }))
+        const r = await race(env, taskId, split(attempts, WORKERS))
+        expect(r.violations).toEqual([])
+        expect(tagsOf(r)).toEqual({ ok: 72, DepthExceeded: 24 })
+        for (const { attempt, outcome } of r.results) {
+          if (depthOf(attempt.parent!) + 1 > 3) {
+            expect(outcome).toMatchObject({ ok: false, tag: "DepthExceeded", depth: 4 })
+          } else {
+            expect(outcome).toMatchObject({ ok: true, depth: depthOf(attempt.parent!) + 1, parent: attempt.parent })
+          }
         }
-      }
 
-      // Round 2: children of agents the first race created in other processes: under new depth-3 agents (beyond
-      // max_depth) and under new depth-2 agents (allowed), interleaved.
-      const made = successes(r).map((s) => s.outcome).flatMap((o) => (o.ok ? [o] : []))
-      const atDepth3 = made.filter((o) => o.depth === 3).slice(0, 8)
-      const atDepth2 = made.filter((o) => o.depth === 2).slice(0, 8)
-      expect(atDepth3).toHaveLength(8)
-      expect(atDepth2).toHaveLength(8)
-      const second = Array.from({ length: 64 }, (_, k): Attempt => ({
-        taskId,
-        agentType: "grandchild",
-        prompt: `grandchild ${k}`,
-        parent: (k % 2 === 0 ? atDepth3 : atDepth2)[(k >> 1) % 8]!.agent_id
-      }))
-      const r2 = await race(env, taskId, split(second, WORKERS))
-      expect(r2.violations).toEqual([])
-      expect(tagsOf(r2)).toEqual({ ok: 32, DepthExceeded: 32 })
-      for (const { attempt, outcome } of r2.results) {
-        if (atDepth3.some((a) => a.agent_id === attempt.parent)) {
-          expect(outcome).toMatchObject({ ok: false, tag: "DepthExceeded", depth: 4 })
-        } else {
-          expect(outcome).toMatchObject({ ok: true, depth: 3 })
+        // Round 2: children of agents the first race created in other processes: under new depth-3 agents (beyond
+        // max_depth) and under new depth-2 agents (allowed), interleaved.
+        const made = successes(r).map((s) => s.outcome).flatMap((o) => (o.ok ? [o] : []))
+        const atDepth3 = made.filter((o) => o.depth === 3).slice(0, 8)
+        const atDepth2 = made.filter((o) => o.depth === 2).slice(0, 8)
+        expect(atDepth3).toHaveLength(8)
+        expect(atDepth2).toHaveLength(8)
+        const second = Array.from({ length: 64 }, (_, k): Attempt => ({
+          taskId,
+          agentType: "grandchild",
+          prompt: `grandchild ${k}`,
+          parent: (k % 2 === 0 ? atDepth3 : atDepth2)[(k >> 1) % 8]!.agent_id
+        }))
+        const r2 = await race(env, taskId, split(second, WORKERS))
+        expect(r2.violations).toEqual([])
+        expect(tagsOf(r2)).toEqual({ ok: 32, DepthExceeded: 32 })
+        for (const { attempt, outcome } of r2.results) {
+          if (atDepth3.some((a) => a.agent_id === attempt.parent)) {
+            expect(outcome).toMatchObject({ ok: false, tag: "DepthExceeded", depth: 4 })
+          } else {
+            expect(outcome).toMatchObject({ ok: true, depth: 3 })
+          }
         }
-      }
 
-      const task = expectSettled(env, taskId)
-      expect(task.agents).toHaveLength(3 + 72 + 32)
-      expect(Math.max(...task.agents.map((a: any) => a.depth))).toBe(3)
-      expect(task.agents.filter((a: any) => a.depth > 3)).toEqual([])
-      console.log(`max_depth race: ${JSON.stringify(tagsOf(r))} then ${JSON.stringify(tagsOf(r2))}`)
-      await tearDown(env, task.agents.length)
-    }, 300_000)
+        const task = expectSettled(env, taskId)
+        expect(task.agents).toHaveLength(3 + 72 + 32)
+        expect(Math.max(...task.agents.map((a: any) => a.depth))).toBe(3)
+        expect(task.agents.filter((a: any) => a.depth > 3)).toEqual([])
+        console.log(`max_depth race: ${JSON.stringify(tagsOf(r))} then ${JSON.stringify(tagsOf(r2))}`)
+        await tearDown(env, task.agents.length)
+      },
+      300_000
+    )
 
-    it("duplicate child: 8 processes ask one parent for the same child -> one agent per prompt, the rest DuplicateAgent", async () => {
-      const env = newEnv(backend)
-      const taskId = await createTask(env, {})
-      const parent = await runIn(env, Spawnkit.spawn({ taskId, agentType: "lead", prompt: "lead the work" }))
-      // 8 processes x 6 attempts: two groups of 24 identical requests (same parent, type and prompt).
-      const prompts = ["investigate the flaky test", "write the report"]
-      const attempts = Array.from({ length: 48 }, (_, k): Attempt => ({
-        taskId,
-        agentType: "helper",
-        prompt: prompts[k % 2]!,
-        parent: parent.agent_id
-      }))
-      const r = await race(env, taskId, split(attempts, WORKERS))
-      expect(r.violations).toEqual([])
-      expect(tagsOf(r)).toEqual({ ok: 2, DuplicateAgent: 46 })
-      for (const prompt of prompts) {
-        const group = r.results.filter((x) => x.attempt.prompt === prompt)
-        const winners = group.flatMap((x) => (x.outcome.ok ? [x.outcome] : []))
-        expect(winners).toHaveLength(1)
-        const winner = winners[0]!
-        expect(winner).toMatchObject({ existing: false, parent: parent.agent_id, depth: 2 })
-        for (const { outcome } of group) {
-          if (!outcome.ok) expect(outcome).toMatchObject({ tag: "DuplicateAgent", existingAgentId: winner.agent_id })
+    it(
+      "duplicate child: 8 processes ask one parent for the same child -> one agent per prompt, the rest DuplicateAgent",
+      async () => {
+        const env = newEnv(backend)
+        const taskId = await createTask(env, {})
+        const parent = await runIn(env, Spawnkit.spawn({ taskId, agentType: "lead", prompt: "lead the work" }))
+        // 8 processes x 6 attempts: two groups of 24 identical requests (same parent, type and prompt).
+        const prompts = ["investigate the flaky test", "write the report"]
+        const attempts = Array.from({ length: 48 }, (_, k): Attempt => ({
+          taskId,
+          agentType: "helper",
+          prompt: prompts[k % 2]!,
+          parent: parent.agent_id
+        }))
+        const r = await race(env, taskId, split(attempts, WORKERS))
+        expect(r.violations).toEqual([])
+        expect(tagsOf(r)).toEqual({ ok: 2, DuplicateAgent: 46 })
+        for (const prompt of prompts) {
+          const group = r.results.filter((x) => x.attempt.prompt === prompt)
+          const winners = group.flatMap((x) => (x.outcome.ok ? [x.outcome] : []))
+          expect(winners).toHaveLength(1)
+          const winner = winners[0]!
+          expect(winner).toMatchObject({ existing: false, parent: parent.agent_id, depth: 2 })
+          for (const { outcome } of group) {
+            if (!outcome.ok) expect(outcome).toMatchObject({ tag: "DuplicateAgent", existingAgentId: winner.agent_id })
+          }
         }
-      }
-      const task = expectSettled(env, taskId)
-      expect(task.agents).toHaveLength(3)
-      expect(task.agent_hierarchy[parent.agent_id]).toHaveLength(2)
-      expect(liveSessions(env.socket)).toHaveLength(3)
-      console.log(`duplicate race: ${JSON.stringify(tagsOf(r))}`)
-      await tearDown(env, 3)
-    }, 300_000)
+        const task = expectSettled(env, taskId)
+        expect(task.agents).toHaveLength(3)
+        expect(task.agent_hierarchy[parent.agent_id]).toHaveLength(2)
+        expect(liveSessions(env.socket)).toHaveLength(3)
+        console.log(`duplicate race: ${JSON.stringify(tagsOf(r))}`)
+        await tearDown(env, 3)
+      },
+      300_000
+    )
 
-    it("idempotency key retried 10 times across 5 processes -> one agent, one session, every response names it", async () => {
-      const env = newEnv(backend)
-      const taskId = await createTask(env, {})
-      const attempts = Array.from({ length: 10 }, (): Attempt => ({
-        taskId,
-        agentType: "once",
-        prompt: "do this exactly once",
-        idempotencyKey: "retry-key-7f3a"
-      }))
-      const r = await race(env, taskId, split(attempts, 5))
-      expect(r.violations).toEqual([])
-      // Every retry succeeds; exactly one of them spawned, the others were handed the same agent.
-      expect(tagsOf(r)).toEqual({ ok: 1, "ok(existing)": 9 })
-      const ids = new Set(r.results.map(({ outcome }) => (outcome.ok ? outcome.agent_id : `rejected:${outcome.tag}`)))
-      expect(ids.size).toBe(1)
-      const [agentId] = [...ids]
-      const task = expectSettled(env, taskId)
-      expect(task.agents).toHaveLength(1)
-      expect(task.agents[0]).toMatchObject({ id: agentId, status: "running", idempotency_key: "retry-key-7f3a" })
-      expect(liveSessions(env.socket)).toEqual([`agent_${agentId}`])
-      console.log(`idempotency race: ${JSON.stringify(tagsOf(r))}`)
-      await tearDown(env, 1)
-    }, 300_000)
+    it(
+      "idempotency key retried 10 times across 5 processes -> one agent, one session, every response names it",
+      async () => {
+        const env = newEnv(backend)
+        const taskId = await createTask(env, {})
+        const attempts = Array.from({ length: 10 }, (): Attempt => ({
+          taskId,
+          agentType: "once",
+          prompt: "do this exactly once",
+          idempotencyKey: "retry-key-7f3a"
+        }))
+        const r = await race(env, taskId, split(attempts, 5))
+        expect(r.violations).toEqual([])
+        // Every retry succeeds; exactly one of them spawned, the others were handed the same agent.
+        expect(tagsOf(r)).toEqual({ ok: 1, "ok(existing)": 9 })
+        const ids = new Set(r.results.map(({ outcome }) => (outcome.ok ? outcome.agent_id : `rejected:${outcome.tag}`)))
+        expect(ids.size).toBe(1)
+        const [agentId] = [...ids]
+        const task = expectSettled(env, taskId)
+        expect(task.agents).toHaveLength(1)
+        expect(task.agents[0]).toMatchObject({ id: agentId, status: "running", idempotency_key: "retry-key-7f3a" })
+        expect(liveSessions(env.socket)).toEqual([`agent_${agentId}`])
+        console.log(`idempotency race: ${JSON.stringify(tagsOf(r))}`)
+        await tearDown(env, 1)
+      },
+      300_000
+    )
   })
 })

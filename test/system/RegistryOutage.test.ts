@@ -9,11 +9,11 @@
  * and started again on the same port. A gated tmux holds the spawn at its session step, so the outage begins while
  * the spawn is in flight, without timing.
  */
+import { afterEach, describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { afterEach, describe, expect, it } from "@effect/vitest"
 import { gatedTmux, processAlive, testEnvs, waitFor } from "../support/Harness.js"
 import { call, killServers, ok, startStdio, textOf } from "../support/Mcp.js"
 
@@ -30,7 +30,9 @@ const ownCluster = () => {
   Fs.chmodSync(parent, 0o711)
   const dir = NodePath.join(parent, "cluster")
   const start = (port?: string) => {
-    const out = spawnSync("bash", [PG_SCRIPT, "start", dir, ...(port !== undefined ? [port] : [])], { encoding: "utf8" })
+    const out = spawnSync("bash", [PG_SCRIPT, "start", dir, ...(port !== undefined ? [port] : [])], {
+      encoding: "utf8"
+    })
     if (out.status !== 0) throw new Error(`pg-temp start failed: ${out.stderr}`)
     return out.stdout.trim()
   }
@@ -47,8 +49,7 @@ const ownCluster = () => {
       spawnSync("bash", [PG_SCRIPT, "destroy", dir], { stdio: "ignore" })
       Fs.rmSync(parent, { recursive: true, force: true })
     },
-    psql: (sql: string) =>
-      spawnSync("psql", ["-X", "-q", "-A", "-t", "-d", url, "-c", sql], { encoding: "utf8" })
+    psql: (sql: string) => spawnSync("psql", ["-X", "-q", "-A", "-t", "-d", url, "-c", sql], { encoding: "utf8" })
   }
 }
 
@@ -68,7 +69,11 @@ describe("a registry outage during a spawn", () => {
     const registry = NodePath.join(env.home, task.task_id, "AGENT_REGISTRY.json")
     const agents = () => JSON.parse(Fs.readFileSync(registry, "utf8")).agents as Array<{ id: string; status: string }>
 
-    const first = call(served.client, "deploy_headless_agent", { task_id: task.task_id, agent_type: "w", prompt: "one" })
+    const first = call(served.client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "w",
+      prompt: "one"
+    })
     await waitFor("the spawn reaches its session step", () => gate.arrivals() === 1)
     expect(agents().map((a) => a.status)).toEqual(["reserved"])
     // The registry stops taking writes; the spawn goes on, its commit fails, and so does its rollback.
@@ -79,14 +84,22 @@ describe("a registry outage during a spawn", () => {
     expect(textOf(failed)).toMatch(/^InjectedFault/)
     await waitFor("the rollback failed", () => served.stderr().includes("could not roll back reservation"))
     expect(agents().map((a) => a.status)).toEqual(["reserved"])
-    const blocked = await call(served.client, "deploy_headless_agent", { task_id: task.task_id, agent_type: "w", prompt: "two" })
+    const blocked = await call(served.client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "w",
+      prompt: "two"
+    })
     expect(textOf(blocked)).toMatch(/^LimitReached/)
 
     // The outage ends: the slot is freed without the server exiting.
     Fs.rmSync(outage)
     await waitFor("the abandoned reservation is rolled back", () => agents().length === 0, 120_000)
     expect(processAlive(served.pid)).toBe(true)
-    const second = await ok(served.client, "deploy_headless_agent", { task_id: task.task_id, agent_type: "w", prompt: "two" })
+    const second = await ok(served.client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "w",
+      prompt: "two"
+    })
     expect(second.status).toBe("running")
     expect(agents().map((a) => a.status)).toEqual(["running"])
   })
@@ -129,7 +142,11 @@ describe("a registry outage during a spawn", () => {
       await waitFor("the abandoned reservation is rolled back", () => statuses() === "", 120_000)
       expect(processAlive(served.pid)).toBe(true)
       gate.open()
-      const second = await ok(served.client, "deploy_headless_agent", { task_id: task.task_id, agent_type: "w", prompt: "two" })
+      const second = await ok(served.client, "deploy_headless_agent", {
+        task_id: task.task_id,
+        agent_type: "w",
+        prompt: "two"
+      })
       expect(second.status).toBe("running")
       expect(statuses()).toBe("running")
     } finally {

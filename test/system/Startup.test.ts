@@ -8,14 +8,14 @@
  *
  * Needs `npm run build` first.
  */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { afterEach, describe, expect, it } from "@effect/vitest"
-import * as Effect from "effect/Effect"
 import { measureStartup, StartupFailed } from "../../src/bench/Startup.js"
 import { CLI, createDatabase, dropDatabase } from "../support/Harness.js"
 
@@ -37,7 +37,9 @@ type Lazy = keyof typeof LAZY
 /** The outputs of the CLI bundle and the inputs each holds (none when the CLI is plain tsc output). */
 const bundleInputs = (): ReadonlyMap<string, ReadonlyArray<string>> => {
   if (!Fs.existsSync(META)) return new Map()
-  const meta = JSON.parse(Fs.readFileSync(META, "utf8")) as { outputs: Record<string, { inputs: Record<string, unknown> }> }
+  const meta = JSON.parse(Fs.readFileSync(META, "utf8")) as {
+    outputs: Record<string, { inputs: Record<string, unknown> }>
+  }
   return new Map(Object.entries(meta.outputs).map(([output, o]) => [output, Object.keys(o.inputs)]))
 }
 
@@ -128,7 +130,18 @@ describe("start-up: each command loads only what it needs", () => {
     // The registry was read: the file registry's module is among those loaded.
     expect([...status.files].some((f) => /registry\/FileRegistry\.(ts|js)$/.test(f))).toBe(true)
 
-    const spawned = recorded(env, ["spawn", "--task", taskId, "--type", "startup", "--prompt", "p", "--engine", "custom", "--json"])
+    const spawned = recorded(env, [
+      "spawn",
+      "--task",
+      taskId,
+      "--type",
+      "startup",
+      "--prompt",
+      "p",
+      "--engine",
+      "custom",
+      "--json"
+    ])
     expect(spawned.status, spawned.stderr).toBe(0)
     expect(lazyLoaded(spawned.files)).toEqual([])
 
@@ -181,7 +194,9 @@ describe("start-up: each command loads only what it needs", () => {
 
 /** Temp directories of the start-up scenario, and processes that name one (its tmux server, its agents). */
 const scenarioLeftovers = () => ({
-  dirs: Fs.readdirSync(Os.tmpdir()).filter((d) => d.startsWith("spawnkit-startup-") && !d.startsWith("spawnkit-startup-test-")),
+  dirs: Fs.readdirSync(Os.tmpdir()).filter((d) =>
+    d.startsWith("spawnkit-startup-") && !d.startsWith("spawnkit-startup-test-")
+  ),
   processes: spawnSync("ps", ["-eo", "args"], { encoding: "utf8" }).stdout.split("\n").filter((l) =>
     /spawnkit-startup-(?!test-)/.test(l)
   )

@@ -2,12 +2,12 @@
  * Settings from the environment (through a ConfigProvider, no process environment): defaults, every override, the
  * tmux socket as a name (`-L`) or a path (`-S`), and bad values refused naming their variable.
  */
-import * as NodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as NodePath from "node:path"
 import { DEFAULT_LIMITS } from "../../src/domain/Task.js"
 import { socketArgs } from "../../src/host/Tmux.js"
 import { parseTmuxSocket, settingsConfig } from "../../src/SpawnkitConfig.js"
@@ -42,7 +42,12 @@ describe("settingsConfig", () => {
       expect(Option.isNone(s.agentCommand)).toBe(true)
       expect(Option.isNone(s.databaseUrl)).toBe(true)
       expect(s.taskDefaults).toEqual(DEFAULT_LIMITS)
-      expect([s.globalMaxConcurrent, s.databasePoolSize, s.hostLeaseSeconds, s.killGraceMs]).toEqual([100, 10, 60, 3000])
+      expect([s.globalMaxConcurrent, s.databasePoolSize, s.hostLeaseSeconds, s.killGraceMs]).toEqual([
+        100,
+        10,
+        60,
+        3000
+      ])
       expect([s.spawnDeadlineSeconds, s.filterTimeoutMs, s.faultSpec]).toEqual([120, 10_000, ""])
     }))
 
@@ -87,13 +92,14 @@ describe("settingsConfig", () => {
       expect(Option.map(s.databaseUrl, Redacted.value)).toEqual(Option.some("postgres://u:secret@db/sk"))
       // The URL is redacted wherever the settings are printed.
       expect(JSON.stringify(s)).not.toContain("secret")
-      expect([s.databasePoolSize, s.hostLeaseSeconds, s.killGraceMs, s.spawnDeadlineSeconds, s.filterTimeoutMs]).toEqual([
-        5,
-        30,
-        0,
-        45,
-        500
-      ])
+      expect([s.databasePoolSize, s.hostLeaseSeconds, s.killGraceMs, s.spawnDeadlineSeconds, s.filterTimeoutMs])
+        .toEqual([
+          5,
+          30,
+          0,
+          45,
+          500
+        ])
     }))
 
   const bad: ReadonlyArray<readonly [string, string]> = [

@@ -15,8 +15,8 @@ import {
   TaskDescription,
   WatchdogSeconds
 } from "../../domain/SpawnRequest.js"
-import { CallerIdentity } from "../Caller.js"
 import { createTask } from "../../tasks/Tasks.js"
+import { CallerIdentity } from "../Caller.js"
 import { contextListField, contextTextField, define, described, engineField, TEXT_RULES, writes } from "./Tool.js"
 
 const CONTEXT_KEYS = [

@@ -4,9 +4,9 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { activeCount } from "../../domain/Task.js"
-import { CallerIdentity } from "../Caller.js"
-import { listTasks } from "../../tasks/Tasks.js"
 import { SpawnkitConfig } from "../../SpawnkitConfig.js"
+import { listTasks } from "../../tasks/Tasks.js"
+import { CallerIdentity } from "../Caller.js"
 import { define, NoArguments, reads, UnreadableTaskResult } from "./Tool.js"
 
 /** Who is calling: the orchestrator, or an agent of a task. */

@@ -3,12 +3,12 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { parseTaskId } from "../../domain/Decode.js"
 import { TaskId } from "../../domain/Ids.js"
 import type { TaskRegistry } from "../../domain/Task.js"
 import { Registry } from "../../registry/Registry.js"
-import { CallerIdentity } from "../Caller.js"
-import { parseTaskId } from "../../domain/Decode.js"
 import { listTasks, MAX_PAGE } from "../../tasks/Tasks.js"
+import { CallerIdentity } from "../Caller.js"
 import { define, described, reads, UnreadableTaskResult } from "./Tool.js"
 
 /** One task of a listing. */

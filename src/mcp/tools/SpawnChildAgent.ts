@@ -14,8 +14,7 @@ const { agent_type, prompt, parent: _parent, ...rest } = spawnFields
 export const SpawnChildAgent = define({
   name: "spawn_child_agent",
   title: "Spawn a child agent",
-  description:
-    "Start a child agent under parent_agent_id (an agent may only spawn below itself). Same rules as " +
+  description: "Start a child agent under parent_agent_id (an agent may only spawn below itself). Same rules as " +
     "deploy_headless_agent; the child is one level deeper than its parent and max_depth is enforced.",
   input: Schema.Struct({
     ...rest,

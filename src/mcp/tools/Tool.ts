@@ -5,6 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { parseAgentId, parseTaskId } from "../../domain/Decode.js"
 import { AgentId, ORCHESTRATOR } from "../../domain/Ids.js"
 import {
   ContextList,
@@ -14,11 +15,10 @@ import {
   MAX_LIST_ITEMS,
   SpawnRequest
 } from "../../domain/SpawnRequest.js"
-import type { Services } from "../../Spawnkit.js"
 import { Registry } from "../../registry/Registry.js"
-import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../Caller.js"
 import { spawn } from "../../spawn/Spawner.js"
-import { parseAgentId, parseTaskId } from "../../domain/Decode.js"
+import type { Services } from "../../Spawnkit.js"
+import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../Caller.js"
 
 /** Hints a client may show or act on (MCP tool annotations). */
 export interface ToolHints {
@@ -49,11 +49,26 @@ export const define = <I, O>(tool: ToolDefinition<I, O>): ToolDefinition<I, O> =
 export const described = <S extends Schema.Top>(schema: S, description: string) => schema.annotate({ description }) as S
 
 /** Hints of a tool that writes spawnkit's own state and starts or affects agents that act on the world. */
-export const writes: ToolHints = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true }
+export const writes: ToolHints = {
+  readOnlyHint: false,
+  destructiveHint: false,
+  idempotentHint: false,
+  openWorldHint: true
+}
 /** Hints of a tool that records what an agent reports: spawnkit's own state only. */
-export const records: ToolHints = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false }
+export const records: ToolHints = {
+  readOnlyHint: false,
+  destructiveHint: false,
+  idempotentHint: false,
+  openWorldHint: false
+}
 /** Hints of a tool that only reads spawnkit's own state. */
-export const reads: ToolHints = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false }
+export const reads: ToolHints = {
+  readOnlyHint: true,
+  destructiveHint: false,
+  idempotentHint: true,
+  openWorldHint: false
+}
 
 // The domain's own schemas: a model sees their patterns and bounds in the listed JSON Schema, and a bad value is
 // refused naming the tool's field (task_id, agent_type, …), before any code runs.
@@ -69,7 +84,8 @@ export type SnakeCase<S extends string> = S extends `${infer C}${infer Rest}`
   ? `${C extends Lowercase<C> ? C : `_${Lowercase<C>}`}${SnakeCase<Rest>}`
   : S
 /** `timeout_seconds` as `timeoutSeconds`. */
-export type CamelCase<S extends string> = S extends `${infer Head}_${infer Rest}` ? `${Head}${Capitalize<CamelCase<Rest>>}`
+export type CamelCase<S extends string> = S extends `${infer Head}_${infer Rest}` ?
+  `${Head}${Capitalize<CamelCase<Rest>>}`
   : S
 
 const snakeCase = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
@@ -82,7 +98,9 @@ export const snakeCaseFields = <F extends Schema.Struct.Fields>(
   Object.fromEntries(Object.entries(fields).map(([k, v]) => [snakeCase(k), v])) as any
 
 /** A decoded tool input under the domain's camelCase names again. */
-export const camelCaseKeys = <T extends object>(value: T): { [K in keyof T as K extends string ? CamelCase<K> : K]: T[K] } =>
+export const camelCaseKeys = <T extends object>(
+  value: T
+): { [K in keyof T as K extends string ? CamelCase<K> : K]: T[K] } =>
   Object.fromEntries(Object.entries(value).map(([k, v]) => [camelCase(k), v])) as any
 
 /** Every spawn option, as the spawn tools take it. */

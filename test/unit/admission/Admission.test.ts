@@ -70,18 +70,19 @@ const isActive = (a: Agent) => ACTIVE_STATUSES.includes(a.status)
 const isLive = (a: Agent) => LIVE_STATUSES.includes(a.status)
 
 /** A committed agent started an hour ago (outside the rate window) unless overridden. */
-const agent = (id: string, overrides: Partial<LooseAgent> = {}): Agent => asAgent({
-  id,
-  type: "worker",
-  tmux_session: `agent_${id}`,
-  parent: ORCHESTRATOR,
-  depth: 1,
-  status: "running",
-  started_at: LONG_AGO,
-  prompt_sha256: `sha-of-${id}`,
-  engine: "claude",
-  ...overrides
-})
+const agent = (id: string, overrides: Partial<LooseAgent> = {}): Agent =>
+  asAgent({
+    id,
+    type: "worker",
+    tmux_session: `agent_${id}`,
+    parent: ORCHESTRATOR,
+    depth: 1,
+    status: "running",
+    started_at: LONG_AGO,
+    prompt_sha256: `sha-of-${id}`,
+    engine: "claude",
+    ...overrides
+  })
 
 const withoutEngine = (a: Agent): Agent => {
   const { engine: _engine, ...rest } = a
@@ -573,8 +574,10 @@ describe("decide: spawn rate", () => {
 
   it("defaults to 600 spawns per minute when the registry does not set it", () => {
     const burst = (n: number) =>
-      Array.from({ length: n }, (_, i) =>
-        agent(`a${i}`, { status: "completed", started_at: iso(NOW - 30_000), prompt_sha256: `p${i}` }))
+      Array.from(
+        { length: n },
+        (_, i) => agent(`a${i}`, { status: "completed", started_at: iso(NOW - 30_000), prompt_sha256: `p${i}` })
+      )
     expect(decide(snapshot(legacyTask(burst(599))), request(), NOW)).toStrictEqual(admitted(1))
     expect(decide(snapshot(legacyTask(burst(600))), request(), NOW)).toStrictEqual(
       rejected(new RateLimited({ taskId: TASK_ID, max: 600, windowMs: 60_000, retryAfterMs: 30_000 }))
@@ -793,18 +796,19 @@ const sameParameters = (a: Agent, r: AdmissionRequest) =>
   sameWork(a, r) && (a.engine === undefined || a.engine === r.engine)
 
 /** The record a new admission would append. */
-const reservationFor = (r: AdmissionRequest, id: string, depth: number, nowMs: number): Agent => asAgent({
-  id,
-  type: r.agentType,
-  tmux_session: `agent_${id}`,
-  parent: r.parent,
-  depth,
-  status: "reserved",
-  started_at: iso(nowMs),
-  prompt_sha256: r.promptSha256,
-  engine: r.engine,
-  ...(r.idempotencyKey !== undefined ? { idempotency_key: r.idempotencyKey } : {})
-})
+const reservationFor = (r: AdmissionRequest, id: string, depth: number, nowMs: number): Agent =>
+  asAgent({
+    id,
+    type: r.agentType,
+    tmux_session: `agent_${id}`,
+    parent: r.parent,
+    depth,
+    status: "reserved",
+    started_at: iso(nowMs),
+    prompt_sha256: r.promptSha256,
+    engine: r.engine,
+    ...(r.idempotencyKey !== undefined ? { idempotency_key: r.idempotencyKey } : {})
+  })
 
 /** Asserts that the snapshot plus the admitted reservation is within every limit. */
 const expectAdmissionWithinLimits = (s: AdmissionSnapshot, r: AdmissionRequest, nowMs: number, depth: number) => {

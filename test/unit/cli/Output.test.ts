@@ -15,7 +15,13 @@ const NOW = Date.UTC(2026, 11, 2, 12, 0, 0)
 const T = Schema.decodeUnknownSync(TaskId)("TASK-20261202-120000-ffffffff")
 const ago = (ms: number) => new Date(NOW - ms).toISOString()
 
-const agent = (id: string, status: string, parent: string, startedAgoMs: number, extra: Record<string, unknown> = {}) => ({
+const agent = (
+  id: string,
+  status: string,
+  parent: string,
+  startedAgoMs: number,
+  extra: Record<string, unknown> = {}
+) => ({
   id,
   type: id.split("-")[0],
   tmux_session: `agent_${id}`,
@@ -37,7 +43,10 @@ describe("renderTask", () => {
         status: "INITIALIZED",
         agents: [
           agent("lead-1", "running", "orchestrator", 30_000),
-          agent("child-1", "failed", "lead-1", 600_000, { exit: { exit_code: 3, last_lines: [], at: ago(1_000) }, reason: "exited 3" }),
+          agent("child-1", "failed", "lead-1", 600_000, {
+            exit: { exit_code: 3, last_lines: [], at: ago(1_000) },
+            reason: "exited 3"
+          }),
           agent("grand-1", "reserved", "child-1", 4 * 3_600_000),
           agent("orphan-1", "killed", "gone-1", 90_000)
         ],
@@ -74,10 +83,11 @@ describe("describeError", () => {
 describe("renderUnreadable", () => {
   it.effect("names the task, where and why, and the quarantine command", () =>
     Effect.sync(() => {
-      expect(renderUnreadable([{ task_id: T, location: `/srv/home/${T}/AGENT_REGISTRY.json`, reason: "invalid JSON" }])).toEqual([
-        `unreadable task ${T} (/srv/home/${T}/AGENT_REGISTRY.json): invalid JSON\n` +
-        `  left untouched; repair it, or set it aside: spawnkit task quarantine --task ${T}`
-      ])
+      expect(renderUnreadable([{ task_id: T, location: `/srv/home/${T}/AGENT_REGISTRY.json`, reason: "invalid JSON" }]))
+        .toEqual([
+          `unreadable task ${T} (/srv/home/${T}/AGENT_REGISTRY.json): invalid JSON\n` +
+          `  left untouched; repair it, or set it aside: spawnkit task quarantine --task ${T}`
+        ])
       expect(renderUnreadable([])).toEqual([])
     }))
 })
@@ -101,6 +111,7 @@ describe("jsonRequested", () => {
     [["--jsonx"], false]
   ]
   for (const [argv, expected] of table) {
-    it.effect(`${JSON.stringify(argv)} → ${expected}`, () => Effect.sync(() => expect(jsonRequested(argv)).toBe(expected)))
+    it.effect(`${JSON.stringify(argv)} → ${expected}`, () =>
+      Effect.sync(() => expect(jsonRequested(argv)).toBe(expected)))
   }
 })

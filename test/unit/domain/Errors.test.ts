@@ -8,6 +8,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Result from "effect/Result"
+import { exitStatusOf } from "../../../src/cli/Output.js"
 import {
   AgentNotRunning,
   errnoCode,
@@ -19,7 +20,6 @@ import {
   TaskNotCorrupt
 } from "../../../src/domain/Errors.js"
 import { FaultInjection, parseFaultSpec } from "../../../src/faults/FaultInjection.js"
-import { exitStatusOf } from "../../../src/cli/Output.js"
 import { loadSettings } from "../../../src/SpawnkitConfig.js"
 
 const refusal = (spec: string) => {
@@ -30,7 +30,9 @@ const refusal = (spec: string) => {
 
 describe("SPAWNKIT_FAULT", () => {
   it("accepts every step with every mode, and an empty spec", () => {
-    const parsed = parseFaultSpec("after-session:kill, commit:fail,after-prompt:hang,registry-after-write:fail-while=/tmp/x")
+    const parsed = parseFaultSpec(
+      "after-session:kill, commit:fail,after-prompt:hang,registry-after-write:fail-while=/tmp/x"
+    )
     expect(Result.isSuccess(parsed)).toBe(true)
     if (Result.isSuccess(parsed)) {
       expect(Object.fromEntries(parsed.success)).toEqual({
@@ -58,9 +60,12 @@ describe("SPAWNKIT_FAULT", () => {
 
   it("a layer built from a refused spec fails with the refusal", async () => {
     const exit = await Effect.runPromiseExit(
-      Effect.provide(Effect.gen(function*() {
-        return yield* FaultInjection
-      }), FaultInjection.fromSpec("after-sesion:kill"))
+      Effect.provide(
+        Effect.gen(function*() {
+          return yield* FaultInjection
+        }),
+        FaultInjection.fromSpec("after-sesion:kill")
+      )
     )
     expect(exit).toMatchObject({ _tag: "Failure", cause: { reasons: [{ error: { _tag: "InvalidConfiguration" } }] } })
   })
@@ -80,13 +85,18 @@ describe("bad SPAWNKIT_* values", () => {
     ["SPAWNKIT_FAULT", "commit:explode"]
   ])("%s=%s is InvalidConfiguration naming the variable", async (variable, value) => {
     const exit = await load({ [variable]: value })
-    expect(exit).toMatchObject({ _tag: "Failure", cause: { reasons: [{ error: { _tag: "InvalidConfiguration", variable } }] } })
+    expect(exit).toMatchObject({
+      _tag: "Failure",
+      cause: { reasons: [{ error: { _tag: "InvalidConfiguration", variable } }] }
+    })
   })
 
   it("good values load", async () => {
     const exit = await load({ SPAWNKIT_MAX_DEPTH: "3", SPAWNKIT_FAULT: "commit:fail" })
     expect(Exit.isSuccess(exit)).toBe(true)
-    if (Exit.isSuccess(exit)) expect(exit.value).toMatchObject({ faultSpec: "commit:fail", taskDefaults: { max_depth: 3 } })
+    if (Exit.isSuccess(exit)) {
+      expect(exit.value).toMatchObject({ faultSpec: "commit:fail", taskDefaults: { max_depth: 3 } })
+    }
   })
 })
 

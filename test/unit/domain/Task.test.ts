@@ -78,14 +78,16 @@ describe("the stored agent record", () => {
   it.effect("a time that does not parse, a status it does not know and limits below 1 are refused", () =>
     Effect.sync(() => {
       const decode = Schema.decodeUnknownExit(Agent)
-      for (const bad of [
-        { started_at: "yesterday" },
-        { status: "paused" },
-        { timeout_seconds: 0 },
-        { stall_timeout_seconds: -5 },
-        { progress: 101 },
-        { depth: -1 }
-      ]) {
+      for (
+        const bad of [
+          { started_at: "yesterday" },
+          { status: "paused" },
+          { timeout_seconds: 0 },
+          { stall_timeout_seconds: -5 },
+          { progress: 101 },
+          { depth: -1 }
+        ]
+      ) {
         expect(Exit.isFailure(decode({ ...agentJson("a1", "running"), ...bad })), JSON.stringify(bad)).toBe(true)
       }
     }))
@@ -107,7 +109,13 @@ describe("limitsOf", () => {
         max_depth: 2,
         max_children_per_parent: 4,
         max_spawns_per_minute: 9
-      })))).toEqual({ max_concurrent: 3, max_agents: 7, max_depth: 2, max_children_per_parent: 4, max_spawns_per_minute: 9 })
+      })))).toEqual({
+        max_concurrent: 3,
+        max_agents: 7,
+        max_depth: 2,
+        max_children_per_parent: 4,
+        max_spawns_per_minute: 9
+      })
     }))
 })
 

@@ -29,7 +29,14 @@ const refusal = (result: Result.Result<ReadonlyArray<string>, InvalidConfigurati
 describe("buildCommand", () => {
   it.effect("claude: print mode with stream-json, and the session id, MCP config and model only when given", () =>
     Effect.sync(() => {
-      const base = ["claude", "--print", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
+      const base = [
+        "claude",
+        "--print",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--dangerously-skip-permissions"
+      ]
       expect(argv(buildCommand("claude", CTX))).toEqual(base)
       expect(argv(buildCommand("claude", {
         ...CTX,
@@ -49,7 +56,14 @@ describe("buildCommand", () => {
 
   it.effect("codex and gemini: fixed argv reading the prompt from stdin; the prompt file is never on the command line", () =>
     Effect.sync(() => {
-      expect(argv(buildCommand("codex", CTX))).toEqual(["codex", "exec", "--sandbox", "workspace-write", "--skip-git-repo-check", "-"])
+      expect(argv(buildCommand("codex", CTX))).toEqual([
+        "codex",
+        "exec",
+        "--sandbox",
+        "workspace-write",
+        "--skip-git-repo-check",
+        "-"
+      ])
       expect(argv(buildCommand("gemini", CTX))).toEqual(["gemini", "--yolo"])
       for (const engine of ["claude", "codex", "gemini"] as const) {
         expect(argv(buildCommand(engine, { ...CTX, customTemplate: "ignored {prompt_file}" })).join(" ")).not.toContain(

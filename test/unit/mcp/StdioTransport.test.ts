@@ -4,9 +4,9 @@
  * wherever the id stands), after which the next message is served; a line that is not JSON-RPC answered too; and the
  * transport closing, with its reason, when its input ends or its output fails.
  */
-import { PassThrough } from "node:stream"
 import { describe, expect, it } from "@effect/vitest"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
+import { PassThrough } from "node:stream"
 import { RequestIdScanner, StdioTransport } from "../../../src/mcp/Stdio.js"
 
 const scan = (text: string, pieceBytes = text.length) => {
@@ -89,7 +89,10 @@ describe("StdioTransport", () => {
       {
         jsonrpc: "2.0",
         id: 41,
-        error: { code: -32600, message: expect.stringContaining(`Message of ${huge.length} bytes is over the limit of 1024 bytes`) }
+        error: {
+          code: -32600,
+          message: expect.stringContaining(`Message of ${huge.length} bytes is over the limit of 1024 bytes`)
+        }
       }
     ])
     expect(h.written[0].error.message).toContain("SPAWNKIT_STDIO_MAX_MESSAGE_BYTES")

@@ -3,9 +3,9 @@
  * the same tools, each with the hints the code gives it; and every listed tool carries input and output JSON Schemas
  * derived from its Effect Schemas, the domain's bounds and patterns included.
  */
+import { describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { describe, expect, it } from "@effect/vitest"
 import { listedTool } from "../../../src/mcp/Server.js"
 import { tools } from "../../../src/mcp/tools/index.js"
 
@@ -19,7 +19,10 @@ const HINT_COLUMNS = [
 ] as const
 
 /** A listed JSON Schema, as far as these checks read it. */
-type ObjectSchema = { readonly additionalProperties?: unknown; readonly properties?: Record<string, Record<string, unknown>> }
+type ObjectSchema = {
+  readonly additionalProperties?: unknown
+  readonly properties?: Record<string, Record<string, unknown>>
+}
 const listed = (tool: (typeof tools)[number]) => {
   const l = listedTool(tool)
   return { ...l, inputSchema: l.inputSchema as ObjectSchema, outputSchema: l.outputSchema as ObjectSchema }

@@ -78,7 +78,10 @@ describe("renderPrompt", () => {
 
   it.effect("unknown placeholders stay; values are inserted once, never expanded again", () =>
     Effect.sync(() => {
-      const text = renderPrompt("{{mission}} {{unknown}} {{ agent_id }} {{AGENT_ID}}", values({ mission: "do {{agent_id}} $(id)" }))
+      const text = renderPrompt(
+        "{{mission}} {{unknown}} {{ agent_id }} {{AGENT_ID}}",
+        values({ mission: "do {{agent_id}} $(id)" })
+      )
       expect(text).toBe("do {{agent_id}} $(id) {{unknown}} {{ agent_id }} {{AGENT_ID}}")
     }))
 })

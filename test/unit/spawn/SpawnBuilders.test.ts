@@ -4,9 +4,6 @@
  * and the decoding of caller ids. Records are checked against the stored schema, so every built record is one
  * spawnkit could read back.
  */
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as NodePath from "node:path"
 import { NodeServices } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
@@ -17,6 +14,9 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 import { Agent } from "../../../src/domain/Agent.js"
 import { parseAgentId, parseTaskId } from "../../../src/domain/Decode.js"
 import { InvalidConfiguration } from "../../../src/domain/Errors.js"
@@ -24,7 +24,9 @@ import { AgentId, TaskId } from "../../../src/domain/Ids.js"
 import { SpawnRequest } from "../../../src/domain/SpawnRequest.js"
 import { TaskRegistry } from "../../../src/domain/Task.js"
 import { agentRunner } from "../../../src/host/PackagePaths.js"
+import { exitHooks } from "../../../src/host/TmuxHooks.js"
 import { agentCommand, agentEnvironment, agentPaths, agentSession } from "../../../src/spawn/AgentLaunch.js"
+import { DEFAULT_PROMPT_TEMPLATE } from "../../../src/spawn/AgentPrompt.js"
 import {
   agentIdFor,
   freshAgentId,
@@ -34,9 +36,7 @@ import {
   sha256,
   spawnResultOf
 } from "../../../src/spawn/AgentRecords.js"
-import { exitHooks } from "../../../src/host/TmuxHooks.js"
 import * as Handover from "../../../src/spawn/Handover.js"
-import { DEFAULT_PROMPT_TEMPLATE } from "../../../src/spawn/AgentPrompt.js"
 import { promptTemplate } from "../../../src/spawn/PromptTemplate.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -107,8 +107,24 @@ describe("agent ids", () => {
 
   it("skip every id the task already holds, counting the suffix up", () => {
     const t = task({}, [
-      { id: "worker-090507-0000002a", type: "worker", tmux_session: "agent_worker-090507-0000002a", parent: "orchestrator", depth: 1, status: "running", started_at: new Date(NOW).toISOString() },
-      { id: "worker-090507-0000002b", type: "worker", tmux_session: "agent_worker-090507-0000002b", parent: "orchestrator", depth: 1, status: "failed", started_at: new Date(NOW).toISOString() }
+      {
+        id: "worker-090507-0000002a",
+        type: "worker",
+        tmux_session: "agent_worker-090507-0000002a",
+        parent: "orchestrator",
+        depth: 1,
+        status: "running",
+        started_at: new Date(NOW).toISOString()
+      },
+      {
+        id: "worker-090507-0000002b",
+        type: "worker",
+        tmux_session: "agent_worker-090507-0000002b",
+        parent: "orchestrator",
+        depth: 1,
+        status: "failed",
+        started_at: new Date(NOW).toISOString()
+      }
     ])
     expect(freshAgentId(t, "worker", NOW, 42)).toBe("worker-090507-0000002c")
     expect(freshAgentId(task(), "worker", NOW, 42)).toBe("worker-090507-0000002a")
@@ -116,7 +132,15 @@ describe("agent ids", () => {
 
   it("wrap the suffix at 32 bits", () => {
     const t = task({}, [
-      { id: "worker-090507-ffffffff", type: "worker", tmux_session: "agent_worker-090507-ffffffff", parent: "orchestrator", depth: 1, status: "running", started_at: new Date(NOW).toISOString() }
+      {
+        id: "worker-090507-ffffffff",
+        type: "worker",
+        tmux_session: "agent_worker-090507-ffffffff",
+        parent: "orchestrator",
+        depth: 1,
+        status: "running",
+        started_at: new Date(NOW).toISOString()
+      }
     ])
     expect(freshAgentId(t, "worker", NOW, 0xffffffff)).toBe("worker-090507-00000000")
   })
@@ -177,7 +201,10 @@ describe("reservedAgent", () => {
 
 describe("spawnResultOf", () => {
   it("answers with the record's id, session, status, depth and parent", () => {
-    const agent = { ...reservedAgent(newAgent({ depth: 2, parent: agentId("lead-090000-00000001") })), status: "running" as const }
+    const agent = {
+      ...reservedAgent(newAgent({ depth: 2, parent: agentId("lead-090000-00000001") })),
+      status: "running" as const
+    }
     expect(spawnResultOf(T, agent, false)).toEqual({
       agent_id: "worker-090507-0000002a",
       task_id: T,
@@ -211,11 +238,16 @@ describe("agentEnvironment", () => {
   })
 
   it("passes a database registry's location to the agent and to tmux's server, and a socket path as it is", () => {
-    const env = agentEnvironment({
-      ...settings,
-      tmuxSocket: { _tag: "Path", path: "/tmp/sk/tmux.sock" },
-      databaseUrl: Option.some(Redacted.make("postgres://db/spawnkit"))
-    }, T, id, "s3cret")
+    const env = agentEnvironment(
+      {
+        ...settings,
+        tmuxSocket: { _tag: "Path", path: "/tmp/sk/tmux.sock" },
+        databaseUrl: Option.some(Redacted.make("postgres://db/spawnkit"))
+      },
+      T,
+      id,
+      "s3cret"
+    )
     const registry = { SPAWNKIT_DATABASE_URL: "postgres://db/spawnkit", SPAWNKIT_HOST_ID: "host-a" }
     expect(env.registry).toEqual(registry)
     expect(env.identity).toMatchObject({ SPAWNKIT_TMUX_SOCKET: "/tmp/sk/tmux.sock", ...registry })
@@ -243,7 +275,13 @@ describe("agentCommand and agentSession", () => {
   })
 
   it("refuses an unusable custom template with a typed error naming the setting", () => {
-    const bad = agentCommand({ ...settings, agentCommand: Option.some("sleep 1; rm -rf /") }, "custom", reservedAgent(newAgent()), T, paths)
+    const bad = agentCommand(
+      { ...settings, agentCommand: Option.some("sleep 1; rm -rf /") },
+      "custom",
+      reservedAgent(newAgent()),
+      T,
+      paths
+    )
     expect(Result.isFailure(bad)).toBe(true)
     if (Result.isFailure(bad)) expect(bad.failure.variable).toBe("SPAWNKIT_AGENT_COMMAND")
   })
@@ -260,7 +298,14 @@ describe("agentCommand and agentSession", () => {
       serverEnv: env.registry,
       hooks: exitHooks
     })
-    const elsewhere = agentSession(HOME, task({ working_directory: "/srv/repo" }), agentId("worker-090507-0000002a"), paths, ["sleep", "5"], env)
+    const elsewhere = agentSession(
+      HOME,
+      task({ working_directory: "/srv/repo" }),
+      agentId("worker-090507-0000002a"),
+      paths,
+      ["sleep", "5"],
+      env
+    )
     expect(elsewhere.cwd).toBe("/srv/repo")
   })
 })

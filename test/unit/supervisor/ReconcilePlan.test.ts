@@ -9,8 +9,15 @@ import { type Agent } from "../../../src/domain/Agent.js"
 import { AgentId, SessionName, TaskId } from "../../../src/domain/Ids.js"
 import { TaskRegistry } from "../../../src/domain/Task.js"
 import type { PaneState } from "../../../src/host/Tmux.js"
-import { abandoned, isOfThisHost, type Observation, type ObservedSession, plan, type Planned } from "../../../src/supervisor/ReconcilePlan.js"
 import { killTargets } from "../../../src/lifecycle/Kill.js"
+import {
+  abandoned,
+  isOfThisHost,
+  type Observation,
+  type ObservedSession,
+  plan,
+  type Planned
+} from "../../../src/supervisor/ReconcilePlan.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -69,7 +76,11 @@ const task = (id: TaskId, agents: ReadonlyArray<Record<string, unknown>>): TaskR
 const livePane: PaneState = { paneId: "%1", panePid: 4242, dead: false, exitCode: undefined }
 const deadPane = (exitCode: number | undefined): PaneState => ({ paneId: "%1", panePid: 4242, dead: true, exitCode })
 
-const tags = (task: string, agent: string, home = HOME) => ({ spawnkit_home: home, spawnkit_task: task, spawnkit_agent: agent })
+const tags = (task: string, agent: string, home = HOME) => ({
+  spawnkit_home: home,
+  spawnkit_task: task,
+  spawnkit_agent: agent
+})
 
 /** The session spawnkit makes for an agent, tagged for this home, its pane alive unless given. */
 const sessionOf = (task: string, agent: string, pane: PaneState | undefined = livePane): ObservedSession => ({
@@ -241,7 +252,11 @@ const liveAgents: ReadonlyArray<Row> = [
   {
     name: "another host's live agent is never judged here: no session here, past its limit, still nothing",
     observation: observation({
-      tasks: [task(T, [agentJson("a1", "running", { host: OTHER_HOST, timeout_seconds: 1, started_at: iso(NOW - 3_600_000) })])]
+      tasks: [
+        task(T, [
+          agentJson("a1", "running", { host: OTHER_HOST, timeout_seconds: 1, started_at: iso(NOW - 3_600_000) })
+        ])
+      ]
     }),
     expected: []
   },
@@ -338,17 +353,29 @@ const files: ReadonlyArray<Row> = [
   },
   {
     name: "files of a task that could not be read are left untouched",
-    observation: withLiveAgent([], { unreadable: unreadableBad, agentFiles: [{ taskId: BAD, name: "ghost-1.prompt" }] }),
+    observation: withLiveAgent([], {
+      unreadable: unreadableBad,
+      agentFiles: [{ taskId: BAD, name: "ghost-1.prompt" }]
+    }),
     expected: []
   },
   {
     name: "a registry temp file of a dead writer is removed",
-    observation: withLiveAgent([], { tempFiles: [{ taskId: T, name: `AGENT_REGISTRY.json.tmp-${DEAD_PID}-abcdef12` }] }),
-    expected: [{ kind: "removed_temp_file", taskId: T, name: `AGENT_REGISTRY.json.tmp-${DEAD_PID}-abcdef12`, writer: DEAD_PID }]
+    observation: withLiveAgent([], {
+      tempFiles: [{ taskId: T, name: `AGENT_REGISTRY.json.tmp-${DEAD_PID}-abcdef12` }]
+    }),
+    expected: [{
+      kind: "removed_temp_file",
+      taskId: T,
+      name: `AGENT_REGISTRY.json.tmp-${DEAD_PID}-abcdef12`,
+      writer: DEAD_PID
+    }]
   },
   {
     name: "a registry temp file of a live writer is left alone",
-    observation: withLiveAgent([], { tempFiles: [{ taskId: T, name: `AGENT_REGISTRY.json.tmp-${LIVE_PID}-abcdef12` }] }),
+    observation: withLiveAgent([], {
+      tempFiles: [{ taskId: T, name: `AGENT_REGISTRY.json.tmp-${LIVE_PID}-abcdef12` }]
+    }),
     expected: []
   },
   {
@@ -378,12 +405,21 @@ const ordering: ReadonlyArray<Row> = [
         ]),
         task(taskId("TASK-20261202-120000-cccccccc"), [agentJson("c1", "running", { timeout_seconds: 5 })])
       ],
-      sessions: [sessionOf(T, "ghost-1"), sessionOf(T, "a2", deadPane(137)), sessionOf("TASK-20261202-120000-cccccccc", "c1")],
+      sessions: [
+        sessionOf(T, "ghost-1"),
+        sessionOf(T, "a2", deadPane(137)),
+        sessionOf("TASK-20261202-120000-cccccccc", "c1")
+      ],
       agentFiles: [{ taskId: T, name: "ghost-1.prompt" }],
       tempFiles: [{ taskId: T, name: `AGENT_REGISTRY.json.tmp-${DEAD_PID}-0a` }]
     }),
     expected: [
-      { kind: "rolled_back_reservation", taskId: T, agentId: id("r1"), why: { _tag: "OwnerGone", pid: DEAD_PID, host: HOST } },
+      {
+        kind: "rolled_back_reservation",
+        taskId: T,
+        agentId: id("r1"),
+        why: { _tag: "OwnerGone", pid: DEAD_PID, host: HOST }
+      },
       { kind: "marked_lost", taskId: T, agentId: id("a1") },
       { kind: "recorded_exit", taskId: T, agentId: id("a2"), exitCode: 137 },
       {
@@ -407,7 +443,8 @@ const nothing: ReadonlyArray<Row> = [
     expected: []
   },
   {
-    name: "a healthy task (live agents with live panes, their files, a young reservation, an ended agent): nothing to do",
+    name:
+      "a healthy task (live agents with live panes, their files, a young reservation, an ended agent): nothing to do",
     observation: observation({
       tasks: [task(T, [
         agentJson("a1", "running", { timeout_seconds: 60, stall_timeout_seconds: 30 }),
@@ -416,7 +453,10 @@ const nothing: ReadonlyArray<Row> = [
         agentJson("done", "completed", { completed_at: iso(NOW - 5_000) })
       ])],
       sessions: [sessionOf(T, "a1"), sessionOf(T, "a2"), sessionOf(T, "r1")],
-      agentFiles: [{ taskId: T, name: "a1.prompt" }, { taskId: T, name: "a2.mcp.json" }, { taskId: T, name: "r1.prompt" }],
+      agentFiles: [{ taskId: T, name: "a1.prompt" }, { taskId: T, name: "a2.mcp.json" }, {
+        taskId: T,
+        name: "r1.prompt"
+      }],
       tempFiles: [{ taskId: T, name: `AGENT_REGISTRY.json.tmp-${LIVE_PID}-abcdef12` }],
       lastOutputMs: () => NOW - 1_000
     }),
@@ -460,14 +500,16 @@ const nothing: ReadonlyArray<Row> = [
 ]
 
 describe("plan", () => {
-  describe.each([
-    ["reservations", reservations],
-    ["live agents", liveAgents],
-    ["sessions", sessions],
-    ["files", files],
-    ["order", ordering],
-    ["nothing to do, or not ours", nothing]
-  ] as const)("%s", (_, rows) => {
+  describe.each(
+    [
+      ["reservations", reservations],
+      ["live agents", liveAgents],
+      ["sessions", sessions],
+      ["files", files],
+      ["order", ordering],
+      ["nothing to do, or not ours", nothing]
+    ] as const
+  )("%s", (_, rows) => {
     for (const row of rows) {
       it(row.name, () => {
         expect(plan(row.observation)).toEqual(row.expected)

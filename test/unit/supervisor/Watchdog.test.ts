@@ -54,26 +54,28 @@ const taskOf = (agent: Agent): TaskRegistry =>
 /** One pass's plan for the agent (its session alive), with "now" read from the Clock as the reconciler reads it. */
 const planNow = (agent: Agent, lastOutputMs?: number) =>
   Effect.map(Clock.currentTimeMillis, (nowMs): ReadonlyArray<Planned> =>
-    plan({
-      home: HOME,
-      hostId: "host-a",
-      nowMs,
-      spawnDeadlineMs: 120_000,
-      pid: 1001,
-      sessions: [{
-        name: `agent_${A1}`,
-        tags: { spawnkit_home: HOME, spawnkit_task: T, spawnkit_agent: A1 },
-        pane: { paneId: "%1", panePid: 4242, dead: false, exitCode: undefined }
-      }],
-      tasks: [taskOf(agent)],
-      unreadable: [],
-      expiredHosts: new Set(),
-      agentFiles: [],
-      tempFiles: [],
-      alive: () => true,
-      inFlight: () => false,
-      lastOutputMs: () => lastOutputMs
-    } satisfies Observation))
+    plan(
+      {
+        home: HOME,
+        hostId: "host-a",
+        nowMs,
+        spawnDeadlineMs: 120_000,
+        pid: 1001,
+        sessions: [{
+          name: `agent_${A1}`,
+          tags: { spawnkit_home: HOME, spawnkit_task: T, spawnkit_agent: A1 },
+          pane: { paneId: "%1", panePid: 4242, dead: false, exitCode: undefined }
+        }],
+        tasks: [taskOf(agent)],
+        unreadable: [],
+        expiredHosts: new Set(),
+        agentFiles: [],
+        tempFiles: [],
+        alive: () => true,
+        inFlight: () => false,
+        lastOutputMs: () => lastOutputMs
+      } satisfies Observation
+    ))
 
 describe("the watchdog on a test clock", () => {
   it.effect("an agent past its wall-clock limit is stopped exactly when the limit has passed, not a millisecond before", () =>
