@@ -47,6 +47,10 @@ const Kill = load(() => import("../lifecycle/Kill.js"))
 const run = <A, E>(asJson: boolean, effect: Effect.Effect<A, E, Services>) =>
   reportFailures(asJson, Effect.flatMap(Spawnkit, (s) => effect.pipe(Effect.provide(s.layer()))))
 
+/** An integer flag with a default (the benchmark's sizes). */
+const intWithDefault = (name: string, description: string, value: number) =>
+  Flag.Int(name).pipe(Flag.withDescription(description), Flag.withDefault(value))
+
 const optionalInt = (name: string, description: string) =>
   Flag.Int(name).pipe(Flag.withDescription(description), Flag.optional)
 
@@ -393,35 +397,25 @@ const demo = Command.make(
 const bench = Command.make(
   "bench",
   {
-    processes: Flag.Int("processes").pipe(
-      Flag.withDescription("Concurrent processes (default 8)"),
-      Flag.withDefault(8)
-    ),
-    spawns: Flag.Int("spawns").pipe(
-      Flag.withDescription("Spawns per process, one after another (default 25)"),
-      Flag.withDefault(25)
-    ),
-    tasks: Flag.Int("tasks").pipe(
-      Flag.withDescription("Tasks of the many-tasks scenario (default 8)"),
-      Flag.withDefault(8)
-    ),
+    processes: intWithDefault("processes", "Concurrent processes (default 8)", 8),
+    spawns: intWithDefault("spawns", "Spawns per process, one after another (default 25)", 25),
+    tasks: intWithDefault("tasks", "Tasks of the many-tasks scenario (default 8)", 8),
     growth: Flag.String("growth").pipe(
       Flag.withDescription(
         "Records already in the registry, comma-separated, one growth scenario each (default 10,1000,10000)"
       ),
       Flag.withDefault("10,1000,10000")
     ),
-    growthSpawns: Flag.Int("growth-spawns").pipe(
-      Flag.withDescription("Sequential spawns per growth scenario (default 40)"),
-      Flag.withDefault(40)
+    growthSpawns: intWithDefault("growth-spawns", "Sequential spawns per growth scenario (default 40)", 40),
+    homeFinished: intWithDefault(
+      "home-finished",
+      "Finished tasks added to the home-size measurement's home (default 20000; 0 skips it)",
+      20_000
     ),
-    homeFinished: Flag.Int("home-finished").pipe(
-      Flag.withDescription("Finished tasks added to the home-size measurement's home (default 20000; 0 skips it)"),
-      Flag.withDefault(20_000)
-    ),
-    homeActive: Flag.Int("home-active").pipe(
-      Flag.withDescription("Active tasks (one live agent each) of the home-size measurement (default 20)"),
-      Flag.withDefault(20)
+    homeActive: intWithDefault(
+      "home-active",
+      "Active tasks (one live agent each) of the home-size measurement (default 20)",
+      20
     ),
     only: Flag.String("only").pipe(
       Flag.withDescription("Only scenarios whose name contains one of these (comma-separated); the floor always runs"),

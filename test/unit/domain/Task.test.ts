@@ -8,6 +8,7 @@ import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
 import { Agent, AgentStatus, isActiveStatus, isLiveStatus } from "../../../src/domain/Agent.js"
 import { activeCount, DEFAULT_LIMITS, limitsOf, TaskRegistry, withDerivedFields } from "../../../src/domain/Task.js"
+import { taskJson as taskRecord } from "../support/Records.js"
 
 const T = "TASK-20261202-120000-dddddddd"
 const AT = "2026-12-02T12:00:00.000Z"
@@ -22,21 +23,8 @@ const agentJson = (id: string, status: AgentStatus, parent = "orchestrator") => 
   started_at: AT
 })
 
-const taskJson = (agents: ReadonlyArray<unknown>, extra: Record<string, unknown> = {}) => ({
-  task_id: T,
-  task_description: "records",
-  created_at: AT,
-  workspace: `/srv/home/${T}`,
-  status: "INITIALIZED",
-  agents,
-  agent_hierarchy: {},
-  max_agents: 45,
-  max_depth: 5,
-  max_concurrent: 20,
-  total_spawned: 0,
-  active_count: 0,
-  ...extra
-})
+const taskJson = (agents: ReadonlyArray<unknown>, extra: Record<string, unknown> = {}) =>
+  taskRecord({ task_id: T, created_at: AT, workspace: `/srv/home/${T}` }, agents, extra)
 
 const decodeTask = Schema.decodeUnknownSync(TaskRegistry)
 

@@ -38,6 +38,7 @@ import {
 } from "../../../src/spawn/AgentRecords.js"
 import * as Handover from "../../../src/spawn/Handover.js"
 import { promptTemplate } from "../../../src/spawn/PromptTemplate.js"
+import { taskJson as taskRecord } from "../support/Records.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -50,21 +51,14 @@ const agentId = Schema.decodeUnknownSync(AgentId)
 const decodeAgent = Schema.decodeUnknownSync(Agent)
 
 const task = (extra: Record<string, unknown> = {}, agents: ReadonlyArray<Record<string, unknown>> = []): TaskRegistry =>
-  Schema.decodeUnknownSync(TaskRegistry)({
-    task_id: T,
-    task_description: "builders",
-    created_at: new Date(NOW - 60_000).toISOString(),
-    workspace: `${HOME}/${T}`,
-    status: "INITIALIZED",
-    agents,
-    agent_hierarchy: {},
-    max_agents: 45,
-    max_depth: 5,
-    max_concurrent: 20,
-    total_spawned: 0,
-    active_count: 0,
-    ...extra
-  }, { errors: "all", onExcessProperty: "error" })
+  Schema.decodeUnknownSync(TaskRegistry)(
+    taskRecord(
+      { task_id: T, created_at: new Date(NOW - 60_000).toISOString(), workspace: `${HOME}/${T}` },
+      agents,
+      extra
+    ),
+    { errors: "all", onExcessProperty: "error" }
+  )
 
 const request = (extra: Record<string, unknown> = {}): SpawnRequest =>
   Schema.decodeUnknownSync(SpawnRequest)({ taskId: T, agentType: "worker", prompt: "do the work", ...extra })

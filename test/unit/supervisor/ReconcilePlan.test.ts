@@ -18,6 +18,7 @@ import {
   plan,
   type Planned
 } from "../../../src/supervisor/ReconcilePlan.js"
+import { taskJson as taskRecord } from "../support/Records.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -58,20 +59,10 @@ const reservation = (pid: number, host = HOST, ageMs = 1_000) => ({
 
 /** A task registry decoded as spawnkit decodes a stored one (excess keys refused, so a fixture typo fails loudly). */
 const task = (id: TaskId, agents: ReadonlyArray<Record<string, unknown>>): TaskRegistry =>
-  decodeTask({
-    task_id: id,
-    task_description: "plan",
-    created_at: iso(NOW - 3_600_000),
-    workspace: `${HOME}/${id}`,
-    status: "INITIALIZED",
-    agents,
-    agent_hierarchy: {},
-    max_agents: 45,
-    max_depth: 5,
-    max_concurrent: 20,
-    total_spawned: 0,
-    active_count: 0
-  }, { errors: "all", onExcessProperty: "error" })
+  decodeTask(taskRecord({ task_id: id, created_at: iso(NOW - 3_600_000), workspace: `${HOME}/${id}` }, agents), {
+    errors: "all",
+    onExcessProperty: "error"
+  })
 
 const livePane: PaneState = { paneId: "%1", panePid: 4242, dead: false, exitCode: undefined }
 const deadPane = (exitCode: number | undefined): PaneState => ({ paneId: "%1", panePid: 4242, dead: true, exitCode })
