@@ -12,38 +12,25 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import { spawnSync } from "node:child_process"
-import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
-import { cli, liveSessions, processAlive, runIn, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
+import {
+  cli,
+  fileTree,
+  liveSessions,
+  processAlive,
+  runIn,
+  type TestEnv,
+  testEnvs,
+  waitFor
+} from "../support/Harness.js"
 
 const newEnv = testEnvs()
 
-/** Every path under a directory with a digest of its contents (directories and symlinks by kind). */
-const tree = (dir: string): Record<string, string> => {
-  const out: Record<string, string> = {}
-  const walk = (d: string) => {
-    for (const name of Fs.readdirSync(d).sort()) {
-      const p = NodePath.join(d, name)
-      const st = Fs.lstatSync(p)
-      if (st.isDirectory()) {
-        out[p] = "dir"
-        walk(p)
-      } else if (st.isFile()) {
-        out[p] = createHash("sha256").update(Fs.readFileSync(p)).digest("hex")
-      } else {
-        out[p] = st.isSymbolicLink() ? "symlink" : "other"
-      }
-    }
-  }
-  walk(dir)
-  return out
-}
-
 /** The tree without the paths under `prefix` (the good task's directory, which its own supervision changes). */
 const treeOutside = (dir: string, prefix: string) =>
-  Object.fromEntries(Object.entries(tree(dir)).filter(([p]) => p !== prefix && !p.startsWith(prefix + "/")))
+  Object.fromEntries(Object.entries(fileTree(dir)).filter(([p]) => p !== prefix && !p.startsWith(prefix + "/")))
 
 /**
  * A sandbox: spawnkit's home sits two levels below the test's temp root, so a traversal of up to four `..` from a
@@ -262,7 +249,7 @@ describe("planted hostile records", () => {
     expect(sessions).toEqual(["canary", sb.keeper.tmux_session, sb.long.tmux_session].sort())
     for (const v of variants(sb)) {
       const bytes = plant(sb, v.doc)
-      const before = tree(sb.root)
+      const before = fileTree(sb.root)
       for (let pass = 0; pass < 2; pass++) {
         const report = await sb.api(Spawnkit.reconcile())
         expect(report, v.what).toMatchObject({ dry_run: false, repairs: [], partial: true })
@@ -271,7 +258,7 @@ describe("planted hostile records", () => {
         ])
       }
       expect(Fs.readFileSync(sb.badFile).equals(bytes), v.what).toBe(true)
-      expect(tree(sb.root), v.what).toEqual(before)
+      expect(fileTree(sb.root), v.what).toEqual(before)
       expect(liveSessions(sb.env.socket).sort(), v.what).toEqual(sessions)
     }
   })
@@ -387,7 +374,7 @@ describe("a planted task that holds no active marker", () => {
     // stopped the session: the agent lives on, and rewrites its registry.
     Fs.rmSync(NodePath.join(sb.home, ".spawnkit-active", sb.bad))
     const bytes = plant(sb, combined(sb))
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
     const sessions = liveSessions(sb.env.socket).sort()
     for (let pass = 0; pass < 2; pass++) {
       const report = await sb.api(Spawnkit.reconcile())
@@ -401,7 +388,7 @@ describe("a planted task that holds no active marker", () => {
     }
     expect(liveSessions(sb.env.socket).sort()).toEqual(sessions)
     expect(Fs.readFileSync(sb.badFile).equals(bytes)).toBe(true)
-    expect(tree(sb.root)).toEqual(before)
+    expect(fileTree(sb.root)).toEqual(before)
   })
 })
 
@@ -468,7 +455,7 @@ describe("admission with a corrupt active task", () => {
     Fs.writeFileSync(aFile, bytes)
     // The holder's runner creates its log once tmux has started it, which may be after the spawn returned.
     await waitFor("the holder's log", () => Fs.existsSync(NodePath.join(env.home, a, "logs", `${held.agent_id}.log`)))
-    const before = tree(env.home)
+    const before = fileTree(env.home)
 
     // The global count cannot be proven while A may hold slots: a spawn into B is refused, not admitted on a guess.
     const refused = await Effect.runPromiseExit(
@@ -479,7 +466,7 @@ describe("admission with a corrupt active task", () => {
     expect(error).toMatchObject({ _tag: "Some", value: { _tag: "RegistryCorrupt", taskId: a, path: aFile } })
     const corrupt = (error as { value: Spawnkit.RegistryCorrupt }).value
     expect(corrupt.message).toContain(`spawnkit task quarantine --task ${a}`)
-    expect(tree(env.home)).toEqual(before)
+    expect(fileTree(env.home)).toEqual(before)
     expect(liveSessions(env.socket)).toEqual([held.tmux_session])
 
     const out = cli(env, ["task", "quarantine", "--task", a, "--json"])
@@ -504,7 +491,7 @@ describe("task quarantine", () => {
     Fs.writeFileSync(NodePath.join(prompts, "x.prompt", "inside"), "kept")
     Fs.writeFileSync(NodePath.join(prompts, "notes.txt"), "kept")
     expect(sb.run(["reconcile", "--json"]).status).toBe(2)
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
 
     const out = sb.run(["task", "quarantine", "--task", sb.bad, "--json"])
     expect(out.status, out.stderr).toBe(0)
@@ -526,19 +513,19 @@ describe("task quarantine", () => {
     delete expected[NodePath.join(sb.home, ".spawnkit-active", sb.bad)]
     expected[NodePath.join(sb.home, ".spawnkit-quarantine")] = "dir"
     expected[result.kept_at] = before[sb.badFile]!
-    expect(tree(sb.root)).toEqual(expected)
+    expect(fileTree(sb.root)).toEqual(expected)
 
     const pass = sb.run(["reconcile", "--json"])
     expect(pass.status, pass.stderr).toBe(0)
     expect(json(pass)).toEqual({ dry_run: false, repairs: [], unreadable: [], failed: [], partial: false })
     expect(json(sb.run(["status", "--all", "--json"])).unreadable).toEqual([])
-    expect(tree(sb.root)).toEqual(expected)
+    expect(fileTree(sb.root)).toEqual(expected)
   })
 
   it("refuses a task that decodes with TaskNotCorrupt and changes nothing", async () => {
     const { sb } = await setup()
     plant(sb, combined(sb))
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
     const sessions = liveSessions(sb.env.socket).sort()
     const out = sb.run(["task", "quarantine", "--task", sb.good, "--json"])
     expect(out.status).toBe(1)
@@ -546,7 +533,7 @@ describe("task quarantine", () => {
       tag: "TaskNotCorrupt",
       message: expect.stringContaining(`task ${sb.good} decodes`)
     })
-    expect(tree(sb.root)).toEqual(before)
+    expect(fileTree(sb.root)).toEqual(before)
     expect(liveSessions(sb.env.socket).sort()).toEqual(sessions)
   })
 })

@@ -9,6 +9,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { type ChildProcess, execFileSync, spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
@@ -181,14 +182,28 @@ export const cli = (env: TestEnv, args: ReadonlyArray<string>, extraEnv: Record<
     env: { ...process.env, ...env.env, ...extraEnv }
   })
 
-/** Whether a process exists. */
-export const processAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
+/** Whether a process exists (the one check spawnkit itself uses). */
+export { processAlive } from "../../src/host/Processes.js"
+
+/** Every path under a directory with a digest of its contents (directories and symlinks by kind). */
+export const fileTree = (dir: string): Record<string, string> => {
+  const out: Record<string, string> = {}
+  const walk = (d: string) => {
+    for (const name of Fs.readdirSync(d).sort()) {
+      const p = NodePath.join(d, name)
+      const st = Fs.lstatSync(p)
+      if (st.isDirectory()) {
+        out[p] = "dir"
+        walk(p)
+      } else if (st.isFile()) {
+        out[p] = createHash("sha256").update(Fs.readFileSync(p)).digest("hex")
+      } else {
+        out[p] = st.isSymbolicLink() ? "symlink" : "other"
+      }
+    }
   }
+  walk(dir)
+  return out
 }
 
 /** Ids of processes whose command line contains `needle` (from the process table). */

@@ -5,34 +5,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { spawnSync } from "node:child_process"
-import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
-import { cli, liveSessions, runIn, stdoutJson, type TestEnv, testEnvs } from "../support/Harness.js"
+import { cli, fileTree, liveSessions, runIn, stdoutJson, type TestEnv, testEnvs } from "../support/Harness.js"
 
 const newEnv = testEnvs()
-
-/** Every path under a directory with a digest of its contents (directories and symlinks by kind). */
-const tree = (dir: string): Record<string, string> => {
-  const out: Record<string, string> = {}
-  const walk = (d: string) => {
-    for (const name of Fs.readdirSync(d).sort()) {
-      const p = NodePath.join(d, name)
-      const st = Fs.lstatSync(p)
-      if (st.isDirectory()) {
-        out[p] = "dir"
-        walk(p)
-      } else if (st.isFile()) {
-        out[p] = createHash("sha256").update(Fs.readFileSync(p)).digest("hex")
-      } else {
-        out[p] = st.isSymbolicLink() ? "symlink" : "other"
-      }
-    }
-  }
-  walk(dir)
-  return out
-}
 
 const tmux = (env: TestEnv, ...args: Array<string>) =>
   spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
@@ -73,7 +51,7 @@ describe("reconcile --dry-run", () => {
     Fs.rmSync(NodePath.join(env.home, ".spawnkit.lock"))
     // Its agent's session went behind spawnkit's back: a pass would mark it lost.
     expect(tmux(env, "kill-session", "-t", `=${agent.tmux_session}`).status).toBe(0)
-    const before = tree(env.home)
+    const before = fileTree(env.home)
 
     const out = cli(env, ["reconcile", "--dry-run", "--json"])
     expect(out.status, out.stderr).toBe(0)
@@ -84,7 +62,7 @@ describe("reconcile --dry-run", () => {
       partial: false
     })
     expect(stdoutJson(out).repairs).toHaveLength(1)
-    expect(tree(env.home)).toEqual(before)
+    expect(fileTree(env.home)).toEqual(before)
     expect(Fs.existsSync(NodePath.join(env.home, ".spawnkit-active"))).toBe(false)
     expect(Fs.existsSync(NodePath.join(env.home, ".spawnkit.lock"))).toBe(false)
   })
@@ -102,7 +80,7 @@ describe("reconcile --dry-run", () => {
     const deadPid = spawnSync("true").pid!
     const temp = `AGENT_REGISTRY.json.tmp-${deadPid}-abcdef12`
     Fs.writeFileSync(NodePath.join(dir, temp), "{")
-    const before = tree(env.home)
+    const before = fileTree(env.home)
     const sessions = liveSessions(env.socket).sort()
     expect(sessions).toEqual(["agent_orphan-1", agent.tmux_session].sort())
 
@@ -120,7 +98,7 @@ describe("reconcile --dry-run", () => {
     ]
     expect(stdoutJson(out)).toMatchObject({ dry_run: true, repairs: expected, unreadable: [], partial: false })
     expect(stdoutJson(out).repairs).toHaveLength(3)
-    expect(tree(env.home)).toEqual(before)
+    expect(fileTree(env.home)).toEqual(before)
     expect(liveSessions(env.socket).sort()).toEqual(sessions)
 
     // What it reported is what a pass does.

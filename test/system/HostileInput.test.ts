@@ -10,11 +10,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import { spawn as spawnProcess } from "node:child_process"
-import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
-import { CLI, liveSessions, makeTestEnv, SLEEPER, type TestEnv, waitFor } from "../support/Harness.js"
+import { CLI, fileTree, liveSessions, makeTestEnv, SLEEPER, type TestEnv, waitFor } from "../support/Harness.js"
 
 const envs: Array<TestEnv> = []
 afterEach(() => {
@@ -57,32 +56,11 @@ const setup = async (agentCommand = SLEEPER): Promise<Sandbox> => {
   }
 }
 
-/** Every path under a directory with a digest of its contents (directories and symlinks by kind). */
-const tree = (dir: string): Record<string, string> => {
-  const out: Record<string, string> = {}
-  const walk = (d: string) => {
-    for (const name of Fs.readdirSync(d).sort()) {
-      const p = NodePath.join(d, name)
-      const st = Fs.lstatSync(p)
-      if (st.isDirectory()) {
-        out[p] = "dir"
-        walk(p)
-      } else if (st.isFile()) {
-        out[p] = createHash("sha256").update(Fs.readFileSync(p)).digest("hex")
-      } else {
-        out[p] = st.isSymbolicLink() ? "symlink" : "other"
-      }
-    }
-  }
-  walk(dir)
-  return out
-}
-
 /** Files anywhere under `dir` whose name mentions CANARY. */
-const canaries = (dir: string) => Object.keys(tree(dir)).filter((p) => NodePath.basename(p).includes("CANARY"))
+const canaries = (dir: string) => Object.keys(fileTree(dir)).filter((p) => NodePath.basename(p).includes("CANARY"))
 
 const expectNothingCreated = (sb: Sandbox, before: Record<string, string>) => {
-  expect(tree(sb.root)).toEqual(before)
+  expect(fileTree(sb.root)).toEqual(before)
   expect(liveSessions(sb.env.socket)).toEqual([])
   expect(canaries(sb.root)).toEqual([])
   expect(Fs.existsSync(NodePath.join(process.cwd(), "CANARY"))).toBe(false)
@@ -241,7 +219,7 @@ const CLI_AGENT_TYPES = [
 describe("hostile task ids and agent types", () => {
   it("are refused with InvalidInput by the API, creating nothing", async () => {
     const sb = await setup()
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
     for (const taskId of hostileTaskIds(sb.canary)) {
       const spawnError = failureOf(
         await runExit(sb, Spawnkit.spawn({ taskId, agentType: "worker", prompt: "p" })),
@@ -271,7 +249,7 @@ describe("hostile task ids and agent types", () => {
 
   it("are refused with a JSON InvalidInput error and a non-zero exit by the CLI, creating nothing", async () => {
     const sb = await setup()
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
     const calls: Array<{ what: string; args: Array<string> }> = [
       ...CLI_TASK_IDS.map((t) => ({
         what: `spawn --task ${show(t)}`,
@@ -324,7 +302,7 @@ describe("a hostile parent id", () => {
 
   it("is refused with a typed error by the API and the CLI, creating nothing", async () => {
     const sb = await setup()
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
     for (const parent of [...parents(sb.canary), "orchestrator\0"]) {
       const error = failureOf(
         await runExit(sb, Spawnkit.spawn({ taskId: sb.taskId, agentType: "worker", prompt: "p", parent })),
@@ -362,7 +340,7 @@ const received = async (sb: Sandbox, taskId: string, expected: Buffer) => {
 describe("prompt size", () => {
   it("a 10 MB prompt, and one byte over the 1 MB limit, are refused with InvalidInput, creating nothing", async () => {
     const sb = await setup()
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
     const tenMb = "x".repeat(10 * 1024 * 1024)
     // Two-byte characters: under the limit in characters, one byte over it in UTF-8 bytes.
     const overByOne = "\u00e9".repeat(Spawnkit.MAX_PROMPT_BYTES / 2) + "x"
@@ -490,7 +468,7 @@ describe("a corrupt registry file", () => {
     const sb = await setup()
     for (const [what, bytes] of variants(sb)) {
       Fs.writeFileSync(sb.registryFile, bytes)
-      const before = tree(sb.root)
+      const before = fileTree(sb.root)
       const operations = [
         ["spawn", Spawnkit.spawn({ taskId: sb.taskId, agentType: "worker", prompt: "p" })],
         ["status of the task", Spawnkit.status(sb.taskId)],
@@ -516,7 +494,7 @@ describe("a corrupt registry file", () => {
     const sb = await setup()
     for (const [what, bytes] of variants(sb).filter(([w]) => w === "garbage bytes" || w === "wrong types")) {
       Fs.writeFileSync(sb.registryFile, bytes)
-      const before = tree(sb.root)
+      const before = fileTree(sb.root)
       const calls = [
         ["spawn", "--task", sb.taskId, "--type", "worker", "--prompt", "p", "--json"],
         ["status", "--task", sb.taskId, "--json"],
@@ -554,7 +532,7 @@ describe("shell syntax in SPAWNKIT_AGENT_COMMAND", () => {
 
   it("is refused with InvalidConfiguration through the API: no session, no record, no canary", async () => {
     const sb = await setup()
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
     for (const [i, template] of templates(sb.canary).entries()) {
       const error = failureOf(
         await runExit(sb, Spawnkit.spawn({ taskId: sb.taskId, agentType: "worker", prompt: `p${i}` }), {
@@ -572,7 +550,7 @@ describe("shell syntax in SPAWNKIT_AGENT_COMMAND", () => {
       total_spawned: 0
     })
     const { [sb.registryFile]: _registry, ...rest } = before
-    const { [sb.registryFile]: _after, ...restAfter } = tree(sb.root)
+    const { [sb.registryFile]: _after, ...restAfter } = fileTree(sb.root)
     expect(restAfter).toEqual(rest)
     expect(liveSessions(sb.env.socket)).toEqual([])
     expect(canaries(sb.root)).toEqual([])
@@ -615,7 +593,7 @@ describe("bad configuration in the environment", () => {
 
   it("makes the CLI exit non-zero with a message naming the variable, creating nothing", async () => {
     const sb = await setup()
-    const before = tree(sb.root)
+    const before = fileTree(sb.root)
     const calls = [
       ...bad.map(([name, value]) => ({
         name,
