@@ -13,8 +13,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Path from "effect/Path"
 import type { InvalidConfiguration, RegistryDatabaseError, RegistryIoError } from "./domain/Errors.js"
+import type { Events } from "./events/Events.js"
 import { FaultInjection } from "./faults/FaultInjection.js"
 import { Tmux } from "./host/Tmux.js"
+import * as FileEvents from "./registry/FileEvents.js"
 import * as FileRegistry from "./registry/FileRegistry.js"
 import type { Registry } from "./registry/Registry.js"
 import { Rollbacks } from "./spawn/Rollbacks.js"
@@ -23,20 +25,26 @@ import { SpawnkitConfig, type SpawnkitSettings } from "./SpawnkitConfig.js"
 /** What a registry layer needs from the layers below it. */
 type RegistryNeeds = SpawnkitConfig | FaultInjection | FileSystem.FileSystem | Path.Path
 
-/** The PostgreSQL registry's layer, its module imported when the layer is built. */
-const pgRegistry: Layer.Layer<Registry, RegistryDatabaseError, RegistryNeeds> = Layer.unwrap(
+/** The PostgreSQL registry's layer (with its events), its module imported when the layer is built. */
+const pgRegistry: Layer.Layer<Registry | Events, RegistryDatabaseError, RegistryNeeds> = Layer.unwrap(
   Effect.promise(() => import("./registry/PgRegistry.js")).pipe(Effect.map((pg) => pg.layer))
 )
 
+/** The file registry with the events of its journal. */
+const fileRegistry = FileEvents.layer.pipe(Layer.provideMerge(FileRegistry.layer))
+
 /** The registry the configuration selects: PostgreSQL when a database URL is set, the file registry otherwise. */
-export const registryFromConfig: Layer.Layer<Registry, RegistryIoError | RegistryDatabaseError, RegistryNeeds> = Layer
-  .unwrap(
-    Effect.map(
-      SpawnkitConfig,
-      (c): Layer.Layer<Registry, RegistryIoError | RegistryDatabaseError, RegistryNeeds> =>
-        Option.isSome(c.databaseUrl) ? pgRegistry : FileRegistry.layer
-    )
+export const registryFromConfig: Layer.Layer<
+  Registry | Events,
+  RegistryIoError | RegistryDatabaseError,
+  RegistryNeeds
+> = Layer.unwrap(
+  Effect.map(
+    SpawnkitConfig,
+    (c): Layer.Layer<Registry | Events, RegistryIoError | RegistryDatabaseError, RegistryNeeds> =>
+      Option.isSome(c.databaseUrl) ? pgRegistry : fileRegistry
   )
+)
 
 /** Fault injection as configured (SPAWNKIT_FAULT); a no-op unless a test sets it. */
 export const faultsFromConfig: Layer.Layer<FaultInjection, InvalidConfiguration, SpawnkitConfig> = Layer.unwrap(

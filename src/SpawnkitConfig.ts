@@ -72,6 +72,11 @@ export interface SpawnkitSettings {
    */
   readonly spawnDeadlineSeconds: number
   /**
+   * Events the journal keeps (SPAWNKIT_EVENTS_RETAIN, default 100000): older ones are dropped when the journal holds
+   * twice as many; a reader asking for dropped events is told so (EventsExpired), never given a gap silently.
+   */
+  readonly eventsRetain: number
+  /**
    * How long an output filter may spend matching one batch of log lines before it is stopped and refused
    * (SPAWNKIT_FILTER_TIMEOUT_MS, default 10000).
    */
@@ -124,6 +129,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     Config.withDefault(3000)
   ),
   spawnDeadlineSeconds: positiveInt("SPAWNKIT_SPAWN_DEADLINE_SECONDS", 120),
+  eventsRetain: positiveInt("SPAWNKIT_EVENTS_RETAIN", 100_000),
   filterTimeoutMs: positiveInt("SPAWNKIT_FILTER_TIMEOUT_MS", 10_000),
   faultSpec: Config.schema(
     Schema.String.check(
@@ -156,6 +162,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     hostLeaseSeconds: c.hostLeaseSeconds,
     killGraceMs: c.killGraceMs,
     spawnDeadlineSeconds: c.spawnDeadlineSeconds,
+    eventsRetain: c.eventsRetain,
     filterTimeoutMs: c.filterTimeoutMs,
     faultSpec: c.faultSpec
   }))

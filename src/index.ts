@@ -15,9 +15,11 @@
 export { type Admission, type AdmissionRequest, type AdmissionSnapshot, decide } from "./admission/Admission.js"
 export * from "./domain/Agent.js"
 export * from "./domain/Errors.js"
+export { AgentEvent, type EventDraft, EventKind, statusEvents } from "./domain/Event.js"
 export * from "./domain/Ids.js"
 export * from "./domain/SpawnRequest.js"
 export * from "./domain/Task.js"
+export { type EventQuery, Events, events } from "./events/Events.js"
 export {
   FAULT_STEPS,
   FaultInjection,
@@ -57,6 +59,17 @@ export {
   quarantineTask,
   status
 } from "./tasks/Tasks.js"
+export {
+  DEFAULT_WAIT_SECONDS,
+  MAX_WAIT_SECONDS,
+  type OnProgress,
+  type WaitedAgent,
+  waitFor,
+  WaitRequest,
+  type WaitResult
+} from "./wait/Wait.js"
+/** The file journal's Events layer (over the file registry). */
+export { layer as FileEventsLayer } from "./registry/FileEvents.js"
 /** The file-backed registry layer. */
 export { layer as FileRegistryLayer } from "./registry/FileRegistry.js"
 /** The PostgreSQL-backed registry layer (needs SPAWNKIT_DATABASE_URL, or `databaseUrl` in the settings). */

@@ -327,6 +327,17 @@ export type AdmissionRejection =
 /** Errors of the registry itself. */
 export type RegistryError = RegistryCorrupt | RegistryIoError | RegistryDatabaseError | InjectedFault
 
+/** A reader asked for events older than the journal keeps (SPAWNKIT_EVENTS_RETAIN). */
+export class EventsExpired extends Schema.TaggedError<EventsExpired>()("EventsExpired", {
+  since: Schema.Number,
+  oldest: Schema.Number
+}) {
+  override get message() {
+    return `Events after ${this.since} are no longer all kept: the oldest kept is ${this.oldest}. ` +
+      `Read the current state (spawnkit status) and follow from there, or raise SPAWNKIT_EVENTS_RETAIN.`
+  }
+}
+
 /** The caller (an agent's own server) may not act on this task or agent. */
 export class NotPermitted extends Schema.TaggedError<NotPermitted>()("NotPermitted", {
   reason: Schema.String

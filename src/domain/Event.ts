@@ -6,8 +6,9 @@
  * Stored events are untrusted input like every stored record: each is decoded against this schema when read.
  */
 import * as Schema from "effect/Schema"
-import { AgentStatus, Timestamp } from "./Agent.js"
+import { type Agent, AgentStatus, isLiveStatus, Timestamp } from "./Agent.js"
 import { AgentId, TaskId } from "./Ids.js"
+import type { TaskRegistry } from "./Task.js"
 
 /**
  * What happened: `spawned` (its spawn committed), `progress` and `finding` (it reported), `exited` (its process
@@ -50,3 +51,51 @@ export type AgentEvent = typeof AgentEvent.Type
 
 /** An event before the journal numbers it (the registry gives `seq` when the transaction commits). */
 export type EventDraft = Omit<AgentEvent, "seq">
+
+/*
+ * Which events a registry change makes: a pure function of the records before and after it, so every path that
+ * changes an agent's status (spawn, exit, kill, reconcile, watchdog) gets its event without saying so. Reports
+ * (progress, findings) change no status the diff can see: they declare their events on the transition.
+ */
+
+/** The event of a committed agent entering a terminal status, by status. */
+const ENDINGS: Partial<Record<Agent["status"], EventKind>> = {
+  completed: "exited",
+  failed: "exited",
+  error: "exited",
+  terminated: "exited",
+  killed: "killed",
+  timed_out: "timed_out",
+  stalled: "stalled",
+  lost: "lost"
+}
+
+const kindOf = (before: Agent | undefined, after: Agent): EventKind | undefined => {
+  const was = before?.status
+  if (was === after.status) return undefined
+  if (isLiveStatus(after.status)) return was === undefined || was === "reserved" ? "spawned" : undefined
+  // A reservation that ends never was an agent: its spawn rolled back, nothing to tell.
+  if (was === undefined || was === "reserved") return undefined
+  return isLiveStatus(was) ? ENDINGS[after.status] : undefined
+}
+
+/** The status events of one transition, in the order of the records after it. */
+export const statusEvents = (before: TaskRegistry, after: TaskRegistry, at: string): ReadonlyArray<EventDraft> => {
+  const previous = new Map(before.agents.map((a) => [a.id, a]))
+  const events: Array<EventDraft> = []
+  for (const agent of after.agents) {
+    const kind = kindOf(previous.get(agent.id), agent)
+    if (kind === undefined) continue
+    events.push({
+      at,
+      task_id: after.task_id,
+      agent_id: agent.id,
+      kind,
+      status: agent.status,
+      parent: agent.parent,
+      ...(kind === "exited" && agent.exit !== undefined ? { exit_code: agent.exit.exit_code } : {}),
+      ...(kind !== "spawned" && agent.reason !== undefined ? { reason: agent.reason } : {})
+    })
+  }
+  return events
+}

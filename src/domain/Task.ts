@@ -75,6 +75,8 @@ export const TaskRegistry = Schema.Struct({
   total_spawned: Schema.Number,
   active_count: Schema.Number,
   completed_count: Schema.optionalKey(Schema.Number),
+  /** The sequence number of the newest event this task's changes made (the file journal checks its commits by it). */
+  event_seq: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   task_context: Schema.optionalKey(Schema.Unknown)
 }).check(consistentTask)
 /** @see TaskRegistry */

@@ -2,9 +2,9 @@
  * The Events service: read and follow the event journal of a home (the file journal, or PostgreSQL's event table).
  */
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
-import type * as Stream from "effect/Stream"
-import type { RegistryError } from "../domain/Errors.js"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type { EventsExpired, RegistryError } from "../domain/Errors.js"
 import type { AgentEvent } from "../domain/Event.js"
 import type { TaskId } from "../domain/Ids.js"
 
@@ -20,8 +20,15 @@ export interface EventQuery {
 
 /** The events contract. */
 export class Events extends Context.Service<Events, {
-  /** Events in sequence order, each exactly once. */
-  readonly stream: (query?: EventQuery) => Stream.Stream<AgentEvent, RegistryError>
+  /**
+   * Events in sequence order, each exactly once. With `since`, fails with EventsExpired when events after it are no
+   * longer all kept.
+   */
+  readonly stream: (query?: EventQuery) => Stream.Stream<AgentEvent, RegistryError | EventsExpired>
   /** The newest committed sequence number (0 when none). */
-  readonly head: Effect.Effect<number, RegistryError>
+  readonly head: Effect.Effect<number, RegistryError | EventsExpired>
 }>()("spawnkit/Events") {}
+
+/** The events of a query as a Stream (see `Events.stream`). */
+export const events = (query?: EventQuery): Stream.Stream<AgentEvent, RegistryError | EventsExpired, Events> =>
+  Stream.unwrap(Effect.map(Events, (e) => e.stream(query)))

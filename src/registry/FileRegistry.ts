@@ -18,6 +18,7 @@
  * Stored data is untrusted (agents can write these files): a file is decoded and validated on every read that is not
  * a cache hit of the exact same text, and a file whose `task_id` is not its directory's is RegistryCorrupt.
  */
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
@@ -36,18 +37,31 @@ import {
   TaskNotCorrupt,
   TaskNotFound
 } from "../domain/Errors.js"
+import { type AgentEvent, type EventDraft, statusEvents } from "../domain/Event.js"
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
 import { activeMarkersDir, lockPath, quarantineDir, REGISTRY_FILE, registryPath, taskDir } from "../host/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { writeAtomic } from "./AtomicFile.js"
+import * as FileJournal from "./FileJournal.js"
+import { journalPath } from "./FileJournal.js"
 import * as FileLock from "./FileLock.js"
-import { type ListOptions, pageOf, Registry, type RegistryTransaction, type UnreadableTask } from "./Registry.js"
+import {
+  type ListOptions,
+  pageOf,
+  Registry,
+  type RegistryTransaction,
+  type Transition,
+  type UnreadableTask
+} from "./Registry.js"
 
 const decodeTask = Schema.decodeUnknownEffect(TaskRegistry)
 const encodeTask = Schema.encodeEffect(TaskRegistry)
 const isTaskId = Schema.is(TaskId)
+
+/** The smallest journal worth counting for retention. */
+const COMPACT_MIN_BYTES = 1 << 20
 
 const reasonOf = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
@@ -59,7 +73,7 @@ export const layer: Layer.Layer<
 > = Layer.effect(
   Registry,
   Effect.gen(function*() {
-    const { home } = yield* SpawnkitConfig
+    const { eventsRetain, home } = yield* SpawnkitConfig
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const faults = yield* FaultInjection
@@ -286,17 +300,79 @@ export const layer: Layer.Layer<
         return n
       })
 
+    const journal = journalPath(home)
+    /** The journal's size at which this process next counts its events for retention. */
+    let compactAt = COMPACT_MIN_BYTES
+    const writeJournal = (file: string, text: string) => writeAtomic(file, text, faults)
+    /** The journal's head as this process last left it (its size tells whether anyone wrote since). */
+    let known: FileJournal.Head | undefined
+    /** Whether a batch's change committed: its task's registry holds its sequence number (unreadable: it did not). */
+    const batchCommitted = (batch: FileJournal.Batch) =>
+      readFile(batch.events[0].task_id as TaskId).pipe(
+        Effect.map((t) => (t.event_seq ?? 0) >= batch.tx),
+        Effect.orElseSucceed(() => false)
+      )
+    const journalHead = Effect.suspend(() => {
+      const size = Fs.existsSync(journal) ? Fs.statSync(journal).size : 0
+      if (known !== undefined && known.size === size) return Effect.succeed(known)
+      return FileJournal.settle(journal, batchCommitted)
+    })
+
+    /**
+     * Write a transition's registry with its events: batch (durable), registry (the commit point), mark. If the
+     * registry write fails, the batch goes unless the registry shows the write landed after all.
+     */
+    const writeWithEvents = (task: TaskRegistry, drafts: ReadonlyArray<EventDraft>) =>
+      Effect.gen(function*() {
+        const head = yield* journalHead
+        known = undefined
+        const tx = head.seq + drafts.length
+        const events = drafts.map((d, i) => ({ ...d, seq: head.seq + i + 1 }))
+        const size = yield* FileJournal.appendBatch(journal, {
+          tx,
+          events: events as [AgentEvent, ...Array<AgentEvent>]
+        })
+        yield* writeFile({ ...task, event_seq: tx }).pipe(
+          Effect.onError(() =>
+            batchCommitted({ tx, events: events as [AgentEvent, ...Array<AgentEvent>] }).pipe(
+              Effect.flatMap((landed) => (landed ? Effect.void : FileJournal.cutBack(journal, size))),
+              Effect.catch((e) =>
+                Effect.logWarning(`journal batch ${tx} left for the next change to settle: ${e.message}`)
+              )
+            )
+          )
+        )
+        yield* FileJournal.appendMark(journal, tx).pipe(
+          Effect.andThen(Effect.sync(() => Fs.statSync(journal).size)),
+          Effect.flatMap((size) =>
+            size < compactAt ? Effect.succeed(size) : FileJournal.compact(journal, eventsRetain, writeJournal)
+          ),
+          Effect.tap((size) =>
+            Effect.sync(() => {
+              known = { seq: tx, size }
+              compactAt = Math.max(size * 2, COMPACT_MIN_BYTES)
+            })
+          ),
+          Effect.catch((e) =>
+            Effect.logWarning(`journal mark ${tx} not written (the next change settles it): ${e.message}`)
+          )
+        )
+      }).pipe(Effect.uninterruptible)
+
     const update = <A, E>(
       taskId: TaskId,
-      f: (tx: RegistryTransaction) => Effect.Effect<{ readonly result: A; readonly next?: TaskRegistry }, E>
+      f: (tx: RegistryTransaction) => Effect.Effect<Transition<A>, E>
     ) =>
       lock.withLock(
         Effect.gen(function*() {
           const task = yield* readFile(taskId)
           const transition = yield* f({ task, globalActive: globalActiveBesides(task) })
-          if (transition.next !== undefined) {
-            yield* writeFile(withDerivedFields({ ...transition.next, task_id: task.task_id }))
-          }
+          if (transition.next === undefined) return transition.result
+          const next = withDerivedFields({ ...transition.next, task_id: task.task_id })
+          const at = new Date(yield* Clock.currentTimeMillis).toISOString()
+          const drafts = [...statusEvents(task, next, at), ...(transition.events ?? [])]
+          if (drafts.length === 0) yield* writeFile(next)
+          else yield* writeWithEvents(next, drafts)
           return transition.result
         })
       ).pipe(Effect.withSpan("Registry.update", { attributes: { taskId } }))

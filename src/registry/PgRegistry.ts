@@ -18,6 +18,8 @@
  * the global count is read and changed under one lock; transitions that only end or commit agents of different tasks
  * run in parallel. No transaction holds two task rows, so no cycle, and no deadlock, is possible.
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -39,11 +41,14 @@ import {
   TaskNotCorrupt,
   TaskNotFound
 } from "../domain/Errors.js"
+import { statusEvents } from "../domain/Event.js"
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
+import { Events } from "../events/Events.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
 import { taskDir } from "../host/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import * as PgEvents from "./PgEvents.js"
 import {
   type ListOptions,
   Registry,
@@ -58,7 +63,7 @@ const encodeTask = Schema.encodeEffect(TaskRegistry)
 const isTaskId = Schema.is(TaskId)
 
 /** The schema version this code writes; a database at a newer version is refused. */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 /**
  * Migrations, in order: version n's statements run once, in one transaction, on a database at version n - 1.
@@ -92,6 +97,19 @@ const MIGRATIONS: ReadonlyArray<ReadonlyArray<string>> = [
     )`,
     // Listing the tasks that may hold slots reads these rows only, not every task ever run.
     `CREATE INDEX spawnkit_tasks_active ON spawnkit_tasks (task_id) WHERE active_slots > 0`
+  ],
+  [
+    // The event journal: one row per event, written in the transaction of the change it tells of.
+    `CREATE TABLE spawnkit_events (
+      seq bigint PRIMARY KEY,
+      task_id text NOT NULL,
+      doc json NOT NULL
+    )`,
+    `CREATE INDEX spawnkit_events_task ON spawnkit_events (task_id, seq)`,
+    // The newest sequence number. Its row lock, held to COMMIT, makes sequence numbers gap-free and commit-ordered:
+    // a reader that has seen n has seen every event below n (a sequence would hand out numbers out of commit order).
+    `CREATE TABLE spawnkit_event_head (id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL)`,
+    `INSERT INTO spawnkit_event_head (id, seq) VALUES (1, 0)`
   ]
 ]
 
@@ -113,11 +131,10 @@ type Queryable = Pick<pg.PoolClient, "query">
 
 /** The PostgreSQL-backed Registry layer; fails when SPAWNKIT_DATABASE_URL is unset or the database unreachable. */
 export const layer: Layer.Layer<
-  Registry,
+  Registry | Events,
   RegistryDatabaseError,
   SpawnkitConfig | FaultInjection | FileSystem.FileSystem | Path.Path
-> = Layer.effect(
-  Registry,
+> = Layer.effectContext(
   Effect.gen(function*() {
     const config = yield* SpawnkitConfig
     const faults = yield* FaultInjection
@@ -361,6 +378,12 @@ export const layer: Layer.Layer<
               "UPDATE spawnkit_tasks SET doc = $2::json, active_slots = $3, updated_at = now() WHERE task_id = $1",
               [taskId, yield* encodeRow(next), next.active_count]
             )
+            const at = new Date(yield* Clock.currentTimeMillis).toISOString()
+            yield* PgEvents.append(
+              (operation, text, values) => query(client, operation, text, values),
+              [...statusEvents(task, next, at), ...(transition.events ?? [])],
+              config.eventsRetain
+            )
             yield* faults.point("registry-before-commit")
             written = true
             return transition.result
@@ -422,6 +445,11 @@ export const layer: Layer.Layer<
       Effect.forkScoped
     )
 
-    return Registry.of({ createTask, update, read, list, quarantine, heartbeat, expiredHosts })
+    const events = yield* PgEvents.make(
+      (operation, text, values) => query(pool, operation, text, values === undefined ? undefined : [...values]),
+      PgEvents.listener(url, `spawnkit ${config.hostId} events`)
+    )
+    return Context.make(Registry, Registry.of({ createTask, update, read, list, quarantine, heartbeat, expiredHosts }))
+      .pipe(Context.add(Events, events))
   })
 )

@@ -5,6 +5,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { InvalidInput, RegistryError, TaskExists, TaskNotCorrupt, TaskNotFound } from "../domain/Errors.js"
+import type { EventDraft } from "../domain/Event.js"
 import type { TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 
@@ -22,6 +23,11 @@ export interface RegistryTransaction {
 export interface Transition<A> {
   readonly result: A
   readonly next?: TaskRegistry
+  /**
+   * Events the diff of the records cannot see (reports). Status changes make their own events (`statusEvents`);
+   * either kind is journalled in the transaction that writes `next`, and only if it writes one.
+   */
+  readonly events?: ReadonlyArray<EventDraft>
 }
 
 /** A task whose registry could not be read or decoded: reported and skipped by passes over many tasks, never written. */

@@ -11,6 +11,7 @@ import * as Schema from "effect/Schema"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { invalidInput, parseAgentId, parseTaskId } from "../domain/Decode.js"
 import { AgentNotFound, AgentNotRunning, ioFailure, RegistryIoError } from "../domain/Errors.js"
+import type { EventDraft } from "../domain/Event.js"
 import type { AgentId, TaskId } from "../domain/Ids.js"
 import { Finding, ProgressReport } from "../domain/Report.js"
 import { tailLines } from "../host/Tail.js"
@@ -60,6 +61,8 @@ const report = <A, I, R>(
     readonly line: unknown
     readonly agent: Agent
     readonly result: R
+    /** The event this report makes (its kind and what it tells). */
+    readonly event: Pick<EventDraft, "kind" | "progress" | "message" | "finding_type">
   }
 ) =>
   Effect.gen(function*() {
@@ -81,7 +84,19 @@ const report = <A, I, R>(
           Effect.provideService(FileSystem.FileSystem, fs),
           Effect.provideService(Path.Path, path)
         )
-        return { result: { task_id: taskId, ...change.result }, next: replaceAgent(tx.task, change.agent) }
+        const event: EventDraft = {
+          at: now,
+          task_id: taskId,
+          agent_id: agentId,
+          status: change.agent.status,
+          parent: change.agent.parent,
+          ...change.event
+        }
+        return {
+          result: { task_id: taskId, ...change.result },
+          next: replaceAgent(tx.task, change.agent),
+          events: [event]
+        }
       }))
   })
 
@@ -97,7 +112,8 @@ export const updateProgress = (taskIdInput: string, agentIdInput: string, input:
       file: progressPath,
       line: { timestamp: now, agent_id: agent.id, status: r.status, message: r.message, progress },
       agent: { ...agent, status, reported_status: r.status, progress, last_message: r.message, last_update: now },
-      result: { agent_id: agent.id, status, reported_status: r.status, progress }
+      result: { agent_id: agent.id, status, reported_status: r.status, progress },
+      event: { kind: "progress", progress, message: r.message }
     }
   }).pipe(Effect.withSpan("Reports.updateProgress"))
 
@@ -107,7 +123,8 @@ export const reportFinding = (taskIdInput: string, agentIdInput: string, input: 
     file: findingsPath,
     line: { timestamp: now, agent_id: agent.id, ...finding },
     agent: { ...agent, last_update: now },
-    result: { agent_id: agent.id, recorded: true, finding_type: finding.finding_type }
+    result: { agent_id: agent.id, recorded: true, finding_type: finding.finding_type },
+    event: { kind: "finding", finding_type: finding.finding_type, message: finding.message }
   })).pipe(Effect.withSpan("Reports.reportFinding"))
 
 /** Bytes read from the end of a progress or findings log for its latest entries. */

@@ -1,0 +1,112 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as Fs from "node:fs"
+import * as Spawnkit from "../../src/index.js"
+import { journalPath } from "../../src/registry/FileJournal.js"
+import { BACKENDS, runIn, testEnvs } from "../support/Harness.js"
+
+const newEnv = testEnvs()
+
+const allEvents = (taskId?: string, since?: number) =>
+  Stream.runCollect(
+    Spawnkit.events({
+      ...(taskId !== undefined ? { taskId: taskId as Spawnkit.TaskId } : {}),
+      ...(since !== undefined ? { since } : {})
+    })
+  )
+
+describe.each(BACKENDS)("event journal (%s registry)", (backend) => {
+  it("journals spawns, reports and ends with gap-free sequence numbers, in each agent's order", async () => {
+    const env = newEnv(undefined, backend)
+    const out = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "t" })
+        const a = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "a" })
+        const b = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "b" })
+        yield* Spawnkit.updateProgress(task.task_id, a.agent_id, { status: "working", message: "half", progress: 50 })
+        yield* Spawnkit.reportFinding(task.task_id, b.agent_id, {
+          finding_type: "issue",
+          severity: "low",
+          message: "found"
+        })
+        yield* Spawnkit.kill(task.task_id, a.agent_id)
+        yield* Spawnkit.kill(task.task_id, b.agent_id)
+        // A second kill changes nothing, so it journals nothing.
+        yield* Spawnkit.kill(task.task_id, b.agent_id)
+        const events = yield* allEvents()
+        const head = yield* Effect.flatMap(Spawnkit.Events, (e) => e.head)
+        const later = yield* allEvents(undefined, 3)
+        return { task, a, b, events, head, later }
+      })
+    )
+    expect(out.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6])
+    expect(out.head).toBe(6)
+    expect(out.events.map((e) => [e.agent_id, e.kind])).toEqual([
+      [out.a.agent_id, "spawned"],
+      [out.b.agent_id, "spawned"],
+      [out.a.agent_id, "progress"],
+      [out.b.agent_id, "finding"],
+      [out.a.agent_id, "killed"],
+      [out.b.agent_id, "killed"]
+    ])
+    expect(out.events[2]).toMatchObject({ progress: 50, message: "half", status: "working" })
+    expect(out.later.map((e) => e.seq)).toEqual([4, 5, 6])
+    expect(out.events.every((e) => e.task_id === out.task.task_id)).toBe(true)
+  })
+
+  it("waitFor returns each agent's final state when all have ended, and times out without an error", async () => {
+    const env = newEnv(`sh -c "echo done; exit 3"`, backend)
+    const out = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "t" })
+        const ids = []
+        for (let i = 0; i < 3; i++) {
+          ids.push((yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: `p${i}` })).agent_id)
+        }
+        const all = yield* Spawnkit.waitFor({ taskId: task.task_id, agentIds: ids, timeoutSeconds: 120 })
+        return { task, ids, all }
+      })
+    )
+    expect(out.all).toMatchObject({ satisfied: true, timed_out: false, mode: "all" })
+    expect(out.all.agents.map((a) => a.agent_id)).toEqual(out.ids)
+    for (const agent of out.all.agents) {
+      expect(agent).toMatchObject({ status: "failed", exit_code: 3, ended: true })
+      expect(agent.last_lines).toContain("done")
+    }
+  })
+})
+
+describe("event journal on files", () => {
+  it("cuts off a batch whose registry write never happened, and readers never see it", async () => {
+    const env = newEnv(undefined, "file")
+    const out = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "t" })
+        yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "a" })
+        // A writer that died after its batch and before its registry write leaves an unmarked batch at the end.
+        const forged = {
+          tx: 2,
+          events: [{
+            seq: 2,
+            at: new Date().toISOString(),
+            task_id: task.task_id,
+            agent_id: "ghost",
+            kind: "spawned",
+            status: "running"
+          }]
+        }
+        Fs.appendFileSync(journalPath(env.home), JSON.stringify(forged) + "\n")
+        const seen = yield* allEvents()
+        const b = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "b" })
+        const after = yield* allEvents()
+        return { seen, after, b }
+      })
+    )
+    expect(out.seen.map((e) => e.seq)).toEqual([1])
+    expect(out.after.map((e) => [e.seq, e.agent_id])).toEqual([[1, out.after[0]!.agent_id], [2, out.b.agent_id]])
+  })
+})
