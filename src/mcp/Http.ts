@@ -240,9 +240,17 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
     // The SDK's transport calls onsessionclosed (which answers the calls in flight), then closes.
     return session.transport.handleRequest(req, res)
   }
+  if (req.method === "GET") {
+    // A session's own stream of server-to-client messages that answer no request (progress of long calls, resource
+    // updates): the SDK's standalone SSE stream, one per session.
+    const id = req.headers["mcp-session-id"]
+    const session = typeof id === "string" ? state.sessions.get(id) : undefined
+    if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session")
+    return session.transport.handleRequest(req, res)
+  }
   if (req.method !== "POST") {
-    return refuse(res, 405, "Only POST (and DELETE of a session) is supported; the server sends no SSE stream", {
-      allow: "POST, DELETE"
+    return refuse(res, 405, "Only POST, GET (a session's stream) and DELETE (of a session) are supported", {
+      allow: "POST, GET, DELETE"
     })
   }
   const body = await readBody(req, settings.maxBodyBytes)

@@ -17,6 +17,7 @@ import * as Schema from "effect/Schema"
 import { invalidInput } from "../domain/Decode.js"
 import type { Services } from "../Spawnkit.js"
 import type { CallerIdentity } from "./Caller.js"
+import { progressFor, ToolProgress } from "./Progress.js"
 import { type ToolDefinition, tools } from "./tools/index.js"
 
 /** The runtime every tool call runs in. */
@@ -102,9 +103,13 @@ export const makeServer = (runtime: ToolRuntime, inFlight: InFlight): McpServer 
     // Invariant: what is sent is the result encoded through the tool's output Schema; one that does not conform fails
     // the call (a defect, reported as such) instead of reaching the client.
     const encodeResult = Schema.encodeUnknownEffect(tool.output)
+    // Progress goes out as a message of its own, not in the call's response: over HTTP a call is answered with one
+    // JSON body, so its progress travels on the session's stream (GET), which the SDK's client opens.
+    const progress = progressFor(request.params._meta?.progressToken, (n) => mcp.server.notification(n))
     const fiber = runtime.runFork(
       tool.run(decoded.value).pipe(
-        Effect.flatMap((value) => Effect.orDie(encodeResult(value, { errors: "all" })))
+        Effect.flatMap((value) => Effect.orDie(encodeResult(value, { errors: "all" }))),
+        Effect.provideService(ToolProgress, progress)
       ),
       { signal: extra.signal }
     )

@@ -45,6 +45,7 @@ const TOOL_NAMES = [
   "get_real_task_status",
   "get_agent_output",
   "kill_real_agent",
+  "wait_for_agents",
   "update_agent_progress",
   "report_agent_finding",
   "list_tasks",
@@ -117,7 +118,7 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
     if (cwd !== undefined) Fs.rmSync(cwd, { recursive: true, force: true })
   })
 
-  it("listTools: the 10 tools, each described, every input property described", async () => {
+  it("listTools: the 11 tools, each described, every input property described", async () => {
     const { tools } = await client.listTools()
     expect(tools.map((t) => t.name).sort()).toEqual([...TOOL_NAMES].sort())
     for (const tool of tools) {

@@ -19,6 +19,7 @@ import { Registry } from "../../registry/Registry.js"
 import { spawn } from "../../spawn/Spawner.js"
 import type { Services } from "../../Spawnkit.js"
 import { type Caller, CallerIdentity, checkSubtree, checkTask } from "../Caller.js"
+import type { ToolProgress } from "../Progress.js"
 
 /** Hints a client may show or act on (MCP tool annotations). */
 export interface ToolHints {
@@ -39,7 +40,7 @@ export interface ToolDefinition<I = any, O = any> {
   readonly input: Schema.Codec<I, any>
   readonly output: Schema.Codec<O, any>
   readonly hints: ToolHints
-  readonly run: (input: I) => Effect.Effect<O, unknown, Services | CallerIdentity>
+  readonly run: (input: I) => Effect.Effect<O, unknown, Services | CallerIdentity | ToolProgress>
 }
 
 /** A tool definition, its input and output types inferred from its Schemas. */

@@ -12,6 +12,7 @@ import { ReportAgentFinding } from "./ReportAgentFinding.js"
 import { SpawnChildAgent } from "./SpawnChildAgent.js"
 import type { ToolDefinition } from "./Tool.js"
 import { UpdateAgentProgress } from "./UpdateAgentProgress.js"
+import { WaitForAgents } from "./WaitForAgents.js"
 
 export type { ToolDefinition, ToolHints } from "./Tool.js"
 
@@ -23,6 +24,7 @@ export const tools: ReadonlyArray<ToolDefinition> = [
   GetRealTaskStatus,
   GetAgentOutput,
   KillRealAgent,
+  WaitForAgents,
   UpdateAgentProgress,
   ReportAgentFinding,
   ListTasks,
