@@ -308,6 +308,62 @@ const killCommand = Command.make(
     )
 ).pipe(Command.withDescription("Kill an agent (its process group and session); idempotent"))
 
+const Watch = load(() => import("./Watch.js"))
+
+const waitCommand = Command.make(
+  "wait",
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Task id")),
+    agent: Flag.String("agent").pipe(Flag.withDescription("An agent to wait for (repeat for more)"), Flag.atLeast(0)),
+    parent: Flag.String("parent").pipe(
+      Flag.withDescription("Wait for every agent below this one (default: the whole task)"),
+      Flag.optional
+    ),
+    any: Flag.Boolean("any").pipe(
+      Flag.withDescription("Return when one of them has ended (default: when all have)"),
+      Flag.withDefault(false)
+    ),
+    timeout: Flag.Finite("timeout").pipe(
+      Flag.withDescription("Seconds to wait at most (default 300, at most 3600); exit status 75 when reached"),
+      Flag.optional
+    ),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.flatMap(Watch, (w) =>
+        w.waitCommand({
+          task: f.task,
+          agents: f.agent,
+          any: f.any,
+          json: f.json,
+          ...defined({ parent: f.parent, timeout: f.timeout })
+        }))
+    )
+).pipe(Command.withDescription("Wait until agents end (all, or --any); exit 0, or 75 when the timeout comes first"))
+
+const eventsCommand = Command.make(
+  "events",
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Only this task's events"), Flag.optional),
+    since: optionalInt("since", "Only events after this sequence number"),
+    follow: Flag.Boolean("follow").pipe(
+      Flag.withDescription("Keep printing events as they happen, until interrupted"),
+      Flag.withDefault(false)
+    ),
+    json: Flag.Boolean("json").pipe(
+      Flag.withDescription("Print JSON lines (the only format: accepted for symmetry)"),
+      Flag.withDefault(true)
+    )
+  },
+  (f) =>
+    run(
+      true,
+      Effect.flatMap(Watch, (w) => w.eventsCommand({ follow: f.follow, ...defined({ task: f.task, since: f.since }) }))
+    )
+).pipe(Command.withDescription("Print agents' state changes as JSON lines, each with its sequence number"))
+
 const agentExited = Command.make(
   "agent-exited",
   {
@@ -534,6 +590,8 @@ const root = Command.make("spawnkit").pipe(
     statusCommand,
     outputCommand,
     killCommand,
+    waitCommand,
+    eventsCommand,
     reconcileCommand,
     serve,
     demo,

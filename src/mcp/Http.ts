@@ -22,6 +22,7 @@ import * as Schedule from "effect/Schedule"
 import { randomUUID, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import { errnoCode, InvalidConfiguration, ServerBindFailed } from "../domain/Errors.js"
+import { EVENTS_PATH, serveEvents } from "./EventStream.js"
 import { expiredSessions, sessionToEvict, type SessionUse } from "./HttpSessions.js"
 import { type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 
@@ -220,7 +221,9 @@ const openSession = async (state: ServerState, req: Http.IncomingMessage, res: H
 const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state: ServerState) => {
   const { settings } = state
   const url = new URL(req.url ?? "/", "http://localhost")
-  if (url.pathname !== MCP_PATH) return refuse(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}`)
+  if (url.pathname !== MCP_PATH && url.pathname !== EVENTS_PATH) {
+    return refuse(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}, the event stream ${EVENTS_PATH}`)
+  }
   const origin = req.headers.origin
   if (origin !== undefined && !originAllowed(origin, settings)) {
     return refuse(res, 403, `Origin ${origin} is not allowed`)
@@ -233,6 +236,10 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
     return refuse(res, 401, "Missing or wrong bearer token", { "www-authenticate": "Bearer" })
   }
   if (state.stopping) return refuse(res, 503, "The server is shutting down", { connection: "close" })
+  if (url.pathname === EVENTS_PATH) {
+    if (req.method !== "GET") return refuse(res, 405, `${EVENTS_PATH} answers GET only`, { allow: "GET" })
+    return serveEvents(state.runtime, state.inFlight, req, res, url, (status, message) => refuse(res, status, message))
+  }
   if (req.method === "DELETE") {
     const id = req.headers["mcp-session-id"]
     const session = typeof id === "string" ? state.sessions.get(id) : undefined
@@ -410,5 +417,6 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
     const address = server.address()
     const port = typeof address === "object" && address !== null ? address.port : settings.port
     yield* Effect.logInfo(`spawnkit MCP server on http://${settings.host}:${port}${MCP_PATH}`)
+    yield* Effect.logInfo(`spawnkit event stream on http://${settings.host}:${port}${EVENTS_PATH} (Server-Sent Events)`)
     return port
   })
