@@ -5,7 +5,7 @@
  * never overshoot, however they interleave.
  */
 import * as Result from "effect/Result"
-import { type Agent, isActiveStatus, isLiveStatus } from "../domain/Agent.js"
+import { type Agent, isActiveStatus, isLiveStatus, type QueueEntry } from "../domain/Agent.js"
 import {
   type AdmissionRejection,
   DepthExceeded,
@@ -37,6 +37,22 @@ export interface AdmissionRequest {
   readonly promptSha256: string
   readonly engine: string
   readonly idempotencyKey?: string | undefined
+  /** The request's own queue entry, when it is a queued spawn waiting its turn. */
+  readonly queueEntryId?: string | undefined
+}
+
+/** The queue entries still waiting at `nowMs` (an entry past its deadline has given up). */
+export const waitingEntries = (task: TaskRegistry, nowMs: number): ReadonlyArray<QueueEntry> =>
+  (task.queue ?? []).filter((e) => Date.parse(e.deadline) > nowMs)
+
+/**
+ * How many waiting spawns come before this request: the entries before its own, or every entry for a request that
+ * has none. Invariant: a slot goes to the oldest waiting spawn first: a waiting spawn is admitted only at the head of
+ * the line, and any other request counts the waiting ones as taking the next slots.
+ */
+export const queuedAhead = (waiting: ReadonlyArray<QueueEntry>, entryId: string | undefined): number => {
+  const mine = entryId === undefined ? -1 : waiting.findIndex((e) => e.id === entryId)
+  return mine < 0 ? waiting.length : mine
 }
 
 /** Admit a new agent at `depth`, or return the agent an idempotency key already names. */
@@ -87,6 +103,14 @@ export const decide = (
 
   const duplicate = agents.find((a) => isActiveStatus(a.status) && sameWork(a, request))
   if (duplicate !== undefined) return Result.fail(new DuplicateAgent({ existingAgentId: duplicate.id, taskId }))
+  const waiting = waitingEntries(task, nowMs)
+  const twin = waiting.find((e) =>
+    e.id !== request.queueEntryId &&
+    ((e.type === request.agentType && e.parent === request.parent && e.prompt_sha256 === request.promptSha256) ||
+      (request.idempotencyKey !== undefined && e.idempotency_key === request.idempotencyKey))
+  )
+  if (twin !== undefined) return Result.fail(new DuplicateAgent({ existingAgentId: twin.id, taskId }))
+  const ahead = queuedAhead(waiting, request.queueEntryId)
 
   if (agents.length >= limits.max_agents) {
     return Result.fail(
@@ -104,12 +128,15 @@ export const decide = (
     const startedMs = Date.parse(a.started_at)
     if (startedMs > nowMs - RATE_WINDOW_MS) recentStarts.push(Math.min(startedMs, nowMs))
   }
-  if (active >= limits.max_concurrent) {
+  // A waiting spawn goes only from the head of the line (strict first come, first served); anyone else counts those
+  // waiting as taking the next slots.
+  const notYourTurn = request.queueEntryId !== undefined && ahead > 0
+  if (notYourTurn || active + ahead >= limits.max_concurrent) {
     return Result.fail(
       new LimitReached({ limit: "max_concurrent", current: active, max: limits.max_concurrent, taskId })
     )
   }
-  if (snapshot.globalActive >= snapshot.globalMaxConcurrent) {
+  if (snapshot.globalActive + ahead >= snapshot.globalMaxConcurrent) {
     return Result.fail(
       new LimitReached({
         limit: "global_max_concurrent",

@@ -126,6 +126,11 @@ export const renderTask = (task: TaskRegistry, nowMs: number): string => {
     }
   }
   walk("orchestrator", "  ")
+  const waiting = (task.queue ?? []).filter((e) => Date.parse(e.deadline) > nowMs)
+  if (waiting.length > 0) lines.push(`  queued ${waiting.length}: waiting for a slot, oldest first`)
+  waiting.forEach((e, i) =>
+    lines.push(`    ${i + 1}. ${e.id}  ${e.type}  parent ${e.parent}  waiting ${age(e.queued_at, nowMs)}`)
+  )
   const known = new Set(task.agents.map((a) => a.id))
   for (const a of task.agents) {
     if (a.parent !== "orchestrator" && !known.has(a.parent)) lines.push(`  ? ${agentLine(a, nowMs)}`)

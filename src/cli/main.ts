@@ -22,7 +22,7 @@ import { Engine } from "../domain/Agent.js"
 import { InvalidInput } from "../domain/Errors.js"
 import { Priority, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { Services } from "../Spawnkit.js"
-import { intFlag, literalFlag, textFlag } from "./Flags.js"
+import { descriptionOf, intFlag, literalFlag, textFlag } from "./Flags.js"
 import { invocationPresenter, PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
 
 const json = Flag.Boolean("json").pipe(
@@ -142,6 +142,8 @@ const spawnCommand = Command.make(
     idempotencyKey: textFlag("idempotency-key", spawnField.idempotencyKey).pipe(Flag.optional),
     timeout: intFlag("timeout", spawnField.timeoutSeconds).pipe(Flag.optional),
     stallTimeout: intFlag("stall-timeout", spawnField.stallTimeoutSeconds).pipe(Flag.optional),
+    queue: Flag.Boolean("queue").pipe(Flag.withDescription(descriptionOf(spawnField.queue)), Flag.withDefault(false)),
+    queueTimeout: intFlag("queue-timeout", spawnField.queueTimeoutSeconds).pipe(Flag.optional),
     json
   },
   (f) =>
@@ -158,8 +160,10 @@ const spawnCommand = Command.make(
             engine: f.engine,
             idempotencyKey: f.idempotencyKey,
             timeoutSeconds: f.timeout,
-            stallTimeoutSeconds: f.stallTimeout
-          })
+            stallTimeoutSeconds: f.stallTimeout,
+            queueTimeoutSeconds: f.queueTimeout
+          }),
+          ...(f.queue ? { queue: true } : {})
         })
         yield* f.json
           ? printJson(result)

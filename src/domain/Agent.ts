@@ -65,6 +65,26 @@ export const Reservation = Schema.Struct({
 /** @see Reservation */
 export type Reservation = typeof Reservation.Type
 
+/**
+ * A spawn waiting for a slot (`queue: true`): a durable entry in its task's registry, so waiting spawns are admitted
+ * in the order they asked, across processes and hosts. `id` is the agent id the spawn will have; `deadline` is when
+ * the waiter gives up (an entry past it is ignored and dropped by the next change). Same-work fields let admission
+ * refuse a duplicate of a waiting spawn at once.
+ */
+export const QueueEntry = Schema.Struct({
+  id: AgentId,
+  type: StoredAgentType,
+  parent: AgentId,
+  prompt_sha256: Sha256Hex,
+  idempotency_key: Schema.optionalKey(IdempotencyKey),
+  owner_pid: ProcessId,
+  owner_host: HostId,
+  queued_at: Timestamp,
+  deadline: Timestamp
+})
+/** @see QueueEntry */
+export type QueueEntry = typeof QueueEntry.Type
+
 /** How an agent's process ended. */
 export const AgentExit = Schema.Struct({
   exit_code: Schema.Int,

@@ -327,6 +327,17 @@ export type AdmissionRejection =
 /** Errors of the registry itself. */
 export type RegistryError = RegistryCorrupt | RegistryIoError | RegistryDatabaseError | InjectedFault
 
+/** A queued spawn waited its whole queue timeout without a slot; its place in line is gone. */
+export class QueueTimedOut extends Schema.TaggedError<QueueTimedOut>()("QueueTimedOut", {
+  taskId: Schema.String,
+  waitedSeconds: Schema.Number
+}) {
+  override get message() {
+    return `No slot freed in task ${this.taskId} within ${this.waitedSeconds} s of waiting; the spawn was not made ` +
+      "and left the queue. Retry, raise queue_timeout_seconds, or free slots (kill an agent)."
+  }
+}
+
 /** A reader asked for events older than the journal keeps (SPAWNKIT_EVENTS_RETAIN). */
 export class EventsExpired extends Schema.TaggedError<EventsExpired>()("EventsExpired", {
   since: Schema.Number,

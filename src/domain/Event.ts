@@ -6,7 +6,7 @@
  * Stored events are untrusted input like every stored record: each is decoded against this schema when read.
  */
 import * as Schema from "effect/Schema"
-import { type Agent, AgentStatus, isLiveStatus, Timestamp } from "./Agent.js"
+import { type Agent, AgentStatus, isLiveStatus, type QueueEntry, Timestamp } from "./Agent.js"
 import { AgentId, TaskId } from "./Ids.js"
 import type { TaskRegistry } from "./Task.js"
 
@@ -22,7 +22,9 @@ export const EventKind = Schema.Literals([
   "killed",
   "timed_out",
   "stalled",
-  "lost"
+  "lost",
+  "queued",
+  "dequeued"
 ])
 /** @see EventKind */
 export type EventKind = typeof EventKind.Type
@@ -37,8 +39,8 @@ export const AgentEvent = Schema.Struct({
   task_id: TaskId,
   agent_id: AgentId,
   kind: EventKind,
-  /** The agent's status after the change. */
-  status: AgentStatus,
+  /** The agent's status after the change (none for a queued spawn, which has no record yet). */
+  status: Schema.optionalKey(AgentStatus),
   parent: Schema.optionalKey(AgentId),
   exit_code: Schema.optionalKey(Schema.Int),
   reason: Schema.optionalKey(Schema.String),
@@ -99,3 +101,34 @@ export const statusEvents = (before: TaskRegistry, after: TaskRegistry, at: stri
   }
   return events
 }
+
+/**
+ * The queue events of one transition: entries added (`queued`), entries gone (`dequeued`: with status `reserved` when
+ * the entry became the agent's reservation, without a status when the spawn gave up or its spawner is gone).
+ */
+export const queueEvents = (before: TaskRegistry, after: TaskRegistry, at: string): ReadonlyArray<EventDraft> => {
+  const was = new Set((before.queue ?? []).map((e) => e.id as string))
+  const now = new Set((after.queue ?? []).map((e) => e.id as string))
+  const agents = new Map(after.agents.map((a) => [a.id as string, a]))
+  const event = (e: QueueEntry, kind: EventKind): EventDraft => {
+    const agent = kind === "dequeued" ? agents.get(e.id) : undefined
+    return {
+      at,
+      task_id: after.task_id,
+      agent_id: e.id,
+      kind,
+      parent: e.parent,
+      ...(agent !== undefined ? { status: agent.status } : {})
+    }
+  }
+  return [
+    ...(after.queue ?? []).filter((e) => !was.has(e.id)).map((e) => event(e, "queued")),
+    ...(before.queue ?? []).filter((e) => !now.has(e.id)).map((e) => event(e, "dequeued"))
+  ]
+}
+
+/** Every event of one transition: status changes, then queue changes. */
+export const changeEvents = (before: TaskRegistry, after: TaskRegistry, at: string): ReadonlyArray<EventDraft> => [
+  ...statusEvents(before, after, at),
+  ...queueEvents(before, after, at)
+]

@@ -27,6 +27,12 @@ export const Prompt = Schema.String.check(
 /** Seconds of a watchdog limit (`timeout_seconds`, `stall_timeout_seconds`): 1 second to 30 days. */
 export const WatchdogSeconds = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 30 * 24 * 3600 }))
 
+/** How long a queued spawn waits for a slot by default, in seconds. */
+export const DEFAULT_QUEUE_SECONDS = 300
+/** The longest a queued spawn may wait, in seconds. */
+export const MAX_QUEUE_SECONDS = 86_400
+const QueueSeconds = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_QUEUE_SECONDS }))
+
 /**
  * A spawn request: every spawn option, declared once. `parent` is an agent id of the task, or "orchestrator" (the
  * default); both are allow-listed. The MCP spawn tools list these fields (in snake_case) with these descriptions and
@@ -56,6 +62,20 @@ export const SpawnRequest = Schema.Struct({
   timeoutSeconds: Schema.optionalKey(
     WatchdogSeconds.annotate({
       description: "Stop this agent after this many seconds, 1 to 2592000 (30 days) (default: the task's)"
+    })
+  ),
+  /** Wait for a slot instead of being refused at max_concurrent or the global limit. */
+  queue: Schema.optionalKey(
+    Schema.Boolean.annotate({
+      description: "When the task or the host is at its concurrency limit, wait in line for a slot instead of " +
+        "being refused (LimitReached); every other check still answers at once (default false)"
+    })
+  ),
+  /** How long a queued spawn waits for its slot, in seconds. */
+  queueTimeoutSeconds: Schema.optionalKey(
+    QueueSeconds.annotate({
+      description: `With queue: give up after this many seconds (QueueTimedOut), 1 to ${MAX_QUEUE_SECONDS} ` +
+        `(default ${DEFAULT_QUEUE_SECONDS})`
     })
   ),
   /** Stall limit of this agent in seconds: no new output for that long (default: the task's). */

@@ -2,7 +2,7 @@
  * The task registry file, `<home>/TASK-…/AGENT_REGISTRY.json`, compatible with the older orchestrator's layout.
  */
 import * as Schema from "effect/Schema"
-import { Agent, isActiveStatus, Timestamp } from "./Agent.js"
+import { Agent, isActiveStatus, QueueEntry, Timestamp } from "./Agent.js"
 import { AbsolutePath, AgentId, TaskId } from "./Ids.js"
 
 /** Limits of one task; every one is enforced by admission. */
@@ -75,6 +75,8 @@ export const TaskRegistry = Schema.Struct({
   total_spawned: Schema.Number,
   active_count: Schema.Number,
   completed_count: Schema.optionalKey(Schema.Number),
+  /** Spawns waiting for a slot, oldest first (see QueueEntry). */
+  queue: Schema.optionalKey(Schema.Array(QueueEntry)),
   /** The sequence number of the newest event this task's changes made (the file journal checks its commits by it). */
   event_seq: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   task_context: Schema.optionalKey(Schema.Unknown)

@@ -218,6 +218,18 @@ const openSession = async (state: ServerState, req: Http.IncomingMessage, res: H
   if (transport.sessionId === undefined) await transport.close()
 }
 
+/**
+ * A request to an open session without a body: DELETE ends it (the SDK's transport calls onsessionclosed, which
+ * answers the calls in flight, then closes); GET opens its stream of server-to-client messages that answer no request
+ * (progress of long calls, resource updates): the SDK's standalone SSE stream, one per session.
+ */
+const toSession = (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse) => {
+  const id = req.headers["mcp-session-id"]
+  const session = typeof id === "string" ? state.sessions.get(id) : undefined
+  if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session")
+  return session.transport.handleRequest(req, res)
+}
+
 const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state: ServerState) => {
   const { settings } = state
   const url = new URL(req.url ?? "/", "http://localhost")
@@ -240,21 +252,7 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
     if (req.method !== "GET") return refuse(res, 405, `${EVENTS_PATH} answers GET only`, { allow: "GET" })
     return serveEvents(state.runtime, state.inFlight, req, res, url, (status, message) => refuse(res, status, message))
   }
-  if (req.method === "DELETE") {
-    const id = req.headers["mcp-session-id"]
-    const session = typeof id === "string" ? state.sessions.get(id) : undefined
-    if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session")
-    // The SDK's transport calls onsessionclosed (which answers the calls in flight), then closes.
-    return session.transport.handleRequest(req, res)
-  }
-  if (req.method === "GET") {
-    // A session's own stream of server-to-client messages that answer no request (progress of long calls, resource
-    // updates): the SDK's standalone SSE stream, one per session.
-    const id = req.headers["mcp-session-id"]
-    const session = typeof id === "string" ? state.sessions.get(id) : undefined
-    if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session")
-    return session.transport.handleRequest(req, res)
-  }
+  if (req.method === "DELETE" || req.method === "GET") return toSession(state, req, res)
   if (req.method !== "POST") {
     return refuse(res, 405, "Only POST, GET (a session's stream) and DELETE (of a session) are supported", {
       allow: "POST, GET, DELETE"

@@ -37,7 +37,7 @@ import {
   TaskNotCorrupt,
   TaskNotFound
 } from "../domain/Errors.js"
-import { type AgentEvent, type EventDraft, statusEvents } from "../domain/Event.js"
+import { type AgentEvent, changeEvents, type EventDraft } from "../domain/Event.js"
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
@@ -370,7 +370,7 @@ export const layer: Layer.Layer<
           if (transition.next === undefined) return transition.result
           const next = withDerivedFields({ ...transition.next, task_id: task.task_id })
           const at = new Date(yield* Clock.currentTimeMillis).toISOString()
-          const drafts = [...statusEvents(task, next, at), ...(transition.events ?? [])]
+          const drafts = [...changeEvents(task, next, at), ...(transition.events ?? [])]
           if (drafts.length === 0) yield* writeFile(next)
           else yield* writeWithEvents(next, drafts)
           return transition.result

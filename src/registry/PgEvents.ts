@@ -35,9 +35,9 @@ export const make = (query: Query, listen: (signal: () => void) => () => void) =
     const open = Effect.succeed<Cursor>({
       read: (after) =>
         Effect.gen(function*() {
-          const rows = (yield* query<{ seq: string; doc: unknown }>(
+          const rows = (yield* query<{ seq_text: string; doc: unknown }>(
             "read events",
-            "SELECT seq::text AS seq, doc FROM spawnkit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT seq::text AS seq_text, doc FROM spawnkit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
             [after, PAGE]
           )).rows
           const oldest = (yield* query<{ seq: string | null }>(
@@ -47,12 +47,12 @@ export const make = (query: Query, listen: (signal: () => void) => () => void) =
           const events: Array<AgentEvent> = []
           for (const row of rows) {
             const decoded = decodeEvent(row.doc)
-            if (decoded._tag === "Some" && String(decoded.value.seq) === row.seq) events.push(decoded.value)
-            else yield* Effect.logWarning(`skipped event ${row.seq}: it does not decode as an event`)
+            if (decoded._tag === "Some" && String(decoded.value.seq) === row.seq_text) events.push(decoded.value)
+            else yield* Effect.logWarning(`skipped event ${row.seq_text}: it does not decode as an event`)
           }
           // Rows that did not decode still move the cursor: a reader must not read them again and again.
           if (events.length === 0 && rows.length > 0) {
-            return { events: [], more: true, skipTo: Number(rows[rows.length - 1]!.seq) }
+            return { events: [], more: true, skipTo: Number(rows[rows.length - 1]!.seq_text) }
           }
           return {
             events,

@@ -41,7 +41,7 @@ import {
   TaskNotCorrupt,
   TaskNotFound
 } from "../domain/Errors.js"
-import { statusEvents } from "../domain/Event.js"
+import { changeEvents } from "../domain/Event.js"
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { Events } from "../events/Events.js"
@@ -381,7 +381,7 @@ export const layer: Layer.Layer<
             const at = new Date(yield* Clock.currentTimeMillis).toISOString()
             yield* PgEvents.append(
               (operation, text, values) => query(client, operation, text, values),
-              [...statusEvents(task, next, at), ...(transition.events ?? [])],
+              [...changeEvents(task, next, at), ...(transition.events ?? [])],
               config.eventsRetain
             )
             yield* faults.point("registry-before-commit")

@@ -8,21 +8,26 @@
  * the background.
  */
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import * as Ref from "effect/Ref"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import { randomBytes, randomUUID } from "node:crypto"
-import { decide } from "../admission/Admission.js"
-import type { Agent, Engine } from "../domain/Agent.js"
-import type { AdmissionRejection, RegistryError } from "../domain/Errors.js"
+import { decide, waitingEntries } from "../admission/Admission.js"
+import type { Agent, Engine, QueueEntry } from "../domain/Agent.js"
+import { type AdmissionRejection, QueueTimedOut, type RegistryError } from "../domain/Errors.js"
+import type { EventKind } from "../domain/Event.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
-import type { SpawnRequest } from "../domain/SpawnRequest.js"
+import { DEFAULT_QUEUE_SECONDS, type SpawnRequest } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
+import { Events } from "../events/Events.js"
+import { processAlive } from "../host/Processes.js"
 import { Registry } from "../registry/Registry.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
-import { freshAgentId, removeAgent, reservedAgent, sha256 } from "./AgentRecords.js"
+import { freshAgentId, isoOf, removeAgent, reservedAgent, sha256 } from "./AgentRecords.js"
 import type { Handover } from "./Handover.js"
 import { beginSpawn, endSpawn } from "./InFlight.js"
 import { Rollbacks } from "./Rollbacks.js"
@@ -57,18 +62,95 @@ export const reserveSlot = Effect.fnUntraced(function*(request: SpawnRequest, ha
   yield* Effect.addFinalizer(() =>
     Effect.flatMap(Ref.get(written), (id) => Effect.sync(() => id !== undefined && endSpawn(config.home, taskId, id)))
   )
-  return yield* handover.resource(
-    admit(request, written).pipe(
-      Effect.onError(() =>
-        Effect.flatMap(Ref.get(written), (id) => (id === undefined ? Effect.void : rollback(taskId, id)))
-      )
-    ),
-    (r) => (r._tag === "Reserved" ? rollback(taskId, r.agent.id) : Effect.void)
-  )
+  const reserve = (line?: Line) =>
+    handover.resource(
+      admit(request, written, line).pipe(
+        Effect.onError(() =>
+          Effect.flatMap(Ref.get(written), (id) => (id === undefined ? Effect.void : rollback(taskId, id)))
+        )
+      ),
+      (r) => (r._tag === "Reserved" ? rollback(taskId, r.agent.id) : Effect.void)
+    )
+  if (request.queue !== true) return (yield* reserve()) as Reservation
+  return yield* waitInLine(request, reserve)
 })
 
-/** The reserving transaction: admission decides on the registry as it is under the lock, and the record is written. */
-const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Ref<AgentId | undefined>) {
+/** How often a queued spawn looks again when no event woke it. */
+const QUEUE_RETRY_MS = 1000
+/** Events after which a queued spawn may have its turn. */
+const FREES_A_SLOT: ReadonlySet<EventKind> = new Set(["exited", "killed", "timed_out", "stalled", "lost", "dequeued"])
+
+/** A queued spawn's standing: when it gives up, and its entry once it has one. */
+interface Line {
+  readonly deadlineMs: number
+  readonly entry?: QueueEntry
+}
+
+/** A reserving transaction's answer to a queued spawn that must wait: its entry in the queue. */
+interface Queued {
+  readonly _tag: "Queued"
+  readonly entry: QueueEntry
+}
+
+/**
+ * A queued spawn: try to reserve; while the only refusal is a concurrency limit, keep a place in the task's queue and
+ * try again on the next event (a slot freed, a waiter ahead gone) until admitted or the deadline. The wait between
+ * tries is interruptible; the place in line leaves with the spawn's scope, whatever ends it, unless admitted.
+ */
+const waitInLine = <E, R>(
+  request: SpawnRequest,
+  reserve: (line: Line) => Effect.Effect<Reservation | Queued, E, R>
+) =>
+  Effect.gen(function*() {
+    const events = yield* Events
+    const registry = yield* Registry
+    const seconds = request.queueTimeoutSeconds ?? DEFAULT_QUEUE_SECONDS
+    const deadlineMs = (yield* Clock.currentTimeMillis) + seconds * 1000
+    let entry: QueueEntry | undefined
+    let admitted = false
+    yield* Effect.addFinalizer(() =>
+      entry === undefined || admitted ? Effect.void : leaveQueue(registry, request.taskId, entry.id)
+    )
+    for (;;) {
+      const head = yield* events.head
+      const result = yield* reserve(entry === undefined ? { deadlineMs } : { deadlineMs, entry })
+      if (result._tag !== "Queued") {
+        admitted = true
+        return result
+      }
+      entry = result.entry
+      const left = deadlineMs - (yield* Clock.currentTimeMillis)
+      if (left <= 0) return yield* new QueueTimedOut({ taskId: request.taskId, waitedSeconds: seconds })
+      // Woken by a slot freed or a waiter ahead gone; a slot freed without an event (a spawn rolled back) is found
+      // by the look every QUEUE_RETRY_MS.
+      yield* events.stream({ since: head, follow: true }).pipe(
+        Stream.filter((e) => FREES_A_SLOT.has(e.kind)),
+        Stream.take(1),
+        Stream.runDrain,
+        Effect.timeoutOption(Duration.millis(Math.min(left, QUEUE_RETRY_MS)))
+      )
+    }
+  })
+
+/** Take a waiting spawn's entry out of the queue (its spawn failed, timed out or was cancelled). */
+const leaveQueue = (registry: Registry["Service"], taskId: TaskId, entryId: AgentId) =>
+  registry.update(taskId, (tx) =>
+    Effect.succeed(
+      (tx.task.queue ?? []).some((e) => e.id === entryId)
+        ? { result: undefined, next: { ...tx.task, queue: (tx.task.queue ?? []).filter((e) => e.id !== entryId) } }
+        : { result: undefined }
+    )).pipe(
+      Effect.catch((e) =>
+        Effect.logWarning(`queue entry ${entryId} of ${taskId} left for the reconciler: ${e.message}`)
+      )
+    )
+
+/**
+ * The reserving transaction: admission decides on the registry as it is under the lock, and the record is written.
+ * A queued spawn (`line`) that only a concurrency limit refuses gets, or keeps, its entry in the queue instead; once
+ * admitted, its entry becomes its reservation (same id) in the same write.
+ */
+const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Ref<AgentId | undefined>, line?: Line) {
   const config = yield* SpawnkitConfig
   const registry = yield* Registry
   const nowMs = yield* Clock.currentTimeMillis
@@ -77,23 +159,52 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
   const sessionUuid = randomUUID()
   const parent = request.parent ?? ORCHESTRATOR
   const promptSha256 = sha256(request.prompt)
-  return yield* registry.update<Reservation, AdmissionRejection | RegistryError>(
+  return yield* registry.update<Reservation | Queued, AdmissionRejection | RegistryError>(
     request.taskId,
     (tx) =>
       Effect.gen(function*() {
         const engine: Engine = request.engine ?? (tx.task.engine as Engine | undefined) ?? config.defaultEngine
         const globalActive = yield* tx.globalActive
+        // Entries past their deadline have given up, and entries of this host whose spawner is gone never will go:
+        // both are dropped by this write, whatever it is, so a dead waiter never holds up the line behind it.
+        const waiting = waitingEntries(tx.task, nowMs).filter((e) =>
+          e.owner_host !== config.hostId || e.owner_pid === process.pid || processAlive(e.owner_pid)
+        )
+        const mine = line?.entry !== undefined && waiting.some((e) => e.id === line.entry!.id) ? line.entry : undefined
         const decision = decide(
-          { task: tx.task, globalActive, globalMaxConcurrent: config.globalMaxConcurrent },
-          { agentType: request.agentType, parent, promptSha256, engine, idempotencyKey: request.idempotencyKey },
+          { task: { ...tx.task, queue: waiting }, globalActive, globalMaxConcurrent: config.globalMaxConcurrent },
+          {
+            agentType: request.agentType,
+            parent,
+            promptSha256,
+            engine,
+            idempotencyKey: request.idempotencyKey,
+            queueEntryId: mine?.id
+          },
           nowMs
         )
-        if (Result.isFailure(decision)) return yield* Effect.fail(decision.failure)
+        if (Result.isFailure(decision)) {
+          const failure = decision.failure
+          if (line === undefined || !waitsForSlot(failure)) return yield* Effect.fail(failure)
+          if (mine !== undefined) return { result: { _tag: "Queued", entry: mine } as Queued }
+          const entry: QueueEntry = {
+            id: freshAgentId(tx.task, request.agentType, nowMs, suffix),
+            type: request.agentType,
+            parent,
+            prompt_sha256: promptSha256,
+            ...(request.idempotencyKey !== undefined ? { idempotency_key: request.idempotencyKey } : {}),
+            owner_pid: process.pid,
+            owner_host: config.hostId,
+            queued_at: isoOf(nowMs),
+            deadline: isoOf(line.deadlineMs)
+          }
+          return { result: { _tag: "Queued", entry } as Queued, next: { ...tx.task, queue: [...waiting, entry] } }
+        }
         if (decision.success._tag === "Existing") {
           return { result: { _tag: "Existing", agent: decision.success.agent } as Reservation }
         }
         const agent = reservedAgent({
-          agentId: freshAgentId(tx.task, request.agentType, nowMs, suffix),
+          agentId: mine?.id ?? freshAgentId(tx.task, request.agentType, nowMs, suffix),
           request,
           parent,
           depth: decision.success.depth,
@@ -109,13 +220,18 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
         })
         yield* Ref.set(written, agent.id)
         beginSpawn(config.home, request.taskId, agent.id)
+        const queue = waiting.filter((e) => e.id !== agent.id)
         return {
           result: { _tag: "Reserved", agent, engine, task: tx.task, secret } as Reservation,
-          next: { ...tx.task, agents: [...tx.task.agents, agent] }
+          next: { ...tx.task, agents: [...tx.task.agents, agent], ...(tx.task.queue !== undefined ? { queue } : {}) }
         }
       })
   )
 })
+
+/** Whether a refusal is one a queued spawn waits out: a concurrency limit, which frees as agents end. */
+const waitsForSlot = (failure: AdmissionRejection) =>
+  failure._tag === "LimitReached" && (failure.limit === "max_concurrent" || failure.limit === "global_max_concurrent")
 
 /**
  * Undo a reservation. The reservation goes, and so does a record that already says `running` without `committed`

@@ -7,7 +7,7 @@
  * Invariant: nothing is planned for a task that could not be read (its sessions and files are left untouched), for a
  * session without spawnkit's tags for this home, or for another host's agent (only its expired reservations).
  */
-import { type Agent, isActiveStatus, isLiveStatus } from "../domain/Agent.js"
+import { type Agent, isActiveStatus, isLiveStatus, type QueueEntry } from "../domain/Agent.js"
 import { type AgentId, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import type { PaneState } from "../host/Tmux.js"
@@ -91,6 +91,13 @@ export type Planned =
   }
   | { readonly kind: "removed_orphan_file"; readonly taskId: TaskId; readonly agentId: AgentId; readonly name: string }
   | { readonly kind: "removed_temp_file"; readonly taskId: TaskId; readonly name: string; readonly writer: number }
+  /** A queued spawn's entry whose spawner is gone (or gave up): it leaves the line. */
+  | {
+    readonly kind: "dropped_queue_entry"
+    readonly taskId: TaskId
+    readonly agentId: AgentId
+    readonly reason: string
+  }
 
 /** The name of a registry temp file (`AGENT_REGISTRY.json.tmp-<pid>-<random>`), with its writer's pid. */
 const TEMP_FILE = /^AGENT_REGISTRY\.json\.tmp-(\d+)-[0-9a-f]+$/
@@ -136,6 +143,21 @@ export const describeAbandoned = (why: Abandoned, leaseSeconds: number): string 
   }
 }
 
+/**
+ * Whether a queue entry is abandoned, and why: its deadline passed; its spawner on this host is gone; its host's lease
+ * expired. This process's own entries are its waiting spawns', which leave the line themselves.
+ */
+export const abandonedEntry = (entry: QueueEntry, o: Observation): string | undefined => {
+  if (Date.parse(entry.deadline) <= o.nowMs) return `its deadline ${entry.deadline} passed`
+  if (entry.owner_host !== o.hostId) {
+    return o.expiredHosts.has(entry.owner_host)
+      ? `host ${entry.owner_host} sent no heartbeat (its lease expired)`
+      : undefined
+  }
+  if (entry.owner_pid === o.pid) return undefined
+  return o.alive(entry.owner_pid) ? undefined : `spawner process ${entry.owner_pid} on ${entry.owner_host} is gone`
+}
+
 /** Plan one pass: every repair the observation calls for, in the order to apply them. */
 export const plan = (o: Observation): ReadonlyArray<Planned> => {
   const out: Array<Planned> = []
@@ -145,6 +167,10 @@ export const plan = (o: Observation): ReadonlyArray<Planned> => {
 
   for (const task of o.tasks) {
     const taskId = task.task_id
+    for (const entry of task.queue ?? []) {
+      const reason = abandonedEntry(entry, o)
+      if (reason !== undefined) out.push({ kind: "dropped_queue_entry", taskId, agentId: entry.id, reason })
+    }
     for (const agent of task.agents) {
       const why = abandoned(agent, taskId, o)
       if (why !== undefined) {

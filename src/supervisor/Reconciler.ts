@@ -42,6 +42,7 @@ import { isSpawnInFlight } from "../spawn/InFlight.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import {
   abandoned,
+  abandonedEntry,
   describeAbandoned,
   isOfThisHost,
   isTempFile,
@@ -318,6 +319,8 @@ const describe = (p: Planned, leaseSeconds: number, home: string): Repair => {
         target: NodePath.join(taskDir(home, p.taskId), p.name),
         reason: `writer ${p.writer} is gone`
       }
+    case "dropped_queue_entry":
+      return { kind: p.kind, task_id: p.taskId, agent_id: p.agentId, target: "queue", reason: p.reason }
   }
 }
 
@@ -339,6 +342,8 @@ const apply = (p: Planned, observed: Observation) =>
     switch (p.kind) {
       case "rolled_back_reservation":
         return yield* rollBack(p, observed)
+      case "dropped_queue_entry":
+        return yield* dropEntry(p, observed)
       case "timed_out":
       case "stalled": {
         const kind = p.kind
@@ -381,6 +386,19 @@ const apply = (p: Planned, observed: Observation) =>
       }
     }
   })
+
+/** Drop an abandoned queue entry, if the entry is still there and still abandoned as the registry is now. */
+const dropEntry = (p: Extract<Planned, { kind: "dropped_queue_entry" }>, observed: Observation) =>
+  Effect.flatMap(Registry, (registry) =>
+    registry.update(p.taskId, (tx) => {
+      const queue = tx.task.queue ?? []
+      const entry = queue.find((e) => e.id === p.agentId)
+      return Effect.succeed(
+        entry === undefined || abandonedEntry(entry, observed) === undefined
+          ? { result: false }
+          : { result: true, next: { ...tx.task, queue: queue.filter((e) => e.id !== p.agentId) } }
+      )
+    }))
 
 /**
  * Roll back an abandoned reservation, deciding on the record as it is now, not on the observation: the owner may
