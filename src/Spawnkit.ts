@@ -12,7 +12,9 @@ import type * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Path from "effect/Path"
+import * as Stream from "effect/Stream"
 import type { InvalidConfiguration, RegistryDatabaseError, RegistryIoError } from "./domain/Errors.js"
+import { Events } from "./events/Events.js"
 import { FaultInjection } from "./faults/FaultInjection.js"
 import { Tmux } from "./host/Tmux.js"
 import * as FileRegistry from "./registry/FileRegistry.js"
@@ -44,6 +46,20 @@ export const faultsFromConfig: Layer.Layer<FaultInjection, InvalidConfiguration,
 )
 
 /**
+ * TODO(merge): a placeholder for the event journal's Events layer, which is being written on main and is not on this
+ * branch. Replace `eventsPending` in `layer()` by that layer (and delete this constant) when merging. Until then it
+ * is an empty journal that never advances: resource subscriptions are accepted but notify nothing, and timelines hold
+ * the report logs only.
+ */
+const eventsPending: Layer.Layer<Events> = Layer.succeed(
+  Events,
+  Events.of({
+    stream: (query) => (query?.follow === true ? Stream.never : Stream.empty),
+    head: Effect.succeed(0)
+  })
+)
+
+/**
  * Everything spawnkit needs, on Node: configuration from the environment (with `overrides` on top), the registry
  * it selects (PostgreSQL when SPAWNKIT_DATABASE_URL is set, else the file registry), tmux, fault injection (off
  * unless configured, or the `faults` layer given) and Node's file system and process services.
@@ -54,7 +70,7 @@ export const layer = (
 ) => {
   const config = SpawnkitConfig.layerWith(overrides)
   const base = faults.pipe(Layer.provideMerge(config))
-  return Layer.mergeAll(registryFromConfig, Tmux.layer, Rollbacks.layer).pipe(
+  return Layer.mergeAll(registryFromConfig, Tmux.layer, Rollbacks.layer, eventsPending).pipe(
     Layer.provideMerge(base),
     Layer.provideMerge(NodeServices.layer)
   )

@@ -7,7 +7,8 @@
  * Sessions are bounded: one idle for SPAWNKIT_HTTP_SESSION_IDLE_SECONDS is closed, and at SPAWNKIT_HTTP_MAX_SESSIONS
  * the least recently used one without a call in flight makes room for a new client. Every request is answered: a
  * call whose session closes (DELETE, shutdown) or that its client cancels gets a JSON-RPC error, since the SDK sends
- * nothing for an aborted request and would leave its POST open.
+ * nothing for an aborted request and would leave its POST open. Answers are JSON; a session's GET opens its
+ * notification stream (SSE) for log messages and resource updates.
  */
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import {
@@ -23,6 +24,7 @@ import { randomUUID, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
 import { errnoCode, InvalidConfiguration, ServerBindFailed } from "../domain/Errors.js"
 import { expiredSessions, sessionToEvict, type SessionUse } from "./HttpSessions.js"
+import type { LogSink } from "./Logging.js"
 import { type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 
 /** Settings of the HTTP server. */
@@ -101,6 +103,7 @@ interface ServerState {
   readonly settings: HttpSettings
   readonly runtime: ToolRuntime
   readonly inFlight: InFlight
+  readonly logs: LogSink
   readonly sessions: Map<string, Session>
   /** Sessions being initialized: admitted, not in `sessions` yet, so they count against the cap. */
   opening: number
@@ -194,7 +197,7 @@ const evict = async (state: ServerState, session: Session) => {
  * reach the server that runs the call and interrupt it. Only an initialize opens a session.
  */
 const openSession = async (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse, body: unknown) => {
-  const server = makeServer(state.runtime, state.inFlight)
+  const server = makeServer(state.runtime, state.inFlight, state.logs)
   const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
     sessionIdGenerator: () => randomUUID(),
     enableJsonResponse: true,
@@ -215,6 +218,22 @@ const openSession = async (state: ServerState, req: Http.IncomingMessage, res: H
   await transport.handleRequest(req, res, body)
   // A request that did not open a session (e.g. not an initialize) leaves nothing behind.
   if (transport.sessionId === undefined) await transport.close()
+}
+
+/**
+ * GET with a session's id opens that session's notification stream (the SDK's standalone SSE stream): log messages
+ * and resource updates, which belong to no request. At most one per session. It is no call in flight: it does not
+ * keep the session from expiring or from being evicted, and closing the session ends it.
+ */
+const openNotificationStream = (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse) => {
+  const id = req.headers["mcp-session-id"]
+  if (typeof id !== "string") {
+    return refuse(res, 400, "GET opens an MCP session's notification stream: send the session's Mcp-Session-Id")
+  }
+  const session = state.sessions.get(id)
+  if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session; initialize a new one")
+  session.lastUsedMs = now()
+  return session.transport.handleRequest(req, res)
 }
 
 const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state: ServerState) => {
@@ -240,9 +259,10 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
     // The SDK's transport calls onsessionclosed (which answers the calls in flight), then closes.
     return session.transport.handleRequest(req, res)
   }
+  if (req.method === "GET") return openNotificationStream(state, req, res)
   if (req.method !== "POST") {
-    return refuse(res, 405, "Only POST (and DELETE of a session) is supported; the server sends no SSE stream", {
-      allow: "POST, DELETE"
+    return refuse(res, 405, "Only POST, GET (a session's notification stream) and DELETE (of a session) are served", {
+      allow: "GET, POST, DELETE"
     })
   }
   const body = await readBody(req, settings.maxBodyBytes)
@@ -340,7 +360,7 @@ const closeIdleSessions = (state: ServerState) =>
   })
 
 /** Serve MCP over HTTP until interrupted; refuses a non-loopback address without a token. */
-export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight) =>
+export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight, logs: LogSink) =>
   Effect.gen(function*() {
     // An empty token (`--token ""`) would match a request without credentials: it counts as none.
     if (!isLoopback(settings.host) && (settings.token === undefined || settings.token.length === 0)) {
@@ -355,6 +375,7 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
       settings,
       runtime,
       inFlight,
+      logs,
       sessions: new Map(),
       opening: 0,
       stopping: false,

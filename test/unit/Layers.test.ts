@@ -16,7 +16,7 @@ const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["faults", "admission"],
   ["SpawnkitConfig.ts"],
   ["host"],
-  ["registry"],
+  ["registry", "events"],
   ["spawn"],
   ["lifecycle"],
   ["supervisor", "tasks", "reports"],
