@@ -7,7 +7,8 @@
  * Sessions are bounded: one idle for SPAWNKIT_HTTP_SESSION_IDLE_SECONDS is closed, and at SPAWNKIT_HTTP_MAX_SESSIONS
  * the least recently used one without a call in flight makes room for a new client. Every request is answered: a
  * call whose session closes (DELETE, shutdown) or that its client cancels gets a JSON-RPC error, since the SDK sends
- * nothing for an aborted request and would leave its POST open.
+ * nothing for an aborted request and would leave its POST open. Answers are JSON; a session's GET opens its
+ * notification stream (SSE) for log messages and resource updates.
  */
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import {
@@ -24,6 +25,7 @@ import * as Http from "node:http"
 import { errnoCode, InvalidConfiguration, ServerBindFailed } from "../domain/Errors.js"
 import { EVENTS_PATH, serveEvents } from "./EventStream.js"
 import { expiredSessions, sessionToEvict, type SessionUse } from "./HttpSessions.js"
+import type { LogSink } from "./Logging.js"
 import { type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 
 /** Settings of the HTTP server. */
@@ -102,6 +104,7 @@ interface ServerState {
   readonly settings: HttpSettings
   readonly runtime: ToolRuntime
   readonly inFlight: InFlight
+  readonly logs: LogSink
   readonly sessions: Map<string, Session>
   /** Sessions being initialized: admitted, not in `sessions` yet, so they count against the cap. */
   opening: number
@@ -195,7 +198,7 @@ const evict = async (state: ServerState, session: Session) => {
  * reach the server that runs the call and interrupt it. Only an initialize opens a session.
  */
 const openSession = async (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse, body: unknown) => {
-  const server = makeServer(state.runtime, state.inFlight)
+  const server = makeServer(state.runtime, state.inFlight, state.logs)
   const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
     sessionIdGenerator: () => randomUUID(),
     enableJsonResponse: true,
@@ -219,14 +222,29 @@ const openSession = async (state: ServerState, req: Http.IncomingMessage, res: H
 }
 
 /**
- * A request to an open session without a body: DELETE ends it (the SDK's transport calls onsessionclosed, which
- * answers the calls in flight, then closes); GET opens its stream of server-to-client messages that answer no request
- * (progress of long calls, resource updates): the SDK's standalone SSE stream, one per session.
+ * DELETE of a session ends it: the SDK's transport calls onsessionclosed (which answers the calls in flight), then
+ * closes.
  */
-const toSession = (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse) => {
+const endSession = (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse) => {
   const id = req.headers["mcp-session-id"]
   const session = typeof id === "string" ? state.sessions.get(id) : undefined
   if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session")
+  return session.transport.handleRequest(req, res)
+}
+
+/**
+ * GET with a session's id opens that session's notification stream (the SDK's standalone SSE stream): progress of
+ * long calls, log messages and resource updates, which answer no request. At most one per session. It is no call in
+ * flight: it does not keep the session from expiring or from being evicted, and closing the session ends it.
+ */
+const openNotificationStream = (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse) => {
+  const id = req.headers["mcp-session-id"]
+  if (typeof id !== "string") {
+    return refuse(res, 400, "GET opens an MCP session's notification stream: send the session's Mcp-Session-Id")
+  }
+  const session = state.sessions.get(id)
+  if (session === undefined) return refuse(res, 404, "Unknown or expired MCP session; initialize a new one")
+  session.lastUsedMs = now()
   return session.transport.handleRequest(req, res)
 }
 
@@ -252,10 +270,11 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
     if (req.method !== "GET") return refuse(res, 405, `${EVENTS_PATH} answers GET only`, { allow: "GET" })
     return serveEvents(state.runtime, state.inFlight, req, res, url, (status, message) => refuse(res, status, message))
   }
-  if (req.method === "DELETE" || req.method === "GET") return toSession(state, req, res)
+  if (req.method === "DELETE") return endSession(state, req, res)
+  if (req.method === "GET") return openNotificationStream(state, req, res)
   if (req.method !== "POST") {
-    return refuse(res, 405, "Only POST, GET (a session's stream) and DELETE (of a session) are supported", {
-      allow: "POST, GET, DELETE"
+    return refuse(res, 405, "Only POST, GET (a session's notification stream) and DELETE (of a session) are served", {
+      allow: "GET, POST, DELETE"
     })
   }
   const body = await readBody(req, settings.maxBodyBytes)
@@ -353,7 +372,7 @@ const closeIdleSessions = (state: ServerState) =>
   })
 
 /** Serve MCP over HTTP until interrupted; refuses a non-loopback address without a token. */
-export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight) =>
+export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight, logs: LogSink) =>
   Effect.gen(function*() {
     // An empty token (`--token ""`) would match a request without credentials: it counts as none.
     if (!isLoopback(settings.host) && (settings.token === undefined || settings.token.length === 0)) {
@@ -368,6 +387,7 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
       settings,
       runtime,
       inFlight,
+      logs,
       sessions: new Map(),
       opening: 0,
       stopping: false,

@@ -8,15 +8,20 @@ import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type { TaskId } from "../domain/Ids.js"
+import { Events } from "../events/Events.js"
 import * as Spawnkit from "../Spawnkit.js"
-import { reconcile } from "../supervisor/Reconciler.js"
+import { reconcile, type ReconcileReport } from "../supervisor/Reconciler.js"
 import { CallerIdentity } from "./Caller.js"
 import type { HttpSettings } from "./Http.js"
+import { type LogRecord, LogSink, recordOfEvent } from "./Logging.js"
+import { followEvents } from "./resources/Subscriptions.js"
 import { drain, type InFlight, makeServer, type ToolRuntime } from "./Server.js"
 import { stdioMaxMessageBytes, StdioTransport } from "./Stdio.js"
 
@@ -40,33 +45,76 @@ const reconcileInterval = Config.schema(
   "SPAWNKIT_RECONCILE_INTERVAL"
 ).pipe(Config.withDefault(30))
 
+/** What a reconcile pass did, as log records: repairs are notable, failures and unreadable tasks are problems. */
+const recordsOfPass = (exit: Exit.Exit<ReconcileReport, unknown>): ReadonlyArray<LogRecord> =>
+  Exit.isFailure(exit)
+    ? [{ level: "error", message: `reconcile pass failed: ${Cause.pretty(exit.cause)}` }]
+    : [
+      ...exit.value.repairs.map((r): LogRecord => ({
+        level: "notice",
+        message: `reconcile: ${r.kind} ${r.target}: ${r.reason}`,
+        ...(r.task_id === undefined ? {} : { taskId: r.task_id }),
+        details: { repair: r.kind, target: r.target }
+      })),
+      ...exit.value.failed.map((r): LogRecord => ({
+        level: "error",
+        message: `reconcile: ${r.kind} ${r.target} failed: ${r.error}`
+      })),
+      ...exit.value.unreadable.map((u): LogRecord => ({
+        level: "warning",
+        message: `reconcile: task ${u.task_id} cannot be read (${u.reason}); left untouched. ` +
+          `Repair it, or set it aside: spawnkit task quarantine --task ${u.task_id}`,
+        taskId: u.task_id
+      }))
+    ]
+
+/** A record on stderr too, at the nearest of Effect's levels. */
+const logToStderr = (record: LogRecord) =>
+  record.level === "debug" || record.level === "info" || record.level === "notice"
+    ? Effect.logInfo(record.message)
+    : Effect.logWarning(record.message)
+
 /**
  * Reconcile at start and then periodically, in the background of the server's scope. Only the orchestrator's server
- * does: every agent runs its own stdio server, and one supervisor per home is enough.
+ * does: every agent runs its own stdio server, and one supervisor per home is enough. What a pass did goes to the
+ * log on stderr and to the connected clients (`logs`).
  */
-const periodicReconcile = (runtime: ToolRuntime) =>
+const periodicReconcile = (runtime: ToolRuntime, logs: LogSink) =>
   Effect.gen(function*() {
     const seconds = yield* reconcileInterval
     if (seconds === 0 || process.env["SPAWNKIT_AGENT_ID"]) return
     const pass = Effect.promise(() => runtime.runPromiseExit(reconcile())).pipe(
       Effect.flatMap((exit) =>
-        Exit.isSuccess(exit)
-          ? Effect.all([
-            Effect.forEach(exit.value.repairs, (r) => Effect.logInfo(`reconcile: ${r.kind} ${r.target}: ${r.reason}`)),
-            Effect.forEach(
-              exit.value.failed,
-              (r) => Effect.logWarning(`reconcile: ${r.kind} ${r.target} failed: ${r.error}`)
-            ),
-            Effect.forEach(exit.value.unreadable, (u) =>
-              Effect.logWarning(
-                `reconcile: task ${u.task_id} cannot be read (${u.reason}); left untouched. ` +
-                  `Repair it, or set it aside: spawnkit task quarantine --task ${u.task_id}`
-              ))
-          ])
-          : Effect.logWarning(`reconcile pass failed: ${Cause.pretty(exit.cause)}`)
+        Effect.forEach(recordsOfPass(exit), (record) =>
+          Effect.andThen(logToStderr(record), Effect.sync(() => logs.publish(record))))
       )
     )
     yield* pass.pipe(Effect.repeat(Schedule.spaced(Duration.seconds(seconds))), Effect.forkScoped)
+  })
+
+/**
+ * The process's log sink, fed for the scope's life with every agent state change the journal commits from now on
+ * (an agent's server: its own task's only), so each client hears of spawns, kills and exits of any process.
+ */
+const notableEvents = (runtime: ToolRuntime) =>
+  Effect.gen(function*() {
+    const logs = new LogSink()
+    const follow = Effect.gen(function*() {
+      const caller = yield* CallerIdentity
+      const events = yield* Events
+      const head = yield* events.head.pipe(Effect.retry(Schedule.spaced(Duration.seconds(1))))
+      yield* followEvents(
+        head,
+        caller._tag === "Agent" ? caller.taskId as TaskId : undefined,
+        (event) => Effect.sync(() => logs.publish(recordOfEvent(event))),
+        (e) => Effect.sync(() => logs.publish({ level: "error", message: `event journal: ${e.message}; retrying` }))
+      )
+    })
+    yield* Effect.acquireRelease(
+      Effect.sync(() => runtime.runFork(follow)),
+      (fiber) => Effect.promise(() => runtime.runPromise(Fiber.interrupt(fiber)))
+    )
+    return logs
   })
 
 const inFlightCalls = Effect.acquireRelease(
@@ -83,7 +131,8 @@ export const serveStdio = Effect.scoped(
     const maxMessageBytes = yield* stdioMaxMessageBytes
     const runtime = yield* toolRuntime
     const inFlight = yield* inFlightCalls
-    yield* periodicReconcile(runtime)
+    const logs = yield* notableEvents(runtime)
+    yield* periodicReconcile(runtime, logs)
     const runLogged = Effect.runForkWith(yield* Effect.context<never>())
     const transport = new StdioTransport(process.stdin, process.stdout, {
       maxMessageBytes,
@@ -91,7 +140,7 @@ export const serveStdio = Effect.scoped(
         runLogged(Effect.logWarning(reason))
       }
     })
-    const server = makeServer(runtime, inFlight)
+    const server = makeServer(runtime, inFlight, logs)
     yield* Effect.acquireRelease(
       Effect.promise(() => server.connect(transport)),
       () => Effect.promise(() => server.close())
@@ -109,8 +158,9 @@ export const serveHttpForever = (settings: HttpSettings) =>
       const { serveHttp } = yield* Effect.promise(() => import("./Http.js"))
       const runtime = yield* toolRuntime
       const inFlight = yield* inFlightCalls
-      yield* periodicReconcile(runtime)
-      yield* serveHttp(settings, runtime, inFlight)
+      const logs = yield* notableEvents(runtime)
+      yield* periodicReconcile(runtime, logs)
+      yield* serveHttp(settings, runtime, inFlight, logs)
       return yield* Effect.never
     })
   )

@@ -8,6 +8,7 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Net from "node:net"
 import { type HttpSettings, serveHttp } from "../../src/mcp/Http.js"
+import { LogSink } from "../../src/mcp/Logging.js"
 import type { ToolRuntime } from "../../src/mcp/Server.js"
 
 const settings = (port: number, host = "127.0.0.1", token?: string): HttpSettings => ({
@@ -24,7 +25,7 @@ const settings = (port: number, host = "127.0.0.1", token?: string): HttpSetting
 const runtime = ManagedRuntime.make(Layer.empty) as unknown as ToolRuntime
 
 const failureOf = async (s: HttpSettings) => {
-  const exit = await Effect.runPromiseExit(Effect.scoped(serveHttp(s, runtime, { fibers: new Set() })))
+  const exit = await Effect.runPromiseExit(Effect.scoped(serveHttp(s, runtime, { fibers: new Set() }, new LogSink())))
   expect(exit._tag).toBe("Failure")
   return exit._tag === "Failure" ? (exit.cause.reasons[0] as { readonly error?: unknown }).error : undefined
 }

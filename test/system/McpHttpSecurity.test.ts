@@ -1,6 +1,6 @@
 /**
  * Security of `spawnkit serve --http`, against the real server process over loopback: bearer token (401), foreign
- * Origin (403, token or not), non-loopback Host (403, DNS rebinding), body limit (413), GET without a session (404), PUT/PATCH (405); every refused
+ * Origin (403, token or not), non-loopback Host (403, DNS rebinding), body limit (413), PUT/PATCH (405), GET without a session; every refused
  * request leaves the workspace and the tmux server as they were, and the same request with the right credentials
  * does change them (so "nothing changed" means something). A non-loopback address without a token is refused at
  * start-up and never listens; with a token it serves (requests here go to 127.0.0.1 only).
@@ -392,22 +392,22 @@ describe("HTTP server with a token on loopback", () => {
     expect(resultOf(await post(server.url, small, BEARER)).serverInfo.name).toBe("spawnkit")
   })
 
-  it("PUT, PATCH -> 405 with Allow; GET needs a session; DELETE ends a session", async () => {
+  it("PUT and PATCH -> 405 with Allow: GET, POST, DELETE; GET needs a session; DELETE ends a session", async () => {
     for (const method of ["PUT", "PATCH"]) {
       const before = snapshot(server.env)
       const res = await fetch(server.url, { method, headers: { ...BEARER, accept: "text/event-stream" } })
       expect(res.status, method).toBe(405)
-      expect(res.headers.get("allow")).toBe("POST, GET, DELETE")
+      expect(res.headers.get("allow")).toBe("GET, POST, DELETE")
       expect(JSON.parse(await res.text()).error.code).toBe(-32000)
       expect(snapshot(server.env)).toEqual(before)
     }
-    for (const headers of [{}, { "mcp-session-id": "no-such-session" }]) {
-      const before = snapshot(server.env)
-      const res = await fetch(server.url, { headers: { ...BEARER, ...headers, accept: "text/event-stream" } })
-      expect(res.status).toBe(404)
-      expect(JSON.parse(await res.text()).error.code).toBe(-32000)
-      expect(snapshot(server.env)).toEqual(before)
-    }
+    const getWithout = await fetch(server.url, { method: "GET", headers: { ...BEARER, accept: "text/event-stream" } })
+    expect(getWithout.status).toBe(400)
+    const getUnknown = await fetch(server.url, {
+      method: "GET",
+      headers: { ...BEARER, accept: "text/event-stream", "mcp-session-id": "no-such-session" }
+    })
+    expect(getUnknown.status).toBe(404)
     const noSession = await fetch(server.url, { method: "DELETE", headers: BEARER })
     expect(noSession.status).toBe(404)
     const init = await postRaw(server.url, initialize(), BEARER)
