@@ -1,5 +1,6 @@
 /**
- * The `spawnkit` command line: tasks, spawns, status, kill, the exit hook, the MCP server, a demo and the benchmark.
+ * The `spawnkit` command line: tasks, spawns, status, kill, the exit hook, the supervisor, the MCP server, a demo and
+ * the benchmark.
  *
  * Every process spawnkit starts is a fresh CLI process (each command, each exit the tmux hook records, each agent's
  * stdio MCP server), so start-up is kept short: building the command tree loads only effect/cli and the domain's
@@ -11,6 +12,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CliOutput, Command, Flag } from "effect/cli"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
@@ -337,6 +339,25 @@ const agentExited = Command.make(
     )
 ).pipe(Command.withDescription("Record an agent's exit (run by spawnkit's tmux pane-died hook)"))
 
+const superviseCommand = Command.make(
+  "supervise",
+  {},
+  () =>
+    run(
+      false,
+      Effect.gen(function*() {
+        const { reconcileInterval, supervise } = yield* load(() => import("../supervisor/Supervisor.js"))
+        const seconds = yield* reconcileInterval
+        yield* Effect.logInfo(`spawnkit supervisor running (reconcile every ${seconds} s); SIGINT or SIGTERM stops it`)
+        return yield* supervise({ reconcileEvery: Duration.seconds(seconds) })
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "Supervise this home until SIGINT/SIGTERM: record agent exits as they happen, reconcile every SPAWNKIT_RECONCILE_INTERVAL s"
+  )
+)
+
 const serve = Command.make(
   "serve",
   {
@@ -535,6 +556,7 @@ const root = Command.make("spawnkit").pipe(
     outputCommand,
     killCommand,
     reconcileCommand,
+    superviseCommand,
     serve,
     demo,
     bench,

@@ -3,18 +3,13 @@
  * only when HTTP is served). On SIGINT/SIGTERM or when the client goes away, running calls are interrupted and their
  * scopes release everything before exit.
  */
-import * as Cause from "effect/Cause"
-import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
 import * as Spawnkit from "../Spawnkit.js"
-import { reconcile } from "../supervisor/Reconciler.js"
+import { reconcileInterval, supervise } from "../supervisor/Supervisor.js"
 import { CallerIdentity } from "./Caller.js"
 import type { HttpSettings } from "./Http.js"
 import { drain, type InFlight, makeServer, type ToolRuntime } from "./Server.js"
@@ -34,39 +29,20 @@ const toolRuntime = Effect.acquireRelease(
   (runtime) => Effect.promise(() => runtime.dispose())
 )
 
-/** Seconds between reconcile passes of an orchestrator's server (SPAWNKIT_RECONCILE_INTERVAL, default 30; 0: off). */
-const reconcileInterval = Config.schema(
-  Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
-  "SPAWNKIT_RECONCILE_INTERVAL"
-).pipe(Config.withDefault(30))
-
 /**
- * Reconcile at start and then periodically, in the background of the server's scope. Only the orchestrator's server
- * does: every agent runs its own stdio server, and one supervisor per home is enough.
+ * The home's supervisor (src/supervisor/Supervisor.ts: exits recorded as they happen, reconcile at start and every
+ * SPAWNKIT_RECONCILE_INTERVAL seconds), in the background of the server's scope, on the tools' services. Only the
+ * orchestrator's server runs it: every agent runs its own stdio server, and those own no agents of the host.
  */
-const periodicReconcile = (runtime: ToolRuntime) =>
+const supervisor = (runtime: ToolRuntime) =>
   Effect.gen(function*() {
+    if (process.env["SPAWNKIT_AGENT_ID"]) return
     const seconds = yield* reconcileInterval
-    if (seconds === 0 || process.env["SPAWNKIT_AGENT_ID"]) return
-    const pass = Effect.promise(() => runtime.runPromiseExit(reconcile())).pipe(
-      Effect.flatMap((exit) =>
-        Exit.isSuccess(exit)
-          ? Effect.all([
-            Effect.forEach(exit.value.repairs, (r) => Effect.logInfo(`reconcile: ${r.kind} ${r.target}: ${r.reason}`)),
-            Effect.forEach(
-              exit.value.failed,
-              (r) => Effect.logWarning(`reconcile: ${r.kind} ${r.target} failed: ${r.error}`)
-            ),
-            Effect.forEach(exit.value.unreadable, (u) =>
-              Effect.logWarning(
-                `reconcile: task ${u.task_id} cannot be read (${u.reason}); left untouched. ` +
-                  `Repair it, or set it aside: spawnkit task quarantine --task ${u.task_id}`
-              ))
-          ])
-          : Effect.logWarning(`reconcile pass failed: ${Cause.pretty(exit.cause)}`)
-      )
+    const services = yield* Effect.promise(() => runtime.context())
+    yield* supervise({ reconcileEvery: Duration.seconds(seconds) }).pipe(
+      Effect.provideContext(services),
+      Effect.forkScoped
     )
-    yield* pass.pipe(Effect.repeat(Schedule.spaced(Duration.seconds(seconds))), Effect.forkScoped)
   })
 
 const inFlightCalls = Effect.acquireRelease(
@@ -83,7 +59,7 @@ export const serveStdio = Effect.scoped(
     const maxMessageBytes = yield* stdioMaxMessageBytes
     const runtime = yield* toolRuntime
     const inFlight = yield* inFlightCalls
-    yield* periodicReconcile(runtime)
+    yield* supervisor(runtime)
     const runLogged = Effect.runForkWith(yield* Effect.context<never>())
     const transport = new StdioTransport(process.stdin, process.stdout, {
       maxMessageBytes,
@@ -109,7 +85,7 @@ export const serveHttpForever = (settings: HttpSettings) =>
       const { serveHttp } = yield* Effect.promise(() => import("./Http.js"))
       const runtime = yield* toolRuntime
       const inFlight = yield* inFlightCalls
-      yield* periodicReconcile(runtime)
+      yield* supervisor(runtime)
       yield* serveHttp(settings, runtime, inFlight)
       return yield* Effect.never
     })
