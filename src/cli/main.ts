@@ -53,6 +53,10 @@ const run = <A, E>(asJson: boolean, effect: Effect.Effect<A, E, Services>) =>
 const intWithDefault = (name: string, description: string, value: number) =>
   Flag.Int(name).pipe(Flag.withDescription(description), Flag.withDefault(value))
 
+/** A count flag that may be 0 (InvalidInput naming the flag when negative). */
+const atLeastZero = (field: string, n: number) =>
+  n >= 0 ? Effect.void : Effect.fail(new InvalidInput({ field, reason: `expected 0 or more, got ${n}` }))
+
 const optionalInt = (name: string, description: string) =>
   Flag.Int(name).pipe(Flag.withDescription(description), Flag.optional)
 
@@ -448,6 +452,12 @@ const bench = Command.make(
       ),
       Flag.withDefault(0)
     ),
+    exits: intWithDefault(
+      "exits",
+      "Agents exiting in the exit-latency measurement, per mode: supervisor and pane-died hook (default 100; 0 skips it)",
+      100
+    ),
+    exitBatch: intWithDefault("exit-batch", "Agents of the exit-latency measurement let go at once (default 10)", 10),
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print the results, targets and files as JSON"),
       Flag.withDefault(false)
@@ -476,18 +486,15 @@ const bench = Command.make(
         yield* positive("tasks", f.tasks)
         yield* positive("growth-spawns", f.growthSpawns)
         yield* positive("home-active", f.homeActive)
+        yield* positive("exit-batch", f.exitBatch)
         if (f.startupRounds < 0 || f.startupRounds > 45) {
           return yield* new InvalidInput({
             field: "startup-rounds",
             reason: `expected 0 to 45, got ${f.startupRounds}`
           })
         }
-        if (f.homeFinished < 0) {
-          return yield* new InvalidInput({
-            field: "home-finished",
-            reason: `expected 0 or more, got ${f.homeFinished}`
-          })
-        }
+        yield* atLeastZero("home-finished", f.homeFinished)
+        yield* atLeastZero("exits", f.exits)
         const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
         if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
           return yield* new InvalidInput({
@@ -518,6 +525,8 @@ const bench = Command.make(
           outDir: f.out,
           postgres: f.postgres,
           startupRounds: f.startupRounds,
+          exits: f.exits,
+          exitBatch: f.exitBatch,
           only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
           progress: (text: string, transient: boolean) => {
             if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
@@ -536,6 +545,7 @@ const bench = Command.make(
             results: bench.results,
             homeSize: bench.homeSize,
             startup: bench.startup,
+            exitLatency: bench.exitLatency,
             targets: checks,
             notes: bench.notes,
             files: [written.json, written.md]

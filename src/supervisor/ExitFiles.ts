@@ -104,6 +104,8 @@ export const handleExitFile = (
       yield* removeExitFile(file)
       return { _tag: "RemovedInvalid", reason: parsed.reason } satisfies ExitFileOutcome
     }
+    // Already handled (by this supervisor on an earlier event, or by another one): nothing to ask tmux.
+    if (!Fs.existsSync(file)) return { _tag: "Ignored" } satisfies ExitFileOutcome
     const record = yield* recordWithRetry(parsed.taskId, parsed.agentId, policy).pipe(
       // A task that does not exist here: a foreign or forged file, nothing to record.
       Effect.catchTag("TaskNotFound", () => Effect.succeed<ExitRecord>({ _tag: "NotOurs" }))
