@@ -1,14 +1,45 @@
 #!/usr/bin/env bash
 # spawnkit's agent runner, started by tmux as the pane's process with argv only (no shell string):
-#   agent-run.sh PROMPT_FILE LOG_FILE -- COMMAND [ARG...]
+#   agent-run.sh PROMPT_FILE LOG_FILE [EXIT_FILE] -- COMMAND [ARG...]
 # It feeds the prompt file to the agent on stdin, copies the agent's output to its log and to the pane, and exits
 # with the agent's own exit status (tmux keeps it as the dead pane's status).
+#
+# With EXIT_FILE (`<home>/.spawnkit-exits/<task id>.<agent id>`), just before exiting it writes the status there
+# atomically (a temp file renamed into place) as a wake-up call for the home's supervisor (src/supervisor/), which
+# confirms the exit with tmux before recording anything. When a supervisor is alive (a `.supervisor.<pid>` marker in
+# that directory whose process exists), it also sets the pane option @spawnkit_supervised, so tmux's pane-died hook
+# (the fallback when no supervisor runs) starts no process for this exit.
 set -u
 prompt=$1
 log=$2
-shift 3
+exit_file=
+if [ "$3" = "--" ]; then
+  shift 3
+else
+  exit_file=$3
+  shift 4
+fi
 "$@" <"$prompt" 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
+if [ -n "$exit_file" ]; then
+  exits_dir=${exit_file%/*}
+  supervised=
+  for marker in "$exits_dir"/.supervisor.*; do
+    pid=${marker##*.}
+    case $pid in '' | *[!0-9]*) continue ;; esac
+    if kill -0 "$pid" 2>/dev/null; then
+      supervised=1
+      break
+    fi
+  done
+  if [ -n "$supervised" ] && [ -n "${TMUX_PANE:-}" ]; then
+    tmux set-option -p -t "$TMUX_PANE" @spawnkit_supervised 1 2>/dev/null
+  fi
+  tmp="$exits_dir/.${exit_file##*/}.$$.tmp"
+  if printf '%s\n' "$status" >"$tmp" 2>/dev/null; then
+    mv -f -- "$tmp" "$exit_file" 2>/dev/null || rm -f -- "$tmp"
+  fi
+fi
 # tmux before 3.6, built with utempter (Debian, Ubuntu), can lose the SIGCHLD of a pane whose terminal closes as its
 # process exits (tmux issue 4559); the pane then looks dead without an exit status and pane-died never runs. A short
 # background holder keeps the terminal open past this exit, so tmux sees the exit first.

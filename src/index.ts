@@ -50,7 +50,9 @@ export { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./spawn/AgentPrompt.js"
 export { Rollbacks } from "./spawn/Rollbacks.js"
 export { spawn, type SpawnInput } from "./spawn/Spawner.js"
 export { parseTmuxSocket, SpawnkitConfig, type SpawnkitSettings, type TmuxSocket } from "./SpawnkitConfig.js"
+export { parseExitFileName } from "./supervisor/ExitFiles.js"
 export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./supervisor/Reconciler.js"
+export { reconcileInterval, supervise, type SupervisorOptions } from "./supervisor/Supervisor.js"
 export {
   createTask,
   listTasks,

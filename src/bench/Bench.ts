@@ -1,7 +1,7 @@
 /**
  * The benchmark harness: the scenarios (Scenarios.ts) run one after another in one invocation, each in its own
  * environment (a temporary home and tmux server, and a database of its own on PostgreSQL), then the home-size
- * measurement on each registry.
+ * measurement on each registry, the start-up and the exit-latency measurements.
  *
  * Everything a run acquires (homes, tmux servers, worker processes, MCP servers, the throwaway PostgreSQL cluster
  * and its databases) belongs to a Scope and is released by it, in reverse order, whether the run ends, fails or is
@@ -12,6 +12,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import { scenarioEnv } from "./Environment.js"
+import { type ExitLatencyResult, measureExitLatency } from "./ExitLatency.js"
 import { type HomeSizeResult, measureHomeSize } from "./HomeSize.js"
 import { type PostgresServer, postgresServer, scenarioDatabase } from "./Postgres.js"
 import { BenchFailed, benchFailed, type Scenario, type ScenarioResult } from "./Scenario.js"
@@ -52,6 +53,10 @@ export interface BenchOptions {
   readonly postgres: string
   /** Rounds of the start-up measurement (Startup.ts); 0 or none skips it. */
   readonly startupRounds?: number
+  /** Agents of the exit-latency measurement (ExitLatency.ts), per mode; 0 or none skips it. */
+  readonly exits?: number
+  /** Agents of the exit-latency measurement let go at once. */
+  readonly exitBatch?: number
 }
 
 /** What a run measured. */
@@ -61,6 +66,8 @@ export interface BenchRun {
   readonly notes: ReadonlyArray<string>
   /** The start-up measurement, when it ran. */
   readonly startup?: StartupReport
+  /** The exit-latency measurement, supervisor and pane-died hook, when it ran. */
+  readonly exitLatency?: ReadonlyArray<ExitLatencyResult>
 }
 
 /** Passes timed per home and operation in the home-size measurement. */
@@ -146,11 +153,18 @@ export const runBench = Effect.fn("Bench.run")(function*(o: BenchOptions) {
     const rounds = o.startupRounds ?? 0
     if (rounds > 0) o.progress(`start-up: ${rounds} rounds ...`, false)
     const startup = rounds > 0 ? yield* measureStartup(rounds) : undefined
+    const exits = o.exits ?? 0
+    const exitsWanted = exits > 0 && (o.only.length === 0 || o.only.some((x) => "exit-latency".includes(x)))
+    if (exitsWanted) o.progress(`exit latency: ${exits} exits per mode ...`, false)
+    const exitLatency = exitsWanted
+      ? yield* measureExitLatency(exits, o.exitBatch ?? 10, (text) => o.progress(text, false))
+      : undefined
     return {
       results: withFloorRatios(results),
       homeSize,
       notes: server?._tag === "Skipped" ? [server.note] : [],
-      ...(startup === undefined ? {} : { startup })
+      ...(startup === undefined ? {} : { startup }),
+      ...(exitLatency === undefined ? {} : { exitLatency })
     } satisfies BenchRun
   }))
 })

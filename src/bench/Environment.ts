@@ -85,10 +85,13 @@ export const killTmuxServer = (socket: string) =>
     if (groups.length > 0) yield* groupsEnded(groups)
   }).pipe(Effect.catch((e) => Effect.logWarning(`tmux kill-server on ${socket} could not run: ${e.message}`)))
 
-/** A new environment for scenario `name`, released with the caller's scope. */
+/**
+ * A new environment for scenario `name`, released with the caller's scope; its agent command may be derived from its
+ * directory (an agent script written there).
+ */
 export const scenarioEnv = Effect.fn("Bench.scenarioEnv")(function*(
   name: string,
-  command: ReadonlyArray<string>,
+  command: ReadonlyArray<string> | ((dir: string) => ReadonlyArray<string>),
   database?: ScenarioDatabase
 ) {
   const fs = yield* FileSystem.FileSystem
@@ -101,7 +104,7 @@ export const scenarioEnv = Effect.fn("Bench.scenarioEnv")(function*(
   const socket = path.join(dir, "tmux.sock")
   // Registered after the directory, so it runs before the directory's removal.
   yield* Effect.addFinalizer(() => killTmuxServer(socket))
-  const agentCommand = shellQuoted(command)
+  const agentCommand = shellQuoted(typeof command === "function" ? command(dir) : command)
   const layer = spawnkitLayer({
     home,
     tmuxSocket: { _tag: "Path", path: socket },

@@ -9,9 +9,20 @@ import * as FileSystem from "effect/FileSystem"
 import * as Path from "effect/Path"
 import * as Os from "node:os"
 import type { BenchRun } from "./Bench.js"
+import type { ExitLatencyResult } from "./ExitLatency.js"
 import type { HomeSizeResult } from "./HomeSize.js"
 import { benchFailed, type ScenarioResult } from "./Scenario.js"
 import { startupMarkdown } from "./Startup.js"
+
+/** The exit-latency table: exit to record, and the machine's CPU per exit, per mode. */
+const exitLatencyMarkdown = (rows: ReadonlyArray<ExitLatencyResult>) => [
+  "| exits recorded by | exits (batch) | exit to record p50 / p99 / max ms | machine CPU per exit ms |",
+  "|---|---|---|---|",
+  ...rows.map((r) =>
+    `| ${r.mode} | ${r.exits} (${r.batch}) | ${r.latency.p50} / ${r.latency.p99} / ${r.latency.max} | ${r.cpuMsPerExit} |`
+  ),
+  ""
+]
 
 /** One target and whether this run met it. */
 export interface TargetCheck {
@@ -103,7 +114,7 @@ const cell = (value: number | undefined) => (value === undefined ? "—" : Strin
 
 /** The results as markdown: a table of scenarios, the home-size passes, then the targets. */
 export const markdown = (
-  run: Pick<BenchRun, "results" | "homeSize" | "startup">,
+  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   meta: Readonly<Record<string, string>>
@@ -146,6 +157,7 @@ export const markdown = (
       ""
     ]),
     ...(run.startup === undefined ? [] : startupMarkdown(run.startup)),
+    ...(run.exitLatency === undefined ? [] : exitLatencyMarkdown(run.exitLatency)),
     "| target | measured | met |",
     "|---|---|---|",
     ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met ? "yes" : "**no**"} |`),
@@ -174,7 +186,7 @@ const writeBeside = (file: string, text: string) =>
 /** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths and the markdown. */
 export const writeResults = Effect.fn("Bench.writeResults")(function*(
   dir: string,
-  run: Pick<BenchRun, "results" | "homeSize" | "startup">,
+  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   options: unknown
@@ -196,6 +208,7 @@ export const writeResults = Effect.fn("Bench.writeResults")(function*(
     results: run.results,
     homeSize: run.homeSize,
     startup: run.startup,
+    exitLatency: run.exitLatency,
     targets: checks,
     notes
   }

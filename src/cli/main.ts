@@ -1,5 +1,6 @@
 /**
- * The `spawnkit` command line: tasks, spawns, status, kill, the exit hook, the MCP server, a demo and the benchmark.
+ * The `spawnkit` command line: tasks, spawns, status, kill, the exit hook, the supervisor, the MCP server, a demo and
+ * the benchmark.
  *
  * Every process spawnkit starts is a fresh CLI process (each command, each exit the tmux hook records, each agent's
  * stdio MCP server), so start-up is kept short: building the command tree loads only effect/cli and the domain's
@@ -11,6 +12,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CliOutput, Command, Flag } from "effect/cli"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
@@ -50,6 +52,10 @@ const run = <A, E>(asJson: boolean, effect: Effect.Effect<A, E, Services>) =>
 /** An integer flag with a default (the benchmark's sizes). */
 const intWithDefault = (name: string, description: string, value: number) =>
   Flag.Int(name).pipe(Flag.withDescription(description), Flag.withDefault(value))
+
+/** A count flag that may be 0 (InvalidInput naming the flag when negative). */
+const atLeastZero = (field: string, n: number) =>
+  n >= 0 ? Effect.void : Effect.fail(new InvalidInput({ field, reason: `expected 0 or more, got ${n}` }))
 
 const optionalInt = (name: string, description: string) =>
   Flag.Int(name).pipe(Flag.withDescription(description), Flag.optional)
@@ -397,6 +403,25 @@ const agentExited = Command.make(
     )
 ).pipe(Command.withDescription("Record an agent's exit (run by spawnkit's tmux pane-died hook)"))
 
+const superviseCommand = Command.make(
+  "supervise",
+  {},
+  () =>
+    run(
+      false,
+      Effect.gen(function*() {
+        const { reconcileInterval, supervise } = yield* load(() => import("../supervisor/Supervisor.js"))
+        const seconds = yield* reconcileInterval
+        yield* Effect.logInfo(`spawnkit supervisor running (reconcile every ${seconds} s); SIGINT or SIGTERM stops it`)
+        return yield* supervise({ reconcileEvery: Duration.seconds(seconds) })
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "Supervise this home until SIGINT/SIGTERM: record agent exits as they happen, reconcile every SPAWNKIT_RECONCILE_INTERVAL s"
+  )
+)
+
 const serve = Command.make(
   "serve",
   {
@@ -487,6 +512,12 @@ const bench = Command.make(
       ),
       Flag.withDefault(0)
     ),
+    exits: intWithDefault(
+      "exits",
+      "Agents exiting in the exit-latency measurement, per mode: supervisor and pane-died hook (default 100; 0 skips it)",
+      100
+    ),
+    exitBatch: intWithDefault("exit-batch", "Agents of the exit-latency measurement let go at once (default 10)", 10),
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print the results, targets and files as JSON"),
       Flag.withDefault(false)
@@ -515,18 +546,15 @@ const bench = Command.make(
         yield* positive("tasks", f.tasks)
         yield* positive("growth-spawns", f.growthSpawns)
         yield* positive("home-active", f.homeActive)
+        yield* positive("exit-batch", f.exitBatch)
         if (f.startupRounds < 0 || f.startupRounds > 45) {
           return yield* new InvalidInput({
             field: "startup-rounds",
             reason: `expected 0 to 45, got ${f.startupRounds}`
           })
         }
-        if (f.homeFinished < 0) {
-          return yield* new InvalidInput({
-            field: "home-finished",
-            reason: `expected 0 or more, got ${f.homeFinished}`
-          })
-        }
+        yield* atLeastZero("home-finished", f.homeFinished)
+        yield* atLeastZero("exits", f.exits)
         const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
         if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
           return yield* new InvalidInput({
@@ -557,6 +585,8 @@ const bench = Command.make(
           outDir: f.out,
           postgres: f.postgres,
           startupRounds: f.startupRounds,
+          exits: f.exits,
+          exitBatch: f.exitBatch,
           only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
           progress: (text: string, transient: boolean) => {
             if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
@@ -575,6 +605,7 @@ const bench = Command.make(
             results: bench.results,
             homeSize: bench.homeSize,
             startup: bench.startup,
+            exitLatency: bench.exitLatency,
             targets: checks,
             notes: bench.notes,
             files: [written.json, written.md]
@@ -597,6 +628,7 @@ const root = Command.make("spawnkit").pipe(
     waitCommand,
     eventsCommand,
     reconcileCommand,
+    superviseCommand,
     serve,
     demo,
     bench,

@@ -283,6 +283,17 @@ export class TmuxError extends Schema.TaggedError<TmuxError>()("TmuxError", {
   }
 }
 
+/** The supervisor's watch of the exits directory failed (the directory was removed, or the watch broke). */
+export class ExitWatchFailed extends Schema.TaggedError<ExitWatchFailed>()("ExitWatchFailed", {
+  directory: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `The watch of ${this.directory} failed: ${this.reason}. The supervisor restarts it and reconciles; ` +
+      "if this repeats, check that the home is writable."
+  }
+}
+
 /** The agent's process ended before its spawn was committed; the spawn was rolled back. */
 export class AgentExitedAtStartup extends Schema.TaggedError<AgentExitedAtStartup>()("AgentExitedAtStartup", {
   agentId: Schema.String,

@@ -17,6 +17,19 @@ export const activeMarkersDir = (home: string) => NodePath.join(home, ".spawnkit
 /** Where `spawnkit task quarantine` keeps registries that could not be decoded, byte for byte. */
 export const quarantineDir = (home: string) => NodePath.join(home, ".spawnkit-quarantine")
 
+/**
+ * Where agent runners drop their exit files (`<task id>.<agent id>`, holding the exit status) for the supervisor to
+ * notice, and where each running supervisor keeps its marker `.supervisor.<pid>`. See src/supervisor/ExitFiles.ts.
+ */
+export const exitsDir = (home: string) => NodePath.join(home, ".spawnkit-exits")
+
+/**
+ * An agent's exit file, `<exits dir>/<task id>.<agent id>`: ids hold no `.`, so the name splits back into the two
+ * unambiguously.
+ */
+export const exitFilePath = (home: string, taskId: TaskId, agentId: AgentId) =>
+  NodePath.join(exitsDir(home), `${taskId}.${agentId}`)
+
 /** A task's directory. */
 export const taskDir = (home: string, taskId: TaskId) => NodePath.join(home, taskId)
 

@@ -4,7 +4,6 @@
  * scopes release everything before exit.
  */
 import * as Cause from "effect/Cause"
-import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -13,11 +12,11 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
 import type { TaskId } from "../domain/Ids.js"
 import { Events } from "../events/Events.js"
 import * as Spawnkit from "../Spawnkit.js"
-import { reconcile, type ReconcileReport } from "../supervisor/Reconciler.js"
+import type { ReconcileReport } from "../supervisor/Reconciler.js"
+import { reconcileInterval, supervise } from "../supervisor/Supervisor.js"
 import { CallerIdentity } from "./Caller.js"
 import type { HttpSettings } from "./Http.js"
 import { type LogRecord, LogSink, recordOfEvent } from "./Logging.js"
@@ -38,12 +37,6 @@ const toolRuntime = Effect.acquireRelease(
   }),
   (runtime) => Effect.promise(() => runtime.dispose())
 )
-
-/** Seconds between reconcile passes of an orchestrator's server (SPAWNKIT_RECONCILE_INTERVAL, default 30; 0: off). */
-const reconcileInterval = Config.schema(
-  Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
-  "SPAWNKIT_RECONCILE_INTERVAL"
-).pipe(Config.withDefault(30))
 
 /** What a reconcile pass did, as log records: repairs are notable, failures and unreadable tasks are problems. */
 const recordsOfPass = (exit: Exit.Exit<ReconcileReport, unknown>): ReadonlyArray<LogRecord> =>
@@ -68,28 +61,24 @@ const recordsOfPass = (exit: Exit.Exit<ReconcileReport, unknown>): ReadonlyArray
       }))
     ]
 
-/** A record on stderr too, at the nearest of Effect's levels. */
-const logToStderr = (record: LogRecord) =>
-  record.level === "debug" || record.level === "info" || record.level === "notice"
-    ? Effect.logInfo(record.message)
-    : Effect.logWarning(record.message)
-
 /**
- * Reconcile at start and then periodically, in the background of the server's scope. Only the orchestrator's server
- * does: every agent runs its own stdio server, and one supervisor per home is enough. What a pass did goes to the
- * log on stderr and to the connected clients (`logs`).
+ * The home's supervisor (src/supervisor/Supervisor.ts: exits recorded as they happen, reconcile at start and every
+ * SPAWNKIT_RECONCILE_INTERVAL seconds), in the background of the server's scope, on the tools' services; what each
+ * pass did also goes to the connected clients (`logs`). Only the orchestrator's server runs it: every agent runs its
+ * own stdio server, and those own no agents of the host.
  */
-const periodicReconcile = (runtime: ToolRuntime, logs: LogSink) =>
+const supervisor = (runtime: ToolRuntime, logs: LogSink) =>
   Effect.gen(function*() {
+    if (process.env["SPAWNKIT_AGENT_ID"]) return
     const seconds = yield* reconcileInterval
-    if (seconds === 0 || process.env["SPAWNKIT_AGENT_ID"]) return
-    const pass = Effect.promise(() => runtime.runPromiseExit(reconcile())).pipe(
-      Effect.flatMap((exit) =>
-        Effect.forEach(recordsOfPass(exit), (record) =>
-          Effect.andThen(logToStderr(record), Effect.sync(() => logs.publish(record))))
-      )
+    const services = yield* Effect.promise(() => runtime.context())
+    yield* supervise({
+      reconcileEvery: Duration.seconds(seconds),
+      onPass: (pass) => Effect.sync(() => recordsOfPass(pass).forEach((record) => logs.publish(record)))
+    }).pipe(
+      Effect.provideContext(services),
+      Effect.forkScoped
     )
-    yield* pass.pipe(Effect.repeat(Schedule.spaced(Duration.seconds(seconds))), Effect.forkScoped)
   })
 
 /**
@@ -132,7 +121,7 @@ export const serveStdio = Effect.scoped(
     const runtime = yield* toolRuntime
     const inFlight = yield* inFlightCalls
     const logs = yield* notableEvents(runtime)
-    yield* periodicReconcile(runtime, logs)
+    yield* supervisor(runtime, logs)
     const runLogged = Effect.runForkWith(yield* Effect.context<never>())
     const transport = new StdioTransport(process.stdin, process.stdout, {
       maxMessageBytes,
@@ -159,7 +148,7 @@ export const serveHttpForever = (settings: HttpSettings) =>
       const runtime = yield* toolRuntime
       const inFlight = yield* inFlightCalls
       const logs = yield* notableEvents(runtime)
-      yield* periodicReconcile(runtime, logs)
+      yield* supervisor(runtime, logs)
       yield* serveHttp(settings, runtime, inFlight, logs)
       return yield* Effect.never
     })

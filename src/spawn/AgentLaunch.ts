@@ -16,21 +16,26 @@ import { buildCommand } from "../host/Engines.js"
 import { agentRunner } from "../host/PackagePaths.js"
 import type { NewSession } from "../host/Tmux.js"
 import { exitHooks } from "../host/TmuxHooks.js"
-import { logPath, mcpConfigPath, promptPath, taskDir } from "../host/Workspace.js"
+import { exitFilePath, logPath, mcpConfigPath, promptPath, taskDir } from "../host/Workspace.js"
 import type { SpawnkitSettings } from "../SpawnkitConfig.js"
 
-/** An agent's files: its prompt (read on stdin), its log, and (claude) its MCP configuration. */
+/**
+ * An agent's files: its prompt (read on stdin), its log, (claude) its MCP configuration, and the exit file its runner
+ * writes when it ends (a wake-up call for the supervisor; see src/supervisor/ExitFiles.ts).
+ */
 export interface AgentPaths {
   readonly prompt: string
   readonly log: string
   readonly mcpConfig: string
+  readonly exitFile: string
 }
 
 /** The paths of an agent's files in its task's directory. */
 export const agentPaths = (home: string, taskId: TaskId, agentId: AgentId): AgentPaths => ({
   prompt: promptPath(home, taskId, agentId),
   log: logPath(home, taskId, agentId),
-  mcpConfig: mcpConfigPath(home, taskId, agentId)
+  mcpConfig: mcpConfigPath(home, taskId, agentId),
+  exitFile: exitFilePath(home, taskId, agentId)
 })
 
 /** An agent's environment, in two parts. */
@@ -86,8 +91,8 @@ export const agentCommand = (
   })
 
 /**
- * The tmux session that runs an agent: the agent runner (prompt on stdin, output to the log) then the command, in the
- * task's working directory, tagged as this home's own, with the exit hooks installed.
+ * The tmux session that runs an agent: the agent runner (prompt on stdin, output to the log, exit file at the end)
+ * then the command, in the task's working directory, tagged as this home's own, with the exit hooks installed.
  */
 export const agentSession = (
   home: string,
@@ -99,7 +104,7 @@ export const agentSession = (
 ): NewSession => ({
   name: sessionNameOf(agentId),
   cwd: task.working_directory ?? taskDir(home, task.task_id),
-  command: [agentRunner, paths.prompt, paths.log, "--", ...command],
+  command: [agentRunner, paths.prompt, paths.log, paths.exitFile, "--", ...command],
   env: env.identity,
   tags: { spawnkit_task: task.task_id, spawnkit_agent: agentId, spawnkit_home: home },
   serverEnv: env.registry,

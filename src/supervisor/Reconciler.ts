@@ -11,7 +11,9 @@
  * - a live record whose session is gone, confirmed by repeated tmux queries, becomes `lost`;
  * - a session tagged with this home whose agent has no active record is killed (its process group first);
  * - prompt/MCP-config files with no active record and registry temp files of dead writers are removed;
- * - a live agent past its wall-clock or stall limit is stopped and recorded `timed_out` or `stalled` (Watchdog.ts).
+ * - a live agent past its wall-clock or stall limit is stopped and recorded `timed_out` or `stalled` (Watchdog.ts);
+ * - exit files no supervisor handled (ExitFiles.ts) are handled: each exit they announce is confirmed with tmux and
+ *   recorded, and the file removed (one still young whose agent looks alive is left to the supervisor retrying it).
  *
  * It reads only the tasks that may hold slots (the registry's active listing) plus the tasks tmux's sessions name, so
  * a pass costs what is alive, not what ever lived. A task that cannot be read is reported (id, where, why: left
@@ -40,6 +42,7 @@ import { removeAgentFiles } from "../spawn/AgentFiles.js"
 import { isoOf, removeAgent, replaceAgent } from "../spawn/AgentRecords.js"
 import { isSpawnInFlight } from "../spawn/InFlight.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { sweepExitFiles } from "./ExitFiles.js"
 import {
   abandoned,
   abandonedEntry,
@@ -250,6 +253,8 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
       failed.push({ ...repair, error: `${done._tag}: ${done.message}` })
     }
   }
+  // After the plan's repairs (which record the exits of dead panes): what is left are files nobody handled.
+  if (!dryRun) yield* sweepExitFiles(config.home)
   const unreadable = observed.unreadable.map((u): UnreadableFinding => ({ ...u, action: "left untouched" }))
   return {
     dry_run: dryRun,

@@ -255,7 +255,8 @@ describe("agentCommand and agentSession", () => {
     expect(paths).toEqual({
       prompt: `${HOME}/${T}/prompts/worker-090507-0000002a.prompt`,
       log: `${HOME}/${T}/logs/worker-090507-0000002a.log`,
-      mcpConfig: `${HOME}/${T}/prompts/worker-090507-0000002a.mcp.json`
+      mcpConfig: `${HOME}/${T}/prompts/worker-090507-0000002a.mcp.json`,
+      exitFile: `${HOME}/.spawnkit-exits/${T}.worker-090507-0000002a`
     })
   })
 
@@ -286,7 +287,7 @@ describe("agentCommand and agentSession", () => {
     expect(inTaskDir).toEqual({
       name: "agent_worker-090507-0000002a",
       cwd: `${HOME}/${T}`,
-      command: [agentRunner, paths.prompt, paths.log, "--", "sleep", "5"],
+      command: [agentRunner, paths.prompt, paths.log, paths.exitFile, "--", "sleep", "5"],
       env: env.identity,
       tags: { spawnkit_task: T, spawnkit_agent: "worker-090507-0000002a", spawnkit_home: HOME },
       serverEnv: env.registry,
