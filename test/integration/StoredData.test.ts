@@ -269,10 +269,22 @@ describe("planted hostile records", () => {
     const exiting = extra[1]!
     const bytes = plant(sb, combined(sb))
     const goodDir = NodePath.join(sb.home, sb.good)
-    const before = treeOutside(sb.root, goodDir)
+    // The home's event journal grows with the good task's changes; every event in it must be the good task's.
+    const journalFile = NodePath.join(sb.home, ".spawnkit-events.jsonl")
+    const outsideBut = () =>
+      Object.fromEntries(Object.entries(treeOutside(sb.root, goodDir)).filter(([p]) => p !== journalFile))
+    const before = outsideBut()
+    const journalSize = Fs.existsSync(journalFile) ? Fs.statSync(journalFile).size : 0
     const untouched = (what: string) => {
       expect(Fs.readFileSync(sb.badFile).equals(bytes), what).toBe(true)
-      expect(treeOutside(sb.root, goodDir), what).toEqual(before)
+      expect(outsideBut(), what).toEqual(before)
+      // What was journaled since the records were planted: the good task's changes only.
+      const since = Fs.existsSync(journalFile)
+        ? Fs.readFileSync(journalFile).subarray(journalSize).toString("utf8")
+        : ""
+      const journaled = since.trim() === "" ? [] : since.trim().split("\n").map((l) => JSON.parse(l))
+      const tasks = new Set(journaled.flatMap((l: any) => (l.events ?? []).map((e: any) => e.task_id)))
+      expect([...tasks].filter((t) => t !== sb.good), what).toEqual([])
       for (const c of sb.canaries) expect(Fs.readFileSync(c, "utf8"), `${what}: ${c}`).toBe(`canary ${c}\n`)
     }
 

@@ -14,7 +14,9 @@ const program = Effect.gen(function*() {
   const ids = []
   const counts = { spawned: 0, killed: 0, reported: 0, refused: {} }
   const refused = (e) =>
-    EXPECTED.has(e._tag) ? Effect.sync(() => (counts.refused[e._tag] = (counts.refused[e._tag] ?? 0) + 1)) : Effect.fail(e)
+    EXPECTED.has(e._tag)
+      ? Effect.sync(() => (counts.refused[e._tag] = (counts.refused[e._tag] ?? 0) + 1))
+      : Effect.fail(e)
   const pick = () => ids[Math.floor(Math.random() * ids.length)]
   for (let i = 0; Date.now() < deadline; i++) {
     const r = Math.random()

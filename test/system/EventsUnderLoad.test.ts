@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
-import { BACKENDS, CLI, makeTempDir, runIn, testEnvs, type TestEnv, waitFor } from "../support/Harness.js"
+import { BACKENDS, CLI, makeTempDir, runIn, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
 
 const newEnv = testEnvs()
 const SECONDS = Number(process.env["SPAWNKIT_LOAD_SECONDS"] ?? 60)
@@ -21,14 +21,20 @@ afterEach(() => {
 })
 
 const start = (env: TestEnv, args: ReadonlyArray<string>) => {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env.env }, stdio: ["ignore", "pipe", "pipe"] })
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env.env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
   children.push(child)
   let out = ""
   let err = ""
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d))
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d))
   const done = new Promise<string>((resolve, reject) =>
-    child.once("exit", (code, signal) => (code === 0 ? resolve(out) : reject(new Error(`${args[1]} ended ${code ?? signal}: ${err}`))))
+    child.once(
+      "exit",
+      (code, signal) => (code === 0 ? resolve(out) : reject(new Error(`${args[1]} ended ${code ?? signal}: ${err}`)))
+    )
   )
   return { child, done }
 }
@@ -39,7 +45,10 @@ describe.each(BACKENDS)("events under load (%s registry)", (backend) => {
   it(`8 processes spawning, killing and reporting for ${SECONDS} s: a gap-free journal that replays exactly`, async () => {
     const dir = makeTempDir("spawnkit-load-agent-")
     const script = NodePath.join(dir, "agent.sh")
-    Fs.writeFileSync(script, `sleep $(awk -v s=$$ 'BEGIN { srand(s); print 0.2 + rand() * 1.3 }')\nexit $(( $$ % 3 ))\n`)
+    Fs.writeFileSync(
+      script,
+      `sleep $(awk -v s=$$ 'BEGIN { srand(s); print 0.2 + rand() * 1.3 }')\nexit $(( $$ % 3 ))\n`
+    )
     const env = newEnv(`sh ${script}`, backend)
     const task = await runIn(env, Spawnkit.createTask({ description: "load", max_concurrent: 12, max_agents: 100000 }))
     const supervisor = start(env, [CLI, "supervise"])

@@ -138,6 +138,8 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
         "idempotency_key",
         "parent",
         "prompt",
+        "queue",
+        "queue_timeout_seconds",
         "stall_timeout_seconds",
         "task_id",
         "timeout_seconds"

@@ -168,7 +168,8 @@ describe("MCP tools under random and hostile arguments", () => {
         message: "m"
       },
       list_tasks: {},
-      get_global_status: {}
+      get_global_status: {},
+      wait_for_agents: { task_id: task.task_id, agent_ids: [agent.agent_id], timeout_seconds: 0 }
     }
     expect(tools.map((t) => t.name).sort()).toEqual(Object.keys(valid).sort())
 

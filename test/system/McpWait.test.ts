@@ -3,10 +3,11 @@
  * tmux that exit at random moments, exits recorded by spawnkit's own exit path. Needs `npm run build` first.
  */
 import { afterAll, afterEach, describe, expect, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { makeTestEnv, readRegistryFile, type TestEnv } from "../support/Harness.js"
+import { CLI, makeTestEnv, readRegistryFile, type TestEnv } from "../support/Harness.js"
 import {
   call,
   disposeEnv,
@@ -15,8 +16,12 @@ import {
   type Kind,
   ok,
   type Served,
+  serverEnv,
+  sessionEnv,
   startServer,
+  startStdio,
   textOf,
+  waitFor,
   within
 } from "../support/Mcp.js"
 
@@ -37,6 +42,11 @@ sleep $(awk "BEGIN { srand(); print 0.1 + rand() * 1.4 }")
 echo "bye $code"
 exit $code
 `
+)
+/** A parent (prompt PARENT) works until killed; its children work for a random 1–3 s, then exit 0. */
+const PARENT_AND_CHILDREN = script(
+  "parent-and-children.sh",
+  `if grep -q PARENT; then sleep 600; fi\nsleep $(awk -v s=$$ 'BEGIN { srand(s); print 1 + rand() * 2 }')\n`
 )
 /** Exits at once when its prompt says QUICK, else works until killed. */
 const QUICK_OR_SLOW = script("quick-or-slow.sh", `if grep -q QUICK; then exit 0; fi\nsleep 600\n`)
@@ -140,5 +150,63 @@ describe.each(KINDS)("wait_for_agents over %s", (kind) => {
     await fails(client, "wait_for_agents", { task_id, agent_ids: [id], mode: "some" }, "InvalidInput")
     await fails(client, "wait_for_agents", { task_id: "TASK-20200101-000000-deadbeef" }, "TaskNotFound")
     expect(JSON.stringify(readRegistryFile(env.home, task_id))).toBe(before)
+  })
+})
+
+describe("a parent agent waiting on its children while the host's supervisor dies", () => {
+  it("the exits are still recorded (the pane-died hook takes over) and the wait returns with all of them", async () => {
+    const env = makeTestEnv(PARENT_AND_CHILDREN)
+    envs.push(env)
+    // The host's supervisor runs on its own; the orchestrator's and the agent's servers below run none (an agent's
+    // server never does; the orchestrator's is stopped before the children exist).
+    const supervisor = spawn(process.execPath, [CLI, "supervise"], { env: serverEnv(env), stdio: "ignore" })
+    const supervisorGone = new Promise((resolve) => supervisor.once("exit", resolve))
+    try {
+      await waitFor("the supervisor is up", () => Fs.existsSync(NodePath.join(env.home, ".spawnkit-exits")), 60_000)
+      const orchestrator = await startStdio(env)
+      servers.push(orchestrator)
+      const { task_id } = await ok(orchestrator.client, "create_real_task", {
+        description: "parent",
+        max_concurrent: 8
+      })
+      const parent = await ok(orchestrator.client, "deploy_headless_agent", {
+        task_id,
+        agent_type: "lead",
+        prompt: "PARENT",
+        engine: "custom"
+      })
+      await killServers([servers.pop()!])
+      const secret = sessionEnv(env.socket, parent.tmux_session, "SPAWNKIT_AGENT_SECRET") ?? ""
+      const agent = await startStdio(env, {
+        SPAWNKIT_TASK_ID: task_id,
+        SPAWNKIT_AGENT_ID: parent.agent_id,
+        SPAWNKIT_AGENT_SECRET: secret
+      })
+      servers.push(agent)
+      const children: Array<string> = []
+      for (let i = 0; i < 5; i++) {
+        const child = await ok(agent.client, "spawn_child_agent", {
+          task_id,
+          parent_agent_id: parent.agent_id,
+          child_agent_type: "child",
+          child_prompt: `child ${i}`,
+          engine: "custom"
+        })
+        children.push(child.agent_id)
+      }
+      const waiting = call(agent.client, "wait_for_agents", { task_id, timeout_seconds: 300 }, { timeout: 310_000 })
+      supervisor.kill("SIGKILL")
+      await supervisorGone
+      const result = await within("the wait returns", waiting, 310_000)
+      expect(result.isError, textOf(result)).not.toBe(true)
+      const out = result.structuredContent as any
+      expect(out).toMatchObject({ satisfied: true, timed_out: false })
+      // By default an agent waits on the agents below itself: its five children, all completed.
+      expect(out.agents.map((a: any) => [a.agent_id, a.status, a.exit_code])).toEqual(
+        children.map((id) => [id, "completed", 0])
+      )
+    } finally {
+      if (supervisor.exitCode === null && supervisor.signalCode === null) supervisor.kill("SIGKILL")
+    }
   })
 })
