@@ -5,7 +5,7 @@
 # with the agent's own exit status (tmux keeps it as the dead pane's status).
 #
 # With EXIT_FILE (`<home>/.spawnkit-exits/<task id>.<agent id>`), just before exiting it writes the status there
-# atomically (a temp file renamed into place) as a wake-up call for the home's supervisor (src/supervisor/), which
+# as a wake-up call for the home's supervisor (src/supervisor/), which
 # confirms the exit with tmux before recording anything. When a supervisor is alive (a `.supervisor.<pid>` marker in
 # that directory whose process exists), it also sets the pane option @spawnkit_supervised, so tmux's pane-died hook
 # (the fallback when no supervisor runs) starts no process for this exit.
@@ -35,10 +35,9 @@ if [ -n "$exit_file" ]; then
   if [ -n "$supervised" ] && [ -n "${TMUX_PANE:-}" ]; then
     tmux set-option -p -t "$TMUX_PANE" @spawnkit_supervised 1 2>/dev/null
   fi
-  tmp="$exits_dir/.${exit_file##*/}.$$.tmp"
-  if printf '%s\n' "$status" >"$tmp" 2>/dev/null; then
-    mv -f -- "$tmp" "$exit_file" 2>/dev/null || rm -f -- "$tmp"
-  fi
+  # Written in place, with builtins only (no process started): its appearance is the wake-up, and the supervisor never
+  # reads what it holds, so a reader that sees it half-written loses nothing.
+  printf '%s\n' "$status" >"$exit_file" 2>/dev/null
 fi
 # tmux before 3.6, built with utempter (Debian, Ubuntu), can lose the SIGCHLD of a pane whose terminal closes as its
 # process exits (tmux issue 4559); the pane then looks dead without an exit status and pane-died never runs. A short

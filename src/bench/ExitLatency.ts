@@ -5,9 +5,10 @@
  *
  * Agents wait for a go file, then write their exit time (bash's $EPOCHREALTIME, microseconds, no process started)
  * and exit; they are let go in batches, each batch waited for (recorded, session removed) before the next. The
- * record time is the record's `exit.at` (milliseconds, ISO). CPU is the whole machine's busy time from /proc/stat
- * over the release-to-last-record phase, divided by the exits: it includes this process's polling of the registry
- * (every POLL) and, with the supervisor, the supervisor itself, which runs in this process.
+ * record time is the record's `exit.at` (milliseconds, ISO). Each batch is waited for with `waitFor` (woken by the
+ * event journal), whose return after the batch's last exit is measured too. CPU is the whole machine's busy time from
+ * /proc/stat over the release-to-last-record phase, divided by the exits: it includes this process's waiting and,
+ * with the supervisor, the supervisor itself, which runs in this process.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -18,6 +19,7 @@ import { Tmux } from "../host/Tmux.js"
 import { Registry } from "../registry/Registry.js"
 import { spawn } from "../spawn/Spawner.js"
 import { supervise } from "../supervisor/Supervisor.js"
+import { MAX_WAIT_SECONDS, waitFor } from "../wait/Wait.js"
 import { createTask } from "../tasks/Tasks.js"
 import { type ScenarioEnv, scenarioEnv, withSpawnkit } from "./Environment.js"
 import { benchFailed } from "./Scenario.js"
@@ -30,11 +32,12 @@ export interface ExitLatencyResult {
   readonly batch: number
   /** Record time minus exit time, ms. */
   readonly latency: Summary
+  /** When a `waitFor` on each batch returned, after the batch's last agent exited, ms. */
+  readonly waitAfterLastExit: Summary
   /** Busy CPU time of the whole machine per recorded exit, ms. */
   readonly cpuMsPerExit: number
 }
 
-const POLL = Duration.millis(100)
 /** Clock ticks per second of /proc/stat (USER_HZ; 100 on Linux). */
 const USER_HZ = 100
 
@@ -85,27 +88,27 @@ const spawnGated = (env: ScenarioEnv, count: number) =>
   )
 
 /**
- * Wait until every agent of the list has an exit on its record and its session is gone (polling every POLL); returns
- * each `exit.at`.
+ * Wait until every agent of the list has ended (`waitFor`, woken by the event journal: no polling of the registry),
+ * then until the recorder's work is done (its last step removes the session); returns each `exit.at` and when the
+ * wait returned.
  */
 const recordedTimes = (env: ScenarioEnv, taskId: string, agentIds: ReadonlyArray<string>) =>
   withSpawnkit(
     env,
     Effect.gen(function*() {
-      const registry = yield* Registry
       const tmux = yield* Tmux
+      const result = yield* waitFor({ taskId, agentIds, timeoutSeconds: MAX_WAIT_SECONDS })
+      const returnedMs = Date.now()
+      if (!result.satisfied) return yield* Effect.fail(new Error(`agents did not end: ${JSON.stringify(result.agents)}`))
+      const registry = yield* Registry
+      const task = yield* registry.read(taskId as never)
+      const ended = task.agents.filter((a) => agentIds.includes(a.id))
       for (;;) {
-        const task = yield* registry.read(taskId as never)
-        const ended = agentIds.map((id) => task.agents.find((a) => a.id === id)).filter((a) =>
-          a !== undefined && a.status !== "running" && a.exit !== undefined
-        )
         const sessions = new Set((yield* tmux.listSessions).map((x) => x.name))
-        // Recorded, and the recorder's work done (its last step removes the session).
-        if (ended.length === agentIds.length && ended.every((a) => !sessions.has(a!.tmux_session))) {
-          return new Map<string, number>(ended.map((a) => [a!.id, Date.parse(a!.exit!.at)]))
-        }
-        yield* Effect.sleep(POLL)
+        if (ended.every((a) => !sessions.has(a.tmux_session))) break
+        yield* Effect.sleep(Duration.millis(10))
       }
+      return { at: new Map<string, number>(ended.map((a) => [a.id, Date.parse(a.exit!.at)])), returnedMs }
     })
   )
 
@@ -123,15 +126,19 @@ const measureMode = (mode: ExitLatencyResult["mode"], exits: number, batch: numb
       yield* waitForMarker(env.home)
     }
     const latencies: Array<number> = []
+    const waits: Array<number> = []
     const before = machineBusyMs()
     for (let i = 0; i < agentIds.length; i += batch) {
       const wave = agentIds.slice(i, i + batch)
       for (const id of wave) yield* release(NodePath.join(env.dir, `go-${id}`))
-      const at = yield* recordedTimes(env, taskId, wave)
+      const { at, returnedMs } = yield* recordedTimes(env, taskId, wave)
+      let lastExitMs = 0
       for (const id of wave) {
-        const exitedUs = Number(Fs.readFileSync(NodePath.join(env.dir, `exited-${id}`), "utf8"))
-        latencies.push(at.get(id)! - exitedUs / 1000)
+        const exitedMs = Number(Fs.readFileSync(NodePath.join(env.dir, `exited-${id}`), "utf8")) / 1000
+        latencies.push(at.get(id)! - exitedMs)
+        lastExitMs = Math.max(lastExitMs, exitedMs)
       }
+      waits.push(returnedMs - lastExitMs)
     }
     const busy = machineBusyMs() - before
     return {
@@ -139,6 +146,7 @@ const measureMode = (mode: ExitLatencyResult["mode"], exits: number, batch: numb
       exits: agentIds.length,
       batch,
       latency: summarize(latencies),
+      waitAfterLastExit: summarize(waits),
       cpuMsPerExit: Math.round((busy / agentIds.length) * 10) / 10
     } satisfies ExitLatencyResult
   }))
@@ -159,7 +167,8 @@ export const measureExitLatency = (exits: number, batch: number, progress: (text
     for (const mode of ["pane-died hook", "supervisor"] as const) {
       const r = yield* measureMode(mode, exits, batch)
       progress(
-        `exit latency (${mode}): p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.cpuMsPerExit} ms CPU per exit`
+        `exit latency (${mode}): p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.cpuMsPerExit} ms CPU per exit; ` +
+          `wait returned ${r.waitAfterLastExit.p50} ms (p50) after a batch's last exit`
       )
       results.push(r)
     }

@@ -1,6 +1,6 @@
 /**
  * Exit files: the agent runner (bin/agent-run.sh) writes its agent's exit status to
- * `<home>/.spawnkit-exits/<task id>.<agent id>` (a temp file renamed into place) just before it exits, and the
+ * `<home>/.spawnkit-exits/<task id>.<agent id>` (written in place; only its name matters) just before it exits, and the
  * supervisor records the exit when the file appears.
  *
  * Security: the agent runs as the same user and can write that directory, so an exit file is only a wake-up call,
@@ -51,8 +51,8 @@ export interface RetryPolicy {
   readonly for: Duration.Duration
 }
 
-/** The supervisor's retry: every 15 ms for up to 3 s (the pane dies milliseconds after the file appears). */
-export const SUPERVISOR_RETRY: RetryPolicy = { every: Duration.millis(15), for: Duration.seconds(3) }
+/** The supervisor's retry: every 10 ms for up to 3 s (the pane dies milliseconds after the file appears). */
+export const SUPERVISOR_RETRY: RetryPolicy = { every: Duration.millis(10), for: Duration.seconds(3) }
 
 /** The reconciler's: one attempt; a file whose agent still looks alive is left while it is younger than this. */
 export const LEFTOVER_GRACE = Duration.seconds(10)
