@@ -19,8 +19,8 @@ import { Tmux } from "../host/Tmux.js"
 import { Registry } from "../registry/Registry.js"
 import { spawn } from "../spawn/Spawner.js"
 import { supervise } from "../supervisor/Supervisor.js"
-import { MAX_WAIT_SECONDS, waitFor } from "../wait/Wait.js"
 import { createTask } from "../tasks/Tasks.js"
+import { MAX_WAIT_SECONDS, waitFor } from "../wait/Wait.js"
 import { type ScenarioEnv, scenarioEnv, withSpawnkit } from "./Environment.js"
 import { benchFailed } from "./Scenario.js"
 import { summarize, type Summary } from "./Stats.js"
@@ -99,7 +99,9 @@ const recordedTimes = (env: ScenarioEnv, taskId: string, agentIds: ReadonlyArray
       const tmux = yield* Tmux
       const result = yield* waitFor({ taskId, agentIds, timeoutSeconds: MAX_WAIT_SECONDS })
       const returnedMs = Date.now()
-      if (!result.satisfied) return yield* Effect.fail(new Error(`agents did not end: ${JSON.stringify(result.agents)}`))
+      if (!result.satisfied) {
+        return yield* Effect.fail(new Error(`agents did not end: ${JSON.stringify(result.agents)}`))
+      }
       const registry = yield* Registry
       const task = yield* registry.read(taskId as never)
       const ended = task.agents.filter((a) => agentIds.includes(a.id))

@@ -85,6 +85,7 @@ describe.each(KINDS)("wait_for_agents over %s", (kind) => {
       }),
       130_000
     )
+    const returnedMs = Date.now()
     expect(result.isError, textOf(result)).not.toBe(true)
     const out = result.structuredContent as any
     expect(out).toMatchObject({ satisfied: true, timed_out: false, mode: "all" })
@@ -95,6 +96,10 @@ describe.each(KINDS)("wait_for_agents over %s", (kind) => {
     })
     // Every agent is recorded ended in the registry the wait read.
     const records = readRegistryFile(env.home, task_id).agents
+    const lastRecordMs = Math.max(...records.map((a: any) => Date.parse(a.exit.at)))
+    console.log(
+      `wait_for_agents over ${kind}: returned ${returnedMs - lastRecordMs} ms after the last exit was recorded`
+    )
     expect(records.filter((a: any) => a.status === "running")).toEqual([])
     expect(progress.length).toBeGreaterThan(0)
     expect(progress[progress.length - 1]).toBe("10 of 10 agents ended")
@@ -169,6 +174,7 @@ describe("a parent agent waiting on its children while the host's supervisor die
         description: "parent",
         max_concurrent: 8
       })
+      const other = await ok(orchestrator.client, "create_real_task", { description: "someone else's" })
       const parent = await ok(orchestrator.client, "deploy_headless_agent", {
         task_id,
         agent_type: "lead",
@@ -194,6 +200,9 @@ describe("a parent agent waiting on its children while the host's supervisor die
         })
         children.push(child.agent_id)
       }
+      // An agent's server waits inside its own subtree only.
+      await fails(agent.client, "wait_for_agents", { task_id: other.task_id }, "NotPermitted")
+      await fails(agent.client, "wait_for_agents", { task_id, parent: "orchestrator" }, "NotPermitted")
       const waiting = call(agent.client, "wait_for_agents", { task_id, timeout_seconds: 300 }, { timeout: 310_000 })
       supervisor.kill("SIGKILL")
       await supervisorGone
