@@ -1,23 +1,62 @@
 /**
  * `spawnkit demo`: a tour on the custom engine, needing no agent CLI: create a task, spawn a small tree, show what
- * admission refuses, show the status tree, then kill everything and (unless --keep) remove the demo task.
+ * admission refuses and a queued spawn waiting for its slot, show the status tree, then kill everything and (unless
+ * --keep) remove the demo task.
  */
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import { isActiveStatus } from "../domain/Agent.js"
+import type { TaskId } from "../domain/Ids.js"
+import type { SpawnResult } from "../domain/SpawnRequest.js"
+import { Events, events } from "../events/Events.js"
 import { kill } from "../lifecycle/Kill.js"
 import { spawn as spawnAgent, type SpawnInput } from "../spawn/Spawner.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { createTask, status } from "../tasks/Tasks.js"
+import { waitFor } from "../wait/Wait.js"
 import { describeError, renderTask } from "./Output.js"
 
 /** The demo agent: prints the prompt it got on stdin, then works (sleeps) until killed. */
 export const DEMO_AGENT_COMMAND =
   `sh -c "echo '--- prompt received on stdin:'; cat; echo; echo '--- working'; exec sleep 300"`
+
+/**
+ * The same fifth spawn with `queue: true` waits for a slot instead; the newest agent is killed, its slot goes to the
+ * spawn waiting in line (woken by the event journal), and `waitFor` confirms the end; then the journal is summed up.
+ */
+const queueTour = <E, R>(
+  taskId: TaskId,
+  spawn: (label: string, input: Omit<SpawnInput, "taskId">) => Effect.Effect<Option.Option<SpawnResult>, E, R>
+) =>
+  Effect.gen(function*() {
+    const head = yield* Effect.flatMap(Events, (e) => e.head)
+    const queued = yield* spawn("fifth agent again, with queue: true (waits for a slot)", {
+      agentType: "extra",
+      prompt: "One too many.",
+      queue: true,
+      queueTimeoutSeconds: 30
+    }).pipe(Effect.forkChild)
+    yield* events({ since: head, taskId, follow: true }).pipe(
+      Stream.filter((e) => e.kind === "queued"),
+      Stream.take(1),
+      Stream.runDrain
+    )
+    const live = (yield* status(taskId)).agents.filter((a) => a.status === "running")
+    const victim = live[live.length - 1]!
+    yield* kill(taskId, victim.id, "making room")
+    const ended = yield* waitFor({ taskId, agentIds: [victim.id], timeoutSeconds: 10 })
+    yield* Console.log(`killed ${victim.id}; wait_for_agents says: ${ended.agents[0]?.status}`)
+    yield* Fiber.join(queued)
+    const journal = yield* Stream.runCollect(events({ since: head, taskId }))
+    const kinds = journal.map((e) => e.kind).join(", ")
+    yield* Console.log(`events journaled meanwhile (spawnkit events --task ${taskId}): ${kinds}`)
+  })
 
 const tour = Effect.gen(function*() {
   const task = yield* createTask({ description: "spawnkit demo", max_concurrent: 4, max_depth: 3 })
@@ -66,6 +105,7 @@ const tour = Effect.gen(function*() {
     }
   }
   yield* spawn("fifth agent (max_concurrent 4)", { agentType: "extra", prompt: "One too many." })
+  yield* queueTour(taskId, spawn)
 
   const state = yield* status(taskId)
   yield* Console.log("\n" + renderTask(state, yield* Clock.currentTimeMillis) + "\n")

@@ -330,6 +330,10 @@ describe("spawnkit CLI", () => {
     expect(demo.stdout).toContain("refused [LimitReached]")
     expect(demo.stdout).toContain("(existing, not spawned again)")
     expect(demo.stdout).toContain("[killed]")
+    // The queued fifth spawn got the slot the killed agent freed, as the journal tells.
+    expect(demo.stdout).toMatch(/spawn fifth agent again, with queue: true \(waits for a slot\): extra-/)
+    expect(demo.stdout).toContain("wait_for_agents says: killed")
+    expect(demo.stdout).toMatch(/events journaled meanwhile .*: queued, killed, dequeued, spawned/)
     expect(liveSessions(env.socket)).toEqual([])
     expect(Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-"))).toEqual([])
   })
