@@ -119,7 +119,11 @@ export const layer = Layer.effect(
             emit(state.pending.batch)
             state.pending = undefined
           }
-          const more = text.length > 0 && state.offset < (Fs.existsSync(file) ? Fs.statSync(file).size : 0)
+          const size = yield* Effect.try({
+            try: () => (Fs.existsSync(file) ? Fs.statSync(file).size : 0),
+            catch: ioError("stat")
+          })
+          const more = text.length > 0 && state.offset < size
           return {
             events,
             ...(state.oldest !== undefined ? { oldest: state.oldest } : {}),

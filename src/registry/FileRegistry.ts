@@ -312,11 +312,15 @@ export const layer: Layer.Layer<
         Effect.map((t) => (t.event_seq ?? 0) >= batch.tx),
         Effect.orElseSucceed(() => false)
       )
-    const journalHead = Effect.suspend(() => {
-      const size = Fs.existsSync(journal) ? Fs.statSync(journal).size : 0
-      if (known !== undefined && known.size === size) return Effect.succeed(known)
-      return FileJournal.settle(journal, batchCommitted)
+    const journalSize = Effect.try({
+      try: () => (Fs.existsSync(journal) ? Fs.statSync(journal).size : 0),
+      catch: ioError(journal, "stat")
     })
+    const journalHead = Effect.flatMap(
+      journalSize,
+      (size) =>
+        known !== undefined && known.size === size ? Effect.succeed(known) : FileJournal.settle(journal, batchCommitted)
+    )
 
     /**
      * Write a transition's registry with its events: batch (durable), registry (the commit point), mark. If the
@@ -343,7 +347,7 @@ export const layer: Layer.Layer<
           )
         )
         yield* FileJournal.appendMark(journal, tx).pipe(
-          Effect.andThen(Effect.sync(() => Fs.statSync(journal).size)),
+          Effect.andThen(journalSize),
           Effect.flatMap((size) =>
             size < compactAt ? Effect.succeed(size) : FileJournal.compact(journal, eventsRetain, writeJournal)
           ),
