@@ -1,13 +1,15 @@
 // A process of the events-under-load test: `node load-worker.mjs TASK_ID SECONDS TAG` spawns (queued), kills and
 // reports on agents of one task at random for SECONDS through the built API (dist/), then prints one JSON line:
 // { "spawned": n, "killed": n, "reported": n, "refused": { tag: n } }. Refusals a racing workload expects (an agent
-// that ended meanwhile, a full queue timing out) are counted, not fatal; anything else fails the process.
+// that ended meanwhile, a full queue timing out, an agent that exited before its spawn committed) are counted, not
+// fatal; anything else fails the process.
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import * as Spawnkit from "../../dist/index.js"
 
 const [taskId, seconds, tag] = process.argv.slice(2)
-const EXPECTED = new Set(["AgentNotRunning", "QueueTimedOut", "LimitReached"])
+// An agent may also exit before its spawn commits when the machine is loaded (its spawn then fails, as it should).
+const EXPECTED = new Set(["AgentNotRunning", "QueueTimedOut", "LimitReached", "AgentExitedAtStartup"])
 
 const program = Effect.gen(function*() {
   const deadline = Date.now() + Number(seconds) * 1000

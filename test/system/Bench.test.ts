@@ -24,7 +24,7 @@ describe("spawnkit bench", () => {
           CLI,
           "bench",
           ...["--processes", "2", "--spawns", "3", "--tasks", "2", "--growth", "0,20", "--growth-spawns", "2"],
-          ...["--home-finished", "30", "--home-active", "2"],
+          ...["--home-finished", "30", "--home-active", "2", "--exits", "4", "--exit-batch", "2"],
           ...["--out", out, "--postgres", inject("databaseUrl"), "--json"]
         ],
         { encoding: "utf8", env: { ...process.env, TMPDIR: scratch }, timeout: 240_000 }
@@ -96,6 +96,16 @@ describe("spawnkit bench", () => {
         }
       }
       expect(report.targets.filter((t: any) => /finished tasks <= 1.5x/.test(t.target))).toHaveLength(4)
+      // Exit latency: both ways of recording, every exit measured, the supervisor's wait woken after its batch.
+      expect(report.exitLatency.map((r: any) => [r.mode, r.exits, r.batch, r.latency.count])).toEqual([
+        ["pane-died hook", 4, 2, 4],
+        ["supervisor", 4, 2, 4]
+      ])
+      for (const r of report.exitLatency) {
+        expect(r.latency.p50).toBeGreaterThan(0)
+        expect(r.waitAfterLastExit.count).toBe(2)
+        expect(r.cpuMsPerExit).toBeGreaterThan(0)
+      }
       const [json, md] = report.files as [string, string]
       expect(JSON.parse(Fs.readFileSync(json, "utf8")).results).toHaveLength(14)
       expect(Fs.readFileSync(md, "utf8")).toContain("| spawnkit-one-task")
