@@ -12,6 +12,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
@@ -57,18 +58,28 @@ const agentScript = (dir: string) =>
   `printf '%s' "\${EPOCHREALTIME/./}" > "${dir}/exited-$SPAWNKIT_AGENT_ID"\nexit 0\n`
 
 /**
- * Let an agent go: write to its FIFO, opened without blocking (an agent not reading it fails the measurement instead
- * of hanging it).
+ * Let an agent go: write to its FIFO, opened without blocking. An agent not reading it yet (it looks for its FIFO
+ * every 50 ms, later on a loaded machine) makes the open fail with ENXIO: tried again every 10 ms for up to 30 s,
+ * then the measurement fails instead of hanging.
  */
 const release = (fifo: string) =>
-  Effect.try(() => {
-    const fd = Fs.openSync(fifo, Fs.constants.O_WRONLY | Fs.constants.O_NONBLOCK)
-    try {
-      Fs.writeSync(fd, "go\n")
-    } finally {
-      Fs.closeSync(fd)
-    }
-  })
+  Effect.try({
+    try: () => {
+      const fd = Fs.openSync(fifo, Fs.constants.O_WRONLY | Fs.constants.O_NONBLOCK)
+      try {
+        Fs.writeSync(fd, "go\n")
+      } finally {
+        Fs.closeSync(fd)
+      }
+    },
+    catch: (e) => e as NodeJS.ErrnoException
+  }).pipe(
+    Effect.retry({
+      while: (e) => e.code === "ENXIO",
+      schedule: Schedule.spaced(Duration.millis(10)),
+      times: 3000
+    })
+  )
 
 /** Spawn `count` gated agents into one task. */
 const spawnGated = (env: ScenarioEnv, count: number) =>
