@@ -22,7 +22,7 @@ import { type AdmissionRejection, QueueTimedOut, type RegistryError } from "../d
 import type { EventKind } from "../domain/Event.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import { DEFAULT_QUEUE_SECONDS, type SpawnRequest } from "../domain/SpawnRequest.js"
-import type { TaskRegistry } from "../domain/Task.js"
+import { activeCount, type TaskRegistry } from "../domain/Task.js"
 import { Events } from "../events/Events.js"
 import { processAlive } from "../host/Processes.js"
 import { Registry } from "../registry/Registry.js"
@@ -111,26 +111,50 @@ const waitInLine = <E, R>(
     yield* Effect.addFinalizer(() =>
       entry === undefined || admitted ? Effect.void : leaveQueue(registry, request.taskId, entry.id)
     )
+    let head = yield* events.head
     for (;;) {
-      const head = yield* events.head
       const result = yield* reserve(entry === undefined ? { deadlineMs } : { deadlineMs, entry })
       if (result._tag !== "Queued") {
         admitted = true
         return result
       }
       entry = result.entry
-      const left = deadlineMs - (yield* Clock.currentTimeMillis)
-      if (left <= 0) return yield* new QueueTimedOut({ taskId: request.taskId, waitedSeconds: seconds })
-      // Woken by a slot freed or a waiter ahead gone; a slot freed without an event (a spawn rolled back) is found
-      // by the look every QUEUE_RETRY_MS.
-      yield* events.stream({ since: head, follow: true }).pipe(
-        Stream.filter((e) => FREES_A_SLOT.has(e.kind)),
-        Stream.take(1),
-        Stream.runDrain,
-        Effect.timeoutOption(Duration.millis(Math.min(left, QUEUE_RETRY_MS)))
-      )
+      // Wait, without the lock, until this spawn is at the head of the line with a slot free in its task: only then
+      // is the admitting transaction worth taking (the others in line would only queue on the lock behind it).
+      for (;;) {
+        const left = deadlineMs - (yield* Clock.currentTimeMillis)
+        if (left <= 0) return yield* new QueueTimedOut({ taskId: request.taskId, waitedSeconds: seconds })
+        // Woken by a slot freed or a waiter ahead gone; a slot freed without an event (a spawn rolled back) is found
+        // by the look every QUEUE_RETRY_MS.
+        yield* events.stream({ since: head, follow: true }).pipe(
+          Stream.filter((e) => FREES_A_SLOT.has(e.kind)),
+          Stream.take(1),
+          Stream.runDrain,
+          Effect.timeoutOption(Duration.millis(Math.min(left, QUEUE_RETRY_MS)))
+        )
+        head = yield* events.head
+        if (yield* mayGo(registry, request.taskId, entry.id)) break
+      }
     }
   })
+
+/**
+ * Whether a waiting spawn may have its turn, from a read without the lock: its entry is first among those still
+ * waiting and its task has a slot free (or the read failed, or its entry is gone: the transaction decides).
+ */
+const mayGo = (registry: Registry["Service"], taskId: TaskId, entryId: AgentId) =>
+  Effect.gen(function*() {
+    const config = yield* SpawnkitConfig
+    const task = yield* registry.read(taskId)
+    const nowMs = yield* Clock.currentTimeMillis
+    const waiting = waitingEntries(task, nowMs).filter((e) => stillWaiting(e, config.hostId))
+    const place = waiting.findIndex((e) => e.id === entryId)
+    return place < 0 || (place === 0 && activeCount(task.agents) < task.max_concurrent)
+  }).pipe(Effect.orElseSucceed(() => true))
+
+/** An entry whose spawner may still come for it: another host's, this process's, or one whose process is alive. */
+const stillWaiting = (e: QueueEntry, hostId: string) =>
+  e.owner_host !== hostId || e.owner_pid === process.pid || processAlive(e.owner_pid)
 
 /** Take a waiting spawn's entry out of the queue (its spawn failed, timed out or was cancelled). */
 const leaveQueue = (registry: Registry["Service"], taskId: TaskId, entryId: AgentId) =>
@@ -167,9 +191,7 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
         const globalActive = yield* tx.globalActive
         // Entries past their deadline have given up, and entries of this host whose spawner is gone never will go:
         // both are dropped by this write, whatever it is, so a dead waiter never holds up the line behind it.
-        const waiting = waitingEntries(tx.task, nowMs).filter((e) =>
-          e.owner_host !== config.hostId || e.owner_pid === process.pid || processAlive(e.owner_pid)
-        )
+        const waiting = waitingEntries(tx.task, nowMs).filter((e) => stillWaiting(e, config.hostId))
         const mine = line?.entry !== undefined && waiting.some((e) => e.id === line.entry!.id) ? line.entry : undefined
         const decision = decide(
           { task: { ...tx.task, queue: waiting }, globalActive, globalMaxConcurrent: config.globalMaxConcurrent },
