@@ -10,12 +10,11 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import type { AgentEvent } from "../domain/Event.js"
-import type { TaskId } from "../domain/Ids.js"
 import { Events } from "../events/Events.js"
 import { type Cursor, follow, type Page } from "../events/Follow.js"
 import { makeWakeups } from "../events/Wakeups.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
-import { type Batch, isBatch, journalPath, lastLines, linesOf, seqOf } from "./FileJournal.js"
+import { type Batch, committedIn, isBatch, journalPath, lastLines, linesOf, seqOf } from "./FileJournal.js"
 import { Registry } from "./Registry.js"
 
 /** Most bytes one read takes from the journal. */
@@ -84,11 +83,7 @@ export const layer = Layer.effect(
     const ioError = (operation: string) => (e: unknown) =>
       new RegistryIoError({ path: file, operation, ...ioFailure(e) })
 
-    const committed = (batch: Batch) =>
-      registry.read(batch.events[0].task_id as TaskId).pipe(
-        Effect.map((task) => (task.event_seq ?? 0) >= batch.tx),
-        Effect.orElseSucceed(() => false)
-      )
+    const committed = committedIn(registry.read)
 
     /** A fresh reader: its position in the journal file (by inode) and the batch waiting for its commit. */
     const open = Effect.sync((): Cursor => {

@@ -20,6 +20,7 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import { AgentEvent, Seq } from "../domain/Event.js"
+import type { TaskId } from "../domain/Ids.js"
 
 /** The journal of a home. */
 export const journalPath = (home: string) => NodePath.join(home, ".spawnkit-events.jsonl")
@@ -44,6 +45,17 @@ export const parseLine = (text: string): Line | undefined => {
     return undefined
   }
 }
+
+/**
+ * Whether a batch's change committed: its task's registry (read by `read`) holds its last sequence number. A task
+ * that cannot be read never had the batch committed as far as anyone can tell.
+ */
+export const committedIn =
+  <E>(read: (taskId: TaskId) => Effect.Effect<{ readonly event_seq?: number }, E>) => (batch: Batch) =>
+    read(batch.events[0].task_id as TaskId).pipe(
+      Effect.map((task) => (task.event_seq ?? 0) >= batch.tx),
+      Effect.orElseSucceed(() => false)
+    )
 
 /** Whether a decoded line is a batch. */
 export const isBatch = (line: Line): line is Batch => "tx" in line

@@ -307,11 +307,7 @@ export const layer: Layer.Layer<
     /** The journal's head as this process last left it (its size tells whether anyone wrote since). */
     let known: FileJournal.Head | undefined
     /** Whether a batch's change committed: its task's registry holds its sequence number (unreadable: it did not). */
-    const batchCommitted = (batch: FileJournal.Batch) =>
-      readFile(batch.events[0].task_id as TaskId).pipe(
-        Effect.map((t) => (t.event_seq ?? 0) >= batch.tx),
-        Effect.orElseSucceed(() => false)
-      )
+    const batchCommitted = FileJournal.committedIn(readFile)
     const journalSize = Effect.try({
       try: () => (Fs.existsSync(journal) ? Fs.statSync(journal).size : 0),
       catch: ioError(journal, "stat")

@@ -81,19 +81,18 @@ const RELEVANT: ReadonlySet<EventKind> = new Set(["spawned", "exited", "killed",
 /** The agents below `parent` (all of the task's for the orchestrator), in record order. */
 export const subtreeOf = (agents: ReadonlyArray<Agent>, parent: string): ReadonlyArray<Agent> => {
   const below = new Set<string>([parent])
-  const out: Array<Agent> = []
-  // Records are appended as agents spawn, so a parent precedes its children; a few passes cover any order.
+  // Records are appended as agents spawn, so a parent precedes its children; passes repeat until nothing is added,
+  // which also covers stored records in another order (and ends on a cycle of stored parents).
   for (let grew = true; grew;) {
     grew = false
     for (const agent of agents) {
       if (!below.has(agent.id) && below.has(agent.parent)) {
         below.add(agent.id)
-        out.push(agent)
         grew = true
       }
     }
   }
-  return agents.filter((a) => out.includes(a))
+  return agents.filter((a) => a.id !== parent && below.has(a.id))
 }
 
 /** Whether a wait holds over these agents: every one ended (`all`; vacuously for none), or any one (`any`). */

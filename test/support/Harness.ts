@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { type ChildProcess, execFileSync, spawnSync } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -300,4 +300,30 @@ exec tmux "$@"
     { mode: 0o755 }
   )
   return { bin, arrivals: () => Fs.readdirSync(arrived).length, open: () => Fs.writeFileSync(gate, "") }
+}
+
+/**
+ * A Node script run as a child process with the test environment's settings, its output collected: `done` resolves
+ * with its stdout when it exits 0 and rejects naming it, its status and both outputs otherwise. Kill it in afterEach.
+ */
+export const runNode = (env: TestEnv, args: ReadonlyArray<string>) => {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env.env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let out = ""
+  let err = ""
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d))
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d))
+  const done = new Promise<string>((resolve, reject) =>
+    child.once("exit", (code, signal) =>
+      code === 0
+        ? resolve(out)
+        : reject(
+          new Error(
+            `${NodePath.basename(args[0] ?? "")} ${args.slice(1).join(" ")} ended ${code ?? signal}: ${out}\n${err}`
+          )
+        ))
+  )
+  return { child, done }
 }

@@ -6,11 +6,11 @@
  */
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Stream from "effect/Stream"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
-import { BACKENDS, CLI, makeTempDir, runIn, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
+import { BACKENDS, CLI, makeTempDir, runIn, runNode, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
 
 const newEnv = testEnvs()
 const SECONDS = Number(process.env["SPAWNKIT_LOAD_SECONDS"] ?? 60)
@@ -21,25 +21,9 @@ afterEach(() => {
 })
 
 const start = (env: TestEnv, args: ReadonlyArray<string>) => {
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...env.env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  children.push(child)
-  let out = ""
-  let err = ""
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d))
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d))
-  const done = new Promise<string>((resolve, reject) =>
-    child.once(
-      "exit",
-      (
-        code,
-        signal
-      ) => (code === 0 ? resolve(out) : reject(new Error(`${args[1]} ended ${code ?? signal}: ${out}\n${err}`)))
-    )
-  )
-  return { child, done }
+  const run = runNode(env, args)
+  children.push(run.child)
+  return run
 }
 
 const TERMINAL = new Set(["exited", "killed", "timed_out", "stalled", "lost"])

@@ -6,11 +6,11 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
-import { BACKENDS, makeTempDir, runIn, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
+import { BACKENDS, makeTempDir, runIn, runNode, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
 
 const newEnv = testEnvs()
 const WORKER = NodePath.resolve(import.meta.dirname, "..", "support", "queue-worker.mjs")
@@ -32,23 +32,12 @@ const randomWorker = () => {
 }
 
 const startWorker = (env: TestEnv, taskId: string, count: number, tag: string, timeout = 600) => {
-  const child = spawn(process.execPath, [WORKER, taskId, String(count), tag, String(timeout)], {
-    env: { ...process.env, ...env.env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  children.push(child)
-  let out = ""
-  let err = ""
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d))
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d))
-  const done = new Promise<{ agents: Array<string>; failures: Array<string> }>((resolve, reject) =>
-    child.once(
-      "exit",
-      (code, signal) =>
-        code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`worker ${tag} ended ${code ?? signal}: ${err}`))
-    )
-  )
-  return { child, done }
+  const run = runNode(env, [WORKER, taskId, String(count), tag, String(timeout)])
+  children.push(run.child)
+  return {
+    child: run.child,
+    done: run.done.then((out) => JSON.parse(out) as { agents: Array<string>; failures: Array<string> })
+  }
 }
 
 const journal = (env: TestEnv) => runIn(env, Stream.runCollect(Spawnkit.events()))
