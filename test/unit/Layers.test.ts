@@ -13,7 +13,7 @@ const SRC = path.resolve(import.meta.dirname, "../../src")
 const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["internal"],
   ["domain"],
-  ["faults", "admission"],
+  ["faults", "admission", "metering"],
   ["SpawnkitConfig.ts"],
   ["host"],
   ["events"],
