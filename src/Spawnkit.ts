@@ -16,6 +16,7 @@ import type { InvalidConfiguration, RegistryDatabaseError, RegistryIoError } fro
 import type { Events } from "./events/Events.js"
 import { FaultInjection } from "./faults/FaultInjection.js"
 import { Tmux } from "./host/Tmux.js"
+import { UsageWalls } from "./host/UsageWalls.js"
 import * as FileEvents from "./registry/FileEvents.js"
 import * as FileRegistry from "./registry/FileRegistry.js"
 import type { Registry } from "./registry/Registry.js"
@@ -62,7 +63,7 @@ export const layer = (
 ) => {
   const config = SpawnkitConfig.layerWith(overrides)
   const base = faults.pipe(Layer.provideMerge(config))
-  return Layer.mergeAll(registryFromConfig, Tmux.layer, Rollbacks.layer).pipe(
+  return Layer.mergeAll(registryFromConfig, Tmux.layer, Rollbacks.layer, UsageWalls.layer).pipe(
     Layer.provideMerge(base),
     Layer.provideMerge(NodeServices.layer)
   )

@@ -16,6 +16,7 @@ import * as NodePath from "node:path"
 import type { Engine } from "./domain/Agent.js"
 import { InvalidConfiguration } from "./domain/Errors.js"
 import { DEFAULT_LIMITS } from "./domain/Task.js"
+import { OutputFormat } from "./domain/Usage.js"
 import { parseFaultSpec } from "./faults/FaultInjection.js"
 
 /** Where tmux's server lives: a socket name (`tmux -L`) or a socket path (`tmux -S`). */
@@ -34,6 +35,18 @@ export interface SpawnkitSettings {
   readonly tmuxBin: string
   /** Command template of the custom engine (SPAWNKIT_AGENT_COMMAND), if set. */
   readonly agentCommand: Option.Option<string>
+  /**
+   * Which output format the custom engine's agents print, so they are metered like the real CLIs
+   * (SPAWNKIT_AGENT_FORMAT: claude, codex, gemini or none, default none).
+   */
+  readonly agentFormat: OutputFormat
+  /** A JSON file of model prices overriding or extending the built-in table (SPAWNKIT_PRICES_FILE), if set. */
+  readonly pricesFile: Option.Option<string>
+  /**
+   * How often the supervisor looks at its agents' logs when no change woke it, in ms (SPAWNKIT_METER_POLL_MS, default
+   * 1000). Log writes wake it at once (inotify); this is the fallback.
+   */
+  readonly meterPollMs: number
   /** Engine used when neither the spawn nor the task names one (SPAWNKIT_ENGINE, default `claude`). */
   readonly defaultEngine: Engine
   /** A file replacing the agent prompt template of the MCP tools (SPAWNKIT_PROMPT_TEMPLATE), if set. */
@@ -105,6 +118,9 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   ).pipe(Config.withDefault("spawnkit")),
   tmuxBin: Config.String("SPAWNKIT_TMUX_BIN").pipe(Config.withDefault("tmux")),
   agentCommand: Config.option(Config.NonEmptyString("SPAWNKIT_AGENT_COMMAND")),
+  agentFormat: Config.schema(OutputFormat, "SPAWNKIT_AGENT_FORMAT").pipe(Config.withDefault("none" as const)),
+  pricesFile: Config.option(Config.NonEmptyString("SPAWNKIT_PRICES_FILE")),
+  meterPollMs: positiveInt("SPAWNKIT_METER_POLL_MS", 1000),
   defaultEngine: Config.Literals(["claude", "codex", "gemini", "custom"], "SPAWNKIT_ENGINE").pipe(
     Config.withDefault("claude" as const)
   ),
@@ -145,6 +161,9 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     tmuxSocket: parseTmuxSocket(c.tmuxSocket),
     tmuxBin: c.tmuxBin,
     agentCommand: c.agentCommand,
+    agentFormat: c.agentFormat,
+    pricesFile: Option.map(c.pricesFile, (file) => NodePath.resolve(file)),
+    meterPollMs: c.meterPollMs,
     defaultEngine: c.defaultEngine,
     claudeModel: c.claudeModel,
     promptTemplate: c.promptTemplate,

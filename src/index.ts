@@ -13,12 +13,22 @@
  * ```
  */
 export { type Admission, type AdmissionRequest, type AdmissionSnapshot, decide } from "./admission/Admission.js"
+export {
+  budgetRefusal,
+  type BudgetTarget,
+  type Cap,
+  overBudgetTargets,
+  remainingUsd,
+  spentUnder
+} from "./budget/Budget.js"
+export { formatSpend, type Spend, spendOf, type TaskSpend, type UsageReport, usageReport } from "./budget/Spend.js"
 export * from "./domain/Agent.js"
 export * from "./domain/Errors.js"
 export { AgentEvent, type EventDraft, EventKind, statusEvents } from "./domain/Event.js"
 export * from "./domain/Ids.js"
 export * from "./domain/SpawnRequest.js"
 export * from "./domain/Task.js"
+export * from "./domain/Usage.js"
 export { type EventQuery, Events, events } from "./events/Events.js"
 export {
   FAULT_STEPS,
@@ -31,6 +41,7 @@ export {
 } from "./faults/FaultInjection.js"
 export { buildCommand, parseTemplate } from "./host/Engines.js"
 export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./host/Tmux.js"
+export { UsageWalls, type Wall } from "./host/UsageWalls.js"
 export { type ExitRecord, ownerOfPane, recordExit } from "./lifecycle/ExitHook.js"
 export { kill, type KillResult } from "./lifecycle/Kill.js"
 export { type Caller, CallerIdentity } from "./mcp/Caller.js"
@@ -51,6 +62,8 @@ export { Rollbacks } from "./spawn/Rollbacks.js"
 export { spawn, type SpawnInput } from "./spawn/Spawner.js"
 export { parseTmuxSocket, SpawnkitConfig, type SpawnkitSettings, type TmuxSocket } from "./SpawnkitConfig.js"
 export { parseExitFileName } from "./supervisor/ExitFiles.js"
+export { type Metered, meterTask } from "./supervisor/Metering.js"
+export { loadPrices, meterForever } from "./supervisor/MeterLoop.js"
 export { CONFIRMATIONS, reconcile, type ReconcileReport, type Repair } from "./supervisor/Reconciler.js"
 export { reconcileInterval, supervise, type SupervisorOptions } from "./supervisor/Supervisor.js"
 export {

@@ -5,6 +5,7 @@
  * never overshoot, however they interleave.
  */
 import * as Result from "effect/Result"
+import { budgetRefusal } from "../budget/Budget.js"
 import { type Agent, isActiveStatus, isLiveStatus, type QueueEntry } from "../domain/Agent.js"
 import {
   type AdmissionRejection,
@@ -100,6 +101,8 @@ export const decide = (
     depth = parent.depth + 1
   }
   if (depth > limits.max_depth) return Result.fail(new DepthExceeded({ depth, max: limits.max_depth, taskId }))
+  const spent = budgetRefusal(task, request.parent)
+  if (spent !== undefined) return Result.fail(spent)
 
   const duplicate = agents.find((a) => isActiveStatus(a.status) && sameWork(a, request))
   if (duplicate !== undefined) return Result.fail(new DuplicateAgent({ existingAgentId: duplicate.id, taskId }))

@@ -24,3 +24,7 @@ export const literalFlag = <const L extends ReadonlyArray<string>>(
   literals: { readonly literals: L },
   field: Schema.Top
 ) => Flag.Literals(name, literals.literals).pipe(Flag.withDescription(descriptionOf(field)))
+
+/** A number flag setting `field` (its range is checked by the field's schema). */
+export const numberFlag = (name: string, field: Schema.Top) =>
+  Flag.Finite(name).pipe(Flag.withDescription(descriptionOf(field)))

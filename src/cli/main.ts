@@ -24,7 +24,7 @@ import { Engine } from "../domain/Agent.js"
 import { InvalidInput } from "../domain/Errors.js"
 import { Priority, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { Services } from "../Spawnkit.js"
-import { descriptionOf, intFlag, literalFlag, textFlag } from "./Flags.js"
+import { descriptionOf, intFlag, literalFlag, numberFlag, textFlag } from "./Flags.js"
 import { invocationPresenter, PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
 
 const json = Flag.Boolean("json").pipe(
@@ -78,6 +78,11 @@ const taskCreate = Command.make(
     maxChildren: optionalInt("max-children", "Active children one agent may have (default 20)"),
     timeout: optionalInt("timeout", "Stop each agent after this many seconds (timed_out)"),
     stallTimeout: optionalInt("stall-timeout", "Stop an agent with no new output for this many seconds (stalled)"),
+    maxCostUsd: Flag.Finite("max-cost-usd").pipe(
+      Flag.withDescription("Budget in USD of all the task's agents together (metered; spawns refused once spent)"),
+      Flag.optional
+    ),
+    maxTokens: optionalInt("max-tokens", "Budget in tokens (of every kind) of all the task's agents together"),
     priority: Flag.Literals("priority", Priority.literals).pipe(
       Flag.withDescription("P0 (highest) to P4"),
       Flag.optional
@@ -99,6 +104,8 @@ const taskCreate = Command.make(
             max_children_per_parent: f.maxChildren,
             timeout_seconds: f.timeout,
             stall_timeout_seconds: f.stallTimeout,
+            max_cost_usd: f.maxCostUsd,
+            max_tokens: f.maxTokens,
             priority: f.priority,
             engine: f.engine
           })
@@ -150,6 +157,8 @@ const spawnCommand = Command.make(
     stallTimeout: intFlag("stall-timeout", spawnField.stallTimeoutSeconds).pipe(Flag.optional),
     queue: Flag.Boolean("queue").pipe(Flag.withDescription(descriptionOf(spawnField.queue)), Flag.withDefault(false)),
     queueTimeout: intFlag("queue-timeout", spawnField.queueTimeoutSeconds).pipe(Flag.optional),
+    maxCostUsd: numberFlag("max-cost-usd", spawnField.maxCostUsd).pipe(Flag.optional),
+    maxTokens: intFlag("max-tokens", spawnField.maxTokens).pipe(Flag.optional),
     json
   },
   (f) =>
@@ -167,7 +176,9 @@ const spawnCommand = Command.make(
             idempotencyKey: f.idempotencyKey,
             timeoutSeconds: f.timeout,
             stallTimeoutSeconds: f.stallTimeout,
-            queueTimeoutSeconds: f.queueTimeout
+            queueTimeoutSeconds: f.queueTimeout,
+            maxCostUsd: f.maxCostUsd,
+            maxTokens: f.maxTokens
           }),
           ...(f.queue ? { queue: true } : {})
         })
@@ -219,6 +230,35 @@ const statusCommand = Command.make(
       })
     )
 ).pipe(Command.withDescription("Show tasks and their agent trees"))
+
+const usageCommand = Command.make(
+  "usage",
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Only this task"), Flag.optional),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const { listTasks, status } = yield* Tasks
+        const { renderUsage, usageReport } = yield* load(() => import("./Usage.js"))
+        const { UsageWalls } = yield* load(() => import("../host/UsageWalls.js"))
+        const page = Option.isSome(f.task)
+          ? { tasks: [yield* status(f.task.value)], unreadable: [] }
+          : yield* listTasks({ scope: "all" })
+        const nowMs = yield* Clock.currentTimeMillis
+        const walls = yield* (yield* UsageWalls).active(nowMs)
+        const report = { ...usageReport(page.tasks), usage_limits: walls, unreadable: page.unreadable }
+        if (f.json) return yield* printJson(report)
+        yield* Console.log([renderUsage(report, nowMs), ...renderUnreadable(page.unreadable)].join("\n\n"))
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "What agents spent (tokens by kind, cost in USD; ~ marks an estimate), per task, engine and agent type, with totals"
+  )
+)
 
 const outputCommand = Command.make(
   "output",
@@ -411,9 +451,11 @@ const superviseCommand = Command.make(
       false,
       Effect.gen(function*() {
         const { reconcileInterval, supervise } = yield* load(() => import("../supervisor/Supervisor.js"))
+        const { loadPrices } = yield* load(() => import("../supervisor/MeterLoop.js"))
         const seconds = yield* reconcileInterval
+        const prices = yield* loadPrices
         yield* Effect.logInfo(`spawnkit supervisor running (reconcile every ${seconds} s); SIGINT or SIGTERM stops it`)
-        return yield* supervise({ reconcileEvery: Duration.seconds(seconds) })
+        return yield* supervise({ reconcileEvery: Duration.seconds(seconds), prices })
       })
     )
 ).pipe(
@@ -623,6 +665,7 @@ const root = Command.make("spawnkit").pipe(
     task,
     spawnCommand,
     statusCommand,
+    usageCommand,
     outputCommand,
     killCommand,
     waitCommand,

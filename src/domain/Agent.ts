@@ -2,6 +2,7 @@
  * The agent record as stored in a task registry (`agents[]` of AGENT_REGISTRY.json), in the registry's snake_case.
  */
 import * as Schema from "effect/Schema"
+import { BudgetKind } from "./Errors.js"
 import {
   AbsolutePath,
   AgentId,
@@ -11,8 +12,10 @@ import {
   SessionName,
   Sha256Hex,
   StoredAgentType,
+  Timestamp,
   Uuid
 } from "./Ids.js"
+import { AgentUsage, OutputFormat } from "./Usage.js"
 
 /**
  * Lifecycle of an agent. `reserved` is a slot taken by a spawn in flight; `running`, `working` and `blocked` are a
@@ -31,7 +34,8 @@ export const AgentStatus = Schema.Literals([
   "terminated",
   "timed_out",
   "stalled",
-  "lost"
+  "lost",
+  "over_budget"
 ])
 /** @see AgentStatus */
 export type AgentStatus = typeof AgentStatus.Type
@@ -49,12 +53,7 @@ export const Engine = Schema.Literals(["claude", "codex", "gemini", "custom"])
 /** @see Engine */
 export type Engine = typeof Engine.Type
 
-/** An ISO-8601 time as the registry writes it; a stored time that does not parse is refused. */
-export const Timestamp = Schema.String.check(
-  Schema.makeFilter((s: string) =>
-    s.length <= 40 && Number.isFinite(Date.parse(s)) ? true : "Expected an ISO-8601 time"
-  )
-)
+export { Timestamp } from "./Ids.js"
 
 /** Who holds a reservation: enough for a reconciler to tell a live spawn from an abandoned one. */
 export const Reservation = Schema.Struct({
@@ -84,6 +83,29 @@ export const QueueEntry = Schema.Struct({
 })
 /** @see QueueEntry */
 export type QueueEntry = typeof QueueEntry.Type
+
+/** A spend cap in USD: more than zero, at most a million. */
+export const CostCap = Schema.Number.check(Schema.isBetween({ minimum: 0.000001, maximum: 1_000_000 }))
+/** A spend cap in tokens (of every kind: input, cache writes and reads, output). */
+export const TokenCap = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1e15 }))
+
+/** Caps on what an agent and every agent below it may spend together. */
+export const Budget = Schema.Struct({
+  max_cost_usd: Schema.optionalKey(CostCap),
+  max_tokens: Schema.optionalKey(TokenCap)
+})
+/** @see Budget */
+export type Budget = typeof Budget.Type
+
+/** Why a budget stopped an agent: whose budget (the task's when `agent_id` is absent), which spend, the figures. */
+export const BudgetStop = Schema.Struct({
+  agent_id: Schema.optionalKey(AgentId),
+  kind: BudgetKind,
+  spent: Schema.Number.check(Schema.isFinite()),
+  cap: Schema.Number.check(Schema.isFinite())
+})
+/** @see BudgetStop */
+export type BudgetStop = typeof BudgetStop.Type
 
 /** How an agent's process ended. */
 export const AgentExit = Schema.Struct({
@@ -148,7 +170,15 @@ export const Agent = Schema.Struct({
   /** This agent's stall limit in seconds: no new output for that long stops it. */
   stall_timeout_seconds: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
   /** The agent's last progress message. */
-  last_message: Schema.optionalKey(Schema.String)
+  last_message: Schema.optionalKey(Schema.String),
+  /** Caps on the spend of this agent and its subtree (set at its spawn). */
+  budget: Schema.optionalKey(Budget),
+  /** Which output format its log follows, for metering (from its engine; SPAWNKIT_AGENT_FORMAT for custom). */
+  output_format: Schema.optionalKey(OutputFormat),
+  /** What it has spent, metered from its log, and how far the log has been read. */
+  usage: Schema.optionalKey(AgentUsage),
+  /** Set with status `over_budget`: the budget that stopped it. */
+  budget_stop: Schema.optionalKey(BudgetStop)
 }).check(
   Schema.makeFilter((agent) =>
     agent.tmux_session === `agent_${agent.id}` ? true : `Expected tmux_session agent_${agent.id} (derived from the id)`

@@ -325,8 +325,52 @@ export class InjectedFault extends Schema.TaggedError<InjectedFault>()("Injected
   }
 }
 
+/** Which spend a budget caps: USD (metered, estimated until the engine reports its cost) or tokens of every kind. */
+export const BudgetKind = Schema.Literals(["cost_usd", "tokens"])
+/** @see BudgetKind */
+export type BudgetKind = typeof BudgetKind.Type
+
+/**
+ * A spawn was refused because a budget covering the new agent is spent: the task's (`agentId` absent) or that of an
+ * agent above it, whose cap covers its whole subtree.
+ */
+export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("BudgetExceeded", {
+  taskId: Schema.String,
+  /** The agent whose subtree budget is spent; absent for the task's budget. */
+  agentId: Schema.optionalKey(Schema.String),
+  kind: BudgetKind,
+  spent: Schema.Number,
+  cap: Schema.Number
+}) {
+  override get message() {
+    const whose = this.agentId === undefined ? `task ${this.taskId}` : `agent ${this.agentId}'s subtree`
+    const unit = this.kind === "cost_usd" ? " USD" : " tokens"
+    return `The budget of ${whose} is spent: ${this.spent}${unit} of ${this.cap}${unit}. ` +
+      "No more agents can start under it; raise the cap in a new task, or spawn elsewhere."
+  }
+}
+
+/**
+ * An engine on this host hit its provider's rate or usage limit (reported by one of its agents): new spawns on it are
+ * refused until the limit resets, so an orchestrator backs off instead of spawning into the wall.
+ */
+export class UsageLimited extends Schema.TaggedError<UsageLimited>()("UsageLimited", {
+  engine: Schema.String,
+  host: Schema.String,
+  /** When the limit resets (ISO-8601). */
+  resetsAt: Schema.String,
+  retryAfterMs: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Engine ${this.engine} on host ${this.host} hit a usage limit (${this.reason}); it resets at ` +
+      `${this.resetsAt}. Retry in ${this.retryAfterMs} ms, or spawn on another engine.`
+  }
+}
+
 /** Errors a spawn can be rejected with by admission. */
 export type AdmissionRejection =
+  | BudgetExceeded
   | LimitReached
   | DepthExceeded
   | ParentNotFound

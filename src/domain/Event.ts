@@ -12,7 +12,8 @@ import type { TaskRegistry } from "./Task.js"
 
 /**
  * What happened: `spawned` (its spawn committed), `progress` and `finding` (it reported), `exited` (its process
- * ended: `completed` or `failed`, with its code), `killed`, `timed_out`, `stalled`, `lost`.
+ * ended: `completed` or `failed`, with its code), `killed`, `timed_out`, `stalled`, `lost`, `over_budget` (stopped because
+ * a budget covering it was spent; the reason gives the figures).
  */
 export const EventKind = Schema.Literals([
   "spawned",
@@ -23,6 +24,7 @@ export const EventKind = Schema.Literals([
   "timed_out",
   "stalled",
   "lost",
+  "over_budget",
   "queued",
   "dequeued"
 ])
@@ -69,7 +71,8 @@ const ENDINGS: Partial<Record<Agent["status"], EventKind>> = {
   killed: "killed",
   timed_out: "timed_out",
   stalled: "stalled",
-  lost: "lost"
+  lost: "lost",
+  over_budget: "over_budget"
 }
 
 const kindOf = (before: Agent | undefined, after: Agent): EventKind | undefined => {

@@ -63,6 +63,13 @@ export const HostId = Schema.String.check(
 /** A process id as recorded on a reservation: a positive integer (never 0 or a group). */
 export const ProcessId = Schema.Int.check(Schema.isBetween({ minimum: 2, maximum: 2 ** 31 - 1 }))
 
+/** An ISO-8601 time as the registry writes it; a stored time that does not parse is refused. */
+export const Timestamp = Schema.String.check(
+  Schema.makeFilter((s: string) =>
+    s.length <= 40 && Number.isFinite(Date.parse(s)) ? true : "Expected an ISO-8601 time"
+  )
+)
+
 /** A lower-case hex sha256 digest. */
 export const Sha256Hex = Schema.String.check(
   Schema.isPattern(/^[0-9a-f]{64}$/u, { message: "Expected a sha256 digest (64 lower-case hex digits)" })

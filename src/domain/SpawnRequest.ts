@@ -2,7 +2,7 @@
  * What a caller asks for when spawning an agent, and what a successful spawn returns.
  */
 import * as Schema from "effect/Schema"
-import { Engine } from "./Agent.js"
+import { CostCap, Engine, TokenCap } from "./Agent.js"
 import { AgentId, AgentType, IdempotencyKey, TaskId } from "./Ids.js"
 
 /** Largest prompt accepted, in bytes (UTF-8). */
@@ -82,6 +82,19 @@ export const SpawnRequest = Schema.Struct({
   stallTimeoutSeconds: Schema.optionalKey(
     WatchdogSeconds.annotate({
       description: "Stop this agent after this many seconds without output, 1 to 2592000 (default: the task's)"
+    })
+  ),
+  /** Cap on what this agent and every agent below it may spend together, in USD. */
+  maxCostUsd: Schema.optionalKey(
+    CostCap.annotate({
+      description: "Budget in USD for this agent and its whole subtree (metered from their output); when spent, " +
+        "they are stopped (over_budget) and further spawns under it are refused (BudgetExceeded)"
+    })
+  ),
+  /** Cap on what this agent and every agent below it may spend together, in tokens. */
+  maxTokens: Schema.optionalKey(
+    TokenCap.annotate({
+      description: "Budget in tokens (input, cache writes and reads, output) for this agent and its whole subtree"
     })
   )
 })
@@ -203,7 +216,11 @@ export const CreateTaskRequest = Schema.Struct({
   max_children_per_parent: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10_000 }))),
   max_spawns_per_minute: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1_000_000 }))),
   timeout_seconds: Schema.optionalKey(WatchdogSeconds),
-  stall_timeout_seconds: Schema.optionalKey(WatchdogSeconds)
+  stall_timeout_seconds: Schema.optionalKey(WatchdogSeconds),
+  /** What all of the task's agents together may spend, in USD. */
+  max_cost_usd: Schema.optionalKey(CostCap),
+  /** What all of the task's agents together may spend, in tokens. */
+  max_tokens: Schema.optionalKey(TokenCap)
 })
 /** @see CreateTaskRequest */
 export type CreateTaskRequest = typeof CreateTaskRequest.Type

@@ -2,7 +2,7 @@
  * The task registry file, `<home>/TASK-…/AGENT_REGISTRY.json`, compatible with the older orchestrator's layout.
  */
 import * as Schema from "effect/Schema"
-import { Agent, isActiveStatus, QueueEntry, Timestamp } from "./Agent.js"
+import { Agent, CostCap, isActiveStatus, QueueEntry, Timestamp, TokenCap } from "./Agent.js"
 import { AbsolutePath, AgentId, TaskId } from "./Ids.js"
 
 /** Limits of one task; every one is enforced by admission. */
@@ -72,6 +72,10 @@ export const TaskRegistry = Schema.Struct({
   timeout_seconds: Schema.optionalKey(Limit),
   /** An agent with no new output for this many seconds is stopped as `stalled`; none when absent. */
   stall_timeout_seconds: Schema.optionalKey(Limit),
+  /** What all of the task's agents together may spend, in USD (metered); none when absent. */
+  max_cost_usd: Schema.optionalKey(CostCap),
+  /** What all of the task's agents together may spend, in tokens of every kind; none when absent. */
+  max_tokens: Schema.optionalKey(TokenCap),
   total_spawned: Schema.Number,
   active_count: Schema.Number,
   completed_count: Schema.optionalKey(Schema.Number),

@@ -5,7 +5,7 @@
  * decoded as finite, non-negative and bounded, every string as bounded.
  */
 import * as Schema from "effect/Schema"
-import { Timestamp } from "./Agent.js"
+import { Timestamp } from "./Ids.js"
 
 /** The most tokens of one kind a meter holds; more is not a count any agent reaches, only a corrupt or hostile one. */
 export const MAX_TOKENS = 1e15
@@ -80,7 +80,9 @@ export const AgentUsage = Schema.Struct({
   /** The last Claude message ids counted, newest last, with the usage counted for each. */
   messages: Schema.optionalKey(Schema.Array(MessageUsage).check(Schema.isMaxLength(MAX_MESSAGES))),
   /** The latest usage or rate limit reported. */
-  limit: Schema.optionalKey(UsageLimit)
+  limit: Schema.optionalKey(UsageLimit),
+  /** The agent has ended and its log has been read to its end: nothing is left to meter. */
+  complete: Schema.optionalKey(Schema.Boolean)
 })
 /** @see AgentUsage */
 export type AgentUsage = typeof AgentUsage.Type

@@ -6,6 +6,7 @@ import * as Result from "effect/Result"
 import { parse as parseShellWords } from "shell-quote"
 import type { Engine } from "../domain/Agent.js"
 import { InvalidConfiguration } from "../domain/Errors.js"
+import type { OutputFormat } from "../domain/Usage.js"
 
 /** What a command builder may refer to. */
 export interface CommandContext {
@@ -20,7 +21,19 @@ export interface CommandContext {
   readonly mcpConfigFile?: string | undefined
   /** The custom engine's template (SPAWNKIT_AGENT_COMMAND). */
   readonly customTemplate?: string | undefined
+  /** What the agent may still spend in USD under the budgets covering it (Claude Code's `--max-budget-usd`). */
+  readonly maxBudgetUsd?: number | undefined
 }
+
+/**
+ * The output format an engine's agents print, which metering reads: each CLI's own JSON lines (the commands below ask
+ * for them); the custom engine's is configured (SPAWNKIT_AGENT_FORMAT), `none` unless said.
+ */
+export const outputFormatOf = (engine: Engine, custom: OutputFormat): OutputFormat =>
+  engine === "custom" ? custom : engine
+
+/** A USD amount for `--max-budget-usd`: cents rounded down, never below one cent (zero would mean no agent at all). */
+export const budgetArgument = (usd: number): string => (Math.max(1, Math.floor(usd * 100)) / 100).toFixed(2)
 
 /**
  * Split a custom command template into words, shell-style quoting allowed but no shell features: operators,
@@ -88,15 +101,18 @@ export const buildCommand = (
         "--dangerously-skip-permissions",
         ...(ctx.claudeSessionId !== undefined ? ["--session-id", ctx.claudeSessionId] : []),
         ...(ctx.mcpConfigFile !== undefined ? ["--mcp-config", ctx.mcpConfigFile] : []),
-        ...(ctx.claudeModel !== undefined ? ["--model", ctx.claudeModel] : [])
+        ...(ctx.claudeModel !== undefined ? ["--model", ctx.claudeModel] : []),
+        ...(ctx.maxBudgetUsd !== undefined ? ["--max-budget-usd", budgetArgument(ctx.maxBudgetUsd)] : [])
       ])
     case "codex":
-      // `-` reads the prompt from stdin. Codex CLI 0.169 rejects `--full-auto` ("unexpected argument"); its
-      // replacement is the sandbox it stood for (`exec` never asks for approval).
-      return Result.succeed(["codex", "exec", "--sandbox", "workspace-write", "--skip-git-repo-check", "-"])
+      // `-` reads the prompt from stdin; `--json` prints JSON lines (usage per turn, the thread id) for metering.
+      // Codex CLI 0.169 rejects `--full-auto` ("unexpected argument"); its replacement is the sandbox it stood for
+      // (`exec` never asks for approval).
+      return Result.succeed(["codex", "exec", "--json", "--sandbox", "workspace-write", "--skip-git-repo-check", "-"])
     case "gemini":
-      // Gemini CLI runs non-interactively on a prompt piped to stdin.
-      return Result.succeed(["gemini", "--yolo"])
+      // Gemini CLI runs non-interactively on a prompt piped to stdin; stream-json prints JSON lines (session id, token
+      // stats) for metering. `--approval-mode yolo` is what the deprecated `--yolo` stood for.
+      return Result.succeed(["gemini", "--output-format", "stream-json", "--approval-mode", "yolo"])
     case "custom":
       if (ctx.customTemplate === undefined) {
         return Result.fail(

@@ -5,7 +5,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { type Agent, isLiveStatus } from "../domain/Agent.js"
+import { type Agent, type BudgetStop, isLiveStatus } from "../domain/Agent.js"
 import { parseAgentId, parseTaskId } from "../domain/Decode.js"
 import { AgentNotFound } from "../domain/Errors.js"
 import { type AgentId, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
@@ -42,10 +42,11 @@ export const stopSession = Effect.fn("Kill.stopSession")(function*(session: Sess
   yield* tmux.killSession(session)
 })
 
-/** One agent a transaction ends, and why. */
+/** One agent a transaction ends, and why (with the figures, when a budget stopped it). */
 export interface EndTarget {
   readonly agentId: AgentId
   readonly reason: string
+  readonly budgetStop?: BudgetStop
 }
 
 /** What ending agents did in its transaction: agents ended, and reservations (spawns in flight) cancelled. */
@@ -54,49 +55,81 @@ export interface Ended {
   readonly cancelled: ReadonlyArray<Agent>
 }
 
+/** How an agent ends on request: a kill, a watchdog, a spent budget. */
+export type EndStatus = "killed" | "timed_out" | "stalled" | "over_budget"
+
 /**
- * End agents chosen inside one registry transaction, on the registry as it is there: `choose` names the targets;
- * each live one is recorded with `status` and its reason, and each reservation (a spawn in flight) is marked
- * cancelled, so its commit fails and its spawn rolls back. The prompt and MCP config files of the ended agents go in
- * the same transaction, before it commits (a task with no active record holds no agent files). Then each ended agent's
- * process group and session are stopped, in the order chosen. Recorded first, stopped second: the exit hook then
- * finds the agents already ended and leaves them so; a stop that fails half-way leaves a session no record owns, which
- * the reconciler removes.
+ * Inside a registry transaction, end the targets on `task`: each live one is recorded with `status` and its reason,
+ * each reservation (a spawn in flight) is marked cancelled, so its commit fails and its spawn rolls back. The prompt
+ * and MCP config files of the ended agents go here, before the transaction commits (a task with no active record
+ * holds no agent files). The caller writes the returned registry, then stops the ended agents' sessions.
+ */
+export const endInTransaction = Effect.fnUntraced(function*(
+  home: string,
+  task: TaskRegistry,
+  targets: ReadonlyArray<EndTarget>,
+  status: EndStatus,
+  now: string
+) {
+  let next = task
+  const ended: Array<Agent> = []
+  const cancelled: Array<Agent> = []
+  for (const target of targets) {
+    const current = next.agents.find((a) => a.id === target.agentId)
+    if (current === undefined) continue
+    if (current.status === "reserved" && current.cancelled === undefined) {
+      const marked: Agent = { ...current, cancelled: { reason: target.reason, at: now } }
+      next = replaceAgent(next, marked)
+      cancelled.push(marked)
+    } else if (isLiveStatus(current.status)) {
+      yield* removeAgentFiles(home, task.task_id, current.id)
+      const end: Agent = {
+        ...current,
+        status,
+        completed_at: now,
+        last_update: now,
+        reason: target.reason,
+        ...(target.budgetStop !== undefined ? { budget_stop: target.budgetStop } : {})
+      }
+      next = replaceAgent(next, end)
+      ended.push(end)
+    }
+  }
+  return { next, ended, cancelled }
+})
+
+/**
+ * End agents chosen inside one registry transaction, on the registry as it is there: `choose` names the targets,
+ * ended as endInTransaction says. Then each ended agent's process group and session are stopped, in the order chosen.
+ * Recorded first, stopped second: the exit hook then finds the agents already ended and leaves them so; a stop that
+ * fails half-way leaves a session no record owns, which the reconciler removes.
  */
 export const endAgents = Effect.fn("Kill.endAgents")(function*(
   taskId: TaskId,
-  status: "killed" | "timed_out" | "stalled",
+  status: EndStatus,
   choose: (task: TaskRegistry) => ReadonlyArray<EndTarget>
 ) {
   const registry = yield* Registry
   const config = yield* SpawnkitConfig
   const now = isoOf(yield* Clock.currentTimeMillis)
-  const result = yield* registry.update(taskId, (tx) =>
-    Effect.gen(function*() {
-      let next = tx.task
-      const ended: Array<Agent> = []
-      const cancelled: Array<Agent> = []
-      for (const target of choose(tx.task)) {
-        const current = next.agents.find((a) => a.id === target.agentId)
-        if (current === undefined) continue
-        if (current.status === "reserved" && current.cancelled === undefined) {
-          const marked: Agent = { ...current, cancelled: { reason: target.reason, at: now } }
-          next = replaceAgent(next, marked)
-          cancelled.push(marked)
-        } else if (isLiveStatus(current.status)) {
-          yield* removeAgentFiles(config.home, taskId, current.id)
-          const end: Agent = { ...current, status, completed_at: now, last_update: now, reason: target.reason }
-          next = replaceAgent(next, end)
-          ended.push(end)
-        }
-      }
-      return ended.length + cancelled.length === 0
-        ? { result: { ended, cancelled } }
-        : { result: { ended, cancelled }, next }
-    }))
-  for (const agent of result.ended) yield* stopSession(sessionNameOf(agent.id))
+  const result = yield* registry.update(
+    taskId,
+    (tx) =>
+      Effect.map(
+        endInTransaction(config.home, tx.task, choose(tx.task), status, now),
+        ({ cancelled, ended, next }) =>
+          ended.length + cancelled.length === 0
+            ? { result: { ended, cancelled } }
+            : { result: { ended, cancelled }, next }
+      )
+  )
+  yield* stopSessions(result.ended)
   return result satisfies Ended
 })
+
+/** Stop the sessions of agents just ended, in order (deepest first, as chosen). */
+export const stopSessions = (ended: ReadonlyArray<Agent>) =>
+  Effect.forEach(ended, (agent) => stopSession(sessionNameOf(agent.id)), { discard: true })
 
 /**
  * The targets of a kill, on the registry as the transaction sees it: the agent and, with `cascade`, every agent

@@ -70,6 +70,7 @@ const EVENT_LEVELS: Readonly<Record<AgentEvent["kind"], LoggingLevel>> = {
   timed_out: "warning",
   stalled: "warning",
   lost: "warning",
+  over_budget: "warning",
   queued: "info",
   dequeued: "info"
 }
@@ -104,6 +105,8 @@ const CALLER_ERRORS = new Set([
   "DuplicateAgent",
   "IdempotencyConflict",
   "RateLimited",
+  "BudgetExceeded",
+  "UsageLimited",
   "NotPermitted",
   "SpawnCancelled",
   "AgentExitedAtStartup"

@@ -15,6 +15,7 @@ import * as Schedule from "effect/Schedule"
 import type { TaskId } from "../domain/Ids.js"
 import { Events } from "../events/Events.js"
 import * as Spawnkit from "../Spawnkit.js"
+import { loadPrices } from "../supervisor/MeterLoop.js"
 import type { ReconcileReport } from "../supervisor/Reconciler.js"
 import { reconcileInterval, supervise } from "../supervisor/Supervisor.js"
 import { CallerIdentity } from "./Caller.js"
@@ -72,8 +73,10 @@ const supervisor = (runtime: ToolRuntime, logs: LogSink) =>
     if (process.env["SPAWNKIT_AGENT_ID"]) return
     const seconds = yield* reconcileInterval
     const services = yield* Effect.promise(() => runtime.context())
+    const prices = yield* loadPrices.pipe(Effect.provideContext(services))
     yield* supervise({
       reconcileEvery: Duration.seconds(seconds),
+      prices,
       onPass: (pass) => Effect.sync(() => recordsOfPass(pass).forEach((record) => logs.publish(record)))
     }).pipe(
       Effect.provideContext(services),

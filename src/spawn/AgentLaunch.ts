@@ -77,7 +77,8 @@ export const agentCommand = (
   engine: Engine,
   agent: Agent,
   taskId: TaskId,
-  paths: AgentPaths
+  paths: AgentPaths,
+  maxBudgetUsd?: number
 ): Result.Result<ReadonlyArray<string>, InvalidConfiguration> =>
   buildCommand(engine, {
     agentId: agent.id,
@@ -87,7 +88,8 @@ export const agentCommand = (
     claudeModel: Option.getOrUndefined(settings.claudeModel),
     claudeSessionId: agent.claude_session_id,
     mcpConfigFile: engine === "claude" ? paths.mcpConfig : undefined,
-    customTemplate: Option.getOrUndefined(settings.agentCommand)
+    customTemplate: Option.getOrUndefined(settings.agentCommand),
+    maxBudgetUsd
   })
 
 /**

@@ -7,6 +7,7 @@ import type { Agent, Engine } from "../domain/Agent.js"
 import { type AgentId, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { SpawnRequest, SpawnResult } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
+import type { OutputFormat } from "../domain/Usage.js"
 import { logPath, promptPath } from "../host/Workspace.js"
 
 /** The task with one agent record replaced (by id). */
@@ -70,6 +71,8 @@ export interface NewAgent {
   readonly secretSha256: string
   /** A session id for Claude Code's `--session-id`; kept only for the claude engine. */
   readonly sessionUuid: string
+  /** Which output format its log follows (metering). */
+  readonly outputFormat: OutputFormat
 }
 
 const optionalLimit = <K extends string>(key: K, value: number | undefined) =>
@@ -99,6 +102,15 @@ export const reservedAgent = (n: NewAgent): Agent => {
     ...(n.engine === "claude" ? { claude_session_id: n.sessionUuid } : {}),
     ...optionalLimit("timeout_seconds", request.timeoutSeconds ?? task.timeout_seconds),
     ...optionalLimit("stall_timeout_seconds", request.stallTimeoutSeconds ?? task.stall_timeout_seconds),
+    ...(request.maxCostUsd !== undefined || request.maxTokens !== undefined
+      ? {
+        budget: {
+          ...(request.maxCostUsd !== undefined ? { max_cost_usd: request.maxCostUsd } : {}),
+          ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {})
+        }
+      }
+      : {}),
+    output_format: n.outputFormat,
     tracked_files: {
       prompt_file: promptPath(n.home, task.task_id, n.agentId),
       log_file: logPath(n.home, task.task_id, n.agentId)

@@ -17,14 +17,17 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { randomBytes, randomUUID } from "node:crypto"
 import { decide, waitingEntries } from "../admission/Admission.js"
+import { remainingUsd } from "../budget/Budget.js"
 import type { Agent, Engine, QueueEntry } from "../domain/Agent.js"
-import { type AdmissionRejection, QueueTimedOut, type RegistryError } from "../domain/Errors.js"
+import { type AdmissionRejection, QueueTimedOut, type RegistryError, type UsageLimited } from "../domain/Errors.js"
 import type { EventKind } from "../domain/Event.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import { DEFAULT_QUEUE_SECONDS, type SpawnRequest } from "../domain/SpawnRequest.js"
 import { activeCount, type TaskRegistry } from "../domain/Task.js"
 import { Events } from "../events/Events.js"
+import { outputFormatOf } from "../host/Engines.js"
 import { processAlive } from "../host/Processes.js"
+import { UsageWalls } from "../host/UsageWalls.js"
 import { Registry } from "../registry/Registry.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { freshAgentId, isoOf, removeAgent, reservedAgent, sha256 } from "./AgentRecords.js"
@@ -43,6 +46,8 @@ export type Reservation =
     readonly task: TaskRegistry
     /** The agent's secret (only its sha256 is on the record). */
     readonly secret: string
+    /** What it may still spend in USD under the cost budgets covering it, as admission saw them; none if none. */
+    readonly maxBudgetUsd?: number | undefined
   }
 
 /** A new per-agent secret: 32 random bytes, hex. */
@@ -78,7 +83,15 @@ export const reserveSlot = Effect.fnUntraced(function*(request: SpawnRequest, ha
 /** How often a queued spawn looks again when no event woke it. */
 const QUEUE_RETRY_MS = 1000
 /** Events after which a queued spawn may have its turn. */
-const FREES_A_SLOT: ReadonlySet<EventKind> = new Set(["exited", "killed", "timed_out", "stalled", "lost", "dequeued"])
+const FREES_A_SLOT: ReadonlySet<EventKind> = new Set([
+  "exited",
+  "killed",
+  "timed_out",
+  "stalled",
+  "lost",
+  "over_budget",
+  "dequeued"
+])
 
 /** A queued spawn's standing: when it gives up, and its entry once it has one. */
 interface Line {
@@ -183,11 +196,13 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
   const sessionUuid = randomUUID()
   const parent = request.parent ?? ORCHESTRATOR
   const promptSha256 = sha256(request.prompt)
-  return yield* registry.update<Reservation | Queued, AdmissionRejection | RegistryError>(
+  const walls = yield* UsageWalls
+  return yield* registry.update<Reservation | Queued, AdmissionRejection | UsageLimited | RegistryError>(
     request.taskId,
     (tx) =>
       Effect.gen(function*() {
         const engine: Engine = request.engine ?? (tx.task.engine as Engine | undefined) ?? config.defaultEngine
+        yield* walls.refuseIfWalled(engine, nowMs)
         const globalActive = yield* tx.globalActive
         // Entries past their deadline have given up, and entries of this host whose spawner is gone never will go:
         // both are dropped by this write, whatever it is, so a dead waiter never holds up the line behind it.
@@ -209,17 +224,13 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
           const failure = decision.failure
           if (line === undefined || !waitsForSlot(failure)) return yield* Effect.fail(failure)
           if (mine !== undefined) return { result: { _tag: "Queued", entry: mine } as Queued }
-          const entry: QueueEntry = {
-            id: freshAgentId(tx.task, request.agentType, nowMs, suffix),
-            type: request.agentType,
+          const entry = queueEntry(request, freshAgentId(tx.task, request.agentType, nowMs, suffix), {
             parent,
-            prompt_sha256: promptSha256,
-            ...(request.idempotencyKey !== undefined ? { idempotency_key: request.idempotencyKey } : {}),
-            owner_pid: process.pid,
-            owner_host: config.hostId,
-            queued_at: isoOf(nowMs),
-            deadline: isoOf(line.deadlineMs)
-          }
+            promptSha256,
+            hostId: config.hostId,
+            nowMs,
+            deadlineMs: line.deadlineMs
+          })
           return { result: { _tag: "Queued", entry } as Queued, next: { ...tx.task, queue: [...waiting, entry] } }
         }
         if (decision.success._tag === "Existing") {
@@ -238,17 +249,48 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
           nowMs,
           promptSha256,
           secretSha256: sha256(secret),
-          sessionUuid
+          sessionUuid,
+          outputFormat: outputFormatOf(engine, config.agentFormat)
         })
         yield* Ref.set(written, agent.id)
         beginSpawn(config.home, request.taskId, agent.id)
         const queue = waiting.filter((e) => e.id !== agent.id)
         return {
-          result: { _tag: "Reserved", agent, engine, task: tx.task, secret } as Reservation,
+          result: {
+            _tag: "Reserved",
+            agent,
+            engine,
+            task: tx.task,
+            secret,
+            maxBudgetUsd: remainingUsd(tx.task, parent, request.maxCostUsd)
+          } as Reservation,
           next: { ...tx.task, agents: [...tx.task.agents, agent], ...(tx.task.queue !== undefined ? { queue } : {}) }
         }
       })
   )
+})
+
+/** A queued spawn's entry in its task's line. */
+const queueEntry = (
+  request: SpawnRequest,
+  id: AgentId,
+  at: {
+    readonly parent: AgentId
+    readonly promptSha256: string
+    readonly hostId: string
+    readonly nowMs: number
+    readonly deadlineMs: number
+  }
+): QueueEntry => ({
+  id,
+  type: request.agentType,
+  parent: at.parent,
+  prompt_sha256: at.promptSha256,
+  ...(request.idempotencyKey !== undefined ? { idempotency_key: request.idempotencyKey } : {}),
+  owner_pid: process.pid,
+  owner_host: at.hostId,
+  queued_at: isoOf(at.nowMs),
+  deadline: isoOf(at.deadlineMs)
 })
 
 /** Whether a refusal is one a queued spawn waits out: a concurrency limit, which frees as agents end. */

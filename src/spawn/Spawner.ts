@@ -64,7 +64,7 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
 
   const paths = agentPaths(config.home, taskId, agent.id)
   const env = agentEnvironment(config, taskId, agent.id, secret)
-  const command = yield* Result.match(agentCommand(config, engine, agent, taskId, paths), {
+  const command = yield* Result.match(agentCommand(config, engine, agent, taskId, paths, reservation.maxBudgetUsd), {
     onFailure: Effect.fail,
     onSuccess: Effect.succeed
   })

@@ -11,6 +11,8 @@
  * - When the watch fails (the directory is removed, inotify breaks), it is started again after a delay that doubles
  *   from 100 ms up to 30 s, and a full reconcile pass runs: whatever happened while nobody watched is repaired.
  *
+ * - It meters its agents' logs as they grow (src/metering/MeterLoop.ts) and stops a tree whose budget is spent.
+ *
  * Invariants: several supervisors on one home never fight (each records through `recordExit`, which changes only a
  * live record, so an exit is recorded once; a file another supervisor already removed is fine); one bad exit file
  * never stops supervision; the supervisor itself never fails: it runs until interrupted, and its scope removes its
@@ -32,9 +34,11 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { ExitWatchFailed } from "../domain/Errors.js"
 import { exitsDir } from "../host/Workspace.js"
+import { defaultPrices, type PriceTable } from "../metering/Prices.js"
 import type { Services } from "../Spawnkit.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { exitFileNames, handleExitFile, SUPERVISOR_RETRY, supervisorMarkerName } from "./ExitFiles.js"
+import { meterForever } from "./MeterLoop.js"
 import { reconcile, type ReconcileReport } from "./Reconciler.js"
 
 /** Seconds between reconcile passes of a supervisor (SPAWNKIT_RECONCILE_INTERVAL, default 30; 0: no periodic pass). */
@@ -53,6 +57,8 @@ export interface SupervisorOptions {
   readonly restartCap?: Duration.Duration
   /** Told what each reconcile pass did (after it is logged), e.g. to tell an MCP server's clients. */
   readonly onPass?: (pass: Exit.Exit<ReconcileReport, unknown>) => Effect.Effect<void>
+  /** The prices metering estimates costs with (default: the built-in table; see MeterLoop.loadPrices). */
+  readonly prices?: PriceTable
 }
 
 /** Exit files handled at once (each is a few tmux calls and one registry transaction). */
@@ -161,6 +167,7 @@ export const supervise = (options: SupervisorOptions): Effect.Effect<never, neve
         Effect.asVoid
       )
     yield* reconcileLogged(options.onPass)
+    yield* Effect.forkScoped(meterForever(options.prices ?? defaultPrices))
     if (Duration.isGreaterThan(options.reconcileEvery, Duration.zero)) {
       yield* reconcileLogged(options.onPass).pipe(
         Effect.delay(options.reconcileEvery),

@@ -72,6 +72,8 @@ export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown
     max_spawns_per_minute: request.max_spawns_per_minute ?? d.max_spawns_per_minute,
     ...(request.timeout_seconds !== undefined ? { timeout_seconds: request.timeout_seconds } : {}),
     ...(request.stall_timeout_seconds !== undefined ? { stall_timeout_seconds: request.stall_timeout_seconds } : {}),
+    ...(request.max_cost_usd !== undefined ? { max_cost_usd: request.max_cost_usd } : {}),
+    ...(request.max_tokens !== undefined ? { max_tokens: request.max_tokens } : {}),
     total_spawned: 0,
     active_count: 0
   }

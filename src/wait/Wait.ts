@@ -76,7 +76,15 @@ export interface WaitResult {
 export type OnProgress = (ended: number, total: number) => Effect.Effect<void>
 
 /** Events that can change whether a wait holds: an agent's end, or a new agent joining a waited subtree. */
-const RELEVANT: ReadonlySet<EventKind> = new Set(["spawned", "exited", "killed", "timed_out", "stalled", "lost"])
+const RELEVANT: ReadonlySet<EventKind> = new Set([
+  "spawned",
+  "exited",
+  "killed",
+  "timed_out",
+  "stalled",
+  "lost",
+  "over_budget"
+])
 
 /** The agents below `parent` (all of the task's for the orchestrator), in record order. */
 export const subtreeOf = (agents: ReadonlyArray<Agent>, parent: string): ReadonlyArray<Agent> => {

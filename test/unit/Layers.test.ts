@@ -13,6 +13,7 @@ const SRC = path.resolve(import.meta.dirname, "../../src")
 const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["internal"],
   ["domain"],
+  ["budget"],
   ["faults", "admission", "metering"],
   ["SpawnkitConfig.ts"],
   ["host"],

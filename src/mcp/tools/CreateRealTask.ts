@@ -3,6 +3,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { CostCap, TokenCap } from "../../domain/Agent.js"
 import { NotPermitted } from "../../domain/Errors.js"
 import {
   MAX_DESCRIPTION_CHARS,
@@ -72,6 +73,16 @@ export const CreateRealTask = define({
         "Stop an agent that writes no output for this many seconds, 1 to 2592000 (recorded stalled)"
       )
     ),
+    max_cost_usd: Schema.optionalKey(
+      described(
+        CostCap,
+        "Budget in USD of all the task's agents together, metered from their output; when spent, " +
+          "running agents are stopped (over_budget) and spawns refused (BudgetExceeded)"
+      )
+    ),
+    max_tokens: Schema.optionalKey(
+      described(TokenCap, "Budget in tokens (input, cache writes and reads, output) of all the task's agents together")
+    ),
     engine: Schema.optionalKey(engineField)
   }),
   output: Schema.Struct({
@@ -98,6 +109,8 @@ export const CreateRealTask = define({
         ...(input.max_depth !== undefined ? { max_depth: input.max_depth } : {}),
         ...(input.timeout_seconds !== undefined ? { timeout_seconds: input.timeout_seconds } : {}),
         ...(input.stall_timeout_seconds !== undefined ? { stall_timeout_seconds: input.stall_timeout_seconds } : {}),
+        ...(input.max_cost_usd !== undefined ? { max_cost_usd: input.max_cost_usd } : {}),
+        ...(input.max_tokens !== undefined ? { max_tokens: input.max_tokens } : {}),
         ...(input.engine !== undefined ? { engine: input.engine } : {})
       })
       return {

@@ -11,7 +11,7 @@ import { TaskRegistry } from "../../domain/Task.js"
 import { findingsPath, progressPath } from "../../host/Workspace.js"
 import { readJsonLines } from "../../reports/Reports.js"
 import { SpawnkitConfig } from "../../SpawnkitConfig.js"
-import { define, described, reads, readTaskFor, taskIdField } from "./Tool.js"
+import { define, described, reads, readTaskFor, SpendResult, spendResultOf, taskIdField } from "./Tool.js"
 
 /** Agents whose recent reports a status call includes (the most recently updated). */
 const MAX_REPORTED_AGENTS = 50
@@ -20,6 +20,8 @@ const MAX_REPORTED_AGENTS = 50
 const TaskStatus = TaskRegistry.mapFields((fields) => ({
   ...fields,
   agents: Schema.Array(Agent.mapFields(Struct.omit(["secret_sha256"]))),
+  /** What the task's agents spent together, against its caps. */
+  spend: SpendResult,
   recent_reports: Schema.Record(
     Schema.String,
     Schema.Struct({ progress: Schema.Array(Schema.Unknown), findings: Schema.Array(Schema.Unknown) })
@@ -31,7 +33,8 @@ export const GetRealTaskStatus = define({
   name: "get_real_task_status",
   title: "Task status",
   description:
-    "The task's registry: every agent with its status, parent, depth, progress and exit; counts and limits; and " +
+    "The task's registry: every agent with its status, parent, depth, progress, exit and metered usage (tokens, " +
+    "cost in USD); counts, limits, and spend against the task's budget; and " +
     `the latest progress reports and findings of its ${MAX_REPORTED_AGENTS} most recently updated agents.`,
   input: Schema.Struct({
     task_id: taskIdField,
@@ -67,6 +70,7 @@ export const GetRealTaskStatus = define({
           const { secret_sha256: _secret, ...visible } = a
           return visible
         }),
+        spend: spendResultOf(task),
         recent_reports: Object.fromEntries(reports.filter(([, r]) => r.progress.length + r.findings.length > 0))
       }
     })

@@ -5,6 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { taskSpend } from "../../budget/Spend.js"
 import { parseAgentId, parseTaskId } from "../../domain/Decode.js"
 import { AgentId, ORCHESTRATOR } from "../../domain/Ids.js"
 import {
@@ -15,6 +16,7 @@ import {
   MAX_LIST_ITEMS,
   SpawnRequest
 } from "../../domain/SpawnRequest.js"
+import type { TaskRegistry } from "../../domain/Task.js"
 import { Registry } from "../../registry/Registry.js"
 import { spawn } from "../../spawn/Spawner.js"
 import type { Services } from "../../Spawnkit.js"
@@ -181,3 +183,24 @@ export const UnreadableTaskResult = Schema.Struct({
   location: Schema.String,
   reason: Schema.String
 })
+
+/** A spend as the tools report it: tokens by kind and in all, cost in USD, and whether the cost is an estimate. */
+export const SpendResult = Schema.Struct({
+  tokens: Schema.Struct({
+    input: Schema.Number,
+    output: Schema.Number,
+    cache_creation: Schema.Number,
+    cache_read: Schema.Number
+  }),
+  total_tokens: Schema.Number,
+  cost_usd: Schema.Number,
+  estimated: Schema.Boolean,
+  max_cost_usd: Schema.optionalKey(Schema.Number),
+  max_tokens: Schema.optionalKey(Schema.Number)
+})
+
+/** A task's spend against its caps, as the tools report it. */
+export const spendResultOf = (task: TaskRegistry) => {
+  const { task_id: _id, ...spend } = taskSpend(task)
+  return spend
+}

@@ -41,7 +41,8 @@ describe("statuses", () => {
     ["terminated", false, false],
     ["timed_out", false, false],
     ["stalled", false, false],
-    ["lost", false, false]
+    ["lost", false, false],
+    ["over_budget", false, false]
   ]
   it.effect("every status is in the table: holds a slot (active) and is a live agent, or neither", () =>
     Effect.sync(() => {

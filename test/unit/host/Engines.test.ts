@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import { InvalidConfiguration } from "../../../src/domain/Errors.js"
-import { buildCommand, type CommandContext, parseTemplate } from "../../../src/host/Engines.js"
+import { buildCommand, type CommandContext, outputFormatOf, parseTemplate } from "../../../src/host/Engines.js"
 
 const CTX: CommandContext = {
   agentId: "worker-120000-0000a001",
@@ -59,17 +59,40 @@ describe("buildCommand", () => {
       expect(argv(buildCommand("codex", CTX))).toEqual([
         "codex",
         "exec",
+        "--json",
         "--sandbox",
         "workspace-write",
         "--skip-git-repo-check",
         "-"
       ])
-      expect(argv(buildCommand("gemini", CTX))).toEqual(["gemini", "--yolo"])
+      expect(argv(buildCommand("gemini", CTX))).toEqual([
+        "gemini",
+        "--output-format",
+        "stream-json",
+        "--approval-mode",
+        "yolo"
+      ])
       for (const engine of ["claude", "codex", "gemini"] as const) {
         expect(argv(buildCommand(engine, { ...CTX, customTemplate: "ignored {prompt_file}" })).join(" ")).not.toContain(
           CTX.promptFile
         )
       }
+    }))
+
+  it.effect("claude gets the budget left as --max-budget-usd, in cents rounded down, at least one cent", () =>
+    Effect.sync(() => {
+      const budgetOf = (usd: number) => {
+        const words = argv(buildCommand("claude", { ...CTX, maxBudgetUsd: usd }))
+        return words[words.indexOf("--max-budget-usd") + 1]
+      }
+      expect(budgetOf(1.239)).toBe("1.23")
+      expect(budgetOf(0.0001)).toBe("0.01")
+      expect(budgetOf(40)).toBe("40.00")
+      expect(argv(buildCommand("claude", CTX))).not.toContain("--max-budget-usd")
+      expect(argv(buildCommand("codex", { ...CTX, maxBudgetUsd: 1 }))).not.toContain("--max-budget-usd")
+      expect(outputFormatOf("codex", "none")).toBe("codex")
+      expect(outputFormatOf("custom", "claude")).toBe("claude")
+      expect(outputFormatOf("custom", "none")).toBe("none")
     }))
 
   it.effect("custom: the template's words with placeholders filled inside one argument each", () =>

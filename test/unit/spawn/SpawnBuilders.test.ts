@@ -77,6 +77,7 @@ const newAgent = (overrides: Partial<NewAgent> = {}): NewAgent => ({
   promptSha256: sha256("do the work"),
   secretSha256: sha256("secret"),
   sessionUuid: "0b7c2a3e-9d41-4c55-8f00-1234567890ab",
+  outputFormat: "none",
   ...overrides
 })
 
@@ -160,6 +161,7 @@ describe("reservedAgent", () => {
       reservation: { owner_pid: 4321, owner_host: "host-a", reserved_at: now },
       host: "host-a",
       secret_sha256: sha256("secret"),
+      output_format: "none",
       tracked_files: {
         prompt_file: `${HOME}/${T}/prompts/worker-090507-0000002a.prompt`,
         log_file: `${HOME}/${T}/logs/worker-090507-0000002a.log`
@@ -173,6 +175,16 @@ describe("reservedAgent", () => {
     const agent = reservedAgent(newAgent({ request: request({ prompt, idempotencyKey: "key-1" }) }))
     expect(agent.prompt).toBe("x".repeat(PROMPT_PREVIEW_CHARS))
     expect(agent.idempotency_key).toBe("key-1")
+  })
+
+  it("keeps the spawn's budget (over its subtree) and the output format metering reads", () => {
+    const agent = reservedAgent(
+      newAgent({ request: request({ maxCostUsd: 2.5, maxTokens: 9000 }), outputFormat: "claude" })
+    )
+    expect(agent.budget).toEqual({ max_cost_usd: 2.5, max_tokens: 9000 })
+    expect(agent.output_format).toBe("claude")
+    expect("budget" in reservedAgent(newAgent())).toBe(false)
+    expect(decodeAgent(agent, { onExcessProperty: "error" })).toEqual(agent)
   })
 
   it("gives a claude agent its session id, and no other engine one", () => {
