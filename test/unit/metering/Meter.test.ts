@@ -185,6 +185,7 @@ const HOSTILE: ReadonlyArray<[string, string]> = [
   ["a negative cost", result("-1", usageOf("1"))],
   ["a decreasing cost", result("0.001", usageOf("1"))],
   ["a decreasing token total", result("0.02", usageOf("1", "1"))],
+  ["a counted message repeated with less usage", assistant(usageOf("0", "0"), "msg_01AbCdEfGhIjKlMnOpQrStUv")],
   ["a result of another session", result("9", usageOf("99999"), "00000000-0000-4000-8000-000000000000")],
   ["an assistant message of another session", assistant(usageOf("99999"), "msg_other", "another-session")],
   ["[]", "[]"],
