@@ -203,13 +203,16 @@ const decodeFile = Schema.decodeUnknownResult(Schema.fromJsonString(PriceFile))
 export const decodePriceFile = (text: string): Result.Result<PriceTable, InvalidConfiguration> =>
   Result.match(decodeFile(text, { errors: "all", onExcessProperty: "error" }), {
     onSuccess: (file) => Result.succeed(mergePrices(defaultPrices, file)),
-    onFailure: (e) =>
-      Result.fail(
+    onFailure: (e) => {
+      const issue = invalidInput(e, "")
+      return Result.fail(
         new InvalidConfiguration({
           variable: "SPAWNKIT_PRICES_FILE",
-          reason: `the price file is not valid (${invalidInput(e, "file").reason}); expected JSON such as ` +
+          reason: `the price file is not valid (${issue.field === "" ? "" : `at ${issue.field}: `}${issue.reason}); ` +
+            "expected JSON such as " +
             `{"models":{"claude-sonnet-4":{"input":3,"output":15,"cache_creation":3.75,"cache_read":0.3}}} ` +
             "in USD per million tokens, each price between 0 and 10000"
         })
       )
+    }
   })
