@@ -142,7 +142,7 @@ export const remainingUsd = (task: TaskRegistry, parent: string, own?: number): 
 export interface BudgetTarget {
   readonly agentId: AgentId
   readonly reason: string
-  readonly stop: BudgetStop
+  readonly budgetStop: BudgetStop
 }
 
 /** A reason a person can read, with the figures. */
@@ -180,5 +180,5 @@ export const overBudgetTargets = (task: TaskRegistry): ReadonlyArray<BudgetTarge
   }
   return [...chosen.values()]
     .sort((a, b) => b.agent.depth - a.agent.depth)
-    .map(({ agent, stop }) => ({ agentId: agent.id, reason: stopReason(stop), stop }))
+    .map(({ agent, stop }) => ({ agentId: agent.id, reason: stopReason(stop), budgetStop: stop }))
 }

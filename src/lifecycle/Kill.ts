@@ -10,7 +10,7 @@ import { parseAgentId, parseTaskId } from "../domain/Decode.js"
 import { AgentNotFound } from "../domain/Errors.js"
 import { type AgentId, type SessionName, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
-import { stopGroup } from "../host/Processes.js"
+import { signalGroup, stopGroup } from "../host/Processes.js"
 import { Tmux } from "../host/Tmux.js"
 import { Registry } from "../registry/Registry.js"
 import { removeAgentFiles } from "../spawn/AgentFiles.js"
@@ -127,9 +127,30 @@ export const endAgents = Effect.fn("Kill.endAgents")(function*(
   return result satisfies Ended
 })
 
-/** Stop the sessions of agents just ended, in order (deepest first, as chosen). */
+/**
+ * Stop the sessions of agents just ended: SIGTERM to each one's process group in the order given (deepest first, as
+ * chosen), all within milliseconds, then each group waited for (SIGKILL after the grace period) and its session
+ * removed, all at once. A tree stops as fast as its slowest agent, not as the sum of them.
+ */
 export const stopSessions = (ended: ReadonlyArray<Agent>) =>
-  Effect.forEach(ended, (agent) => stopSession(sessionNameOf(agent.id)), { discard: true })
+  Effect.gen(function*() {
+    const tmux = yield* Tmux
+    const config = yield* SpawnkitConfig
+    const panes = yield* Effect.forEach(ended, (agent) => {
+      const session = sessionNameOf(agent.id)
+      return Effect.map(tmux.paneState(session), (pane) => ({ session, pane }))
+    })
+    for (const { pane } of panes) {
+      if (Option.isSome(pane) && !pane.value.dead) yield* signalGroup(pane.value.panePid, "SIGTERM")
+    }
+    yield* Effect.forEach(
+      panes,
+      ({ pane, session }) =>
+        (Option.isSome(pane) && !pane.value.dead ? stopGroup(pane.value.panePid, config.killGraceMs) : Effect.void)
+          .pipe(Effect.andThen(tmux.killSession(session))),
+      { concurrency: "unbounded", discard: true }
+    )
+  })
 
 /**
  * The targets of a kill, on the registry as the transaction sees it: the agent and, with `cascade`, every agent

@@ -3,7 +3,8 @@
  * lands (Metering.meterTask), so a line that spends a budget stops the tree it belongs to at once.
  *
  * - Each task that may hold live agents has its `logs/` directory watched (inotify through fs.watch): a write to any
- *   log there wakes the loop for that task.
+ *   log there wakes the loop for that task. The event journal tells of each spawn (its task is watched from then on)
+ *   and each end (the agent's log is read to its end).
  * - Every SPAWNKIT_METER_POLL_MS (default 1 s) the list of such tasks is read again (new tasks watched, finished ones
  *   metered a last time and let go), and every log is compared with the offset its record holds: whatever a lost
  *   wake-up missed is caught up there.
@@ -19,12 +20,15 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { InvalidConfiguration } from "../domain/Errors.js"
+import type { AgentEvent } from "../domain/Event.js"
 import type { TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
+import { Events } from "../events/Events.js"
 import { logPath, taskDir } from "../host/Workspace.js"
 import { decodePriceFile, defaultPrices, type PriceTable } from "../metering/Prices.js"
 import { Registry } from "../registry/Registry.js"
@@ -77,6 +81,43 @@ const activeTasks = Effect.gen(function*() {
     after = page.next
   }
 })
+
+/** Events after which a task has metering to do: a new agent to watch, or an ended one whose log is to be read out. */
+const LIFECYCLE: ReadonlySet<AgentEvent["kind"]> = new Set([
+  "spawned",
+  "exited",
+  "killed",
+  "timed_out",
+  "stalled",
+  "lost",
+  "over_budget"
+])
+
+/**
+ * Follow the journal from its head, telling `on` of every lifecycle event; when the journal fails (or its events
+ * expired under a slow reader), start again from the new head after a second (the poll covers the gap).
+ */
+const followLifecycle = (on: (event: AgentEvent) => Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const events = yield* Events
+    for (;;) {
+      const followed = yield* events.head.pipe(
+        Effect.flatMap((head) =>
+          events.stream({ since: head, follow: true }).pipe(
+            Stream.filter((e) => LIFECYCLE.has(e.kind)),
+            Stream.runForEach(on)
+          )
+        ),
+        Effect.exit
+      )
+      if (Exit.isFailure(followed)) {
+        yield* Effect.logWarning(
+          `metering: the event journal failed (${Cause.pretty(followed.cause)}); following again`
+        )
+      }
+      yield* Effect.sleep(Duration.seconds(1))
+    }
+  })
 
 /** Run metering until interrupted; never fails. */
 export const meterForever = (prices: PriceTable): Effect.Effect<never, never, Services> =>
@@ -137,6 +178,14 @@ export const meterForever = (prices: PriceTable): Effect.Effect<never, never, Se
     }).pipe(
       Effect.catch((e) => Effect.logWarning(`metering: cannot list the tasks (${e.message}); retrying`))
     )
+    // The journal tells of each new agent and each end at once: a new task is watched from its first spawn, and an
+    // agent that ended is metered to the end of its log, however short its life was.
+    yield* Effect.forkScoped(followLifecycle((event) =>
+      Effect.sync(() => {
+        if (event.kind === "spawned" && !watchers.has(event.task_id)) watch(event.task_id)
+        Queue.offerUnsafe(woken, event.task_id)
+      })
+    ))
     let nextPoll = 0
     for (;;) {
       const now = yield* Clock.currentTimeMillis

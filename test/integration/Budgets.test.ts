@@ -21,6 +21,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
@@ -99,7 +100,7 @@ const spawnError = (env: TestEnv, taskId: string, extra: Record<string, unknown>
 describe.each(BACKENDS)("budgets (%s registry)", (backend) => {
   for (const cap of [{ max_tokens: 40_000 }, { max_cost_usd: 40_000 * SONNET_OUTPUT_USD }]) {
     const kind = "max_tokens" in cap ? "tokens" : "cost_usd"
-    it(`a tree over its task's ${kind} cap is stopped, deepest first, recorded over_budget, and no more spawns`, async () => {
+    it(`a tree over its task's ${kind} cap is stopped and recorded over_budget, an event says so, no more spawns`, async () => {
       const env = usageEnv(["--every", "200", "--output", "1000"], backend)
       startSupervisor(env)
       const task = await runIn(env, Spawnkit.createTask({ description: "capped", max_concurrent: 20, ...cap }))
@@ -115,6 +116,8 @@ describe.each(BACKENDS)("budgets (%s registry)", (backend) => {
         expect(agent.budget_stop.spent).toBeGreaterThanOrEqual(agent.budget_stop.cap)
         expect(agent.reason).toContain("over budget: the task's budget is spent")
       }
+      const journal = await runIn(env, Stream.runCollect(Spawnkit.events({ taskId: task.task_id as Spawnkit.TaskId })))
+      expect(journal.filter((e) => e.kind === "over_budget").map((e) => e.agent_id).sort()).toEqual([...ids].sort())
       await waitFor("no session left", () => liveSessions(env.socket).length === 0)
       const refused = await spawnError(env, task.task_id)
       expect(refused).toMatchObject({ _tag: "BudgetExceeded", kind, cap: Object.values(cap)[0] })

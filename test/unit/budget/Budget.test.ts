@@ -132,8 +132,8 @@ describe("what a spent budget stops", () => {
   it("every active agent under the spent cap, reservations included, deepest first; nothing else", () => {
     const targets = overBudgetTargets(tree({ a: 6000, a1: 2000, a11: 2500 }))
     expect(targets.map((t) => t.agentId)).toEqual(["a11", "a1", "a2", "a"])
-    expect(targets[0]!.stop).toEqual({ agent_id: "a", kind: "tokens", spent: 10_500, cap: 10_000 })
-    expect(targets[0]!.reason).toBe(stopReason(targets[0]!.stop))
+    expect(targets[0]!.budgetStop).toEqual({ agent_id: "a", kind: "tokens", spent: 10_500, cap: 10_000 })
+    expect(targets[0]!.reason).toBe(stopReason(targets[0]!.budgetStop))
     expect(targets[0]!.reason).toContain("10500 tokens spent of 10000")
   })
 
@@ -146,7 +146,7 @@ describe("what a spent budget stops", () => {
   it("the task's cap covers every active agent of the task", () => {
     const targets = overBudgetTargets(tree({ b1: 7000 }, { max_tokens: 7000 }))
     expect(targets.map((t) => t.agentId).sort()).toEqual(["a", "a1", "a11", "a2", "b"])
-    expect(targets.every((t) => t.stop.agent_id === undefined)).toBe(true)
+    expect(targets.every((t) => t.budgetStop.agent_id === undefined)).toBe(true)
   })
 
   it("a cycle in a hand-edited registry is walked once", () => {
