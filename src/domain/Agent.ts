@@ -85,7 +85,7 @@ export const QueueEntry = Schema.Struct({
 export type QueueEntry = typeof QueueEntry.Type
 
 /** A spend cap in USD: more than zero, at most a million. */
-export const CostCap = Schema.Number.check(Schema.isBetween({ minimum: 0.000001, maximum: 1_000_000 }))
+export const CostCap = Schema.Finite.check(Schema.isBetween({ minimum: 0.000001, maximum: 1_000_000 }))
 /** A spend cap in tokens (of every kind: input, cache writes and reads, output). */
 export const TokenCap = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1e15 }))
 

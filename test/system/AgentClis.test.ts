@@ -25,6 +25,7 @@ import * as Os from "node:os"
 import * as NodePath from "node:path"
 import type { Engine } from "../../src/domain/Agent.js"
 import { buildCommand } from "../../src/host/Engines.js"
+import { parseLine } from "../../src/metering/Formats.js"
 import { agentMcpConfig } from "../../src/spawn/AgentFiles.js"
 import {
   CLI,
@@ -237,16 +238,21 @@ describe("the command lines spawnkit builds, run by the real CLIs", () => {
         expect(init.model).toMatch(/sonnet/i)
         expect((init.mcp_servers as Array<{ name: string }>).map((s) => s.name)).toContain("spawnkit")
         expect(events.find((e) => e.type === "result"), shown).toMatchObject({ is_error: true })
+        // Metering reads the real output: the session it announced, no usage (nothing was sent).
+        const observed = r.stdout.split("\n").flatMap((line) => parseLine("claude", line, Date.now()))
+        expect(observed.find((o) => o._tag === "Session")).toEqual({ _tag: "Session", sessionId })
         break
       }
-      case "codex":
-        expect(r.output, shown).toMatch(/sandbox: workspace-write/)
-        // `-` made it read the prompt from stdin: Codex echoes it as the user's turn.
-        expect(r.output, shown).toContain(PROMPT)
+      case "codex": {
+        // `--json`: JSON lines metering reads, the thread id first; without credentials the turn fails.
+        const events = r.stdout.split("\n").flatMap((line) => parseLine("codex", line, Date.now()))
+        expect(events.find((o) => o._tag === "Session"), shown).toMatchObject({ sessionId: expect.any(String) })
+        expect(r.stdout, shown).toContain("\"type\":\"turn.failed\"")
         break
+      }
       case "gemini":
         expect(r.output, shown).toMatch(/YOLO mode is enabled/)
-        // Gemini CLI turns --yolo back into "default" approvals in a folder it does not trust (reported, not asserted).
+        // Gemini CLI turns the yolo approval mode back into "default" approvals in a folder it does not trust (reported, not asserted).
         const overridden = /Approval mode overridden[^\n]*/.exec(r.output)
         if (overridden !== null) console.log(`gemini: ${overridden[0]}`)
         break

@@ -136,6 +136,8 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
         "agent_type",
         "engine",
         "idempotency_key",
+        "max_cost_usd",
+        "max_tokens",
         "parent",
         "prompt",
         "queue",
@@ -399,6 +401,14 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
       active_tasks: 1,
       active_agents: 1,
       max_concurrent_agents: 100,
+      // The task's agents print nothing metered (the custom engine's format is none).
+      spend: {
+        tokens: { input: 0, output: 0, cache_creation: 0, cache_read: 0 },
+        total_tokens: 0,
+        cost_usd: 0,
+        estimated: false
+      },
+      usage_limits: [],
       unreadable: []
     })
   })
