@@ -82,7 +82,9 @@ export const AgentUsage = Schema.Struct({
   /** The latest usage or rate limit reported. */
   limit: Schema.optionalKey(UsageLimit),
   /** The agent has ended and its log has been read to its end: nothing is left to meter. */
-  complete: Schema.optionalKey(Schema.Boolean)
+  complete: Schema.optionalKey(Schema.Boolean),
+  /** Times the log was found shorter than what had been read of it (cut), and read again from its start. */
+  truncations: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
 })
 /** @see AgentUsage */
 export type AgentUsage = typeof AgentUsage.Type

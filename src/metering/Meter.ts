@@ -168,7 +168,8 @@ const finish = (state: AgentUsage, acc: Acc, consumed: number, skipping: boolean
   log_offset: state.log_offset + consumed,
   ...(skipping ? { skipping: true } : {}),
   ...(acc.messages.length === 0 ? {} : { messages: acc.messages }),
-  ...(acc.limit === undefined ? {} : { limit: acc.limit })
+  ...(acc.limit === undefined ? {} : { limit: acc.limit }),
+  ...(state.truncations === undefined ? {} : { truncations: state.truncations })
 })
 
 /** Consume `chunk`, the log's bytes from `state.log_offset`; returns the new state and the limits seen. */

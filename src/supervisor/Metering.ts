@@ -65,6 +65,15 @@ const readFrom = (file: string, offset: number): { readonly bytes: Uint8Array; r
   }
 }
 
+/** A file's size; undefined when it cannot be read. */
+const sizeOf = (file: string): number | undefined => {
+  try {
+    return Fs.statSync(file).size
+  } catch {
+    return undefined
+  }
+}
+
 /** The engine whose prices and walls apply to an agent's output. */
 const engineOfFormat = (agent: Agent) => {
   const format = agent.output_format
@@ -93,15 +102,21 @@ const meterAgent = (
   if (engine === undefined || agent.output_format === undefined || agent.output_format === "none") {
     return { limits: [], behind: false }
   }
-  const before = agent.usage ?? emptyUsage
+  const stored = agent.usage ?? emptyUsage
   const ended = !isLiveStatus(agent.status)
-  const read = readFrom(logPath(home, taskId, agent.id), before.log_offset)
-  if (read === undefined) {
-    // No log (yet, or gone): an ended agent whose log is gone has nothing left to give.
-    return ended ? { usage: { ...before, complete: true }, limits: [], behind: false } : { limits: [], behind: false }
-  }
-  if (read.bytes.length === 0) {
-    return ended ? { usage: { ...before, complete: true }, limits: [], behind: false } : { limits: [], behind: false }
+  const file = logPath(home, taskId, agent.id)
+  const size = sizeOf(file)
+  // A log shorter than what was read of it was cut (by the agent: it can write its own log). What it held stays
+  // counted (nothing is lowered), and reading starts over at its beginning, so what is written after the cut counts
+  // too: a cut hides nothing, and a line written again only adds to the agent's own spend.
+  const before: AgentUsage = size !== undefined && size < stored.log_offset
+    ? { ...stored, log_offset: 0, skipping: false, truncations: (stored.truncations ?? 0) + 1 }
+    : stored
+  const read = readFrom(file, before.log_offset)
+  if (read === undefined || read.bytes.length === 0) {
+    // Nothing new (no log yet, or it is gone): an ended agent has nothing left to give.
+    if (ended) return { usage: { ...before, complete: true }, limits: [], behind: false }
+    return before === stored ? { limits: [], behind: false } : { usage: before, limits: [], behind: false }
   }
   const final = ended && before.log_offset + read.bytes.length >= read.size
   const { limits, usage } = meterChunk(before, read.bytes, {

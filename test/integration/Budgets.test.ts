@@ -37,11 +37,12 @@ afterEach(async () => {
   for (const fiber of running.splice(0)) await Effect.runPromise(Fiber.interrupt(fiber))
 })
 
-/** An environment whose agents are usage agents with these options, metered as Claude Code's output. */
+/** An environment whose agents are usage agents with these options (`{dir}`: the test's directory), metered as Claude Code's output. */
 const usageEnv = (options: ReadonlyArray<string>, backend: Backend = "file"): TestEnv => {
   const base = newEnv("sleep 600", backend)
   const go = NodePath.join(base.dir, "go")
-  const command = [process.execPath, USAGE_AGENT, "--go", go, ...options].join(" ")
+  const command = [process.execPath, USAGE_AGENT, "--go", go, ...options.map((o) => o.replace("{dir}", base.dir))]
+    .join(" ")
   return {
     ...base,
     layer: (overrides = {}, faults) =>
@@ -188,6 +189,35 @@ describe("budgets", () => {
       expect(agent.usage.cost_usd).toBeCloseTo(50_000 * SONNET_OUTPUT_USD, 9)
       expect(agent.usage.log_offset).toBe(logSize(agent.id))
     }
+  })
+
+  it("a log cut by its agent hides nothing written after the cut, and lowers nothing", async () => {
+    const env = usageEnv([
+      "--every",
+      "10",
+      "--output",
+      "1000",
+      "--count",
+      "20",
+      "--pause-after",
+      "10",
+      "--resume",
+      "{dir}/resume"
+    ])
+    const resume = NodePath.join(env.dir, "resume")
+    startSupervisor(env)
+    const task = await runIn(env, Spawnkit.createTask({ description: "cut", max_concurrent: 20 }))
+    const id = await spawnIn(env, task.task_id, "cutter")
+    letGo(env)
+    await waitFor("the first ten messages metered", () => tokensOf(recordOf(env, task.task_id, id)) === 10_000)
+    Fs.truncateSync(NodePath.join(env.home, task.task_id, "logs", `${id}.log`), 0)
+    Fs.writeFileSync(resume, "")
+    const agent = await waitFor("ended and metered to the end", () => {
+      const a = recordOf(env, task.task_id, id)
+      return a.status === "completed" && a.usage?.complete && a
+    })
+    expect(agent.usage.tokens.output).toBe(20_000)
+    expect(agent.usage.truncations).toBe(1)
   })
 
   it("hostile output lines change nothing: the valid lines around them are counted exactly", async () => {

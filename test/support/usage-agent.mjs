@@ -4,6 +4,7 @@
 //
 //   usage-agent.mjs [--every MS] [--count N] [--output N] [--input N] [--model M] [--exit-code C]
 //                   [--rate-limit-in SECONDS] [--hostile] [--replay FILE] [--go FILE]
+//                   [--pause-after N --resume FILE]
 //
 // Each usage line is an assistant message with a new id carrying `output` output tokens and `input` input tokens
 // (and a `timestamp` in ms, which metering ignores and tests read). --count N stops after N messages (default: runs
@@ -27,6 +28,8 @@ const rateLimitIn = option("rate-limit-in", undefined)
 const replay = option("replay", undefined)
 const session = process.env.SPAWNKIT_AGENT_ID ?? "usage-agent"
 const go = option("go", undefined)
+const pauseAfter = Number(option("pause-after", "Infinity"))
+const resume = option("resume", undefined)
 
 const print = (line) => Fs.writeSync(1, line + "\n")
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -87,6 +90,8 @@ if (args.includes("--hostile")) {
   print(",".repeat(100_000))
 }
 for (let n = 0; n < count; n++) {
+  // With --pause-after N --resume FILE, the usage stops after N messages until that file exists.
+  while (n === pauseAfter && resume !== undefined && !Fs.existsSync(resume)) await sleep(20)
   print(JSON.stringify({
     type: "assistant",
     message: {
