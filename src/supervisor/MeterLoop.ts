@@ -57,8 +57,8 @@ export const loadPrices: Effect.Effect<PriceTable, InvalidConfiguration, Spawnki
 /** Whether an agent of a snapshot has log bytes its record has not metered (a stat, no lock). */
 const hasUnread = (home: string, taskId: TaskId, agent: Agent): boolean => {
   try {
-    const size = Fs.statSync(logPath(home, taskId, agent.id)).size
-    return size > (agent.usage?.log_offset ?? 0)
+    // Grown, or cut (shorter than what was read of it: see Metering).
+    return Fs.statSync(logPath(home, taskId, agent.id)).size !== (agent.usage?.log_offset ?? 0)
   } catch {
     // No log: a live agent has nothing yet; an ended one is marked complete by its next pass.
     return !isLiveStatus(agent.status)
@@ -124,16 +124,17 @@ export const meterForever = (prices: PriceTable): Effect.Effect<never, never, Se
   Effect.scoped(Effect.gen(function*() {
     const config = yield* SpawnkitConfig
     const woken = yield* Queue.unbounded<TaskId>()
-    const watchers = new Map<TaskId, Fs.FSWatcher | undefined>()
+    const watchers = new Map<TaskId, Fs.FSWatcher>()
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
-        for (const watcher of watchers.values()) watcher?.close()
+        for (const watcher of watchers.values()) watcher.close()
       })
     )
+    // A task's logs directory is made by its first spawn on this host; a task with none here (its agents run on
+    // other hosts sharing the registry) has nothing to watch, and is looked at again by the next poll.
     const watch = (taskId: TaskId) => {
       const dir = NodePath.join(taskDir(config.home, taskId), "logs")
       try {
-        Fs.mkdirSync(dir, { recursive: true })
         const watcher = Fs.watch(dir, { persistent: false })
           .on("change", () => Queue.offerUnsafe(woken, taskId))
           .on("error", () => {
@@ -143,7 +144,7 @@ export const meterForever = (prices: PriceTable): Effect.Effect<never, never, Se
           })
         watchers.set(taskId, watcher)
       } catch {
-        watchers.set(taskId, undefined)
+        // Not there (yet): the next poll tries again.
       }
     }
     const meter = (taskId: TaskId) =>
@@ -172,7 +173,7 @@ export const meterForever = (prices: PriceTable): Effect.Effect<never, never, Se
         if (live.has(taskId)) continue
         // Its last agent ended since the last look: what its logs still hold is metered before it is let go.
         yield* meter(taskId)
-        watcher?.close()
+        watcher.close()
         watchers.delete(taskId)
       }
     }).pipe(

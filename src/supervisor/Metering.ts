@@ -8,7 +8,7 @@
  * - a log line is counted once: the offset read up to is written with the usage it gave, in one transaction;
  * - the decision to stop is made on the spend the transaction writes, so the crossing line itself triggers it;
  * - logs are found from validated ids (never from a stored path), and only this host's agents' logs are read;
- * - a log that cannot be read is skipped (logged) and read again next time: metering never fails a task for it.
+ * - a log that cannot be read is skipped and read again next time: metering never fails a task for it.
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -22,7 +22,7 @@ import { UsageWalls } from "../host/UsageWalls.js"
 import { logPath } from "../host/Workspace.js"
 import { endInTransaction, stopSessions } from "../lifecycle/Kill.js"
 import { MAX_LINE_BYTES, meterChunk } from "../metering/Meter.js"
-import type { PriceTable } from "../metering/Prices.js"
+import { engineOfFormat, type PriceTable } from "../metering/Prices.js"
 import { Registry } from "../registry/Registry.js"
 import { isoOf, replaceAgent } from "../spawn/AgentRecords.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
@@ -74,12 +74,6 @@ const sizeOf = (file: string): number | undefined => {
   }
 }
 
-/** The engine whose prices and walls apply to an agent's output. */
-const engineOfFormat = (agent: Agent) => {
-  const format = agent.output_format
-  return format === "claude" || format === "codex" || format === "gemini" ? format : undefined
-}
-
 /** A limit an agent's output reported, for the walls. */
 interface Limit {
   readonly agent: Agent
@@ -98,10 +92,9 @@ const meterAgent = (
   prices: PriceTable,
   nowMs: number
 ): { readonly usage?: AgentUsage; readonly limits: ReadonlyArray<Limit>; readonly behind: boolean } => {
-  const engine = engineOfFormat(agent)
-  if (engine === undefined || agent.output_format === undefined || agent.output_format === "none") {
-    return { limits: [], behind: false }
-  }
+  const format = agent.output_format
+  const engine = format === undefined ? undefined : engineOfFormat(format)
+  if (format === undefined || engine === undefined) return { limits: [], behind: false }
   const stored = agent.usage ?? emptyUsage
   const ended = !isLiveStatus(agent.status)
   const file = logPath(home, taskId, agent.id)
@@ -120,7 +113,7 @@ const meterAgent = (
   }
   const final = ended && before.log_offset + read.bytes.length >= read.size
   const { limits, usage } = meterChunk(before, read.bytes, {
-    format: agent.output_format,
+    format,
     engine,
     prices,
     nowMs,
@@ -135,15 +128,8 @@ const meterAgent = (
   }
 }
 
-/**
- * Meter a task's agents (those `only` names, or every metered one) in one transaction, stop what a spent budget
- * covers, then record the walls reported.
- */
-export const meterTask = Effect.fn("Metering.meterTask")(function*(
-  taskId: TaskId,
-  prices: PriceTable,
-  only?: ReadonlySet<string>
-) {
+/** Meter a task's agents in one transaction, stop what a spent budget covers, then record the walls reported. */
+export const meterTask = Effect.fn("Metering.meterTask")(function*(taskId: TaskId, prices: PriceTable) {
   const registry = yield* Registry
   const config = yield* SpawnkitConfig
   const walls = yield* UsageWalls
@@ -156,7 +142,7 @@ export const meterTask = Effect.fn("Metering.meterTask")(function*(
       let behind = false
       const limits: Array<Limit> = []
       for (const agent of tx.task.agents) {
-        if (!isMetered(agent, config.hostId) || (only !== undefined && !only.has(agent.id))) continue
+        if (!isMetered(agent, config.hostId)) continue
         const metered = meterAgent(config.home, taskId, agent, prices, nowMs)
         limits.push(...metered.limits)
         behind ||= metered.behind
