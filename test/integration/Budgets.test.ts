@@ -238,6 +238,35 @@ describe("budgets", () => {
   })
 })
 
+/** Each CLI's fixture, the format it is metered as, and the tokens it holds (worked out by hand: test/unit/metering). */
+const REPLAYS = [
+  ["claude-stream.jsonl", "claude", { input: 413, output: 470, cache_creation: 2500, cache_read: 22000 }],
+  ["codex-exec.jsonl", "codex", { input: 1206, output: 310, cache_creation: 0, cache_read: 48896 }],
+  ["gemini-stream.jsonl", "gemini", { input: 4000, output: 2000, cache_creation: 0, cache_read: 12000 }]
+] as const
+
+describe("each CLI's output, replayed by a custom-engine agent at its pace", () => {
+  it.each(REPLAYS)("%s metered as %s output gives its tokens", async (file, format, tokens) => {
+    const fixture = NodePath.resolve(import.meta.dirname, "..", "fixtures", "agent-output", file)
+    const base = usageEnv(["--replay", fixture, "--every", "30"])
+    const env: TestEnv = {
+      ...base,
+      layer: (overrides = {}, faults) => base.layer({ agentFormat: format, ...overrides }, faults)
+    }
+    startSupervisor(env)
+    const task = await runIn(env, Spawnkit.createTask({ description: `replay ${file}`, max_concurrent: 20 }))
+    const id = await spawnIn(env, task.task_id, "replay")
+    letGo(env)
+    const agent = await waitFor("ended and metered to the end", () => {
+      const a = recordOf(env, task.task_id, id)
+      return a.status === "completed" && a.usage?.complete && a
+    })
+    expect(agent.output_format).toBe(format)
+    expect(agent.usage.tokens).toEqual(tokens)
+    expect(agent.usage.cost_usd).toBeGreaterThan(0)
+  })
+})
+
 describe("usage limits", () => {
   it("a rate-limit event walls its engine on this host until the reset; other engines are admitted", async () => {
     const env = usageEnv(["--rate-limit-in", "30", "--count", "1", "--every", "10"])
