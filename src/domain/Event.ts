@@ -75,6 +75,12 @@ const ENDINGS: Partial<Record<Agent["status"], EventKind>> = {
   over_budget: "over_budget"
 }
 
+/** The events of an agent's end (every terminal status's event). */
+export const ENDING_KINDS: ReadonlySet<EventKind> = new Set(Object.values(ENDINGS))
+
+/** The events of an agent's life: its spawn and its end. */
+export const LIFECYCLE_KINDS: ReadonlySet<EventKind> = new Set(["spawned", ...ENDING_KINDS])
+
 const kindOf = (before: Agent | undefined, after: Agent): EventKind | undefined => {
   const was = before?.status
   if (was === after.status) return undefined

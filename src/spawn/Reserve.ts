@@ -20,7 +20,7 @@ import { decide, waitingEntries } from "../admission/Admission.js"
 import { remainingUsd } from "../budget/Budget.js"
 import type { Agent, Engine, QueueEntry } from "../domain/Agent.js"
 import { type AdmissionRejection, QueueTimedOut, type RegistryError, type UsageLimited } from "../domain/Errors.js"
-import type { EventKind } from "../domain/Event.js"
+import { ENDING_KINDS, type EventKind } from "../domain/Event.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import { DEFAULT_QUEUE_SECONDS, type SpawnRequest } from "../domain/SpawnRequest.js"
 import { activeCount, type TaskRegistry } from "../domain/Task.js"
@@ -83,15 +83,7 @@ export const reserveSlot = Effect.fnUntraced(function*(request: SpawnRequest, ha
 /** How often a queued spawn looks again when no event woke it. */
 const QUEUE_RETRY_MS = 1000
 /** Events after which a queued spawn may have its turn. */
-const FREES_A_SLOT: ReadonlySet<EventKind> = new Set([
-  "exited",
-  "killed",
-  "timed_out",
-  "stalled",
-  "lost",
-  "over_budget",
-  "dequeued"
-])
+const FREES_A_SLOT: ReadonlySet<EventKind> = new Set([...ENDING_KINDS, "dequeued"])
 
 /** A queued spawn's standing: when it gives up, and its entry once it has one. */
 interface Line {

@@ -25,7 +25,7 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { type Agent, isLiveStatus } from "../domain/Agent.js"
 import { InvalidConfiguration } from "../domain/Errors.js"
-import type { AgentEvent } from "../domain/Event.js"
+import { type AgentEvent, LIFECYCLE_KINDS } from "../domain/Event.js"
 import type { TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { Events } from "../events/Events.js"
@@ -82,17 +82,6 @@ const activeTasks = Effect.gen(function*() {
   }
 })
 
-/** Events after which a task has metering to do: a new agent to watch, or an ended one whose log is to be read out. */
-const LIFECYCLE: ReadonlySet<AgentEvent["kind"]> = new Set([
-  "spawned",
-  "exited",
-  "killed",
-  "timed_out",
-  "stalled",
-  "lost",
-  "over_budget"
-])
-
 /**
  * Follow the journal from its head, telling `on` of every lifecycle event; when the journal fails (or its events
  * expired under a slow reader), start again from the new head after a second (the poll covers the gap).
@@ -104,7 +93,8 @@ const followLifecycle = (on: (event: AgentEvent) => Effect.Effect<void>) =>
       const followed = yield* events.head.pipe(
         Effect.flatMap((head) =>
           events.stream({ since: head, follow: true }).pipe(
-            Stream.filter((e) => LIFECYCLE.has(e.kind)),
+            // A new agent to watch, or an ended one whose log is to be read out.
+            Stream.filter((e) => LIFECYCLE_KINDS.has(e.kind)),
             Stream.runForEach(on)
           )
         ),

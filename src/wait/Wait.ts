@@ -14,7 +14,7 @@ import * as Stream from "effect/Stream"
 import { type Agent, isActiveStatus } from "../domain/Agent.js"
 import { invalidInput, parseAgentId, parseTaskId } from "../domain/Decode.js"
 import { AgentNotFound, InvalidInput } from "../domain/Errors.js"
-import type { EventKind } from "../domain/Event.js"
+import { LIFECYCLE_KINDS } from "../domain/Event.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { Events } from "../events/Events.js"
@@ -76,15 +76,7 @@ export interface WaitResult {
 export type OnProgress = (ended: number, total: number) => Effect.Effect<void>
 
 /** Events that can change whether a wait holds: an agent's end, or a new agent joining a waited subtree. */
-const RELEVANT: ReadonlySet<EventKind> = new Set([
-  "spawned",
-  "exited",
-  "killed",
-  "timed_out",
-  "stalled",
-  "lost",
-  "over_budget"
-])
+const RELEVANT = LIFECYCLE_KINDS
 
 /** The agents below `parent` (all of the task's for the orchestrator), in record order. */
 export const subtreeOf = (agents: ReadonlyArray<Agent>, parent: string): ReadonlyArray<Agent> => {
