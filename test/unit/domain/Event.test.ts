@@ -1,7 +1,7 @@
 /** Which events a registry change makes: status changes of committed agents, and the queue's comings and goings. */
 import { describe, expect, it } from "@effect/vitest"
 import type { Agent, AgentStatus, QueueEntry } from "../../../src/domain/Agent.js"
-import { changeEvents, queueEvents, statusEvents } from "../../../src/domain/Event.js"
+import { changeEvents, ENDING_KINDS, LIFECYCLE_KINDS, queueEvents, statusEvents } from "../../../src/domain/Event.js"
 import type { TaskRegistry } from "../../../src/domain/Task.js"
 
 const AT = "2026-01-15T12:00:00.000Z"
@@ -48,8 +48,11 @@ describe("statusEvents", () => {
       ["killed", "killed"],
       ["timed_out", "timed_out"],
       ["stalled", "stalled"],
-      ["lost", "lost"]
+      ["lost", "lost"],
+      ["over_budget", "over_budget"]
     ]
+    expect([...ENDING_KINDS].sort()).toEqual([...new Set(ends.map(([, kind]) => kind))].sort())
+    expect([...LIFECYCLE_KINDS].sort()).toEqual(["spawned", ...ENDING_KINDS].sort())
     for (const [status, kind] of ends) {
       const [event] = statusEvents(
         task([agent("a", "running")]),
