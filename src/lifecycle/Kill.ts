@@ -136,10 +136,16 @@ export const stopSessions = (ended: ReadonlyArray<Agent>) =>
   Effect.gen(function*() {
     const tmux = yield* Tmux
     const config = yield* SpawnkitConfig
-    const panes = yield* Effect.forEach(ended, (agent) => {
-      const session = sessionNameOf(agent.id)
-      return Effect.map(tmux.paneState(session), (pane) => ({ session, pane }))
-    })
+    // One tmux call for the panes of a whole tree (a call per agent would delay the last signal by the sum of them).
+    const panes = ended.length === 1
+      ? [{ session: sessionNameOf(ended[0]!.id), pane: yield* tmux.paneState(sessionNameOf(ended[0]!.id)) }]
+      : yield* Effect.map(tmux.listPanes, (all) => {
+        const byName = new Map(all.map((p) => [p.name, p.pane]))
+        return ended.map((agent) => {
+          const session = sessionNameOf(agent.id)
+          return { session, pane: Option.fromUndefinedOr(byName.get(session)) }
+        })
+      })
     for (const { pane } of panes) {
       if (Option.isSome(pane) && !pane.value.dead) yield* signalGroup(pane.value.panePid, "SIGTERM")
     }
