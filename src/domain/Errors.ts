@@ -344,8 +344,10 @@ export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("Budget
 }) {
   override get message() {
     const whose = this.agentId === undefined ? `task ${this.taskId}` : `agent ${this.agentId}'s subtree`
-    const unit = this.kind === "cost_usd" ? " USD" : " tokens"
-    return `The budget of ${whose} is spent: ${this.spent}${unit} of ${this.cap}${unit}. ` +
+    const figures = this.kind === "cost_usd"
+      ? `$${this.spent.toFixed(4)} of $${this.cap}`
+      : `${this.spent} tokens of ${this.cap}`
+    return `The budget of ${whose} is spent: ${figures}. ` +
       "No more agents can start under it; raise the cap in a new task, or spawn elsewhere."
   }
 }

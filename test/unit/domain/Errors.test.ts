@@ -11,13 +11,15 @@ import * as Result from "effect/Result"
 import { exitStatusOf } from "../../../src/cli/Output.js"
 import {
   AgentNotRunning,
+  BudgetExceeded,
   errnoCode,
   InvalidConfiguration,
   ioFailure,
   RegistryIoError,
   ServerBindFailed,
   TaskExists,
-  TaskNotCorrupt
+  TaskNotCorrupt,
+  UsageLimited
 } from "../../../src/domain/Errors.js"
 import { FaultInjection, parseFaultSpec } from "../../../src/faults/FaultInjection.js"
 import { loadSettings } from "../../../src/SpawnkitConfig.js"
@@ -136,6 +138,20 @@ describe("messages and exit statuses", () => {
     expect(
       new ServerBindFailed({ host: "127.0.0.1", port: 80, code: "EADDRINUSE", reason: "listen EADDRINUSE" }).message
     ).toContain("Another process listens there")
+    expect(
+      new BudgetExceeded({ taskId: "TASK-a", kind: "cost_usd", spent: 0.1 + 0.2, cap: 0.3 }).message
+    ).toContain("The budget of task TASK-a is spent: $0.3000 of $0.3.")
+    expect(
+      new BudgetExceeded({ taskId: "TASK-a", agentId: "w-1", kind: "tokens", spent: 4200, cap: 4000 }).message
+    ).toContain("The budget of agent w-1's subtree is spent: 4200 tokens of 4000.")
+    const limited = new UsageLimited({
+      engine: "claude",
+      host: "h",
+      resetsAt: "2026-12-03T10:00:00.000Z",
+      retryAfterMs: 29_500,
+      reason: "rate limit"
+    })
+    expect(limited.message).toContain("Retry in 29500 ms, or spawn on another engine")
   })
 
   it("the CLI exits 78 on bad configuration, 69 when it cannot listen, 1 otherwise", () => {
