@@ -1,7 +1,7 @@
 /**
  * The benchmark harness: the scenarios (Scenarios.ts) run one after another in one invocation, each in its own
  * environment (a temporary home and tmux server, and a database of its own on PostgreSQL), then the home-size
- * measurement on each registry, the start-up and the exit-latency measurements.
+ * measurement on each registry, the start-up, the exit-latency and the budget-stop measurements.
  *
  * Everything a run acquires (homes, tmux servers, worker processes, MCP servers, the throwaway PostgreSQL cluster
  * and its databases) belongs to a Scope and is released by it, in reverse order, whether the run ends, fails or is
@@ -11,6 +11,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
+import { type BudgetStopResult, measureBudgetStop } from "./BudgetStop.js"
 import { scenarioEnv } from "./Environment.js"
 import { type ExitLatencyResult, measureExitLatency } from "./ExitLatency.js"
 import { type HomeSizeResult, measureHomeSize } from "./HomeSize.js"
@@ -57,6 +58,8 @@ export interface BenchOptions {
   readonly exits?: number
   /** Agents of the exit-latency measurement let go at once. */
   readonly exitBatch?: number
+  /** Rounds of the budget-stop measurement (BudgetStop.ts), per registry; 0 or none skips it. */
+  readonly budgetRounds?: number
 }
 
 /** What a run measured. */
@@ -68,6 +71,8 @@ export interface BenchRun {
   readonly startup?: StartupReport
   /** The exit-latency measurement, supervisor and pane-died hook, when it ran. */
   readonly exitLatency?: ReadonlyArray<ExitLatencyResult>
+  /** The budget-stop measurement, per registry, when it ran. */
+  readonly budgetStop?: ReadonlyArray<BudgetStopResult>
 }
 
 /** Passes timed per home and operation in the home-size measurement. */
@@ -119,6 +124,10 @@ const withFloorRatios = (results: ReadonlyArray<ScenarioResult>): ReadonlyArray<
   return results.map((r) => ({ ...r, floorRatio: Math.round((r.throughput / floor.throughput) * 100) / 100 }))
 }
 
+/** Whether the options select a measurement run after the scenarios: asked for (`size` > 0) and named by `--only`. */
+const wanted = (o: BenchOptions, name: string, size: number | undefined) =>
+  (size ?? 0) > 0 && (o.only.length === 0 || o.only.some((x) => name.includes(x)))
+
 /** The scenarios the options select (the floor always, since every ratio is taken against it). */
 const selected = (o: BenchOptions) =>
   scenarios(o).filter((s) => o.only.length === 0 || s.name === "floor" || o.only.some((x) => s.name.includes(x)))
@@ -133,9 +142,10 @@ export const runBench = Effect.fn("Bench.run")(function*(o: BenchOptions) {
     return yield* new BenchFailed({ reason: `${workerScript} is missing: run npm run build first` })
   }
   const all = selected(o)
-  const homeSizeWanted = o.homeFinished > 0 && (o.only.length === 0 || o.only.some((x) => "home-size".includes(x)))
+  const homeSizeWanted = wanted(o, "home-size", o.homeFinished)
+  const budgetWanted = wanted(o, "budget-stop", o.budgetRounds)
   return yield* Effect.scoped(Effect.gen(function*() {
-    const server: PostgresServer | undefined = all.some((s) => s.postgres === true) || homeSizeWanted
+    const server: PostgresServer | undefined = all.some((s) => s.postgres === true) || homeSizeWanted || budgetWanted
       ? yield* postgresServer(o.postgres)
       : undefined
     const url = server?._tag === "Server" ? server.url : undefined
@@ -154,17 +164,22 @@ export const runBench = Effect.fn("Bench.run")(function*(o: BenchOptions) {
     if (rounds > 0) o.progress(`start-up: ${rounds} rounds ...`, false)
     const startup = rounds > 0 ? yield* measureStartup(rounds) : undefined
     const exits = o.exits ?? 0
-    const exitsWanted = exits > 0 && (o.only.length === 0 || o.only.some((x) => "exit-latency".includes(x)))
+    const exitsWanted = wanted(o, "exit-latency", exits)
     if (exitsWanted) o.progress(`exit latency: ${exits} exits per mode ...`, false)
     const exitLatency = exitsWanted
       ? yield* measureExitLatency(exits, o.exitBatch ?? 10, (text) => o.progress(text, false))
+      : undefined
+    if (budgetWanted) o.progress(`budget stop: ${o.budgetRounds} rounds per registry ...`, false)
+    const budgetStop = budgetWanted
+      ? yield* measureBudgetStop(o.budgetRounds ?? 0, url, (text) => o.progress(text, false))
       : undefined
     return {
       results: withFloorRatios(results),
       homeSize,
       notes: server?._tag === "Skipped" ? [server.note] : [],
       ...(startup === undefined ? {} : { startup }),
-      ...(exitLatency === undefined ? {} : { exitLatency })
+      ...(exitLatency === undefined ? {} : { exitLatency }),
+      ...(budgetStop === undefined ? {} : { budgetStop })
     } satisfies BenchRun
   }))
 })

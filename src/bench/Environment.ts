@@ -3,14 +3,18 @@
  * environment variables its processes get, and spawnkit's layer on it. Acquired in the caller's scope and released
  * by it, in reverse: the tmux server is killed and its agents' processes waited for, then the directory removed.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Path from "effect/Path"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as Fs from "node:fs"
 import { FaultInjection } from "../faults/FaultInjection.js"
+import { exitsDir } from "../host/Workspace.js"
 import { layer as spawnkitLayer, type Services } from "../Spawnkit.js"
+import type { SpawnkitSettings } from "../SpawnkitConfig.js"
 import { runCommand } from "./Exec.js"
 import { benchFailed } from "./Scenario.js"
 
@@ -87,12 +91,14 @@ export const killTmuxServer = (socket: string) =>
 
 /**
  * A new environment for scenario `name`, released with the caller's scope; its agent command may be derived from its
- * directory (an agent script written there).
+ * directory (an agent script written there), and `settings` adds to spawnkit's settings in the environment's layer
+ * (its processes' variables are not changed).
  */
 export const scenarioEnv = Effect.fn("Bench.scenarioEnv")(function*(
   name: string,
   command: ReadonlyArray<string> | ((dir: string) => ReadonlyArray<string>),
-  database?: ScenarioDatabase
+  database?: ScenarioDatabase,
+  settings: Partial<SpawnkitSettings> = {}
 ) {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
@@ -112,7 +118,8 @@ export const scenarioEnv = Effect.fn("Bench.scenarioEnv")(function*(
     agentCommand: Option.some(agentCommand),
     globalMaxConcurrent: 100_000,
     faultSpec: "",
-    databaseUrl: database === undefined ? Option.none() : Option.some(Redacted.make(database.url))
+    databaseUrl: database === undefined ? Option.none() : Option.some(Redacted.make(database.url)),
+    ...settings
   }, FaultInjection.none)
   return {
     dir,
@@ -135,3 +142,12 @@ export const scenarioEnv = Effect.fn("Bench.scenarioEnv")(function*(
 /** Run spawnkit operations against a scenario's home, socket and database. */
 export const withSpawnkit = <A, E>(env: ScenarioEnv, effect: Effect.Effect<A, E, Services>) =>
   Effect.provide(effect, env.layer)
+
+/** Wait until a supervisor has put its marker in the home's exits directory (it watches that directory from then on). */
+export const supervisorStarted = (home: string) =>
+  Effect.gen(function*() {
+    const dir = exitsDir(home)
+    while (!(Fs.existsSync(dir) && Fs.readdirSync(dir).some((n) => n.startsWith(".supervisor.")))) {
+      yield* Effect.sleep(Duration.millis(10))
+    }
+  })

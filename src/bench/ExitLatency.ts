@@ -22,7 +22,7 @@ import { spawn } from "../spawn/Spawner.js"
 import { supervise } from "../supervisor/Supervisor.js"
 import { createTask } from "../tasks/Tasks.js"
 import { MAX_WAIT_SECONDS, waitFor } from "../wait/Wait.js"
-import { type ScenarioEnv, scenarioEnv, withSpawnkit } from "./Environment.js"
+import { type ScenarioEnv, scenarioEnv, supervisorStarted, withSpawnkit } from "./Environment.js"
 import { benchFailed } from "./Scenario.js"
 import { summarize, type Summary } from "./Stats.js"
 
@@ -136,7 +136,7 @@ const measureMode = (mode: ExitLatencyResult["mode"], exits: number, batch: numb
     const { taskId, agentIds } = yield* spawnGated(env, exits)
     if (mode === "supervisor") {
       yield* withSpawnkit(env, supervise({ reconcileEvery: Duration.zero })).pipe(Effect.forkScoped)
-      yield* waitForMarker(env.home)
+      yield* supervisorStarted(env.home)
     }
     const latencies: Array<number> = []
     const waits: Array<number> = []
@@ -163,15 +163,6 @@ const measureMode = (mode: ExitLatencyResult["mode"], exits: number, batch: numb
       cpuMsPerExit: Math.round((busy / agentIds.length) * 10) / 10
     } satisfies ExitLatencyResult
   }))
-
-/** Wait until a supervisor's marker is in the home's exits directory. */
-const waitForMarker = (home: string) =>
-  Effect.gen(function*() {
-    const dir = NodePath.join(home, ".spawnkit-exits")
-    while (!(Fs.existsSync(dir) && Fs.readdirSync(dir).some((n) => n.startsWith(".supervisor.")))) {
-      yield* Effect.sleep(Duration.millis(10))
-    }
-  })
 
 /** Both modes, the hook first; `exits` agents each, let go `batch` at a time. */
 export const measureExitLatency = (exits: number, batch: number, progress: (text: string) => void) =>

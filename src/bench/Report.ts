@@ -9,6 +9,7 @@ import * as FileSystem from "effect/FileSystem"
 import * as Path from "effect/Path"
 import * as Os from "node:os"
 import type { BenchRun } from "./Bench.js"
+import type { BudgetStopResult } from "./BudgetStop.js"
 import type { ExitLatencyResult } from "./ExitLatency.js"
 import type { HomeSizeResult } from "./HomeSize.js"
 import { benchFailed, type ScenarioResult } from "./Scenario.js"
@@ -21,6 +22,18 @@ const exitLatencyMarkdown = (rows: ReadonlyArray<ExitLatencyResult>) => [
   ...rows.map((r) =>
     `| ${r.mode} | ${r.exits} (${r.batch}) | ${r.latency.p50} / ${r.latency.p99} / ${r.latency.max} | ` +
     `${r.waitAfterLastExit.p50} / ${r.waitAfterLastExit.max} | ${r.cpuMsPerExit} |`
+  ),
+  ""
+]
+
+/** The budget-stop table: from the crossing line to the records and to the processes' end, and the overshoot. */
+const budgetStopMarkdown = (rows: ReadonlyArray<BudgetStopResult>) => [
+  "| budget stop on | rounds (agents, cap) | crossing to over_budget recorded p50 / max ms | crossing to processes gone p50 / max ms | overshoot p50 / max tokens | goal |",
+  "|---|---|---|---|---|---|",
+  ...rows.map((r) =>
+    `| ${r.backend} registry | ${r.rounds} (${r.agents}, ${r.capTokens} tokens) | ${r.recorded.p50} / ${r.recorded.max} | ` +
+    `${r.gone.p50} / ${r.gone.max} | ${r.overshoot.p50} / ${r.overshoot.max} | ` +
+    `all within ${r.goal.withinMs} ms: ${r.goal.met ? "met" : "**not met**"} |`
   ),
   ""
 ]
@@ -50,10 +63,21 @@ const homeSizeTargets = (homeSize: ReadonlyArray<HomeSizeResult>): ReadonlyArray
     })
   )
 
+/** A spent budget stops its tree fast: every round's records and processes within the goal of the crossing line. */
+const budgetStopTargets = (rows: ReadonlyArray<BudgetStopResult>): ReadonlyArray<TargetCheck> =>
+  rows.map((r) => ({
+    target: `${r.backend} registry: a tree of ${r.agents} over its budget all recorded over_budget and stopped ` +
+      `within ${r.goal.withinMs} ms of the crossing line`,
+    measured: `max ${r.recorded.max} ms to the records, ${r.gone.max} ms to the processes' end (${r.rounds} rounds)`,
+    met: r.goal.met
+  }))
+
 /** The benchmark's targets, as far as the scenarios that ran allow. */
-export const checkTargets = (run: Pick<BenchRun, "results" | "homeSize" | "startup">): ReadonlyArray<TargetCheck> => {
+export const checkTargets = (
+  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "budgetStop">
+): ReadonlyArray<TargetCheck> => {
   const { results } = run
-  const checks: Array<TargetCheck> = [...homeSizeTargets(run.homeSize)]
+  const checks: Array<TargetCheck> = [...homeSizeTargets(run.homeSize), ...budgetStopTargets(run.budgetStop ?? [])]
   const floor = find(results, "floor")
   for (const r of results.filter((r) => r.design === "spawnkit" && /-(one-task|many-tasks)/.test(r.name))) {
     if (floor !== undefined) {
@@ -115,7 +139,7 @@ const cell = (value: number | undefined) => (value === undefined ? "—" : Strin
 
 /** The results as markdown: a table of scenarios, the home-size passes, then the targets. */
 export const markdown = (
-  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency">,
+  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   meta: Readonly<Record<string, string>>
@@ -159,6 +183,7 @@ export const markdown = (
     ]),
     ...(run.startup === undefined ? [] : startupMarkdown(run.startup)),
     ...(run.exitLatency === undefined ? [] : exitLatencyMarkdown(run.exitLatency)),
+    ...(run.budgetStop === undefined ? [] : budgetStopMarkdown(run.budgetStop)),
     "| target | measured | met |",
     "|---|---|---|",
     ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met ? "yes" : "**no**"} |`),
@@ -187,7 +212,7 @@ const writeBeside = (file: string, text: string) =>
 /** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths and the markdown. */
 export const writeResults = Effect.fn("Bench.writeResults")(function*(
   dir: string,
-  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency">,
+  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   options: unknown
@@ -210,6 +235,7 @@ export const writeResults = Effect.fn("Bench.writeResults")(function*(
     homeSize: run.homeSize,
     startup: run.startup,
     exitLatency: run.exitLatency,
+    budgetStop: run.budgetStop,
     targets: checks,
     notes
   }

@@ -521,6 +521,25 @@ const demo = Command.make(
     }).pipe((e) => reportFailures(false, e))
 ).pipe(Command.withDescription("Create a task, spawn a small agent tree with the custom engine, show it, clean up"))
 
+/** The benchmark's sizes, checked in this order: InvalidInput naming the first flag out of its range. */
+const checkBenchSizes = (sizes: {
+  readonly positive: Readonly<Record<string, number>>
+  readonly startupRounds: number
+  readonly atLeastZero: Readonly<Record<string, number>>
+}) =>
+  Effect.gen(function*() {
+    for (const [field, n] of Object.entries(sizes.positive)) {
+      if (n < 1) return yield* new InvalidInput({ field, reason: `expected a positive integer, got ${n}` })
+    }
+    if (sizes.startupRounds < 0 || sizes.startupRounds > 45) {
+      return yield* new InvalidInput({
+        field: "startup-rounds",
+        reason: `expected 0 to 45, got ${sizes.startupRounds}`
+      })
+    }
+    for (const [field, n] of Object.entries(sizes.atLeastZero)) yield* atLeastZero(field, n)
+  })
+
 const bench = Command.make(
   "bench",
   {
@@ -560,6 +579,11 @@ const bench = Command.make(
       100
     ),
     exitBatch: intWithDefault("exit-batch", "Agents of the exit-latency measurement let go at once (default 10)", 10),
+    budgetRounds: intWithDefault(
+      "budget-rounds",
+      "Rounds of the budget-stop measurement per registry: a tree of 8 agents stopped at a 40,000-token task cap (default 5; 0 skips it)",
+      5
+    ),
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print the results, targets and files as JSON"),
       Flag.withDefault(false)
@@ -579,24 +603,18 @@ const bench = Command.make(
     reportFailures(
       f.json,
       Effect.gen(function*() {
-        const positive = (field: string, n: number) =>
-          n >= 1
-            ? Effect.void
-            : Effect.fail(new InvalidInput({ field, reason: `expected a positive integer, got ${n}` }))
-        yield* positive("processes", f.processes)
-        yield* positive("spawns", f.spawns)
-        yield* positive("tasks", f.tasks)
-        yield* positive("growth-spawns", f.growthSpawns)
-        yield* positive("home-active", f.homeActive)
-        yield* positive("exit-batch", f.exitBatch)
-        if (f.startupRounds < 0 || f.startupRounds > 45) {
-          return yield* new InvalidInput({
-            field: "startup-rounds",
-            reason: `expected 0 to 45, got ${f.startupRounds}`
-          })
-        }
-        yield* atLeastZero("home-finished", f.homeFinished)
-        yield* atLeastZero("exits", f.exits)
+        yield* checkBenchSizes({
+          positive: {
+            processes: f.processes,
+            spawns: f.spawns,
+            tasks: f.tasks,
+            "growth-spawns": f.growthSpawns,
+            "home-active": f.homeActive,
+            "exit-batch": f.exitBatch
+          },
+          startupRounds: f.startupRounds,
+          atLeastZero: { "home-finished": f.homeFinished, exits: f.exits, "budget-rounds": f.budgetRounds }
+        })
         const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
         if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
           return yield* new InvalidInput({
@@ -629,6 +647,7 @@ const bench = Command.make(
           startupRounds: f.startupRounds,
           exits: f.exits,
           exitBatch: f.exitBatch,
+          budgetRounds: f.budgetRounds,
           only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
           progress: (text: string, transient: boolean) => {
             if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
@@ -648,6 +667,7 @@ const bench = Command.make(
             homeSize: bench.homeSize,
             startup: bench.startup,
             exitLatency: bench.exitLatency,
+            budgetStop: bench.budgetStop,
             targets: checks,
             notes: bench.notes,
             files: [written.json, written.md]

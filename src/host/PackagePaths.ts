@@ -16,3 +16,9 @@ export const agentRunner = NodePath.join(packageRoot, "bin", "agent-run.sh")
 
 /** The worker thread script of output filters (see reports/LineFilter.ts). */
 export const filterWorkerScript = NodePath.join(packageRoot, "bin", "filter-lines.mjs")
+
+/**
+ * A stand-in agent that prints usage lines the way Claude Code's stream-json does, at a chosen pace: the budget-stop
+ * measurement of the benchmark (and the tests) run it as a custom-engine agent metered as Claude's output.
+ */
+export const usageAgentScript = NodePath.join(packageRoot, "bin", "usage-agent.mjs")

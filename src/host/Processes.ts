@@ -56,6 +56,24 @@ export const groupHasLiveMember = (pgid: number) =>
     return false
   })
 
+/**
+ * The running (non-zombie) processes of these groups: among `candidates` only (one /proc read each), or in the whole
+ * process table. Linux only (/proc).
+ */
+export const liveMembers = (
+  groups: ReadonlySet<number>,
+  candidates?: ReadonlyArray<number>
+): ReadonlyArray<number> =>
+  (candidates ?? Fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e)).map(Number)).filter((pid) => {
+    try {
+      const info = stateAndGroup(String(pid))
+      return info !== undefined && info.state !== "Z" && groups.has(info.pgrp)
+    } catch {
+      // The process ended while it was read.
+      return false
+    }
+  })
+
 /** Signal a process group; a group that is already gone (ESRCH) is what the caller wanted. */
 export const signalGroup = (pgid: number, signal: NodeJS.Signals) =>
   // Security: -0 and -1 would signal our own group or every process we may signal.

@@ -1,6 +1,6 @@
 /**
  * Money as a resource, against real tmux, real agent processes and both registries: agents print usage the way Claude
- * Code's stream-json does (test/support/usage-agent.mjs, a custom engine declared SPAWNKIT_AGENT_FORMAT=claude) and
+ * Code's stream-json does (bin/usage-agent.mjs, a custom engine declared SPAWNKIT_AGENT_FORMAT=claude) and
  * the supervisor meters their logs as they grow.
  *
  * - A tree of 8 agents, each printing 1,000 output tokens every 200 ms under a task cap of 40,000 tokens (and the
@@ -27,7 +27,7 @@ import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import { type Backend, BACKENDS, liveSessions, runIn, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
 
-const USAGE_AGENT = NodePath.resolve(import.meta.dirname, "..", "support", "usage-agent.mjs")
+const USAGE_AGENT = NodePath.resolve(import.meta.dirname, "..", "..", "bin", "usage-agent.mjs")
 /** Claude Sonnet's list price of an output token, in USD (the price table's default for the claude format). */
 const SONNET_OUTPUT_USD = 15 / 1_000_000
 

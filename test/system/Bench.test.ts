@@ -24,7 +24,8 @@ describe("spawnkit bench", () => {
           CLI,
           "bench",
           ...["--processes", "2", "--spawns", "3", "--tasks", "2", "--growth", "0,20", "--growth-spawns", "2"],
-          ...["--home-finished", "30", "--home-active", "2", "--exits", "4", "--exit-batch", "2"],
+          ...["--home-finished", "30", "--home-active", "2"],
+          ...["--exits", "4", "--exit-batch", "2", "--budget-rounds", "1"],
           ...["--out", out, "--postgres", inject("databaseUrl"), "--json"]
         ],
         { encoding: "utf8", env: { ...process.env, TMPDIR: scratch }, timeout: 240_000 }
@@ -106,9 +107,23 @@ describe("spawnkit bench", () => {
         expect(r.waitAfterLastExit.count).toBe(2)
         expect(r.cpuMsPerExit).toBeGreaterThan(0)
       }
+      // Budget stop: one round per registry, the whole tree stopped, its figures measured from the crossing line.
+      expect(report.budgetStop.map((r: any) => [r.backend, r.rounds, r.agents, r.capTokens, r.gone.count])).toEqual([
+        ["file", 1, 8, 40_000, 1],
+        ["postgresql", 1, 8, 40_000, 1]
+      ])
+      for (const r of report.budgetStop) {
+        expect(r.recorded.p50).toBeGreaterThanOrEqual(0)
+        expect(r.gone.p50).toBeGreaterThanOrEqual(r.recorded.p50)
+        expect(r.overshoot.p50).toBeGreaterThanOrEqual(0)
+        expect(r.goal.withinMs).toBe(500)
+      }
+      const budgetTargets = report.targets.filter((t: any) => /over its budget all recorded/.test(t.target))
+      expect(budgetTargets).toHaveLength(2)
       const [json, md] = report.files as [string, string]
       expect(JSON.parse(Fs.readFileSync(json, "utf8")).results).toHaveLength(14)
       expect(Fs.readFileSync(md, "utf8")).toContain("| spawnkit-one-task")
+      expect(Fs.readFileSync(md, "utf8")).toContain("| postgresql registry | 1 (8, 40000 tokens)")
       // Every scenario's home and tmux socket were removed, and every scenario's database dropped.
       expect(Fs.readdirSync(scratch)).toEqual([])
       const databases = spawnSync(inject("psql"), [
@@ -140,5 +155,9 @@ describe("spawnkit bench", () => {
     expect(postgres.status).not.toBe(0)
     expect(JSON.parse(postgres.stdout)).toMatchObject({ error: { tag: "InvalidInput" } })
     expect(postgres.stdout).toContain("postgres")
+    const rounds = spawnSync(process.execPath, [CLI, "bench", "--budget-rounds", "-1", "--json"], { encoding: "utf8" })
+    expect(rounds.status).not.toBe(0)
+    expect(JSON.parse(rounds.stdout)).toMatchObject({ error: { tag: "InvalidInput" } })
+    expect(rounds.stdout).toContain("budget-rounds")
   })
 })

@@ -11,7 +11,7 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { CLI, cli, liveSessions, stdoutJson, stopChild, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
 
-const USAGE_AGENT = NodePath.resolve(import.meta.dirname, "..", "support", "usage-agent.mjs")
+const USAGE_AGENT = NodePath.resolve(import.meta.dirname, "..", "..", "bin", "usage-agent.mjs")
 const newEnv = testEnvs()
 const children: Array<ChildProcess> = []
 afterEach(async () => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // A stand-in for an agent CLI that prints usage the way Claude Code's stream-json does, at a chosen pace, so metering
-// and budgets are tested without API credentials. Run as a custom-engine agent (SPAWNKIT_AGENT_FORMAT=claude).
+// and budgets are tested and measured (the tests, `spawnkit bench`'s budget stop) without API credentials. Run as a
+// custom-engine agent (SPAWNKIT_AGENT_FORMAT=claude).
 //
 //   usage-agent.mjs [--every MS] [--count N] [--output N] [--input N] [--model M] [--exit-code C]
 //                   [--rate-limit-in SECONDS] [--hostile] [--replay FILE] [--go FILE]
