@@ -20,7 +20,7 @@ import {
   within
 } from "../support/Mcp.js"
 
-const USAGE_AGENT = NodePath.resolve(import.meta.dirname, "..", "support", "usage-agent.mjs")
+const USAGE_AGENT = NodePath.resolve(import.meta.dirname, "..", "..", "bin", "usage-agent.mjs")
 const KINDS: ReadonlyArray<Kind> = ["stdio", "http"]
 
 const servers: Array<Served> = []
