@@ -1,10 +1,12 @@
 /**
  * `spawnkit demo`: a tour on the custom engine, needing no agent CLI: create a task, spawn a small tree, show what
- * admission refuses and a queued spawn waiting for its slot, show the status tree, then kill everything and (unless
- * --keep) remove the demo task.
+ * admission refuses and a queued spawn waiting for its slot, show the status tree; then a budget spent by agents
+ * printing Claude Code's usage lines, stopped by the supervisor; then kill everything and (unless --keep) remove the
+ * demo tasks.
  */
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FileSystem from "effect/FileSystem"
@@ -12,12 +14,14 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { isActiveStatus } from "../domain/Agent.js"
-import type { TaskId } from "../domain/Ids.js"
+import type { AgentId, TaskId } from "../domain/Ids.js"
 import type { SpawnResult } from "../domain/SpawnRequest.js"
 import { Events, events } from "../events/Events.js"
+import { usageAgentScript } from "../host/PackagePaths.js"
 import { kill } from "../lifecycle/Kill.js"
 import { spawn as spawnAgent, type SpawnInput } from "../spawn/Spawner.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { supervise } from "../supervisor/Supervisor.js"
 import { createTask, status } from "../tasks/Tasks.js"
 import { waitFor } from "../wait/Wait.js"
 import { describeError, renderTask } from "./Output.js"
@@ -123,22 +127,66 @@ const tour = Effect.gen(function*() {
   return taskId
 })
 
-/** Run the demo; with `keep`, the demo task's directory stays for inspection. */
+/** A word of a command template, quoted so that a path with spaces stays one word. */
+const quoted = (word: string) => (word.includes("'") ? JSON.stringify(word) : `'${word}'`)
+
+/** Tokens the budget tour's task may spend. */
+const DEMO_BUDGET_TOKENS = 3000
+
+/**
+ * A budget: a task capped at DEMO_BUDGET_TOKENS tokens, two agents printing Claude Code's usage lines (the usage
+ * agent, declared SPAWNKIT_AGENT_FORMAT=claude), metered by a supervisor running in this process: both are stopped
+ * `over_budget` by the line that spends the cap, and the next spawn is refused with BudgetExceeded.
+ */
+const budgetTour = Effect.scoped(Effect.gen(function*() {
+  const config = yield* SpawnkitConfig
+  yield* Console.log("\n--- a budget, metered from the agents' own output")
+  yield* Effect.forkScoped(supervise({ reconcileEvery: Duration.zero }))
+  const task = yield* createTask({ description: "spawnkit demo: a budget", max_tokens: DEMO_BUDGET_TOKENS })
+  const taskId = task.task_id
+  yield* Console.log(`created ${taskId} with max_tokens ${DEMO_BUDGET_TOKENS}`)
+  const spender = [process.execPath, usageAgentScript, "--every", "100", "--output", "250"].map(quoted).join(" ")
+  const spending = { ...config, agentCommand: Option.some(spender), agentFormat: "claude" as const }
+  const spawnSpender = (type: string) =>
+    spawnAgent({ taskId, engine: "custom", agentType: type, prompt: "Spend tokens." }).pipe(
+      Effect.provideService(SpawnkitConfig, spending)
+    )
+  const ids: Array<AgentId> = []
+  for (const type of ["spender-a", "spender-b"]) {
+    const agent = yield* spawnSpender(type)
+    ids.push(agent.agent_id as AgentId)
+    yield* Console.log(`spawn ${type}: ${agent.agent_id} (prints 250 output tokens every 0.1 s, as Claude Code would)`)
+  }
+  const ended = yield* waitFor({ taskId, agentIds: ids, timeoutSeconds: 60 })
+  for (const agent of ended.agents) yield* Console.log(`${agent.agent_id}: ${agent.status} (${agent.reason ?? ""})`)
+  yield* spawnSpender("spender-c").pipe(
+    Effect.flatMap((r) => Console.log(`spawn spender-c: ${r.agent_id}`)),
+    Effect.catch((e) => Console.log(`spawn spender-c: refused [${describeError(e).tag}] ${describeError(e).message}`))
+  )
+  yield* Console.log("\n" + renderTask(yield* status(taskId), yield* Clock.currentTimeMillis))
+  return taskId
+}))
+
+/** Run the demo; with `keep`, the demo tasks' directories stay for inspection. */
 export const runDemo = (keep: boolean) =>
   Effect.gen(function*() {
     const config = yield* SpawnkitConfig
     const fs = yield* FileSystem.FileSystem
-    const taskId = yield* tour
-    const state = yield* status(taskId)
-    for (const agent of state.agents) {
-      if (isActiveStatus(agent.status)) yield* kill(taskId, agent.id, "demo finished")
+    const taskIds = [yield* tour, yield* budgetTour]
+    for (const taskId of taskIds) {
+      for (const agent of (yield* status(taskId)).agents) {
+        if (isActiveStatus(agent.status)) yield* kill(taskId, agent.id, "demo finished")
+      }
     }
-    const after = yield* status(taskId)
-    yield* Console.log("after cleanup:\n" + renderTask(after, yield* Clock.currentTimeMillis))
-    if (keep) {
-      yield* Console.log(`\nkept ${config.home}/${taskId}`)
-    } else {
-      yield* fs.remove(`${config.home}/${taskId}`, { recursive: true })
-      yield* Console.log(`\nremoved ${config.home}/${taskId}; no agent or session is left running.`)
+    const after = yield* status(taskIds[0]!)
+    yield* Console.log("\nafter cleanup:\n" + renderTask(after, yield* Clock.currentTimeMillis))
+    for (const taskId of taskIds) {
+      if (keep) {
+        yield* Console.log(`\nkept ${config.home}/${taskId}`)
+      } else {
+        yield* fs.remove(`${config.home}/${taskId}`, { recursive: true })
+        yield* Console.log(`removed ${config.home}/${taskId}`)
+      }
     }
+    if (!keep) yield* Console.log("no agent or session is left running.")
   })

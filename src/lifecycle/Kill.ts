@@ -131,9 +131,13 @@ export const endAgents = Effect.fn("Kill.endAgents")(function*(
  * Stop the sessions of agents just ended: SIGTERM to each one's process group in the order given (deepest first, as
  * chosen), all within milliseconds, then each group waited for (SIGKILL after the grace period) and its session
  * removed, all at once. A tree stops as fast as its slowest agent, not as the sum of them.
+ *
+ * Uninterruptible: the agents are already recorded ended, so a caller interrupted now (a supervisor shutting down, a
+ * cancelled call) still stops what it recorded, within the grace period, rather than leave live agents whose records
+ * say they ended until the next reconcile pass.
  */
 export const stopSessions = (ended: ReadonlyArray<Agent>) =>
-  Effect.gen(function*() {
+  Effect.uninterruptible(Effect.gen(function*() {
     const tmux = yield* Tmux
     const config = yield* SpawnkitConfig
     // One tmux call for the panes of a whole tree (a call per agent would delay the last signal by the sum of them).
@@ -156,7 +160,7 @@ export const stopSessions = (ended: ReadonlyArray<Agent>) =>
           .pipe(Effect.andThen(tmux.killSession(session))),
       { concurrency: "unbounded", discard: true }
     )
-  })
+  }))
 
 /**
  * The targets of a kill, on the registry as the transaction sees it: the agent and, with `cascade`, every agent

@@ -334,6 +334,12 @@ describe("spawnkit CLI", () => {
     expect(demo.stdout).toMatch(/spawn fifth agent again, with queue: true \(waits for a slot\): extra-/)
     expect(demo.stdout).toContain("wait_for_agents says: killed")
     expect(demo.stdout).toMatch(/events journaled meanwhile .*: queued, killed, dequeued, spawned/)
+    // The budget: both spenders stopped by the supervisor, the next spawn refused.
+    expect(demo.stdout).toMatch(
+      /spender-a-\S+: over_budget \(over budget: the task's budget is spent \(\d+ tokens spent of 3000\)\)/
+    )
+    expect(demo.stdout).toMatch(/spender-b-\S+: over_budget/)
+    expect(demo.stdout).toContain("spawn spender-c: refused [BudgetExceeded]")
     expect(liveSessions(env.socket)).toEqual([])
     expect(Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-"))).toEqual([])
   })
