@@ -133,10 +133,9 @@ export const meterTask = Effect.fn("Metering.meterTask")(function*(taskId: TaskI
   const registry = yield* Registry
   const config = yield* SpawnkitConfig
   const walls = yield* UsageWalls
-  const nowMs = yield* Clock.currentTimeMillis
-  const now = isoOf(nowMs)
   const result = yield* registry.update(taskId, (tx) =>
     Effect.gen(function*() {
+      const nowMs = yield* Clock.currentTimeMillis
       let next: TaskRegistry = tx.task
       let grew = 0
       let behind = false
@@ -157,12 +156,14 @@ export const meterTask = Effect.fn("Metering.meterTask")(function*(taskId: TaskI
         grew++
       }
       const targets = overBudgetTargets(next)
+      // The time of the decision, taken after the logs were read: no line it counted was printed later.
+      const decidedAt = isoOf(yield* Clock.currentTimeMillis)
       const ends = targets.length === 0
         ? { next, ended: [], cancelled: [] }
-        : yield* endInTransaction(config.home, next, targets, "over_budget", now)
+        : yield* endInTransaction(config.home, next, targets, "over_budget", decidedAt)
       const changed = grew > 0 || ends.ended.length + ends.cancelled.length > 0
       return {
-        result: { grew, stopped: ends.ended, behind, limits },
+        result: { grew, stopped: ends.ended, behind, limits, at: decidedAt },
         ...(changed ? { next: ends.next } : {})
       }
     }))
@@ -175,7 +176,7 @@ export const meterTask = Effect.fn("Metering.meterTask")(function*(taskId: TaskI
       reason: limit.reason.slice(0, 500),
       task_id: taskId,
       agent_id: limit.agent.id,
-      at: now
+      at: result.at
     })
   }
   return { grew: result.grew, stopped: result.stopped, behind: result.behind } satisfies Metered
