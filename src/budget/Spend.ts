@@ -102,3 +102,10 @@ export const formatUsd = (usd: number): string => `$${usd >= 0.01 || usd === 0 ?
 /** A spend for people: tokens and cost, `~` marking an estimate. */
 export const formatSpend = (spend: Pick<Spend, "total_tokens" | "cost_usd" | "estimated">): string =>
   `${spend.total_tokens.toLocaleString("en-US")} tokens  ${spend.estimated ? "~" : ""}${formatUsd(spend.cost_usd)}`
+
+/** Caps for people: `$5.00 / 40,000 tokens`; empty when there is none. */
+export const formatCaps = (caps: { readonly max_cost_usd?: number; readonly max_tokens?: number }): string =>
+  [
+    ...(caps.max_cost_usd !== undefined ? [formatUsd(caps.max_cost_usd)] : []),
+    ...(caps.max_tokens !== undefined ? [`${caps.max_tokens.toLocaleString("en-US")} tokens`] : [])
+  ].join(" / ")

@@ -5,7 +5,7 @@ import * as Cause from "effect/Cause"
 import { CliOutput } from "effect/cli"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import { formatSpend, formatUsd, spendOf } from "../budget/Spend.js"
+import { formatCaps, formatSpend, spendOf } from "../budget/Spend.js"
 import { type Agent, isActiveStatus } from "../domain/Agent.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import type { UnreadableTask } from "../registry/Registry.js"
@@ -108,18 +108,11 @@ const age = (iso: string, nowMs: number) => {
 const agentLine = (a: Agent, nowMs: number) => {
   const parts = [`${a.id}`, `[${a.status}]`, a.type, `age ${age(a.started_at, nowMs)}`]
   if (a.usage !== undefined) parts.push(formatSpend(spendOf([a])))
-  if (a.budget !== undefined) parts.push(`budget ${capsText(a.budget)}`)
+  if (a.budget !== undefined) parts.push(`budget ${formatCaps(a.budget)}`)
   if (a.exit !== undefined) parts.push(`exit ${a.exit.exit_code}`)
   if (a.reason !== undefined) parts.push(`(${a.reason})`)
   return parts.join("  ")
 }
-
-/** Caps for people: `$5.00 / 40,000 tokens`. */
-const capsText = (caps: { readonly max_cost_usd?: number; readonly max_tokens?: number }) =>
-  [
-    ...(caps.max_cost_usd !== undefined ? [formatUsd(caps.max_cost_usd)] : []),
-    ...(caps.max_tokens !== undefined ? [`${caps.max_tokens.toLocaleString("en-US")} tokens`] : [])
-  ].join(" / ")
 
 /** A task and its agents as an indented tree. */
 export const renderTask = (task: TaskRegistry, nowMs: number): string => {
@@ -129,7 +122,7 @@ export const renderTask = (task: TaskRegistry, nowMs: number): string => {
   ]
   const capped = task.max_cost_usd !== undefined || task.max_tokens !== undefined
   if (capped || task.agents.some((a) => a.usage !== undefined)) {
-    lines.push(`  spent ${formatSpend(spendOf(task.agents))}${capped ? `  of budget ${capsText(task)}` : ""}`)
+    lines.push(`  spent ${formatSpend(spendOf(task.agents))}${capped ? `  of budget ${formatCaps(task)}` : ""}`)
   }
   const children = new Map<string, Array<Agent>>()
   for (const a of task.agents) children.set(a.parent, [...(children.get(a.parent) ?? []), a])

@@ -2,7 +2,7 @@
  * `spawnkit usage` as text: a table of spend per task, engine and agent type, each task against its caps, the total,
  * and the engines behind a provider's usage limit.
  */
-import { formatSpend, formatUsd, type UsageReport } from "../budget/Spend.js"
+import { formatCaps, formatSpend, formatUsd, type UsageReport } from "../budget/Spend.js"
 import type { Wall } from "../host/UsageWalls.js"
 
 export { usageReport } from "../budget/Spend.js"
@@ -29,11 +29,8 @@ export const renderUsage = (report: UsageReport & { readonly usage_limits: Reado
   ])
   const lines = [...pad([header, ...rows])]
   for (const task of report.tasks) {
-    const caps = [
-      ...(task.max_cost_usd !== undefined ? [formatUsd(task.max_cost_usd)] : []),
-      ...(task.max_tokens !== undefined ? [`${task.max_tokens.toLocaleString("en-US")} tokens`] : [])
-    ]
-    if (caps.length > 0) lines.push(`${task.task_id}: spent ${formatSpend(task)} of budget ${caps.join(" / ")}`)
+    const caps = formatCaps(task)
+    if (caps !== "") lines.push(`${task.task_id}: spent ${formatSpend(task)} of budget ${caps}`)
   }
   lines.push(`total: ${formatSpend(report.total)}${report.total.estimated ? "  (~ estimated from prices)" : ""}`)
   for (const wall of report.usage_limits) {

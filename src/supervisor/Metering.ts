@@ -40,8 +40,6 @@ export const isMetered = (agent: Agent, hostId: string): boolean =>
 
 /** What metering a task did. */
 export interface Metered {
-  /** Agents whose usage grew. */
-  readonly grew: number
   /** Agents stopped because a budget covering them was spent (deepest first). */
   readonly stopped: ReadonlyArray<Agent>
   /** Log bytes still unread after this pass (the next pass reads on at once). */
@@ -62,15 +60,6 @@ const readFrom = (file: string, offset: number): { readonly bytes: Uint8Array; r
     return undefined
   } finally {
     if (fd !== undefined) Fs.closeSync(fd)
-  }
-}
-
-/** A file's size; undefined when it cannot be read. */
-const sizeOf = (file: string): number | undefined => {
-  try {
-    return Fs.statSync(file).size
-  } catch {
-    return undefined
   }
 }
 
@@ -98,14 +87,15 @@ const meterAgent = (
   const stored = agent.usage ?? emptyUsage
   const ended = !isLiveStatus(agent.status)
   const file = logPath(home, taskId, agent.id)
-  const size = sizeOf(file)
+  let before = stored
+  let read = readFrom(file, stored.log_offset)
   // A log shorter than what was read of it was cut (by the agent: it can write its own log). What it held stays
   // counted (nothing is lowered), and reading starts over at its beginning, so what is written after the cut counts
   // too: a cut hides nothing, and a line written again only adds to the agent's own spend.
-  const before: AgentUsage = size !== undefined && size < stored.log_offset
-    ? { ...stored, log_offset: 0, skipping: false, truncations: (stored.truncations ?? 0) + 1 }
-    : stored
-  const read = readFrom(file, before.log_offset)
+  if (read !== undefined && read.size < stored.log_offset) {
+    before = { ...stored, log_offset: 0, skipping: false, truncations: (stored.truncations ?? 0) + 1 }
+    read = readFrom(file, 0)
+  }
   if (read === undefined || read.bytes.length === 0) {
     // Nothing new (no log yet, or it is gone): an ended agent has nothing left to give.
     if (ended) return { usage: { ...before, complete: true }, limits: [], behind: false }
@@ -163,7 +153,7 @@ export const meterTask = Effect.fn("Metering.meterTask")(function*(taskId: TaskI
         : yield* endInTransaction(config.home, next, targets, "over_budget", decidedAt)
       const changed = grew > 0 || ends.ended.length + ends.cancelled.length > 0
       return {
-        result: { grew, stopped: ends.ended, behind, limits, at: decidedAt },
+        result: { stopped: ends.ended, behind, limits, at: decidedAt },
         ...(changed ? { next: ends.next } : {})
       }
     }))
@@ -179,5 +169,5 @@ export const meterTask = Effect.fn("Metering.meterTask")(function*(taskId: TaskI
       at: result.at
     })
   }
-  return { grew: result.grew, stopped: result.stopped, behind: result.behind } satisfies Metered
+  return { stopped: result.stopped, behind: result.behind } satisfies Metered
 })

@@ -275,11 +275,7 @@ describe("usage limits", () => {
     const hitAt = Date.now()
     await spawnIn(env, task.task_id, "limited")
     letGo(env)
-    const wall = await waitFor(
-      "the wall up",
-      () => Fs.existsSync(NodePath.join(env.home, ".spawnkit-usage-limits.jsonl")) || undefined
-    )
-    expect(wall).toBe(true)
+    await waitFor("the wall up", () => Fs.existsSync(NodePath.join(env.home, ".spawnkit-usage-limits.jsonl")))
     const error: any = await spawnError(env, task.task_id, { engine: "custom" })
     expect(error._tag).toBe("UsageLimited")
     expect(error.engine).toBe("custom")
