@@ -140,6 +140,7 @@ export const stopSessions = (ended: ReadonlyArray<Agent>) =>
   Effect.uninterruptible(Effect.gen(function*() {
     const tmux = yield* Tmux
     const config = yield* SpawnkitConfig
+    if (ended.length === 0) return
     // One tmux call for the panes of a whole tree (a call per agent would delay the last signal by the sum of them).
     const panes = ended.length === 1
       ? [{ session: sessionNameOf(ended[0]!.id), pane: yield* tmux.paneState(sessionNameOf(ended[0]!.id)) }]
