@@ -1,5 +1,5 @@
 /**
- * spawnkit's composition root: the layers that put configuration, the registry, tmux, rollbacks, fault injection and
+ * spawnkit's composition root: the layers that put configuration, the registry, tmux, git, rollbacks, fault injection and
  * Node's services together. The command line, the MCP server and the benchmark build their services here; the public
  * barrel (`index.ts`) re-exports it.
  *
@@ -15,6 +15,7 @@ import type * as Path from "effect/Path"
 import type { InvalidConfiguration, RegistryDatabaseError, RegistryIoError } from "./domain/Errors.js"
 import type { Events } from "./events/Events.js"
 import { FaultInjection } from "./faults/FaultInjection.js"
+import { Git } from "./host/Git.js"
 import { Tmux } from "./host/Tmux.js"
 import { UsageWalls } from "./host/UsageWalls.js"
 import * as FileEvents from "./registry/FileEvents.js"
@@ -63,7 +64,7 @@ export const layer = (
 ) => {
   const config = SpawnkitConfig.layerWith(overrides)
   const base = faults.pipe(Layer.provideMerge(config))
-  return Layer.mergeAll(registryFromConfig, Tmux.layer, Rollbacks.layer, UsageWalls.layer).pipe(
+  return Layer.mergeAll(registryFromConfig, Tmux.layer, Rollbacks.layer, UsageWalls.layer, Git.layer).pipe(
     Layer.provideMerge(base),
     Layer.provideMerge(NodeServices.layer)
   )

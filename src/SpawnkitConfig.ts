@@ -36,6 +36,17 @@ export interface SpawnkitSettings {
   /** Command template of the custom engine (SPAWNKIT_AGENT_COMMAND), if set. */
   readonly agentCommand: Option.Option<string>
   /**
+   * The custom engine's command to resume a conversation (SPAWNKIT_AGENT_RESUME_COMMAND), with `{session_id}` for the
+   * conversation's id and the same other placeholders as SPAWNKIT_AGENT_COMMAND; the custom engine cannot resume
+   * without it.
+   */
+  readonly agentResumeCommand: Option.Option<string>
+  /**
+   * Where agents' git worktrees are made, `<dir>/<task id>/<agent id>` (SPAWNKIT_WORKTREES_DIR, default
+   * `<home>/.spawnkit-worktrees`): see worktreesRoot.
+   */
+  readonly worktreesDir: Option.Option<string>
+  /**
    * Which output format the custom engine's agents print, so they are metered like the real CLIs
    * (SPAWNKIT_AGENT_FORMAT: claude, codex, gemini or none, default none).
    */
@@ -118,6 +129,8 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
   ).pipe(Config.withDefault("spawnkit")),
   tmuxBin: Config.String("SPAWNKIT_TMUX_BIN").pipe(Config.withDefault("tmux")),
   agentCommand: Config.option(Config.NonEmptyString("SPAWNKIT_AGENT_COMMAND")),
+  agentResumeCommand: Config.option(Config.NonEmptyString("SPAWNKIT_AGENT_RESUME_COMMAND")),
+  worktreesDir: Config.option(Config.NonEmptyString("SPAWNKIT_WORKTREES_DIR")),
   agentFormat: Config.schema(OutputFormat, "SPAWNKIT_AGENT_FORMAT").pipe(Config.withDefault("none" as const)),
   pricesFile: Config.option(Config.NonEmptyString("SPAWNKIT_PRICES_FILE")),
   meterPollMs: positiveInt("SPAWNKIT_METER_POLL_MS", 1000),
@@ -161,6 +174,8 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     tmuxSocket: parseTmuxSocket(c.tmuxSocket),
     tmuxBin: c.tmuxBin,
     agentCommand: c.agentCommand,
+    agentResumeCommand: c.agentResumeCommand,
+    worktreesDir: Option.map(c.worktreesDir, (dir) => NodePath.resolve(dir)),
     agentFormat: c.agentFormat,
     pricesFile: Option.map(c.pricesFile, (file) => NodePath.resolve(file)),
     meterPollMs: c.meterPollMs,
@@ -186,6 +201,10 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     faultSpec: c.faultSpec
   }))
 )
+
+/** The directory agents' worktrees are made in: SPAWNKIT_WORKTREES_DIR, else `<home>/.spawnkit-worktrees`. */
+export const worktreesRoot = (settings: Pick<SpawnkitSettings, "home" | "worktreesDir">): string =>
+  Option.getOrElse(settings.worktreesDir, () => NodePath.join(settings.home, ".spawnkit-worktrees"))
 
 const issuesOf = SchemaIssue.makeFormatterStandardSchemaV1()
 

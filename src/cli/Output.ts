@@ -105,8 +105,13 @@ const age = (iso: string, nowMs: number) => {
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`
 }
 
-const agentLine = (a: Agent, nowMs: number) => {
+const agentLine = (a: Agent, nowMs: number, work?: ReadonlyMap<string, string>) => {
   const parts = [`${a.id}`, `[${a.status}]`, a.type, `age ${age(a.started_at, nowMs)}`]
+  if (a.worktree !== undefined && a.worktree.state !== "removed") {
+    const held = work?.get(a.id)
+    parts.push(`branch spawnkit/${a.worktree.id}${held !== undefined ? ` (${held})` : ""}`)
+  }
+  if (a.resumed_from !== undefined) parts.push(`resumes ${a.resumed_from}`)
   if (a.usage !== undefined) parts.push(formatSpend(spendOf([a])))
   if (a.budget !== undefined) parts.push(`budget ${formatCaps(a.budget)}`)
   if (a.exit !== undefined) parts.push(`exit ${a.exit.exit_code}`)
@@ -114,8 +119,11 @@ const agentLine = (a: Agent, nowMs: number) => {
   return parts.join("  ")
 }
 
-/** A task and its agents as an indented tree. */
-export const renderTask = (task: TaskRegistry, nowMs: number): string => {
+/**
+ * A task and its agents as an indented tree. `work` says, per agent id, what its worktree holds now ("2 ahead,
+ * dirty"), as git reported it.
+ */
+export const renderTask = (task: TaskRegistry, nowMs: number, work?: ReadonlyMap<string, string>): string => {
   const lines = [
     `${task.task_id}  ${task.task_description}`,
     `  active ${task.active_count}/${task.max_concurrent}  total ${task.total_spawned}/${task.max_agents}  max depth ${task.max_depth}`
@@ -128,7 +136,7 @@ export const renderTask = (task: TaskRegistry, nowMs: number): string => {
   for (const a of task.agents) children.set(a.parent, [...(children.get(a.parent) ?? []), a])
   const walk = (parent: string, indent: string) => {
     for (const a of children.get(parent) ?? []) {
-      lines.push(`${indent}${isActiveStatus(a.status) ? "●" : "○"} ${agentLine(a, nowMs)}`)
+      lines.push(`${indent}${isActiveStatus(a.status) ? "●" : "○"} ${agentLine(a, nowMs, work)}`)
       walk(a.id, indent + "    ")
     }
   }
@@ -140,7 +148,7 @@ export const renderTask = (task: TaskRegistry, nowMs: number): string => {
   )
   const known = new Set(task.agents.map((a) => a.id))
   for (const a of task.agents) {
-    if (a.parent !== "orchestrator" && !known.has(a.parent)) lines.push(`  ? ${agentLine(a, nowMs)}`)
+    if (a.parent !== "orchestrator" && !known.has(a.parent)) lines.push(`  ? ${agentLine(a, nowMs, work)}`)
   }
   return lines.join("\n")
 }

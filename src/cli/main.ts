@@ -20,7 +20,8 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Stdio from "effect/Stdio"
 import * as Os from "node:os"
-import { Engine } from "../domain/Agent.js"
+import * as NodePath from "node:path"
+import { Engine, Isolation } from "../domain/Agent.js"
 import { InvalidInput } from "../domain/Errors.js"
 import { Priority, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { Services } from "../Spawnkit.js"
@@ -88,6 +89,21 @@ const taskCreate = Command.make(
       Flag.optional
     ),
     engine: Flag.Literals("engine", engines).pipe(Flag.withDescription("Default engine of the task"), Flag.optional),
+    workingDirectory: Flag.String("working-directory").pipe(
+      Flag.withDescription("The directory the agents work in (your project); default: the task's own directory"),
+      Flag.optional
+    ),
+    isolation: Flag.Literals("isolation", Isolation.literals).pipe(
+      Flag.withDescription(
+        "worktree: each agent works in a git worktree of its own, on branch spawnkit/<agent id>, removed after it " +
+          "ends unless it holds work (needs --working-directory in a git repository); default none"
+      ),
+      Flag.optional
+    ),
+    baseRef: Flag.String("base-ref").pipe(
+      Flag.withDescription("With --isolation worktree: the branch, tag or commit agents' branches start from (HEAD)"),
+      Flag.optional
+    ),
     json
   },
   (f) =>
@@ -107,7 +123,10 @@ const taskCreate = Command.make(
             max_cost_usd: f.maxCostUsd,
             max_tokens: f.maxTokens,
             priority: f.priority,
-            engine: f.engine
+            engine: f.engine,
+            working_directory: Option.map(f.workingDirectory, (dir) => NodePath.resolve(dir)),
+            isolation: f.isolation,
+            base_ref: f.baseRef
           })
         })
         yield* f.json ? printJson({ task_id: task.task_id, workspace: task.workspace }) : Console.log(task.task_id)
@@ -159,6 +178,8 @@ const spawnCommand = Command.make(
     queueTimeout: intFlag("queue-timeout", spawnField.queueTimeoutSeconds).pipe(Flag.optional),
     maxCostUsd: numberFlag("max-cost-usd", spawnField.maxCostUsd).pipe(Flag.optional),
     maxTokens: intFlag("max-tokens", spawnField.maxTokens).pipe(Flag.optional),
+    isolation: literalFlag("isolation", Isolation, spawnField.isolation).pipe(Flag.optional),
+    baseRef: textFlag("base-ref", spawnField.baseRef).pipe(Flag.optional),
     json
   },
   (f) =>
@@ -178,7 +199,9 @@ const spawnCommand = Command.make(
             stallTimeoutSeconds: f.stallTimeout,
             queueTimeoutSeconds: f.queueTimeout,
             maxCostUsd: f.maxCostUsd,
-            maxTokens: f.maxTokens
+            maxTokens: f.maxTokens,
+            isolation: f.isolation,
+            baseRef: f.baseRef
           }),
           ...(f.queue ? { queue: true } : {})
         })
@@ -209,10 +232,11 @@ const statusCommand = Command.make(
       f.json,
       Effect.gen(function*() {
         const { listTasks, status } = yield* Tasks
+        const { workOf } = yield* load(() => import("./Worktrees.js"))
         if (Option.isSome(f.task)) {
           const task = yield* status(f.task.value)
           if (f.json) return yield* printJson(task)
-          return yield* Console.log(renderTask(task, yield* Clock.currentTimeMillis))
+          return yield* Console.log(renderTask(task, yield* Clock.currentTimeMillis, yield* workOf(task)))
         }
         const page = yield* listTasks({
           scope: f.all ? "all" : "active",
@@ -220,9 +244,11 @@ const statusCommand = Command.make(
         })
         if (f.json) return yield* printJson(page)
         const now = yield* Clock.currentTimeMillis
+        const rendered: Array<string> = []
+        for (const t of page.tasks) rendered.push(renderTask(t, now, yield* workOf(t)))
         const shown = page.tasks.length === 0
           ? f.all ? "no tasks" : "no task has agents running or starting (spawnkit status --all shows every task)"
-          : page.tasks.map((t) => renderTask(t, now)).join("\n\n")
+          : rendered.join("\n\n")
         yield* Console.log([shown, ...renderUnreadable(page.unreadable)].join("\n\n"))
         if (page.next !== undefined) {
           yield* Console.log(`\nmore: spawnkit status${f.all ? " --all" : ""} --after ${page.next}`)
@@ -359,6 +385,102 @@ const killCommand = Command.make(
 ).pipe(Command.withDescription("Kill an agent (its process group and session); idempotent"))
 
 const Watch = load(() => import("./Watch.js"))
+
+const resumeCommand = Command.make(
+  "resume",
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Task id")),
+    agent: Flag.String("agent").pipe(
+      Flag.withDescription("The ended agent (failed, killed, lost, timed_out, stalled, over_budget) to resume")
+    ),
+    prompt: Flag.String("prompt").pipe(
+      Flag.withDescription("What to tell it (default: continue where you stopped)"),
+      Flag.optional
+    ),
+    idempotencyKey: textFlag("idempotency-key", spawnField.idempotencyKey).pipe(Flag.optional),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const { resume } = yield* load(() => import("../lifecycle/Resume.js"))
+        const result = yield* resume({
+          taskId: f.task,
+          agentId: f.agent,
+          ...defined({ prompt: f.prompt, idempotencyKey: f.idempotencyKey })
+        })
+        yield* f.json
+          ? printJson(result)
+          : Console.log(
+            `${result.agent_id}  session ${result.tmux_session}  resumes ${result.resumed_from}` +
+              (result.existing ? "  (existing)" : "")
+          )
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "Resume an ended agent's conversation in a new agent (same type, parent and worktree) with its CLI's resume"
+  )
+)
+
+const worktreeList = Command.make(
+  "list",
+  { task: Flag.String("task").pipe(Flag.withDescription("Only this task"), Flag.optional), json },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const { listCommand } = yield* load(() => import("./Worktrees.js"))
+        yield* listCommand(Option.getOrUndefined(f.task), f.json)
+      })
+    )
+).pipe(Command.withDescription("List agents' worktrees: agent, status, branch, path, commits ahead/behind, dirty"))
+
+const worktreeRemove = Command.make(
+  "remove",
+  {
+    task: Flag.String("task").pipe(Flag.withDescription("Task id")),
+    agent: Flag.String("agent").pipe(Flag.withDescription("The agent whose worktree to remove")),
+    force: Flag.Boolean("force").pipe(
+      Flag.withDescription("Remove it even if it holds work (its commits and changes are lost)"),
+      Flag.withDefault(false)
+    ),
+    json
+  },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const { removeCommand } = yield* load(() => import("./Worktrees.js"))
+        yield* removeCommand(f.task, f.agent, f.force, f.json)
+      })
+    )
+).pipe(
+  Command.withDescription("Remove an ended agent's worktree and its branch (refused if it holds work, unless --force)")
+)
+
+const worktreePrune = Command.make(
+  "prune",
+  { json },
+  (f) =>
+    run(
+      f.json,
+      Effect.gen(function*() {
+        const { pruneCommand } = yield* load(() => import("./Worktrees.js"))
+        yield* pruneCommand(f.json)
+      })
+    )
+).pipe(
+  Command.withDescription(
+    "Remove the worktrees of ended agents that hold no work; list the ones that do (never removed)"
+  )
+)
+
+const worktree = Command.make("worktree").pipe(
+  Command.withDescription("Agents' git worktrees (isolation worktree)"),
+  Command.withSubcommands([worktreeList, worktreeRemove, worktreePrune])
+)
 
 const waitCommand = Command.make(
   "wait",
@@ -688,6 +810,8 @@ const root = Command.make("spawnkit").pipe(
     usageCommand,
     outputCommand,
     killCommand,
+    resumeCommand,
+    worktree,
     waitCommand,
     eventsCommand,
     reconcileCommand,

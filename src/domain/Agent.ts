@@ -3,9 +3,11 @@
  */
 import * as Schema from "effect/Schema"
 import { BudgetKind } from "./Errors.js"
+import { BaseRef, CommitId } from "./GitRef.js"
 import {
   AbsolutePath,
   AgentId,
+  ConversationId,
   HostId,
   IdempotencyKey,
   ProcessId,
@@ -107,6 +109,41 @@ export const BudgetStop = Schema.Struct({
 /** @see BudgetStop */
 export type BudgetStop = typeof BudgetStop.Type
 
+/**
+ * Where an agent works: `none`, in the task's working directory (shared with the task's other agents); `worktree`, in
+ * a git worktree of its own on a branch of its own (`spawnkit/<agent id>`), created by its spawn.
+ */
+export const Isolation = Schema.Literals(["none", "worktree"])
+/** @see Isolation */
+export type Isolation = typeof Isolation.Type
+
+/**
+ * A worktree's life as its owning record sees it: `active` while its agent may still use it; `kept` after the agent
+ * ended with work in it (commits ahead of its base, or uncommitted or untracked changes); `removed` once it was
+ * removed with its branch (it held no work, or a person removed it).
+ */
+export const WorktreeState = Schema.Literals(["active", "kept", "removed"])
+/** @see WorktreeState */
+export type WorktreeState = typeof WorktreeState.Type
+
+/**
+ * An agent's git worktree. Its path (`<worktrees root>/<task id>/<id>`) and branch (`spawnkit/<id>`) are derived from
+ * `id` alone: the agent's own id, or for a resumed agent the id of the agent whose worktree it took over. The record
+ * holding it last (in registry order) owns it.
+ *
+ * Security: `base_ref` reaches git's argv (to count commits behind it), so it is validated as a ref on every read.
+ */
+export const WorktreeRecord = Schema.Struct({
+  id: AgentId,
+  state: WorktreeState,
+  /** The commit the branch started from; set when the worktree was created. */
+  base_commit: Schema.optionalKey(CommitId),
+  /** The ref it was based on (a branch, the parent's branch, or the one HEAD named), for "behind". */
+  base_ref: Schema.optionalKey(BaseRef)
+})
+/** @see WorktreeRecord */
+export type WorktreeRecord = typeof WorktreeRecord.Type
+
 /** How an agent's process ended. */
 export const AgentExit = Schema.Struct({
   exit_code: Schema.Int,
@@ -178,7 +215,16 @@ export const Agent = Schema.Struct({
   /** What it has spent, metered from its log, and how far the log has been read. */
   usage: Schema.optionalKey(AgentUsage),
   /** Set with status `over_budget`: the budget that stopped it. */
-  budget_stop: Schema.optionalKey(BudgetStop)
+  budget_stop: Schema.optionalKey(BudgetStop),
+  /** Its git worktree, with `isolation: worktree`. */
+  worktree: Schema.optionalKey(WorktreeRecord),
+  /** The agent whose conversation this one resumed. */
+  resumed_from: Schema.optionalKey(AgentId),
+  /**
+   * Its CLI's conversation id, for a resume: pre-assigned for Claude Code and Gemini CLI (`--session-id`) and the
+   * custom engine (`{session_id}`); Codex's thread id is read from its output (usage.session_id, or its log).
+   */
+  session_id: Schema.optionalKey(ConversationId)
 }).check(
   Schema.makeFilter((agent) =>
     agent.tmux_session === `agent_${agent.id}` ? true : `Expected tmux_session agent_${agent.id} (derived from the id)`

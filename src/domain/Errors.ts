@@ -370,6 +370,29 @@ export class UsageLimited extends Schema.TaggedError<UsageLimited>()("UsageLimit
   }
 }
 
+/** A worktree whose agent still holds a slot was asked to be removed. */
+export class WorktreeInUse extends Schema.TaggedError<WorktreeInUse>()("WorktreeInUse", {
+  taskId: Schema.String,
+  agentId: Schema.String,
+  status: Schema.String
+}) {
+  override get message() {
+    return `The worktree of agent ${this.agentId} of task ${this.taskId} is in use (the agent is ${this.status}); ` +
+      `nothing was removed. Kill the agent first (spawnkit kill --task ${this.taskId} --agent ${this.agentId}).`
+  }
+}
+
+/** An agent that cannot be resumed: still active, already resumed by another, or without a conversation to resume. */
+export class NotResumable extends Schema.TaggedError<NotResumable>()("NotResumable", {
+  taskId: Schema.String,
+  agentId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Agent ${this.agentId} of task ${this.taskId} cannot be resumed: ${this.reason}. Nothing was changed.`
+  }
+}
+
 /** Errors a spawn can be rejected with by admission. */
 export type AdmissionRejection =
   | BudgetExceeded
@@ -412,5 +435,51 @@ export class NotPermitted extends Schema.TaggedError<NotPermitted>()("NotPermitt
 }) {
   override get message() {
     return `Not permitted: ${this.reason}. An agent acts only for itself and its own subtree.`
+  }
+}
+
+/**
+ * A git command spawnkit ran failed for a reason of git's own (not a refused input: a directory that is not a
+ * repository, or a ref that names no commit, is InvalidInput). Carries git's own words; spawnkit changed nothing else.
+ */
+export class GitError extends Schema.TaggedError<GitError>()("GitError", {
+  /** What spawnkit was doing, e.g. "add worktree /home/u/.spawnkit-worktrees/TASK-1/a1". */
+  operation: Schema.String,
+  /** The repository (its top-level directory, or the directory given). */
+  repo: Schema.String,
+  /** git's exit status; absent when git could not be started, was killed, or its output was too large. */
+  exitCode: Schema.optionalKey(Schema.Int),
+  /** git's standard error (or why it did not run). */
+  stderr: Schema.String
+}) {
+  override get message() {
+    return `git failed to ${this.operation} in repository ${this.repo}` +
+      `${this.exitCode === undefined ? "" : ` (exit code ${this.exitCode})`}: ` +
+      `${this.stderr.trim() || "(no output)"}. spawnkit changed nothing else; check the repository (git status, ` +
+      "git worktree list) and try again."
+  }
+}
+
+/**
+ * A worktree removal without force was refused: the worktree holds work (uncommitted or untracked changes, or commits
+ * on its branch that no other branch, tag or remote ref holds). Nothing was removed.
+ */
+export class WorktreeHoldsWork extends Schema.TaggedError<WorktreeHoldsWork>()("WorktreeHoldsWork", {
+  /** The agent whose worktree it is, when known. */
+  agentId: Schema.optionalKey(Schema.String),
+  path: Schema.String,
+  branch: Schema.String,
+  dirty: Schema.Boolean,
+  /** Commits on the branch that nothing else holds. */
+  ahead: Schema.Int
+}) {
+  override get message() {
+    const what = [
+      ...(this.dirty ? ["uncommitted or untracked changes"] : []),
+      ...(this.ahead > 0 ? [`${this.ahead} commit(s) on ${this.branch} that no other ref holds`] : [])
+    ].join(" and ")
+    return `Worktree ${this.path}${this.agentId === undefined ? "" : ` of agent ${this.agentId}`} holds work ` +
+      `(${what}); nothing was removed. Merge ${this.branch} (or commit and merge what you want to keep) first, or ` +
+      "remove it anyway with --force (that work is lost)."
   }
 }

@@ -95,6 +95,17 @@ export const AbsolutePath = Schema.String.check(
   )
 )
 
+/**
+ * An agent CLI's conversation id (Claude Code's session id, Codex's thread id, Gemini CLI's session id), as it reaches
+ * the CLI's argv on a resume: letters, digits and `_ . : -`, starting with a letter or digit (never an option).
+ * Security: recorded ids come from agents' own output, so one that does not match is never used.
+ */
+export const ConversationId = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/u, {
+    message: "Expected a conversation id of letters, digits and _ . : - (1-128), starting with a letter or digit"
+  })
+)
+
 /** An idempotency key chosen by the caller; any printable text up to 200 characters. */
 export const IdempotencyKey = Schema.String.check(
   Schema.isPattern(/^[\x21-\x7e]{1,200}$/u, {

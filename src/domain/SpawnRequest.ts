@@ -2,7 +2,8 @@
  * What a caller asks for when spawning an agent, and what a successful spawn returns.
  */
 import * as Schema from "effect/Schema"
-import { CostCap, Engine, TokenCap } from "./Agent.js"
+import { CostCap, Engine, Isolation, TokenCap } from "./Agent.js"
+import { BaseRef } from "./GitRef.js"
 import { AgentId, AgentType, IdempotencyKey, TaskId } from "./Ids.js"
 
 /** Largest prompt accepted, in bytes (UTF-8). */
@@ -95,6 +96,20 @@ export const SpawnRequest = Schema.Struct({
   maxTokens: Schema.optionalKey(
     TokenCap.annotate({
       description: "Budget in tokens (input, cache writes and reads, output) for this agent and its whole subtree"
+    })
+  ),
+  /** Where the agent works: the task's working directory, or a git worktree of its own. */
+  isolation: Schema.optionalKey(
+    Isolation.annotate({
+      description: "none: work in the task's working directory; worktree: a git worktree of its own on a new branch " +
+        "spawnkit/<agent id>, removed after it ends unless it holds work (default: the task's, else none)"
+    })
+  ),
+  /** With `isolation: worktree`, what the agent's branch starts from. */
+  baseRef: Schema.optionalKey(
+    BaseRef.annotate({
+      description: "With isolation worktree: the branch, tag or commit the agent's branch starts from (default: " +
+        "its parent's branch for a child of an isolated agent, else the task's base_ref, else the repository's HEAD)"
     })
   )
 })
@@ -220,7 +235,11 @@ export const CreateTaskRequest = Schema.Struct({
   /** What all of the task's agents together may spend, in USD. */
   max_cost_usd: Schema.optionalKey(CostCap),
   /** What all of the task's agents together may spend, in tokens. */
-  max_tokens: Schema.optionalKey(TokenCap)
+  max_tokens: Schema.optionalKey(TokenCap),
+  /** Where the task's agents work by default: its working directory, or a git worktree each. */
+  isolation: Schema.optionalKey(Isolation),
+  /** With isolation worktree: what agents' branches start from by default (else the repository's HEAD). */
+  base_ref: Schema.optionalKey(BaseRef)
 })
 /** @see CreateTaskRequest */
 export type CreateTaskRequest = typeof CreateTaskRequest.Type

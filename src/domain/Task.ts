@@ -2,7 +2,8 @@
  * The task registry file, `<home>/TASK-…/AGENT_REGISTRY.json`, compatible with the older orchestrator's layout.
  */
 import * as Schema from "effect/Schema"
-import { Agent, CostCap, isActiveStatus, QueueEntry, Timestamp, TokenCap } from "./Agent.js"
+import { Agent, CostCap, isActiveStatus, Isolation, QueueEntry, Timestamp, TokenCap } from "./Agent.js"
+import { BaseRef } from "./GitRef.js"
 import { AbsolutePath, AgentId, TaskId } from "./Ids.js"
 
 /** Limits of one task; every one is enforced by admission. */
@@ -76,6 +77,10 @@ export const TaskRegistry = Schema.Struct({
   max_cost_usd: Schema.optionalKey(CostCap),
   /** What all of the task's agents together may spend, in tokens of every kind; none when absent. */
   max_tokens: Schema.optionalKey(TokenCap),
+  /** Where its agents work by default: `none` (its working directory) when absent. */
+  isolation: Schema.optionalKey(Isolation),
+  /** With isolation worktree: what its agents' branches start from by default; the repository's HEAD when absent. */
+  base_ref: Schema.optionalKey(BaseRef),
   total_spawned: Schema.Number,
   active_count: Schema.Number,
   completed_count: Schema.optionalKey(Schema.Number),

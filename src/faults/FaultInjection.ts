@@ -16,6 +16,7 @@ import { InjectedFault, InvalidConfiguration } from "../domain/Errors.js"
 export const SPAWN_FAULT_STEPS = [
   "after-reserve",
   "after-prompt",
+  "after-worktree",
   "before-session",
   "after-session",
   "after-check",

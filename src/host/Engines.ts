@@ -21,6 +21,12 @@ export interface CommandContext {
   readonly mcpConfigFile?: string | undefined
   /** The custom engine's template (SPAWNKIT_AGENT_COMMAND). */
   readonly customTemplate?: string | undefined
+  /** The custom engine's resume template (SPAWNKIT_AGENT_RESUME_COMMAND). */
+  readonly customResumeTemplate?: string | undefined
+  /** The agent's pre-assigned conversation id (`{session_id}` of a custom template). */
+  readonly sessionId?: string | undefined
+  /** Set for a resume: the conversation id to resume (validated: it never starts with `-`). */
+  readonly resumeSessionId?: string | undefined
   /** What the agent may still spend in USD under the budgets covering it (Claude Code's `--max-budget-usd`). */
   readonly maxBudgetUsd?: number | undefined
 }
@@ -39,13 +45,16 @@ export const budgetArgument = (usd: number): string => (Math.max(1, Math.floor(u
  * Split a custom command template into words, shell-style quoting allowed but no shell features: operators,
  * globs, comments and `$VAR` expansions are refused, so the template means exactly the argv it spells.
  */
-export const parseTemplate = (template: string): Result.Result<ReadonlyArray<string>, InvalidConfiguration> => {
+export const parseTemplate = (
+  template: string,
+  variable = "SPAWNKIT_AGENT_COMMAND"
+): Result.Result<ReadonlyArray<string>, InvalidConfiguration> => {
   // shell-quote reads a line break as a space and a backquote as a plain character, where a shell would start a
   // second command or a command substitution: refuse both rather than run an argv the template does not spell.
   if (/[\r\n]/.test(template)) {
     return Result.fail(
       new InvalidConfiguration({
-        variable: "SPAWNKIT_AGENT_COMMAND",
+        variable,
         reason: "a line break is not allowed; write one command"
       })
     )
@@ -53,7 +62,7 @@ export const parseTemplate = (template: string): Result.Result<ReadonlyArray<str
   if (template.includes("`")) {
     return Result.fail(
       new InvalidConfiguration({
-        variable: "SPAWNKIT_AGENT_COMMAND",
+        variable,
         reason: "backquote command substitution is not allowed; spawnkit runs the command without a shell"
       })
     )
@@ -69,21 +78,25 @@ export const parseTemplate = (template: string): Result.Result<ReadonlyArray<str
     else failure = `shell syntax ${JSON.stringify(entry)} is not allowed; spawnkit runs the command without a shell`
   }
   if (failure !== undefined) {
-    return Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: failure }))
+    return Result.fail(new InvalidConfiguration({ variable, reason: failure }))
   }
   if (words.length === 0) {
-    return Result.fail(new InvalidConfiguration({ variable: "SPAWNKIT_AGENT_COMMAND", reason: "it is empty" }))
+    return Result.fail(new InvalidConfiguration({ variable, reason: "it is empty" }))
   }
   return Result.succeed(words)
 }
 
-/** Fill `{prompt_file}`, `{log_file}`, `{agent_id}` and `{task_id}`: inside one argument, never re-split. */
+/**
+ * Fill `{prompt_file}`, `{log_file}`, `{agent_id}`, `{task_id}` and `{session_id}` (the conversation to resume, else
+ * the agent's pre-assigned one): inside one argument, never re-split.
+ */
 const substitute = (word: string, ctx: CommandContext) =>
   word
     .replaceAll("{prompt_file}", ctx.promptFile)
     .replaceAll("{log_file}", ctx.logFile)
     .replaceAll("{agent_id}", ctx.agentId)
     .replaceAll("{task_id}", ctx.taskId)
+    .replaceAll("{session_id}", ctx.resumeSessionId ?? ctx.sessionId ?? "")
 
 /** The argv that starts `engine` for one agent. */
 export const buildCommand = (
@@ -99,7 +112,12 @@ export const buildCommand = (
         "stream-json",
         "--verbose",
         "--dangerously-skip-permissions",
-        ...(ctx.claudeSessionId !== undefined ? ["--session-id", ctx.claudeSessionId] : []),
+        // A resume continues the conversation under its own id; a new agent's id is pre-assigned.
+        ...(ctx.resumeSessionId !== undefined
+          ? ["--resume", ctx.resumeSessionId]
+          : ctx.claudeSessionId !== undefined
+          ? ["--session-id", ctx.claudeSessionId]
+          : []),
         ...(ctx.mcpConfigFile !== undefined ? ["--mcp-config", ctx.mcpConfigFile] : []),
         ...(ctx.claudeModel !== undefined ? ["--model", ctx.claudeModel] : []),
         ...(ctx.maxBudgetUsd !== undefined ? ["--max-budget-usd", budgetArgument(ctx.maxBudgetUsd)] : [])
@@ -108,12 +126,51 @@ export const buildCommand = (
       // `-` reads the prompt from stdin; `--json` prints JSON lines (usage per turn, the thread id) for metering.
       // Codex CLI 0.169 rejects `--full-auto` ("unexpected argument"); its replacement is the sandbox it stood for
       // (`exec` never asks for approval).
-      return Result.succeed(["codex", "exec", "--json", "--sandbox", "workspace-write", "--skip-git-repo-check", "-"])
+      // A resume is `codex exec … resume <thread id> -`: Codex CLI 0.171 takes `--sandbox` only before `resume`, and
+      // does not carry the sandbox over from the first run, so the options are given again, before it.
+      return Result.succeed([
+        "codex",
+        "exec",
+        "--json",
+        "--sandbox",
+        "workspace-write",
+        "--skip-git-repo-check",
+        ...(ctx.resumeSessionId !== undefined ? ["resume", ctx.resumeSessionId] : []),
+        "-"
+      ])
     case "gemini":
       // Gemini CLI runs non-interactively on a prompt piped to stdin; stream-json prints JSON lines (session id, token
       // stats) for metering. `--approval-mode yolo` is what the deprecated `--yolo` stood for.
-      return Result.succeed(["gemini", "--output-format", "stream-json", "--approval-mode", "yolo"])
+      // A new agent's session id is pre-assigned (`--session-id`), so it can be resumed (`--resume <id>`; the two
+      // flags are mutually exclusive) even if its output was never read.
+      return Result.succeed([
+        "gemini",
+        "--output-format",
+        "stream-json",
+        "--approval-mode",
+        "yolo",
+        ...(ctx.resumeSessionId !== undefined
+          ? ["--resume", ctx.resumeSessionId]
+          : ctx.sessionId !== undefined
+          ? ["--session-id", ctx.sessionId]
+          : [])
+      ])
     case "custom":
+      if (ctx.resumeSessionId !== undefined) {
+        if (ctx.customResumeTemplate === undefined) {
+          return Result.fail(
+            new InvalidConfiguration({
+              variable: "SPAWNKIT_AGENT_RESUME_COMMAND",
+              reason: "resuming a custom-engine agent needs it and it is not set; set it to the command that resumes " +
+                "a conversation, with {session_id} where its id goes"
+            })
+          )
+        }
+        return Result.map(
+          parseTemplate(ctx.customResumeTemplate, "SPAWNKIT_AGENT_RESUME_COMMAND"),
+          (words) => words.map((w) => substitute(w, ctx))
+        )
+      }
       if (ctx.customTemplate === undefined) {
         return Result.fail(
           new InvalidConfiguration({

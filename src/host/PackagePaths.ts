@@ -22,3 +22,9 @@ export const filterWorkerScript = NodePath.join(packageRoot, "bin", "filter-line
  * measurement of the benchmark (and the tests) run it as a custom-engine agent metered as Claude's output.
  */
 export const usageAgentScript = NodePath.join(packageRoot, "bin", "usage-agent.mjs")
+
+/**
+ * A stand-in agent CLI that keeps conversations and resumes them (`--session-id`, `--resume`), so the tests resume an
+ * agent end to end as a custom-engine agent.
+ */
+export const conversationAgentScript = NodePath.join(packageRoot, "bin", "conversation-agent.mjs")

@@ -58,3 +58,10 @@ export const progressPath = (home: string, taskId: TaskId, agentId: AgentId) =>
 /** A task's findings log of one agent (JSON lines). */
 export const findingsPath = (home: string, taskId: TaskId, agentId: AgentId) =>
   NodePath.join(home, taskId, "findings", `${agentId}_findings.jsonl`)
+
+/**
+ * An agent's git worktree: `<worktrees root>/<task id>/<worktree id>` (see SpawnkitConfig.worktreesRoot). Derived from
+ * validated ids only, never from a stored path.
+ */
+export const worktreePath = (root: string, taskId: TaskId, worktreeId: AgentId) =>
+  NodePath.join(root, taskId, worktreeId)

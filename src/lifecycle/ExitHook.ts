@@ -21,6 +21,7 @@ import { Registry } from "../registry/Registry.js"
 import { removeAgentFiles } from "../spawn/AgentFiles.js"
 import { EXIT_TAIL_LINES, isoOf, replaceAgent } from "../spawn/AgentRecords.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { settleEnded } from "../worktree/Worktrees.js"
 
 /** What recording an exit did. */
 export type ExitRecord =
@@ -43,6 +44,25 @@ export const ownerOfPane = Effect.fn("ExitHook.ownerOfPane")(function*(paneId: s
 })
 
 /** Record the end of an agent whose pane died. Idempotent: a second call changes nothing. */
+/**
+ * What the agent CLIs print when the conversation a resume names does not exist (any more): Claude Code 2.1 "No
+ * conversation found with session ID", Codex 0.171 "no rollout found for thread id", Gemini CLI 0.61 "Invalid session
+ * identifier" or "No previous sessions found".
+ */
+const CONVERSATION_GONE =
+  /no conversation found|no rollout found|invalid session identifier|no previous sessions found|session (id )?\S* ?(not found|does not exist)/i
+
+/**
+ * Why an agent failed, for its record: its exit code, and for a resumed agent whose CLI said the conversation is gone,
+ * that line.
+ */
+export const failureReason = (agent: Agent, exitCode: number, lastLines: ReadonlyArray<string>): string => {
+  const gone = agent.resumed_from === undefined ? undefined : lastLines.find((l) => CONVERSATION_GONE.test(l))
+  return gone === undefined
+    ? `exited with code ${exitCode}`
+    : `the conversation to resume is gone (exited with code ${exitCode}): ${gone.trim().slice(0, 300)}`
+}
+
 export const recordExit = Effect.fn("ExitHook.recordExit")(function*(taskId: TaskId, agentId: AgentId) {
   const tmux = yield* Tmux
   const registry = yield* Registry
@@ -73,11 +93,14 @@ export const recordExit = Effect.fn("ExitHook.recordExit")(function*(taskId: Tas
         completed_at: now,
         last_update: now,
         exit,
-        ...(exitCode === 0 ? {} : { reason: `exited with code ${exitCode}` })
+        ...(exitCode === 0 ? {} : { reason: failureReason(current, exitCode, lastLines) })
       }
       return { result: ended, next: replaceAgent(tx.task, ended) }
     }))
   if (recorded === undefined) return { _tag: "NotOurs" } satisfies ExitRecord
-  if (recorded.status !== "reserved") yield* tmux.killSession(session)
+  if (recorded.status !== "reserved") {
+    yield* tmux.killSession(session)
+    yield* settleEnded(taskId, [recorded])
+  }
   return { _tag: "Recorded", agentId, status: recorded.status, exitCode } satisfies ExitRecord
 })

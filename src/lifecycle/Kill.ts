@@ -16,6 +16,7 @@ import { Registry } from "../registry/Registry.js"
 import { removeAgentFiles } from "../spawn/AgentFiles.js"
 import { isoOf, replaceAgent } from "../spawn/AgentRecords.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { settleEnded } from "../worktree/Worktrees.js"
 
 /** What `kill` did. */
 export interface KillResult {
@@ -124,6 +125,8 @@ export const endAgents = Effect.fn("Kill.endAgents")(function*(
       )
   )
   yield* stopSessions(result.ended)
+  // Their worktrees, now that nothing runs in them: removed if they hold no work, else kept.
+  yield* settleEnded(taskId, result.ended)
   return result satisfies Ended
 })
 

@@ -41,12 +41,12 @@ import { type AgentEvent, changeEvents, type EventDraft } from "../domain/Event.
 import { TaskId } from "../domain/Ids.js"
 import { activeCount, TaskRegistry, withDerivedFields } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
+import * as FileLock from "../host/FileLock.js"
 import { activeMarkersDir, lockPath, quarantineDir, REGISTRY_FILE, registryPath, taskDir } from "../host/Workspace.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { writeAtomic } from "./AtomicFile.js"
 import * as FileJournal from "./FileJournal.js"
 import { journalPath } from "./FileJournal.js"
-import * as FileLock from "./FileLock.js"
 import {
   type ListOptions,
   pageOf,

@@ -73,12 +73,13 @@ export const agentEnvironment = (
 
 /** The engine's command line for an agent (InvalidConfiguration for an unusable custom template). */
 export const agentCommand = (
-  settings: Pick<SpawnkitSettings, "claudeModel" | "agentCommand">,
+  settings: Pick<SpawnkitSettings, "claudeModel" | "agentCommand" | "agentResumeCommand">,
   engine: Engine,
   agent: Agent,
   taskId: TaskId,
   paths: AgentPaths,
-  maxBudgetUsd?: number
+  maxBudgetUsd?: number,
+  resumeSessionId?: string
 ): Result.Result<ReadonlyArray<string>, InvalidConfiguration> =>
   buildCommand(engine, {
     agentId: agent.id,
@@ -89,6 +90,9 @@ export const agentCommand = (
     claudeSessionId: agent.claude_session_id,
     mcpConfigFile: engine === "claude" ? paths.mcpConfig : undefined,
     customTemplate: Option.getOrUndefined(settings.agentCommand),
+    customResumeTemplate: Option.getOrUndefined(settings.agentResumeCommand),
+    sessionId: agent.session_id,
+    resumeSessionId,
     maxBudgetUsd
   })
 

@@ -3,7 +3,7 @@
  * reservation record, a spawn's result, and the record edits transactions make. No I/O.
  */
 import { createHash } from "node:crypto"
-import type { Agent, Engine } from "../domain/Agent.js"
+import type { Agent, Engine, WorktreeRecord } from "../domain/Agent.js"
 import { type AgentId, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { SpawnRequest, SpawnResult } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
@@ -73,10 +73,25 @@ export interface NewAgent {
   readonly sessionUuid: string
   /** Which output format its log follows (metering). */
   readonly outputFormat: OutputFormat
+  /** Its worktree (isolation worktree): its own, or the one of the agent it resumes. */
+  readonly worktree?: WorktreeRecord | undefined
+  /** A resume: the agent it resumes and that agent's conversation id. */
+  readonly resume?: { readonly from: AgentId; readonly sessionId: string } | undefined
 }
 
 const optionalLimit = <K extends string>(key: K, value: number | undefined) =>
   (value === undefined ? {} : { [key]: value }) as { readonly [P in K]?: number }
+
+/**
+ * Its conversation id: a resumed agent continues the one it resumes; Claude Code, Gemini CLI and the custom engine get
+ * a pre-assigned one (`--session-id`, `{session_id}`); Codex makes its own (its thread id, read from its output).
+ */
+const sessionFields = (n: NewAgent) => {
+  const id = n.resume?.sessionId ?? (n.engine !== "codex" ? n.sessionUuid : undefined)
+  if (id === undefined) return {}
+  const isUuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(id)
+  return { session_id: id, ...(n.engine === "claude" && isUuid ? { claude_session_id: id } : {}) }
+}
 
 /** The record of a new reservation: status `reserved`, owned by the reserving process until its spawn commits. */
 export const reservedAgent = (n: NewAgent): Agent => {
@@ -99,7 +114,9 @@ export const reservedAgent = (n: NewAgent): Agent => {
     reservation: { owner_pid: n.ownerPid, owner_host: n.hostId, reserved_at: now },
     host: n.hostId,
     secret_sha256: n.secretSha256,
-    ...(n.engine === "claude" ? { claude_session_id: n.sessionUuid } : {}),
+    ...sessionFields(n),
+    ...(n.worktree !== undefined ? { worktree: n.worktree } : {}),
+    ...(n.resume !== undefined ? { resumed_from: n.resume.from } : {}),
     ...optionalLimit("timeout_seconds", request.timeoutSeconds ?? task.timeout_seconds),
     ...optionalLimit("stall_timeout_seconds", request.stallTimeoutSeconds ?? task.stall_timeout_seconds),
     ...(request.maxCostUsd !== undefined || request.maxTokens !== undefined

@@ -8,7 +8,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import { type Agent, isLiveStatus } from "../domain/Agent.js"
+import { type Agent, isLiveStatus, type WorktreeRecord } from "../domain/Agent.js"
 import { AgentExitedAtStartup, AgentNotFound, ParentNotActive, SpawnCancelled } from "../domain/Errors.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
@@ -16,7 +16,12 @@ import { Registry } from "../registry/Registry.js"
 import { isoOf, replaceAgent, withoutReservation } from "./AgentRecords.js"
 
 /** Commit a reservation: on the record as it is under the lock, it becomes `running`, or the commit fails. */
-export const commitAgent = Effect.fnUntraced(function*(taskId: TaskId, agentId: AgentId, parent: AgentId) {
+export const commitAgent = Effect.fnUntraced(function*(
+  taskId: TaskId,
+  agentId: AgentId,
+  parent: AgentId,
+  worktree?: WorktreeRecord
+) {
   const registry = yield* Registry
   const faults = yield* FaultInjection
   return yield* registry.update(taskId, (tx) =>
@@ -41,7 +46,12 @@ export const commitAgent = Effect.fnUntraced(function*(taskId: TaskId, agentId: 
       }
       yield* faults.point("commit")
       const now = isoOf(yield* Clock.currentTimeMillis)
-      const running: Agent = { ...withoutReservation(current), status: "running", last_update: now }
+      const running: Agent = {
+        ...withoutReservation(current),
+        status: "running",
+        last_update: now,
+        ...(worktree !== undefined ? { worktree } : {})
+      }
       return { result: running, next: replaceAgent(tx.task, running) }
     }))
 })

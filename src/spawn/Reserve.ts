@@ -18,8 +18,15 @@ import * as Stream from "effect/Stream"
 import { randomBytes, randomUUID } from "node:crypto"
 import { decide, waitingEntries } from "../admission/Admission.js"
 import { remainingUsd } from "../budget/Budget.js"
-import type { Agent, Engine, QueueEntry } from "../domain/Agent.js"
-import { type AdmissionRejection, QueueTimedOut, type RegistryError, type UsageLimited } from "../domain/Errors.js"
+import { type Agent, type Engine, isActiveStatus, type QueueEntry } from "../domain/Agent.js"
+import {
+  type AdmissionRejection,
+  AgentNotFound,
+  NotResumable,
+  QueueTimedOut,
+  type RegistryError,
+  type UsageLimited
+} from "../domain/Errors.js"
 import { ENDING_KINDS, type EventKind } from "../domain/Event.js"
 import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import { DEFAULT_QUEUE_SECONDS, type SpawnRequest } from "../domain/SpawnRequest.js"
@@ -30,6 +37,7 @@ import { processAlive } from "../host/Processes.js"
 import { UsageWalls } from "../host/UsageWalls.js"
 import { Registry } from "../registry/Registry.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { ownerOf } from "../worktree/Plan.js"
 import { freshAgentId, isoOf, removeAgent, reservedAgent, sha256 } from "./AgentRecords.js"
 import type { Handover } from "./Handover.js"
 import { beginSpawn, endSpawn } from "./InFlight.js"
@@ -57,7 +65,11 @@ const newSecret = () => randomBytes(32).toString("hex")
  * Reserve a slot for the request, as a resource of the spawn's scope: released (the reservation rolled back) unless
  * handed over at the commit.
  */
-export const reserveSlot = Effect.fnUntraced(function*(request: SpawnRequest, handover: Handover) {
+export const reserveSlot = Effect.fnUntraced(function*(
+  request: SpawnRequest,
+  handover: Handover,
+  resume?: ResumeOf
+) {
   const config = yield* SpawnkitConfig
   const taskId = request.taskId
   // The id of the reservation being written: a write that fails after the file was replaced (e.g. the directory
@@ -69,7 +81,7 @@ export const reserveSlot = Effect.fnUntraced(function*(request: SpawnRequest, ha
   )
   const reserve = (line?: Line) =>
     handover.resource(
-      admit(request, written, line).pipe(
+      admit(request, written, line, resume).pipe(
         Effect.onError(() =>
           Effect.flatMap(Ref.get(written), (id) => (id === undefined ? Effect.void : rollback(taskId, id)))
         )
@@ -79,6 +91,49 @@ export const reserveSlot = Effect.fnUntraced(function*(request: SpawnRequest, ha
   if (request.queue !== true) return (yield* reserve()) as Reservation
   return yield* waitInLine(request, reserve)
 })
+
+/** A spawn that resumes an ended agent's conversation: which agent, and its conversation id. */
+export interface ResumeOf {
+  readonly from: AgentId
+  readonly sessionId: string
+}
+
+/** Statuses of an agent whose conversation may be resumed: it ended without completing. */
+const RESUMABLE: ReadonlySet<Agent["status"]> = new Set([
+  "failed",
+  "killed",
+  "lost",
+  "timed_out",
+  "stalled",
+  "over_budget",
+  "error",
+  "terminated"
+])
+
+/**
+ * Whether the agent a resume names may be resumed, on the records as they are under the lock: it ended without
+ * completing, and no other agent resuming it holds a slot. Returns its worktree for the new record, if it had one.
+ */
+const checkResumable = (task: TaskRegistry, resume: ResumeOf) => {
+  const old = task.agents.find((a) => a.id === resume.from)
+  const refuse = (reason: string) =>
+    Effect.fail(new NotResumable({ taskId: task.task_id, agentId: resume.from, reason }))
+  if (old === undefined) return Effect.fail(new AgentNotFound({ taskId: task.task_id, agentId: resume.from }))
+  if (!RESUMABLE.has(old.status)) {
+    return refuse(
+      isActiveStatus(old.status)
+        ? `it is ${old.status}; only an agent that ended (failed, killed, lost, timed_out, stalled, over_budget) can be`
+        : `it ${old.status}; spawn a new agent for new work`
+    )
+  }
+  const other = task.agents.find((a) => a.resumed_from === resume.from && isActiveStatus(a.status))
+  if (other !== undefined) return refuse(`agent ${other.id} resumes it already and is ${other.status}`)
+  const owner = old.worktree === undefined ? undefined : ownerOf(task, old.worktree.id)
+  if (owner !== undefined && owner.id !== old.id && isActiveStatus(owner.status)) {
+    return refuse(`its worktree is in use by agent ${owner.id} (${owner.status})`)
+  }
+  return Effect.succeed(old.worktree === undefined ? undefined : { ...old.worktree, state: "active" as const })
+}
 
 /** How often a queued spawn looks again when no event woke it. */
 const QUEUE_RETRY_MS = 1000
@@ -179,7 +234,12 @@ const leaveQueue = (registry: Registry["Service"], taskId: TaskId, entryId: Agen
  * A queued spawn (`line`) that only a concurrency limit refuses gets, or keeps, its entry in the queue instead; once
  * admitted, its entry becomes its reservation (same id) in the same write.
  */
-const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Ref<AgentId | undefined>, line?: Line) {
+const admit = Effect.fnUntraced(function*(
+  request: SpawnRequest,
+  written: Ref.Ref<AgentId | undefined>,
+  line?: Line,
+  resume?: ResumeOf
+) {
   const config = yield* SpawnkitConfig
   const registry = yield* Registry
   const nowMs = yield* Clock.currentTimeMillis
@@ -189,7 +249,10 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
   const parent = request.parent ?? ORCHESTRATOR
   const promptSha256 = sha256(request.prompt)
   const walls = yield* UsageWalls
-  return yield* registry.update<Reservation | Queued, AdmissionRejection | UsageLimited | RegistryError>(
+  return yield* registry.update<
+    Reservation | Queued,
+    AdmissionRejection | UsageLimited | RegistryError | NotResumable | AgentNotFound
+  >(
     request.taskId,
     (tx) =>
       Effect.gen(function*() {
@@ -213,23 +276,21 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
           nowMs
         )
         if (Result.isFailure(decision)) {
-          const failure = decision.failure
-          if (line === undefined || !waitsForSlot(failure)) return yield* Effect.fail(failure)
+          if (line === undefined || !waitsForSlot(decision.failure)) return yield* Effect.fail(decision.failure)
           if (mine !== undefined) return { result: { _tag: "Queued", entry: mine } as Queued }
-          const entry = queueEntry(request, freshAgentId(tx.task, request.agentType, nowMs, suffix), {
-            parent,
-            promptSha256,
-            hostId: config.hostId,
-            nowMs,
-            deadlineMs: line.deadlineMs
-          })
+          const id = freshAgentId(tx.task, request.agentType, nowMs, suffix)
+          const entry = queueEntry(request, id, { parent, promptSha256, hostId: config.hostId, nowMs, line })
           return { result: { _tag: "Queued", entry } as Queued, next: { ...tx.task, queue: [...waiting, entry] } }
         }
         if (decision.success._tag === "Existing") {
           return { result: { _tag: "Existing", agent: decision.success.agent } as Reservation }
         }
+        const agentId = mine?.id ?? freshAgentId(tx.task, request.agentType, nowMs, suffix)
+        const worktree = resume !== undefined
+          ? yield* checkResumable(tx.task, resume)
+          : ownWorktree(request, tx.task, agentId)
         const agent = reservedAgent({
-          agentId: mine?.id ?? freshAgentId(tx.task, request.agentType, nowMs, suffix),
+          agentId,
           request,
           parent,
           depth: decision.success.depth,
@@ -242,25 +303,37 @@ const admit = Effect.fnUntraced(function*(request: SpawnRequest, written: Ref.Re
           promptSha256,
           secretSha256: sha256(secret),
           sessionUuid,
-          outputFormat: outputFormatOf(engine, config.agentFormat)
+          outputFormat: outputFormatOf(engine, config.agentFormat),
+          worktree,
+          resume
         })
         yield* Ref.set(written, agent.id)
         beginSpawn(config.home, request.taskId, agent.id)
-        const queue = waiting.filter((e) => e.id !== agent.id)
-        return {
-          result: {
-            _tag: "Reserved",
-            agent,
-            engine,
-            task: tx.task,
-            secret,
-            maxBudgetUsd: remainingUsd(tx.task, parent, request.maxCostUsd)
-          } as Reservation,
-          next: { ...tx.task, agents: [...tx.task.agents, agent], ...(tx.task.queue !== undefined ? { queue } : {}) }
-        }
+        return reserved(tx.task, agent, engine, secret, waiting, request.maxCostUsd)
       })
   )
 })
+
+/** The reserving transaction's answer: the reservation, and the registry with its record (its queue entry gone). */
+const reserved = (
+  task: TaskRegistry,
+  agent: Agent,
+  engine: Engine,
+  secret: string,
+  waiting: ReadonlyArray<QueueEntry>,
+  maxCostUsd: number | undefined
+) => {
+  const queue = waiting.filter((e) => e.id !== agent.id)
+  const maxBudgetUsd = remainingUsd(task, agent.parent, maxCostUsd)
+  return {
+    result: { _tag: "Reserved", agent, engine, task, secret, maxBudgetUsd } as Reservation,
+    next: { ...task, agents: [...task.agents, agent], ...(task.queue !== undefined ? { queue } : {}) }
+  }
+}
+
+/** A new agent's worktree record, with isolation worktree (the spawn's, else its task's): made by its spawn. */
+const ownWorktree = (request: SpawnRequest, task: TaskRegistry, agentId: AgentId) =>
+  (request.isolation ?? task.isolation) === "worktree" ? { id: agentId, state: "active" as const } : undefined
 
 /** A queued spawn's entry in its task's line. */
 const queueEntry = (
@@ -271,7 +344,7 @@ const queueEntry = (
     readonly promptSha256: string
     readonly hostId: string
     readonly nowMs: number
-    readonly deadlineMs: number
+    readonly line: Line
   }
 ): QueueEntry => ({
   id,
@@ -282,7 +355,7 @@ const queueEntry = (
   owner_pid: process.pid,
   owner_host: at.hostId,
   queued_at: isoOf(at.nowMs),
-  deadline: isoOf(at.deadlineMs)
+  deadline: isoOf(at.line.deadlineMs)
 })
 
 /** Whether a refusal is one a queued spawn waits out: a concurrency limit, which frees as agents end. */

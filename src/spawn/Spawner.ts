@@ -1,12 +1,14 @@
 /**
  * The Spawner: one spawn as a Scope, composed of named steps, each a resource of the scope:
  *
- *   reserve slot (Reserve.ts, a registry transaction) -> agent files (prompt, MCP config) -> tmux session
- *     -> start-up check -> commit (Commit.ts, a registry transaction)
+ *   reserve slot (Reserve.ts, a registry transaction) -> agent files (prompt, MCP config)
+ *     -> [git worktree (src/worktree/Worktrees.ts), with isolation worktree] -> tmux session -> start-up check
+ *     -> commit (Commit.ts, a registry transaction)
  *
  * Invariant: until the commit, any failure, defect or interruption releases everything in reverse order and the
  * registry ends as if the spawn never happened. At the commit, ownership of the prompt file and session passes to
- * the agent record (Handover.ts), so the releases stand down. Locks are held only inside the two transactions, never
+ * the agent record (Handover.ts), so the releases stand down. A resume (src/lifecycle/Resume.ts) is this same spawn,
+ * reserved for the agent it resumes and started with its CLI's resume command. Locks are held only inside the two transactions, never
  * while tmux starts the agent.
  *
  * A rollback that cannot be written (the registry is down) is not forgotten: it is retried in the background for as
@@ -26,6 +28,7 @@ import { FaultInjection } from "../faults/FaultInjection.js"
 import { tailLines } from "../host/Tail.js"
 import { type NewSession, type PaneState, Tmux } from "../host/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { acquireWorktree } from "../worktree/Worktrees.js"
 import { agentMcpConfig, removeAgentFiles, writeAgentFiles } from "./AgentFiles.js"
 import { agentCommand, agentEnvironment, type AgentPaths, agentPaths, agentSession } from "./AgentLaunch.js"
 import { renderPrompt } from "./AgentPrompt.js"
@@ -33,7 +36,7 @@ import { EXIT_TAIL_LINES, spawnResultOf } from "./AgentRecords.js"
 import { commitAgent } from "./Commit.js"
 import * as Handover from "./Handover.js"
 import { promptTemplate } from "./PromptTemplate.js"
-import { reserveSlot } from "./Reserve.js"
+import { reserveSlot, type ResumeOf } from "./Reserve.js"
 
 const decodeRequest = Schema.decodeUnknownEffect(SpawnRequest)
 
@@ -51,37 +54,49 @@ export const spawn = Effect.fn("Spawner.spawn")(function*(input: SpawnInput) {
   return yield* Effect.scoped(spawnScoped(request, useTemplate))
 })
 
+/** A spawn that resumes an ended agent's conversation (see src/lifecycle/Resume.ts), from a decoded request. */
+export const spawnResumed = (request: SpawnRequest, resume: ResumeOf) =>
+  Effect.scoped(spawnScoped(request, false, resume))
+
 /** The steps of one spawn, inside its scope; the fault-injection points sit between them. */
-const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTemplate: boolean) {
+const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTemplate: boolean, resume?: ResumeOf) {
   const config = yield* SpawnkitConfig
   const faults = yield* FaultInjection
   const taskId = request.taskId
   const handover = yield* Handover.make
-  const reservation = yield* reserveSlot(request, handover)
+  const reservation = yield* reserveSlot(request, handover, resume)
   if (reservation._tag === "Existing") return spawnResultOf(taskId, reservation.agent, true)
   const { agent, engine, secret, task } = reservation
   yield* faults.point("after-reserve")
 
   const paths = agentPaths(config.home, taskId, agent.id)
   const env = agentEnvironment(config, taskId, agent.id, secret)
-  const command = yield* Result.match(agentCommand(config, engine, agent, taskId, paths, reservation.maxBudgetUsd), {
-    onFailure: Effect.fail,
-    onSuccess: Effect.succeed
-  })
+  const command = yield* Result.match(
+    agentCommand(config, engine, agent, taskId, paths, reservation.maxBudgetUsd, resume?.sessionId),
+    {
+      onFailure: Effect.fail,
+      onSuccess: Effect.succeed
+    }
+  )
   const promptText = useTemplate ? yield* templatedPrompt(agent, task, request.prompt) : request.prompt
   yield* handover.guarded(
     removeAgentFiles(config.home, taskId, agent.id),
     writeAgentFiles(config.home, taskId, agentFiles(engine, paths, promptText, env.identity))
   )
   yield* faults.point("after-prompt")
+  const worktree = agent.worktree === undefined
+    ? undefined
+    : yield* acquireWorktree(handover.guarded, task, { ...agent, worktree: agent.worktree }, request.baseRef)
+  yield* faults.point("after-worktree")
   yield* faults.point("before-session")
 
-  const pane = yield* startSession(handover, agentSession(config.home, task, agent.id, paths, command, env))
+  const session = agentSession(config.home, task, agent.id, paths, command, env)
+  const pane = yield* startSession(handover, worktree === undefined ? session : { ...session, cwd: worktree.path })
   yield* faults.point("after-session")
   yield* checkStarted(agent.id, pane, paths.log)
   yield* faults.point("after-check")
 
-  const running = yield* handover.handOver(commitAgent(taskId, agent.id, agent.parent))
+  const running = yield* handover.handOver(commitAgent(taskId, agent.id, agent.parent, worktree?.record))
   yield* faults.point("after-commit")
   return spawnResultOf(taskId, running, false)
 })

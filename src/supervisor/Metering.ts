@@ -26,6 +26,7 @@ import { engineOfFormat, type PriceTable } from "../metering/Prices.js"
 import { Registry } from "../registry/Registry.js"
 import { isoOf, replaceAgent } from "../spawn/AgentRecords.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { settleEnded } from "../worktree/Worktrees.js"
 
 /**
  * Most bytes of one log read in one transaction; a log further behind is read on by the next one. More than the
@@ -158,6 +159,7 @@ export const meterTask = Effect.fn("Metering.meterTask")(function*(taskId: TaskI
       }
     }))
   yield* stopSessions(result.stopped)
+  yield* settleEnded(taskId, result.stopped)
   for (const limit of result.limits) {
     if (limit.agent.engine === undefined) continue
     yield* walls.record({

@@ -12,6 +12,8 @@
  * - a session tagged with this home whose agent has no active record is killed (its process group first);
  * - prompt/MCP-config files with no active record and registry temp files of dead writers are removed;
  * - a live agent past its wall-clock or stall limit is stopped and recorded `timed_out` or `stalled` (Watchdog.ts);
+ * - worktrees of ended agents and orphaned ones (a spawn that died mid-way, a record gone) are removed with their
+ *   branches if they hold no work, else kept and reported; git's stale worktree metadata is pruned (Worktrees.ts);
  * - exit files no supervisor handled (ExitFiles.ts) are handled: each exit they announce is confirmed with tmux and
  *   recorded, and the file removed (one still young whose agent looks alive is left to the supervisor retrying it).
  *
@@ -42,6 +44,7 @@ import { removeAgentFiles } from "../spawn/AgentFiles.js"
 import { isoOf, removeAgent, replaceAgent } from "../spawn/AgentRecords.js"
 import { isSpawnInFlight } from "../spawn/InFlight.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { settleAll, type WorktreeOutcome } from "../worktree/Worktrees.js"
 import { sweepExitFiles } from "./ExitFiles.js"
 import {
   abandoned,
@@ -57,7 +60,7 @@ import {
 
 /** One repair (or, in a dry run, one repair that would be made). */
 export interface Repair {
-  readonly kind: Planned["kind"]
+  readonly kind: Planned["kind"] | "removed_worktree"
   readonly task_id?: string
   readonly agent_id?: string
   readonly target: string
@@ -84,6 +87,11 @@ export interface ReconcileReport {
   readonly failed: ReadonlyArray<FailedRepair>
   /** True when some task could not be read or some repair failed: everything else was reconciled. */
   readonly partial: boolean
+  /**
+   * Worktrees of ended agents, or orphans, that hold work: kept for a person (`spawnkit worktree list`), never removed
+   * by a pass.
+   */
+  readonly worktrees_kept: ReadonlyArray<WorktreeOutcome>
 }
 
 /** How many confirmed misses (with a pause between) make a session "gone". */
@@ -255,13 +263,31 @@ export const reconcile = Effect.fn("Reconciler.reconcile")(function*(options: { 
   }
   // After the plan's repairs (which record the exits of dead panes): what is left are files nobody handled.
   if (!dryRun) yield* sweepExitFiles(config.home)
+  // Then the worktrees: of agents ended (now, or while nobody settled them) and orphans of spawns that died.
+  const worktrees = yield* settleAll({ dryRun })
+  const kept: Array<WorktreeOutcome> = []
+  for (const o of worktrees.outcomes) {
+    const repair: Repair = {
+      kind: "removed_worktree",
+      task_id: o.task_id,
+      agent_id: o.agent_id ?? o.worktree,
+      target: o.path,
+      reason: `${o.branch}: ${o.reason}`
+    }
+    if (o.action === "removed" || o.action === "gone") repairs.push(repair)
+    else kept.push(o)
+  }
+  for (const f of worktrees.failures) {
+    failed.push({ kind: "removed_worktree", task_id: f.task_id, target: f.task_id, reason: "settle", error: f.reason })
+  }
   const unreadable = observed.unreadable.map((u): UnreadableFinding => ({ ...u, action: "left untouched" }))
   return {
     dry_run: dryRun,
     repairs,
     unreadable,
     failed,
-    partial: unreadable.length > 0 || failed.length > 0
+    partial: unreadable.length > 0 || failed.length > 0,
+    worktrees_kept: kept
   } satisfies ReconcileReport
 })
 

@@ -14,6 +14,7 @@ import { InvalidInput, ioFailure, RegistryIoError, TaskNotCorrupt } from "../dom
 import { SessionName, TaskId } from "../domain/Ids.js"
 import { CreateTaskRequest } from "../domain/SpawnRequest.js"
 import { type TaskRegistry } from "../domain/Task.js"
+import { Git } from "../host/Git.js"
 import { Tmux } from "../host/Tmux.js"
 import { promptsDir, taskDir } from "../host/Workspace.js"
 import { stopSession } from "../lifecycle/Kill.js"
@@ -35,6 +36,23 @@ export const newTaskId = Effect.gen(function*() {
   return `TASK-${date}-${time}-${suffix}` as TaskId
 })
 
+/**
+ * A task whose agents get worktrees needs a working directory in a git repository with a commit, not a bare one, and
+ * a base ref that names a commit in it: refused before the task exists, so nothing is created.
+ */
+const checkRepository = (dir: string | undefined, baseRef: string | undefined) =>
+  Effect.gen(function*() {
+    if (dir === undefined) {
+      return yield* new InvalidInput({
+        field: "working_directory",
+        reason: "isolation worktree needs the task's working directory, in a git repository; give one"
+      })
+    }
+    const git = yield* Git
+    const repo = yield* git.repository(dir)
+    if (baseRef !== undefined) yield* git.resolveCommit(repo.root, baseRef)
+  })
+
 /** Create a task with its limits (defaults from configuration) and return its registry. */
 export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown) {
   const request = yield* decodeCreate(input, { errors: "all", onExcessProperty: "error" }).pipe(
@@ -50,6 +68,7 @@ export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown
       return yield* new InvalidInput({ field: "working_directory", reason: `${dir} is not an existing directory` })
     }
   }
+  if (request.isolation === "worktree") yield* checkRepository(request.working_directory, request.base_ref)
   const taskId = yield* newTaskId
   const now = isoOf(yield* Clock.currentTimeMillis)
   const d = config.taskDefaults
@@ -74,6 +93,8 @@ export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown
     ...(request.stall_timeout_seconds !== undefined ? { stall_timeout_seconds: request.stall_timeout_seconds } : {}),
     ...(request.max_cost_usd !== undefined ? { max_cost_usd: request.max_cost_usd } : {}),
     ...(request.max_tokens !== undefined ? { max_tokens: request.max_tokens } : {}),
+    ...(request.isolation !== undefined ? { isolation: request.isolation } : {}),
+    ...(request.base_ref !== undefined ? { base_ref: request.base_ref } : {}),
     total_spawned: 0,
     active_count: 0
   }

@@ -13,7 +13,7 @@
 import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Readline from "node:readline"
-import * as FileLock from "../../dist/registry/FileLock.js"
+import * as FileLock from "../../dist/host/FileLock.js"
 
 const [mode, lockPath, ...rest] = process.argv.slice(2)
 

@@ -330,6 +330,13 @@ const LEFT: Record<(typeof CHAOS_STEPS)[number], {
     repairs: ["rolled_back_reservation"]
   },
   "after-prompt": { file: "reserved", temp: false, prompt: true, session: false, repairs: ["rolled_back_reservation"] },
+  "after-worktree": {
+    file: "reserved",
+    temp: false,
+    prompt: true,
+    session: false,
+    repairs: ["rolled_back_reservation"]
+  },
   "before-session": {
     file: "reserved",
     temp: false,

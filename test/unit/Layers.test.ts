@@ -19,6 +19,7 @@ const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["host"],
   ["events"],
   ["registry"],
+  ["worktree"],
   ["spawn"],
   ["lifecycle"],
   ["supervisor", "tasks", "reports"],

@@ -3,8 +3,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { CostCap, TokenCap } from "../../domain/Agent.js"
+import { CostCap, Isolation, TokenCap } from "../../domain/Agent.js"
 import { NotPermitted } from "../../domain/Errors.js"
+import { BaseRef } from "../../domain/GitRef.js"
 import {
   MAX_DESCRIPTION_CHARS,
   MAX_PATH_CHARS,
@@ -83,7 +84,17 @@ export const CreateRealTask = define({
     max_tokens: Schema.optionalKey(
       described(TokenCap, "Budget in tokens (input, cache writes and reads, output) of all the task's agents together")
     ),
-    engine: Schema.optionalKey(engineField)
+    engine: Schema.optionalKey(engineField),
+    isolation: Schema.optionalKey(
+      described(
+        Isolation,
+        "worktree: each agent works in a git worktree of its own on branch spawnkit/<agent id> (client_cwd must be " +
+          "in a git repository), removed after it ends unless it holds work; none (default): all work in client_cwd"
+      )
+    ),
+    base_ref: Schema.optionalKey(
+      described(BaseRef, "With isolation worktree: the branch, tag or commit agents' branches start from (HEAD)")
+    )
   }),
   output: Schema.Struct({
     task_id: Schema.String,
@@ -111,7 +122,9 @@ export const CreateRealTask = define({
         ...(input.stall_timeout_seconds !== undefined ? { stall_timeout_seconds: input.stall_timeout_seconds } : {}),
         ...(input.max_cost_usd !== undefined ? { max_cost_usd: input.max_cost_usd } : {}),
         ...(input.max_tokens !== undefined ? { max_tokens: input.max_tokens } : {}),
-        ...(input.engine !== undefined ? { engine: input.engine } : {})
+        ...(input.engine !== undefined ? { engine: input.engine } : {}),
+        ...(input.isolation !== undefined ? { isolation: input.isolation } : {}),
+        ...(input.base_ref !== undefined ? { base_ref: input.base_ref } : {})
       })
       return {
         task_id: task.task_id,

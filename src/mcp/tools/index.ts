@@ -7,8 +7,10 @@ import { GetAgentOutput } from "./GetAgentOutput.js"
 import { GetGlobalStatus } from "./GetGlobalStatus.js"
 import { GetRealTaskStatus } from "./GetRealTaskStatus.js"
 import { KillRealAgent } from "./KillRealAgent.js"
+import { ListAgentBranches } from "./ListAgentBranches.js"
 import { ListTasks } from "./ListTasks.js"
 import { ReportAgentFinding } from "./ReportAgentFinding.js"
+import { ResumeAgent } from "./ResumeAgent.js"
 import { SpawnChildAgent } from "./SpawnChildAgent.js"
 import type { ToolDefinition } from "./Tool.js"
 import { UpdateAgentProgress } from "./UpdateAgentProgress.js"
@@ -24,9 +26,11 @@ export const tools: ReadonlyArray<ToolDefinition> = [
   GetRealTaskStatus,
   GetAgentOutput,
   KillRealAgent,
+  ResumeAgent,
   WaitForAgents,
   UpdateAgentProgress,
   ReportAgentFinding,
   ListTasks,
+  ListAgentBranches,
   GetGlobalStatus
 ]

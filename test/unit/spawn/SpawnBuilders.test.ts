@@ -87,7 +87,8 @@ const settings = {
   databaseUrl: Option.none<Redacted.Redacted<string>>(),
   hostId: "host-a",
   claudeModel: Option.none<string>(),
-  agentCommand: Option.some("sleep {agent_id}")
+  agentCommand: Option.some("sleep {agent_id}"),
+  agentResumeCommand: Option.none<string>()
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -161,6 +162,7 @@ describe("reservedAgent", () => {
       reservation: { owner_pid: 4321, owner_host: "host-a", reserved_at: now },
       host: "host-a",
       secret_sha256: sha256("secret"),
+      session_id: "0b7c2a3e-9d41-4c55-8f00-1234567890ab",
       output_format: "none",
       tracked_files: {
         prompt_file: `${HOME}/${T}/prompts/worker-090507-0000002a.prompt`,
@@ -187,9 +189,29 @@ describe("reservedAgent", () => {
     expect(decodeAgent(agent, { onExcessProperty: "error" })).toEqual(agent)
   })
 
-  it("gives a claude agent its session id, and no other engine one", () => {
-    expect(reservedAgent(newAgent({ engine: "claude" })).claude_session_id).toBe("0b7c2a3e-9d41-4c55-8f00-1234567890ab")
-    expect("claude_session_id" in reservedAgent(newAgent({ engine: "codex" }))).toBe(false)
+  it("pre-assigns a conversation id to the engines that take one (not Codex, whose thread id comes from its output)", () => {
+    const uuid = "0b7c2a3e-9d41-4c55-8f00-1234567890ab"
+    expect(reservedAgent(newAgent({ engine: "claude" })).claude_session_id).toBe(uuid)
+    expect(["claude", "gemini", "custom"].map((engine) => reservedAgent(newAgent({ engine } as never)).session_id))
+      .toEqual([uuid, uuid, uuid])
+    const codex = reservedAgent(newAgent({ engine: "codex" }))
+    expect("claude_session_id" in codex || "session_id" in codex).toBe(false)
+    expect("claude_session_id" in reservedAgent(newAgent({ engine: "gemini" }))).toBe(false)
+  })
+
+  it("a resumed agent keeps the conversation it resumes, the worktree it takes over and where it comes from", () => {
+    const agent = reservedAgent(newAgent({
+      engine: "claude",
+      resume: { from: "worker-090000-00000001" as never, sessionId: "11111111-2222-4333-8444-555555555555" },
+      worktree: { id: "worker-090000-00000001" as never, state: "active", base_commit: "b".repeat(40) }
+    }))
+    expect([agent.resumed_from, agent.session_id, agent.claude_session_id, agent.worktree?.id]).toEqual([
+      "worker-090000-00000001",
+      "11111111-2222-4333-8444-555555555555",
+      "11111111-2222-4333-8444-555555555555",
+      "worker-090000-00000001"
+    ])
+    expect(decodeAgent(agent, { onExcessProperty: "error" })).toEqual(agent)
   })
 
   it("takes the watchdog limits from the request, else from the task, else leaves them out", () => {
@@ -279,6 +301,46 @@ describe("agentCommand and agentSession", () => {
     expect(argv.join(" ")).toContain(`--mcp-config ${paths.mcpConfig}`)
     const custom = Result.getOrThrow(agentCommand(settings, "custom", reservedAgent(newAgent()), T, paths))
     expect(custom).toEqual(["sleep", "worker-090507-0000002a"])
+  })
+
+  it("resumes each engine's conversation with its CLI's own resume, the id never read as an option", () => {
+    const id = "0b6c1a9e-3f5d-4e2a-9c1b-2d3e4f5a6b7c"
+    const resumeArgv = (engine: "claude" | "codex" | "gemini" | "custom", s = settings) =>
+      Result.getOrThrow(agentCommand(s, engine, reservedAgent(newAgent({ engine })), T, paths, undefined, id))
+    const claude = resumeArgv("claude")
+    expect(claude.slice(claude.indexOf("--resume"), claude.indexOf("--resume") + 2)).toEqual(["--resume", id])
+    expect(claude).not.toContain("--session-id")
+    expect(resumeArgv("codex")).toEqual([
+      "codex",
+      "exec",
+      "--json",
+      "--sandbox",
+      "workspace-write",
+      "--skip-git-repo-check",
+      "resume",
+      id,
+      "-"
+    ])
+    expect(resumeArgv("gemini").slice(-2)).toEqual(["--resume", id])
+    const custom = resumeArgv("custom", {
+      ...settings,
+      agentResumeCommand: Option.some("my-agent --resume {session_id}")
+    })
+    expect(custom).toEqual(["my-agent", "--resume", id])
+  })
+
+  it("refuses to resume a custom agent without SPAWNKIT_AGENT_RESUME_COMMAND, naming it", () => {
+    const r = agentCommand(settings, "custom", reservedAgent(newAgent()), T, paths, undefined, "abc")
+    expect(Result.isFailure(r) && r.failure.variable).toBe("SPAWNKIT_AGENT_RESUME_COMMAND")
+  })
+
+  it("gives the custom engine a pre-assigned conversation id as {session_id}", () => {
+    const agent = reservedAgent(newAgent())
+    const argv = Result.getOrThrow(
+      agentCommand({ ...settings, agentCommand: Option.some("run --session {session_id}") }, "custom", agent, T, paths)
+    )
+    expect(agent.session_id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(argv).toEqual(["run", "--session", agent.session_id])
   })
 
   it("refuses an unusable custom template with a typed error naming the setting", () => {
