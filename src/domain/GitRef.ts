@@ -68,7 +68,10 @@ export const BaseRef = Schema.String.check(
   Schema.makeFilter((ref: string) => {
     const problem = baseRefProblem(ref)
     return problem === undefined ? true : `Expected a branch, tag or commit id: ${problem}`
-  })
+  }),
+  // Last, with a JSON Schema form, so a tool's description of the field reaches its listed schema.
+  Schema.isMinLength(1),
+  Schema.isMaxLength(MAX_REF_LENGTH)
 )
 /** @see BaseRef */
 export type BaseRef = typeof BaseRef.Type

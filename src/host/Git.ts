@@ -24,13 +24,12 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
-import { execFile } from "node:child_process"
+import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { GitError, InvalidInput, ioFailure, RegistryIoError, WorktreeHoldsWork } from "../domain/Errors.js"
 import { baseRefProblem, type CommitId, isCommitId, isSpawnkitBranch } from "../domain/GitRef.js"
-import type { AgentId, TaskId } from "../domain/Ids.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import * as FileLock from "./FileLock.js"
 
@@ -84,15 +83,6 @@ export interface Removal {
   readonly branchDeleted: boolean
 }
 
-/** Where agents' worktrees live by default: `<home>/.spawnkit-worktrees`. */
-export const worktreesRoot = (home: string) => NodePath.join(home, ".spawnkit-worktrees")
-
-/**
- * An agent's worktree: `<root>/<task id>/<agent id>`.
- * Invariant: both ids are allow-listed (no `/`, `..` or leading `.`), so the path stays under `root`.
- */
-export const worktreePath = (root: string, taskId: TaskId, id: AgentId) => NodePath.join(root, taskId, id)
-
 /** The directory of the per-repository lock files (0700). */
 export const gitLocksDir = (home: string) => NodePath.join(home, ".spawnkit-git-locks")
 
@@ -100,9 +90,12 @@ export const gitLocksDir = (home: string) => NodePath.join(home, ".spawnkit-git-
 export const gitLockPath = (home: string, root: string) =>
   NodePath.join(gitLocksDir(home), `${createHash("sha256").update(root).digest("hex")}.lock`)
 
-/** Git calls that failed on a lock file held by another process and were made again after a backoff. */
+/**
+ * git calls that met a lock file held by another process: each is made again after a backoff, for up to ~5 s in all
+ * (the last one's failure then stands).
+ */
 export const gitLockRetries = Metric.counter("spawnkit_git_lock_retries", {
-  description: "git calls retried because another process held one of the repository's lock files"
+  description: "git calls that met a lock file held by another process (made again after a backoff)"
 })
 
 /** The environment git runs with: the given one without any `GIT_*` variable, no terminal prompt, the C locale. */
@@ -118,7 +111,7 @@ export const gitEnvironment = (env: NodeJS.ProcessEnv): Record<string, string> =
 // Running git
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Largest stdout or stderr read from one git call; beyond it the call is killed (a status that long is dirty). */
+/** Most output (stdout and stderr) read from one git call; beyond it git is killed (a status that long is dirty). */
 const MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 /** After SIGTERM to an interrupted git, how long before SIGKILL. */
 const KILL_GRACE_MS = 2000
@@ -164,16 +157,30 @@ const exec = (env: Record<string, string>, call: Call) =>
   Effect.callback<Run, GitError>((resume) => {
     const args = [...CONFIG_ARGS, ...(call.write === true ? [] : ["--no-optional-locks"]), "-C", call.dir, ...call.args]
     const callEnv = call.noDiscovery === true ? { ...env, GIT_CEILING_DIRECTORIES: NodePath.dirname(call.dir) } : env
-    const options = { encoding: "utf8" as const, env: callEnv, maxBuffer: MAX_OUTPUT_BYTES, detached: true }
-    const child = execFile("git", args, options, (error, stdout, stderr) => {
-      if (error === null) return resume(Effect.succeed({ stdout, stderr, exitCode: 0 }))
-      const code = (error as NodeJS.ErrnoException & { code?: unknown }).code
-      if (typeof code === "number") return resume(Effect.succeed({ stdout, stderr, exitCode: code }))
-      if (code === "ERR_CHILD_PROCESS_STDIO_MAXBUFFER") {
-        return resume(Effect.succeed({ stdout, stderr, exitCode: undefined }))
-      }
-      const why = error.signal ? `git was killed by ${error.signal}` : `git could not run: ${error.message}`
-      resume(Effect.fail(new GitError({ operation: call.operation, repo: call.dir, stderr: `${stderr}\n${why}` })))
+    // spawn, not execFile: execFile does not pass `detached` on (git would stay in spawnkit's process group).
+    const child = spawn("git", args, { env: callEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] })
+    const chunks = { stdout: [] as Array<Buffer>, stderr: [] as Array<Buffer> }
+    let size = 0
+    let overflow = false
+    const collect = (into: Array<Buffer>) => (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= MAX_OUTPUT_BYTES) return void into.push(chunk)
+      if (!overflow) signalGroup(child.pid, "SIGKILL")
+      overflow = true
+    }
+    child.stdout.on("data", collect(chunks.stdout))
+    child.stderr.on("data", collect(chunks.stderr))
+    child.once("error", (error) =>
+      resume(Effect.fail(
+        new GitError({ operation: call.operation, repo: call.dir, stderr: `git could not run: ${error.message}` })
+      )))
+    child.once("close", (code, signal) => {
+      const stdout = Buffer.concat(chunks.stdout).toString("utf8")
+      const stderr = Buffer.concat(chunks.stderr).toString("utf8")
+      if (overflow) return resume(Effect.succeed({ stdout, stderr, exitCode: undefined }))
+      if (code !== null) return resume(Effect.succeed({ stdout, stderr, exitCode: code }))
+      const killed = `${stderr}\ngit was killed by ${signal ?? "a signal"}`
+      resume(Effect.fail(new GitError({ operation: call.operation, repo: call.dir, stderr: killed })))
     })
     return Effect.callback<void>((done) => {
       if (child.exitCode !== null || child.signalCode !== null) return done(Effect.void)
@@ -234,17 +241,18 @@ const repositoryProblem = (dir: string, stderr: string): InvalidInput | undefine
 }
 
 /** A failed call as the error it is: a problem of the repository (InvalidInput), or GitError with git's words. */
-const failure = (call: Call, r: Run, repo = call.dir): InvalidInput | GitError =>
+const failure = (call: Call, r: Run): InvalidInput | GitError =>
   repositoryProblem(call.dir, r.stderr) ??
     new GitError({
       operation: call.operation,
-      repo,
+      repo: call.dir,
       ...(r.exitCode === undefined ? {} : { exitCode: r.exitCode }),
       stderr: r.exitCode === undefined ? `output larger than ${MAX_OUTPUT_BYTES} bytes` : r.stderr.slice(-4000)
     })
 
 /** What the operations need: git calls (retried on contention) and the repository lock. */
 interface Runner {
+  /** The environment of every call (for a call made with `exec` directly, as `worktree add` is). */
   readonly env: Record<string, string>
   readonly run: (call: Call) => Effect.Effect<Run, GitError>
   /** stdout of a call that must succeed. */
@@ -343,7 +351,7 @@ const repositoryOf = (git: Runner) =>
           "tree, or use isolation none"
       })
     }
-    if (found.exitCode === 0 && inside === "false" || /must be run in a work tree/.test(found.stderr)) {
+    if ((found.exitCode === 0 && inside === "false") || /must be run in a work tree/.test(found.stderr)) {
       return yield* new InvalidInput({
         field: "working_directory",
         reason: `${where} is inside a repository's .git directory, not its working tree; give the working tree`
@@ -712,7 +720,8 @@ export class Git extends Context.Service<Git, {
   /**
    * Remove the worktree, delete its branch (only ever a `spawnkit/` one) and prune, under the repository's lock.
    * Idempotent: what is already gone is skipped. Without force, a worktree that holds work is refused with
-   * WorktreeHoldsWork and nothing is removed; with force, its work is discarded (a locked worktree too).
+   * WorktreeHoldsWork and nothing is removed, and a locked one is git's refusal (GitError); with force, its work is
+   * discarded and a lock overridden (`--force --force`). Ignored files go with the worktree either way.
    */
   readonly removeWorktree: (
     repo: string,

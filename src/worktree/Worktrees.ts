@@ -14,7 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import { type Agent, isActiveStatus, type WorktreeRecord } from "../domain/Agent.js"
-import { InvalidInput, WorktreeHoldsWork, WorktreeInUse } from "../domain/Errors.js"
+import { AgentNotFound, InvalidInput, WorktreeHoldsWork, WorktreeInUse } from "../domain/Errors.js"
 import { branchOf } from "../domain/GitRef.js"
 import { AgentId, type TaskId, TaskId as TaskIdSchema } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
@@ -398,6 +398,9 @@ export const branchesOf = (taskId: TaskId, root?: AgentId) =>
     const registry = yield* Registry
     const git = yield* Git
     const task = yield* registry.read(taskId)
+    if (root !== undefined && !task.agents.some((a) => a.id === root)) {
+      return yield* new AgentNotFound({ taskId, agentId: root })
+    }
     const tree = root === undefined ? undefined : subtreeOf(task, root)
     const rows = (yield* taskRows(task)).filter((r) => tree === undefined || tree.has(r.agent_id))
     if (rows.length === 0) return []

@@ -70,6 +70,7 @@ const failAt = (target: Spawnkit.FaultStep): Faults =>
 const SPAWN_STEPS = [
   "after-reserve",
   "after-prompt",
+  "after-worktree",
   "before-session",
   "after-session",
   "after-check",

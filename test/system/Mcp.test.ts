@@ -45,10 +45,12 @@ const TOOL_NAMES = [
   "get_real_task_status",
   "get_agent_output",
   "kill_real_agent",
+  "resume_agent",
   "wait_for_agents",
   "update_agent_progress",
   "report_agent_finding",
   "list_tasks",
+  "list_agent_branches",
   "get_global_status"
 ]
 /** An agent that prints its prompt (stdin), its working directory and a marker, then works until killed. */
@@ -134,8 +136,10 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
     expect(Object.keys(schema("deploy_headless_agent").properties ?? {}).sort()).toEqual(
       [
         "agent_type",
+        "base_ref",
         "engine",
         "idempotency_key",
+        "isolation",
         "max_cost_usd",
         "max_tokens",
         "parent",

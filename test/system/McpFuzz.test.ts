@@ -169,6 +169,8 @@ describe("MCP tools under random and hostile arguments", () => {
       },
       list_tasks: {},
       get_global_status: {},
+      resume_agent: { task_id: task.task_id, agent_id: agent.agent_id, prompt: "go on" },
+      list_agent_branches: { task_id: task.task_id },
       wait_for_agents: { task_id: task.task_id, agent_ids: [agent.agent_id], timeout_seconds: 0 }
     }
     expect(tools.map((t) => t.name).sort()).toEqual(Object.keys(valid).sort())
