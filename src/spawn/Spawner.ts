@@ -86,7 +86,7 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
   yield* faults.point("after-prompt")
   const worktree = agent.worktree === undefined
     ? undefined
-    : yield* acquireWorktree(handover.guarded, task, { ...agent, worktree: agent.worktree }, request.baseRef)
+    : yield* acquireWorktree(handover, task, { ...agent, worktree: agent.worktree }, request.baseRef)
   yield* faults.point("after-worktree")
   yield* faults.point("before-session")
 

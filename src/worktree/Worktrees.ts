@@ -12,6 +12,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import { type Agent, isActiveStatus, type WorktreeRecord } from "../domain/Agent.js"
 import { AgentNotFound, InvalidInput, WorktreeHoldsWork, WorktreeInUse } from "../domain/Errors.js"
@@ -72,6 +73,18 @@ export const repositoryOf = (task: TaskRegistry) =>
     return yield* (yield* Git).repository(task.working_directory)
   })
 
+/** What a spawn's scope offers its resources (the spawn's Handover): see src/spawn/Handover.ts. */
+export interface SpawnResources {
+  readonly resource: <A, E, R, R2>(
+    acquire: Effect.Effect<A, E, R>,
+    release: (a: A) => Effect.Effect<void, never, R2>
+  ) => Effect.Effect<A, E, R | R2 | Scope.Scope>
+  readonly guarded: <A, E, R, R2>(
+    release: Effect.Effect<void, never, R2>,
+    acquire: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R | R2 | Scope.Scope>
+}
+
 /** `refs/heads/main` → `main`: the name a person would type. */
 const shortRef = (ref: string) => ref.replace(/^refs\/heads\//, "")
 
@@ -83,10 +96,7 @@ const shortRef = (ref: string) => ref.replace(/^refs\/heads\//, "")
  * same place if it was removed. Returns its directory and the record of it for the commit.
  */
 export const acquireWorktree = Effect.fnUntraced(function*(
-  guarded: <A, E, R>(
-    release: Effect.Effect<void>,
-    acquire: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E, R | import("effect/Scope").Scope>,
+  scope: SpawnResources,
   task: TaskRegistry,
   agent: Agent & { worktree: WorktreeRecord },
   requestBaseRef: string | undefined
@@ -97,8 +107,15 @@ export const acquireWorktree = Effect.fnUntraced(function*(
   const id = agent.worktree.id
   const path = worktreePath(worktreesRoot(config), task.task_id, id)
   const branch = branchOf(id)
-  const release = git.removeWorktree(repo.root, path, branch, { force: true }).pipe(
-    Effect.catch((e) => Effect.logError(`could not remove worktree ${path} of a failed spawn: ${e.message}`))
+  // Without force: an agent that ran before its spawn failed (it died at start-up, a kill cancelled the spawn) may
+  // already have committed; its work is kept, and the reconciler reports the orphan.
+  const release = git.removeWorktree(repo.root, path, branch, { force: false }).pipe(
+    Effect.asVoid,
+    Effect.catch((e) =>
+      e._tag === "WorktreeHoldsWork"
+        ? Effect.logWarning(`worktree ${path} of a failed spawn holds work; kept: ${e.message}`)
+        : Effect.logError(`could not remove worktree ${path} of a failed spawn: ${e.message}`)
+    )
   )
   if (id !== agent.id) {
     // A resume: the worktree of the agent it resumes, made again from its branch (or base) if it was removed.
@@ -112,7 +129,7 @@ export const acquireWorktree = Effect.fnUntraced(function*(
         })
       }
       // Made again: released if the resume fails, as it held no work (its branch was gone or is kept).
-      yield* guarded(
+      yield* scope.guarded(
         facts.branchExists ? Effect.void : release,
         facts.branchExists
           ? git.reattachWorktree(repo.root, path, branch)
@@ -124,15 +141,9 @@ export const acquireWorktree = Effect.fnUntraced(function*(
   const parent = task.agents.find((a) => a.id === agent.parent)
   const baseRef = requestBaseRef ?? (parent?.worktree !== undefined ? branchOf(parent.worktree.id) : task.base_ref)
   const baseCommit = baseRef !== undefined ? yield* git.resolveCommit(repo.root, baseRef) : repo.head
-  const facts = yield* git.inspect(repo.root, path, branch, undefined, undefined)
-  if (facts.exists || facts.registered || facts.branchExists) {
-    return yield* new InvalidInput({
-      field: "agent_id",
-      reason: `a worktree ${path} or branch ${branch} exists already; spawnkit never reuses one it did not make for ` +
-        "this spawn. Remove it, or spawn again (a new agent id)"
-    })
-  }
-  yield* guarded(release, git.addWorktree(repo.root, path, branch, baseCommit))
+  // Git.addWorktree refuses a path or branch that exists (deleting nothing) and undoes its own failed add, so the
+  // release is owed only once it succeeded; the add runs uninterruptibly (an interruption waits for it, then releases).
+  yield* scope.resource(git.addWorktree(repo.root, path, branch, baseCommit), () => release)
   const base = baseRef ?? (repo.headRef !== undefined ? shortRef(repo.headRef) : undefined)
   const record: WorktreeRecord = {
     id,
@@ -170,10 +181,17 @@ const settleOne = (
     if (facts.exists && !facts.registered) {
       return outcome("left", "its directory is not a worktree git knows; left for a person to look at")
     }
-    const verdict: Verdict = options.force === true && facts.exists ? "remove" : verdictOf(facts)
+    let verdict: Verdict = options.force === true && facts.exists ? "remove" : verdictOf(facts)
     const work = `${facts.ahead} commit(s) ahead of its base${facts.dirty ? ", uncommitted changes" : ""}`
     if (options.dryRun) return outcome(verdict === "keep" ? "kept" : verdict === "gone" ? "gone" : "removed", work)
-    if (verdict === "remove") yield* git.removeWorktree(root, path, branch, { force: options.force === true })
+    if (verdict === "remove") {
+      // git looks again under the repository's lock; work found there (a commit no other ref holds) keeps it.
+      const removed = yield* git.removeWorktree(root, path, branch, { force: options.force === true }).pipe(
+        Effect.as(true),
+        Effect.catchTag("WorktreeHoldsWork", () => Effect.succeed(false))
+      )
+      if (!removed) verdict = "keep"
+    }
     if (owner !== undefined) {
       const state = verdict === "keep" ? "kept" : "removed"
       yield* registry.update(task.task_id, (tx) => {
