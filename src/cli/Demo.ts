@@ -1,8 +1,8 @@
 /**
  * `spawnkit demo`: a tour on the custom engine, needing no agent CLI: create a task, spawn a small tree, show what
  * admission refuses and a queued spawn waiting for its slot, show the status tree; then a budget spent by agents
- * printing Claude Code's usage lines, stopped by the supervisor; then kill everything and (unless --keep) remove the
- * demo tasks.
+ * printing Claude Code's usage lines, stopped by the supervisor; then two agents in git worktrees of their own, one
+ * committing; then kill everything and (unless --keep) remove the demo tasks and repository.
  */
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
@@ -13,18 +13,25 @@ import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 import { isActiveStatus } from "../domain/Agent.js"
 import type { AgentId, TaskId } from "../domain/Ids.js"
 import type { SpawnResult } from "../domain/SpawnRequest.js"
 import { Events, events } from "../events/Events.js"
 import { usageAgentScript } from "../host/PackagePaths.js"
+import { worktreePath } from "../host/Workspace.js"
 import { kill } from "../lifecycle/Kill.js"
 import { spawn as spawnAgent, type SpawnInput } from "../spawn/Spawner.js"
-import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { SpawnkitConfig, worktreesRoot } from "../SpawnkitConfig.js"
 import { supervise } from "../supervisor/Supervisor.js"
 import { createTask, status } from "../tasks/Tasks.js"
 import { waitFor } from "../wait/Wait.js"
+import { listWorktrees, settleTask } from "../worktree/Worktrees.js"
 import { describeError, renderTask } from "./Output.js"
+import { renderWorktrees } from "./Worktrees.js"
 
 /** The demo agent: prints the prompt it got on stdin, then works (sleeps) until killed. */
 export const DEMO_AGENT_COMMAND =
@@ -167,12 +174,65 @@ const budgetTour = Effect.scoped(Effect.gen(function*() {
   return taskId
 }))
 
+/** A throwaway git repository with one commit, for the worktree tour (git as the user has it, no hooks run). */
+const demoRepository = Effect.sync(() => {
+  const dir = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-demo-repo-"))
+  const git = (...args: ReadonlyArray<string>) =>
+    execFileSync("git", ["-c", "core.hooksPath=/dev/null", "-C", dir, ...args], { stdio: "ignore" })
+  git("init", "-q")
+  Fs.writeFileSync(NodePath.join(dir, "README.md"), "a project the demo agents work on\n")
+  git("add", "README.md")
+  git("-c", "user.name=spawnkit demo", "-c", "user.email=demo@example.invalid", "commit", "-qm", "Start")
+  return dir
+})
+
+/** The worktree tour's agent: commits a file when its prompt says "commit", else does nothing; then ends. */
+const WORKTREE_AGENT = `sh -c "if grep -q commit; then echo fixed > fix.txt && git add fix.txt && ` +
+  `git -c user.name=agent -c user.email=agent@example.invalid commit -qm 'Fix the parser'; fi"`
+
+/**
+ * Worktrees: a task with isolation worktree over a throwaway repository; two agents, each in its own worktree on its
+ * own branch, one committing and one doing nothing. Once both ended, the clean worktree is gone with its branch and the
+ * one holding a commit is kept for a person to merge.
+ */
+const worktreeTour = Effect.gen(function*() {
+  const config = yield* SpawnkitConfig
+  yield* Console.log("\n--- a git worktree per agent")
+  const repo = yield* demoRepository
+  const task = yield* createTask({
+    description: "spawnkit demo: worktrees",
+    working_directory: repo,
+    isolation: "worktree"
+  })
+  const taskId = task.task_id
+  yield* Console.log(`created ${taskId} over the repository ${repo}, isolation worktree`)
+  const committing = { ...config, agentCommand: Option.some(WORKTREE_AGENT) }
+  const ids: Array<AgentId> = []
+  for (const [type, prompt] of [["fixer", "Fix the parser and commit."], ["reader", "Only read."]] as const) {
+    const agent = yield* spawnAgent({ taskId, engine: "custom", agentType: type, prompt }).pipe(
+      Effect.provideService(SpawnkitConfig, committing)
+    )
+    ids.push(agent.agent_id as AgentId)
+    yield* Console.log(`spawn ${type}: ${agent.agent_id} on branch spawnkit/${agent.agent_id}`)
+  }
+  yield* waitFor({ taskId, agentIds: ids, timeoutSeconds: 30 })
+  yield* settleTask(taskId)
+  for (const agent of (yield* status(taskId)).agents) {
+    yield* Console.log(`${agent.id}: ${agent.status}; worktree ${agent.worktree?.state ?? "none"}`)
+  }
+  yield* Console.log(renderWorktrees(yield* listWorktrees(taskId)))
+  yield* Console.log(`merge it: git -C ${repo} merge spawnkit/${ids[0]}`)
+  return { taskId, repo }
+})
+
 /** Run the demo; with `keep`, the demo tasks' directories stay for inspection. */
 export const runDemo = (keep: boolean) =>
   Effect.gen(function*() {
     const config = yield* SpawnkitConfig
     const fs = yield* FileSystem.FileSystem
     const taskIds = [yield* tour, yield* budgetTour]
+    const worktrees = yield* worktreeTour
+    taskIds.push(worktrees.taskId)
     for (const taskId of taskIds) {
       for (const agent of (yield* status(taskId)).agents) {
         if (isActiveStatus(agent.status)) yield* kill(taskId, agent.id, "demo finished")
@@ -187,6 +247,13 @@ export const runDemo = (keep: boolean) =>
         yield* fs.remove(`${config.home}/${taskId}`, { recursive: true })
         yield* Console.log(`removed ${config.home}/${taskId}`)
       }
+    }
+    if (keep) {
+      yield* Console.log(`kept the demo repository ${worktrees.repo} and its worktrees`)
+    } else {
+      yield* fs.remove(worktreePath(worktreesRoot(config), worktrees.taskId, "" as AgentId), { recursive: true })
+      yield* fs.remove(worktrees.repo, { recursive: true })
+      yield* Console.log(`removed the demo repository ${worktrees.repo} and its worktrees`)
     }
     if (!keep) yield* Console.log("no agent or session is left running.")
   })

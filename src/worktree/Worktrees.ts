@@ -255,6 +255,8 @@ export const settleTask = (taskId: TaskId, options: SettleOptions = {}) =>
       const need = needOf(task, id, onDisk.has(id))
       const recheck = options.recheckKept === true && need.kind === "settled" && need.owner.worktree.state === "kept"
       if (need.kind === "in_use" || (need.kind === "settled" && !recheck)) continue
+      // Another host's agent (a shared PostgreSQL registry): its worktree is on that host's disk, settled there.
+      if (need.kind !== "orphan" && need.owner.host !== undefined && need.owner.host !== config.hostId) continue
       if (need.kind === "orphan" && !onDisk.has(id)) continue
       root ??= (yield* repositoryOf(task)).root
       const owner = need.kind === "orphan" ? undefined : need.owner
