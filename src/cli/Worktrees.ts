@@ -49,7 +49,7 @@ export const removeCommand = (task: string, agent: string, force: boolean, json:
 /** `worktree prune`: exit status 0 even when some are kept (keeping work is the point); failures are listed. */
 export const pruneCommand = (json: boolean) =>
   Effect.gen(function*() {
-    const result = yield* settleAll({ recheckKept: true })
+    const result = yield* settleAll({ recheckKept: true, everyTask: true })
     if (json) return yield* printJson(result)
     const lines = [
       ...result.outcomes.map((o) => `${o.action}: ${o.branch} ${o.path} (${o.reason})`),

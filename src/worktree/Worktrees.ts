@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import { type Agent, isActiveStatus, type WorktreeRecord } from "../domain/Agent.js"
 import { AgentNotFound, InvalidInput, WorktreeHoldsWork, WorktreeInUse } from "../domain/Errors.js"
 import { branchOf } from "../domain/GitRef.js"
@@ -225,6 +226,15 @@ const worktreeDirs = (root: string): ReadonlyMap<TaskId, ReadonlySet<AgentId>> =
   return found
 }
 
+/** Remove a task's directory under the worktrees root once its last worktree is gone (a non-empty one stays). */
+const removeIfEmpty = (dir: string) => {
+  try {
+    Fs.rmdirSync(dir)
+  } catch {
+    // Not empty, or already gone: nothing to do.
+  }
+}
+
 /** Options of a settling pass. */
 export interface SettleOptions {
   /** Only these worktree ids (e.g. of the agents that just ended); all of the task's otherwise. */
@@ -263,22 +273,46 @@ export const settleTask = (taskId: TaskId, options: SettleOptions = {}) =>
       outcomes.push(yield* settleOne(task, root, id, owner, { dryRun: options.dryRun ?? false }))
     }
     if (root !== undefined && options.dryRun !== true) yield* (yield* Git).prune(root)
+    if (options.dryRun !== true) removeIfEmpty(NodePath.join(worktreesRoot(config), taskId))
     return outcomes
   })
 
 /**
- * Settle the worktrees of the tasks that have any under the worktrees root (the reconciler's and `prune`'s pass). A
- * task that cannot be read, or whose repository is gone, is reported and left alone; the others are still settled.
+ * Settle the worktrees of the tasks that have any under the worktrees root (the reconciler's pass), and with
+ * `everyTask` of every task whose records name one (`prune`). A task that cannot be read, or whose repository is gone,
+ * is reported and left alone; the others are still settled.
  */
-export const settleAll = (options: Omit<SettleOptions, "only"> = {}) =>
+export const settleAll = (options: Omit<SettleOptions, "only"> & { readonly everyTask?: boolean } = {}) =>
   Effect.gen(function*() {
     const config = yield* SpawnkitConfig
     const outcomes: Array<WorktreeOutcome> = []
     const failures: Array<{ readonly task_id: TaskId; readonly reason: string }> = []
-    for (const taskId of worktreeDirs(worktreesRoot(config)).keys()) {
+    const root = worktreesRoot(config)
+    const dirs = new Map<TaskId, ReadonlySet<AgentId>>(worktreeDirs(root))
+    if (options.everyTask === true) {
+      // Also the tasks whose records name a worktree whose directory is gone (removed by hand: git's metadata and
+      // the branch may be left).
+      const registry = yield* Registry
+      for (const task of (yield* registry.list({ scope: "all" })).tasks) {
+        if (!dirs.has(task.task_id) && ownedWorktrees(task).size > 0) dirs.set(task.task_id, new Set())
+      }
+    }
+    for (const [taskId, ids] of dirs) {
       const result = yield* Effect.result(settleTask(taskId, options))
       if (result._tag === "Success") outcomes.push(...result.success)
-      else failures.push({ task_id: taskId, reason: `${result.failure._tag}: ${result.failure.message}` })
+      else if (result.failure._tag === "TaskNotFound") {
+        // Its registry is gone, and with it which repository the worktrees belong to: left for a person.
+        for (const id of ids) {
+          outcomes.push({
+            task_id: taskId,
+            worktree: id,
+            branch: branchOf(id),
+            path: worktreePath(root, taskId, id),
+            action: "left",
+            reason: "its task is gone, so spawnkit cannot tell its repository; remove it with git worktree remove"
+          })
+        }
+      } else failures.push({ task_id: taskId, reason: `${result.failure._tag}: ${result.failure.message}` })
     }
     return { outcomes, failures }
   })
