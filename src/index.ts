@@ -25,6 +25,7 @@ export { formatSpend, type Spend, spendOf, type TaskSpend, type UsageReport, usa
 export * from "./domain/Agent.js"
 export * from "./domain/Errors.js"
 export { AgentEvent, type EventDraft, EventKind, statusEvents } from "./domain/Event.js"
+export { BaseRef, baseRefProblem, branchOf, CommitId } from "./domain/GitRef.js"
 export * from "./domain/Ids.js"
 export * from "./domain/SpawnRequest.js"
 export * from "./domain/Task.js"
@@ -40,10 +41,12 @@ export {
   SPAWN_FAULT_STEPS
 } from "./faults/FaultInjection.js"
 export { buildCommand, parseTemplate } from "./host/Engines.js"
+export { Git, type Repository, type WorktreeState } from "./host/Git.js"
 export { type NewSession, type PaneState, type SessionInfo, Tmux } from "./host/Tmux.js"
 export { UsageWalls, type Wall } from "./host/UsageWalls.js"
 export { type ExitRecord, ownerOfPane, recordExit } from "./lifecycle/ExitHook.js"
 export { kill, type KillResult } from "./lifecycle/Kill.js"
+export { DEFAULT_RESUME_PROMPT, resume, type ResumeInput, ResumeRequest } from "./lifecycle/Resume.js"
 export { type Caller, CallerIdentity } from "./mcp/Caller.js"
 export {
   type ListOptions,
@@ -60,7 +63,13 @@ export { Finding, ProgressReport, reportFinding, updateProgress } from "./report
 export { DEFAULT_PROMPT_TEMPLATE, renderPrompt } from "./spawn/AgentPrompt.js"
 export { Rollbacks } from "./spawn/Rollbacks.js"
 export { spawn, type SpawnInput } from "./spawn/Spawner.js"
-export { parseTmuxSocket, SpawnkitConfig, type SpawnkitSettings, type TmuxSocket } from "./SpawnkitConfig.js"
+export {
+  parseTmuxSocket,
+  SpawnkitConfig,
+  type SpawnkitSettings,
+  type TmuxSocket,
+  worktreesRoot
+} from "./SpawnkitConfig.js"
 export { parseExitFileName } from "./supervisor/ExitFiles.js"
 export { type Metered, meterTask } from "./supervisor/Metering.js"
 export { loadPrices, meterForever } from "./supervisor/MeterLoop.js"
@@ -90,3 +99,14 @@ export { layer as FileRegistryLayer } from "./registry/FileRegistry.js"
 /** The PostgreSQL-backed registry layer (needs SPAWNKIT_DATABASE_URL, or `databaseUrl` in the settings). */
 export { describeDatabase, layer as PgRegistryLayer, SCHEMA_VERSION } from "./registry/PgRegistry.js"
 export { faultsFromConfig, layer, registryFromConfig, type Services } from "./Spawnkit.js"
+export { holdsWork, verdictOf, type WorktreeFacts } from "./worktree/Plan.js"
+export {
+  branchesOf,
+  type BranchReport,
+  listWorktrees,
+  removeWorktree,
+  settleAll,
+  settleTask,
+  type WorktreeOutcome,
+  type WorktreeRow
+} from "./worktree/Worktrees.js"
