@@ -340,7 +340,14 @@ describe("spawnkit CLI", () => {
     )
     expect(demo.stdout).toMatch(/spender-b-\S+: over_budget/)
     expect(demo.stdout).toContain("spawn spender-c: refused [BudgetExceeded]")
+    // Worktrees: the committing agent's is kept (one commit ahead), the other's removed with its branch.
+    expect(demo.stdout).toMatch(/fixer-\S+: completed; worktree kept/)
+    expect(demo.stdout).toMatch(/reader-\S+: completed; worktree removed/)
+    expect(demo.stdout).toMatch(/fixer-\S+\s+completed\s+spawnkit\/fixer-\S+\s+1 ahead/)
+    const repo = /removed the demo repository (\S+) and its worktrees/.exec(demo.stdout)?.[1]
+    expect(repo !== undefined && !Fs.existsSync(repo)).toBe(true)
     expect(liveSessions(env.socket)).toEqual([])
     expect(Fs.readdirSync(env.home).filter((n) => n.startsWith("TASK-"))).toEqual([])
+    expect(Fs.readdirSync(NodePath.join(env.home, ".spawnkit-worktrees"))).toEqual([])
   })
 })
