@@ -78,6 +78,17 @@ export interface Worktree {
   readonly prunable?: string
 }
 
+/** How a worktree is removed. */
+export interface RemoveOptions {
+  /** Remove it even if it holds work (that work is lost). */
+  readonly force: boolean
+  /**
+   * The commit its branch started from: without force, it holds work if it has uncommitted or untracked changes or
+   * commits ahead of this base; without a base, commits no other branch, tag or remote ref holds.
+   */
+  readonly base?: CommitId
+}
+
 /** What a removal did; both false when there was nothing left to remove. */
 export interface Removal {
   readonly worktreeRemoved: boolean
@@ -643,7 +654,7 @@ const inspectOf = (git: Runner, listWorktrees: ReturnType<typeof listWorktreesOf
 
 const removeWorktreeOf = (git: Runner, inspect: ReturnType<typeof inspectOf>) =>
   Effect.fn("Git.removeWorktree")(
-    function*(repo: string, path: string, branch: string, options: { readonly force: boolean }) {
+    function*(repo: string, path: string, branch: string, options: RemoveOptions) {
       const dir = yield* absolute(repo, "working_directory")
       const target = yield* absolute(path, "worktree_path")
       // Invariant: spawnkit deletes no branch but its own (`spawnkit/<agent id>`).
@@ -651,7 +662,9 @@ const removeWorktreeOf = (git: Runner, inspect: ReturnType<typeof inspectOf>) =>
       return yield* git.exclusive(
         dir,
         Effect.gen(function*() {
-          const state = yield* inspect(dir, target, branch, undefined, undefined)
+          // Judged as the caller judged it: against the worktree's base when it has one (its base may be a commit no
+          // branch holds, e.g. a detached HEAD's), else against every other branch, tag and remote ref.
+          const state = yield* inspect(dir, target, branch, options.base, undefined)
           if (!options.force && state.holdsWork) {
             return yield* new WorktreeHoldsWork({ path: target, branch, dirty: state.dirty, ahead: state.ahead })
           }
@@ -711,14 +724,14 @@ export class Git extends Context.Service<Git, {
   ) => Effect.Effect<WorktreeState, InvalidInput | GitError>
   /**
    * Remove the worktree, delete its branch (only ever a `spawnkit/` one) and prune, under the repository's lock.
-   * Idempotent: what is already gone is skipped. Without force, a worktree that holds work is refused with
-   * WorktreeHoldsWork and nothing is removed; with force, its work is discarded (a locked worktree too).
+   * Idempotent: what is already gone is skipped. Without force, a worktree that holds work (see RemoveOptions) is
+   * refused with WorktreeHoldsWork and nothing is removed; with force, its work is discarded (a locked worktree too).
    */
   readonly removeWorktree: (
     repo: string,
     path: string,
     branch: string,
-    options: { readonly force: boolean }
+    options: RemoveOptions
   ) => Effect.Effect<Removal, InvalidInput | GitError | WorktreeHoldsWork | RegistryIoError>
   /** Check out an existing spawnkit branch in a new worktree at `path`, under the repository's lock. */
   readonly reattachWorktree: (

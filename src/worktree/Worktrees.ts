@@ -173,7 +173,10 @@ const settleOne = (
     const verdict: Verdict = options.force === true && facts.exists ? "remove" : verdictOf(facts)
     const work = `${facts.ahead} commit(s) ahead of its base${facts.dirty ? ", uncommitted changes" : ""}`
     if (options.dryRun) return outcome(verdict === "keep" ? "kept" : verdict === "gone" ? "gone" : "removed", work)
-    if (verdict === "remove") yield* git.removeWorktree(root, path, branch, { force: options.force === true })
+    if (verdict === "remove") {
+      const base = owner?.worktree.base_commit
+      yield* git.removeWorktree(root, path, branch, { force: options.force === true, ...(base ? { base } : {}) })
+    }
     if (owner !== undefined) {
       const state = verdict === "keep" ? "kept" : "removed"
       yield* registry.update(task.task_id, (tx) => {

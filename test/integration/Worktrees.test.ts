@@ -120,12 +120,12 @@ const taskDirs = (env: TestEnv) => Fs.readdirSync(env.home).filter((n) => n.star
 
 /**
  * Nothing of any agent's worktree is left: directory, branch, registration, git metadata, lock file. The main checkout
- * is the only worktree, on `main`.
+ * is the only worktree, on `main` (or on a detached HEAD).
  */
-const expectNoWorktree = (env: TestEnv, repo: string, taskId: string) => {
+const expectNoWorktree = (env: TestEnv, repo: string, taskId: string, detached = false) => {
   expect(worktreeDirsOf(env, taskId)).toEqual([])
   expect(spawnkitBranches(repo)).toEqual([])
-  expect(registeredWorktrees(repo)).toEqual([{ path: repo, branch: "refs/heads/main" }])
+  expect(registeredWorktrees(repo)).toEqual([{ path: repo, branch: detached ? undefined : "refs/heads/main" }])
   expect(gitWorktreeEntries(repo)).toEqual([])
   expect(lockFiles(repo)).toEqual([])
 }
@@ -441,6 +441,31 @@ describe("isolation worktree", () => {
     }
     expectNoWorktree(env, repo, taskId)
     expect(stdoutJson(cli(env, ["worktree", "list", "--task", taskId, "--json"]))).toEqual([])
+  })
+
+  it("an agent that did nothing from a base no branch holds (a detached HEAD's own commit): its worktree goes when it ends", async () => {
+    const env = newEnv()
+    const repo = makeRepo(env)
+    git(repo, "checkout", "-q", "--detach")
+    Fs.writeFileSync(NodePath.join(repo, "README.md"), "# project, detached\n")
+    git(repo, "commit", "-q", "-a", "-m", "on a detached HEAD")
+    const head = git(repo, "rev-parse", "HEAD")
+    expect(git(repo, "for-each-ref", "--contains", head)).toBe("")
+    const taskId = await createTask(env, repo)
+    const agent = await runIn(env, Spawnkit.spawn({ taskId, agentType: "idle", prompt: "p" }))
+    expect(recordOf(env, taskId, agent.agent_id).worktree).toEqual({
+      id: agent.agent_id,
+      state: "active",
+      base_commit: head
+    })
+
+    // Its base is the main checkout's HEAD, which holds it still: removing the agent's branch loses nothing.
+    await runIn(env, Spawnkit.kill(taskId, agent.agent_id))
+    expect(recordOf(env, taskId, agent.agent_id)).toMatchObject({ status: "killed", worktree: { state: "removed" } })
+    expectNoWorktree(env, repo, taskId, true)
+    expect(git(repo, "rev-parse", "HEAD")).toBe(head)
+    const report = await runIn(env, Spawnkit.reconcile())
+    expect(report).toMatchObject({ repairs: [], failed: [], partial: false, worktrees_kept: [] })
   })
 
   it("a child of an isolated agent starts from its parent's branch; a spawn's own base ref comes first", async () => {
