@@ -14,11 +14,11 @@ const table = (cells: ReadonlyArray<ReadonlyArray<string>>): string => {
   return cells.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n")
 }
 
-/** What a worktree holds, in a few words: `clean`, `2 ahead`, `dirty`, `1 behind`. */
-export const describeWork = (row: Pick<WorktreeRow, "ahead" | "behind" | "dirty" | "exists">): string => {
+/** What a worktree holds, in a few words: `clean`, `2 ahead`, `2 ahead (merged)`, `dirty`, `1 behind`. */
+export const describeWork = (row: Pick<WorktreeRow, "ahead" | "unmerged" | "behind" | "dirty" | "exists">): string => {
   if (!row.exists) return "missing"
   const parts = [
-    ...(row.ahead > 0 ? [`${row.ahead} ahead`] : []),
+    ...(row.ahead > 0 ? [`${row.ahead} ahead${row.unmerged === 0 ? " (merged)" : ""}`] : []),
     ...(row.behind !== undefined && row.behind > 0 ? [`${row.behind} behind`] : []),
     ...(row.dirty ? ["dirty"] : [])
   ]

@@ -59,7 +59,12 @@ export interface WorktreeState {
   readonly ahead: number
   /** Commits on the base ref not on the branch, when both exist. */
   readonly behind: number | undefined
-  /** `dirty || ahead > 0`: removing the worktree and its branch would lose work. */
+  /**
+   * Of the commits ahead, those no other branch, tag or remote ref holds either: what removing the branch would lose.
+   * A branch merged into another (`git merge spawnkit/<id>`) has none left, as `git branch -d` judges it.
+   */
+  readonly unmerged: number
+  /** `dirty || unmerged > 0`: removing the worktree and its branch would lose work. */
   readonly holdsWork: boolean
 }
 
@@ -75,6 +80,18 @@ export interface Worktree {
   readonly locked?: string
   /** Present when git would prune it: why (e.g. its directory is gone). */
   readonly prunable?: string
+}
+
+/** How a worktree is removed. */
+export interface RemoveOptions {
+  /** Remove it even if it holds work (that work is lost). */
+  readonly force: boolean
+  /**
+   * The commit its branch started from: without force, it holds work if it has uncommitted or untracked changes or
+   * commits ahead of this base that no other branch, tag or remote ref holds; without a base, commits no other branch,
+   * tag or remote ref holds.
+   */
+  readonly base?: CommitId
 }
 
 /** What a removal did; both false when there was nothing left to remove. */
@@ -622,10 +639,15 @@ const inspectOf = (git: Runner, listWorktrees: ReturnType<typeof listWorktreesOf
       ]
       // Security: no --end-of-options here, as rev-list reads --not after it as a revision: every argument is a full
       // ref under refs/heads/spawnkit/, a full commit id, or spawnkit's own option.
-      const others = base !== undefined ? [base] : [`--exclude=${branch}`, "--branches", "--tags", "--remotes"]
+      const elsewhere = [`--exclude=${branch}`, "--branches", "--tags", "--remotes"]
+      const others = base !== undefined ? [base] : elsewhere
       const ahead = tips.length === 0
         ? 0
         : yield* count(git, dir, `count the commits of ${branch}`, [...tips, "--not", ...others])
+      // Of those, the ones no other ref holds (a branch merged elsewhere loses nothing when it goes).
+      const unmerged = ahead === 0 || base === undefined
+        ? ahead
+        : yield* count(git, dir, `count the unmerged commits of ${branch}`, [...tips, "--not", base, ...elsewhere])
       const baseCommit = branchExists && baseRef !== undefined
         ? yield* resolveCommitOf(git)(dir, baseRef).pipe(
           Effect.catchTag("InvalidInput", () => Effect.succeed(undefined))
@@ -644,14 +666,15 @@ const inspectOf = (git: Runner, listWorktrees: ReturnType<typeof listWorktreesOf
         dirty,
         ahead,
         behind,
-        holdsWork: dirty || ahead > 0
+        unmerged,
+        holdsWork: dirty || unmerged > 0
       } satisfies WorktreeState
     }
   )
 
 const removeWorktreeOf = (git: Runner, inspect: ReturnType<typeof inspectOf>) =>
   Effect.fn("Git.removeWorktree")(
-    function*(repo: string, path: string, branch: string, options: { readonly force: boolean }) {
+    function*(repo: string, path: string, branch: string, options: RemoveOptions) {
       const dir = yield* absolute(repo, "working_directory")
       const target = yield* absolute(path, "worktree_path")
       // Invariant: spawnkit deletes no branch but its own (`spawnkit/<agent id>`).
@@ -659,9 +682,11 @@ const removeWorktreeOf = (git: Runner, inspect: ReturnType<typeof inspectOf>) =>
       return yield* git.exclusive(
         dir,
         Effect.gen(function*() {
-          const state = yield* inspect(dir, target, branch, undefined, undefined)
+          // Judged as the caller judged it: against the worktree's base when it has one (its base may be a commit no
+          // branch holds, e.g. a detached HEAD's), else against every other branch, tag and remote ref.
+          const state = yield* inspect(dir, target, branch, options.base, undefined)
           if (!options.force && state.holdsWork) {
-            return yield* new WorktreeHoldsWork({ path: target, branch, dirty: state.dirty, ahead: state.ahead })
+            return yield* new WorktreeHoldsWork({ path: target, branch, dirty: state.dirty, ahead: state.unmerged })
           }
           // A locked worktree (one whose `worktree add` was killed midway is locked "initializing") needs --force
           // twice; a registered worktree whose directory is gone is removed from git's list all the same.
@@ -719,15 +744,14 @@ export class Git extends Context.Service<Git, {
   ) => Effect.Effect<WorktreeState, InvalidInput | GitError>
   /**
    * Remove the worktree, delete its branch (only ever a `spawnkit/` one) and prune, under the repository's lock.
-   * Idempotent: what is already gone is skipped. Without force, a worktree that holds work is refused with
-   * WorktreeHoldsWork and nothing is removed, and a locked one is git's refusal (GitError); with force, its work is
-   * discarded and a lock overridden (`--force --force`). Ignored files go with the worktree either way.
+   * Idempotent: what is already gone is skipped. Without force, a worktree that holds work (see RemoveOptions) is
+   * refused with WorktreeHoldsWork and nothing is removed; with force, its work is discarded (a locked worktree too).
    */
   readonly removeWorktree: (
     repo: string,
     path: string,
     branch: string,
-    options: { readonly force: boolean }
+    options: RemoveOptions
   ) => Effect.Effect<Removal, InvalidInput | GitError | WorktreeHoldsWork | RegistryIoError>
   /** Check out an existing spawnkit branch in a new worktree at `path`, under the repository's lock. */
   readonly reattachWorktree: (

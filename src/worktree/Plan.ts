@@ -2,8 +2,8 @@
  * Worktree decisions as pure functions of a task's records and what git reports: who owns a worktree, whether it is
  * still in use, whether it holds work, and what to do with it. No I/O; table-tested in milliseconds.
  *
- * Invariant (never delete work): a worktree is removed only when git reports it holds none (no commit ahead of its
- * base, no uncommitted or untracked change), or when a person forces it.
+ * Invariant (never delete work): a worktree is removed only when git reports it holds none (no uncommitted or untracked
+ * change, no commit ahead of its base that no other branch holds), or when a person forces it.
  */
 import { type Agent, isActiveStatus, type WorktreeRecord } from "../domain/Agent.js"
 import type { AgentId } from "../domain/Ids.js"
@@ -21,10 +21,16 @@ export interface WorktreeFacts {
   readonly dirty: boolean
   /** Commits on its branch not on its base. */
   readonly ahead: number
+  /** Of those, the ones no other branch, tag or remote holds (0 once the branch was merged elsewhere). */
+  readonly unmerged: number
 }
 
-/** Whether a worktree holds work: commits ahead of its base, or changes not committed. */
-export const holdsWork = (facts: Pick<WorktreeFacts, "dirty" | "ahead">): boolean => facts.dirty || facts.ahead > 0
+/**
+ * Whether a worktree holds work: changes not committed, or commits ahead of its base that no other branch holds (a
+ * branch merged elsewhere loses nothing when it goes, as `git branch -d` judges it).
+ */
+export const holdsWork = (facts: Pick<WorktreeFacts, "dirty" | "unmerged">): boolean =>
+  facts.dirty || facts.unmerged > 0
 
 /** The record that owns a worktree: the last one naming it (a resumed agent's record comes after the one it resumed). */
 export const ownerOf = (task: TaskRegistry, worktreeId: AgentId): Agent | undefined =>

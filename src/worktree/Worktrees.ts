@@ -53,6 +53,8 @@ export interface WorktreeRow {
   readonly base_commit?: string
   readonly exists: boolean
   readonly ahead: number
+  /** Of the commits ahead, those no other branch holds (0 once merged elsewhere). */
+  readonly unmerged: number
   readonly behind?: number
   readonly dirty: boolean
   readonly holds_work: boolean
@@ -183,11 +185,16 @@ const settleOne = (
       return outcome("left", "its directory is not a worktree git knows; left for a person to look at")
     }
     let verdict: Verdict = options.force === true && facts.exists ? "remove" : verdictOf(facts)
-    const work = `${facts.ahead} commit(s) ahead of its base${facts.dirty ? ", uncommitted changes" : ""}`
+    const work = `${facts.ahead} commit(s) ahead of its base (${facts.unmerged} on no other branch)` +
+      (facts.dirty ? ", uncommitted changes" : "")
     if (options.dryRun) return outcome(verdict === "keep" ? "kept" : verdict === "gone" ? "gone" : "removed", work)
     if (verdict === "remove") {
-      // git looks again under the repository's lock; work found there (a commit no other ref holds) keeps it.
-      const removed = yield* git.removeWorktree(root, path, branch, { force: options.force === true }).pipe(
+      // git looks again under the repository's lock, against the same base; work found there keeps it.
+      const base = owner?.worktree.base_commit
+      const removed = yield* git.removeWorktree(root, path, branch, {
+        force: options.force === true,
+        ...(base !== undefined ? { base } : {})
+      }).pipe(
         Effect.as(true),
         Effect.catchTag("WorktreeHoldsWork", () => Effect.succeed(false))
       )
@@ -272,7 +279,8 @@ export const settleTask = (taskId: TaskId, options: SettleOptions = {}) =>
       const owner = need.kind === "orphan" ? undefined : need.owner
       outcomes.push(yield* settleOne(task, root, id, owner, { dryRun: options.dryRun ?? false }))
     }
-    if (root !== undefined && options.dryRun !== true) yield* (yield* Git).prune(root)
+    // A full pass also drops git's metadata of worktrees whose directories are gone (removals prune on their own).
+    if (root !== undefined && options.dryRun !== true && options.only === undefined) yield* (yield* Git).prune(root)
     if (options.dryRun !== true) removeIfEmpty(NodePath.join(worktreesRoot(config), taskId))
     return outcomes
   })
@@ -359,6 +367,7 @@ const taskRows = (task: TaskRegistry) =>
         ...(owner.worktree.base_commit !== undefined ? { base_commit: owner.worktree.base_commit } : {}),
         exists: facts.exists,
         ahead: facts.ahead,
+        unmerged: facts.unmerged,
         ...(facts.behind !== undefined ? { behind: facts.behind } : {}),
         dirty: facts.dirty,
         holds_work: holdsWork(facts)
@@ -408,7 +417,7 @@ export const removeWorktree = (taskId: TaskId, agentId: AgentId, force: boolean)
         agentId: owner.id,
         branch: branchOf(id),
         path,
-        ahead: facts.ahead,
+        ahead: facts.unmerged,
         dirty: facts.dirty
       })
     }

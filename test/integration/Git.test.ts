@@ -412,6 +412,7 @@ describe("inspect", () => {
       branchExists: true,
       dirty: false,
       ahead: 0,
+      unmerged: 0,
       behind: 0,
       holdsWork: false
     })
@@ -427,7 +428,7 @@ describe("inspect", () => {
   it("a commit in the worktree is ahead, with a base and without one", async () => {
     const { inspect, path } = await added()
     commitIn(path, "work.txt", "work\n")
-    expect(await inspect()).toMatchObject({ dirty: false, ahead: 1, behind: 0, holdsWork: true })
+    expect(await inspect()).toMatchObject({ dirty: false, ahead: 1, behind: 0, unmerged: 1, holdsWork: true })
     expect(await inspect(undefined, undefined)).toMatchObject({ ahead: 1, behind: undefined, holdsWork: true })
   })
 
@@ -436,6 +437,8 @@ describe("inspect", () => {
     commitIn(path, "work.txt", "work\n")
     git(repo, "branch", "kept", "spawnkit/w")
     expect(await inspect(undefined, undefined)).toMatchObject({ ahead: 0, holdsWork: false })
+    // With its base: still a commit ahead of it, but merged (held by another branch), so no work a removal loses.
+    expect(await inspect()).toMatchObject({ ahead: 1, unmerged: 0, holdsWork: false })
     git(path, "checkout", "-q", "--detach")
     commitIn(path, "detached.txt", "d\n")
     expect(await inspect(undefined, undefined)).toMatchObject({ ahead: 1, holdsWork: true })
@@ -459,6 +462,7 @@ describe("inspect", () => {
       branchExists: false,
       dirty: false,
       ahead: 0,
+      unmerged: 0,
       behind: undefined,
       holdsWork: false
     })

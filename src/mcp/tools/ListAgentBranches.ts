@@ -22,6 +22,8 @@ const Branch = Schema.Struct({
   base_commit: Schema.optionalKey(Schema.String),
   exists: Schema.Boolean,
   ahead: Schema.Int,
+  /** Of the commits ahead, those no other branch holds (0 once merged). */
+  unmerged: Schema.Int,
   behind: Schema.optionalKey(Schema.Int),
   dirty: Schema.Boolean,
   holds_work: Schema.Boolean,
@@ -34,9 +36,11 @@ export const ListAgentBranches = define({
   title: "Agents' branches",
   description: "The git branches of agents working with isolation worktree (branch spawnkit/<agent id>) that are " +
     "still there: for each, its agent and status, worktree path, base, commits ahead (with their subjects, newest " +
-    "first, at most 20) and behind its base, and whether it has uncommitted changes; holds_work says whether " +
-    "removing it would lose work. Worktrees holding work are kept after their agents end, for you to merge " +
-    "(git merge spawnkit/<agent id>). agent_id limits the list to that agent's subtree; an agent sees its own subtree.",
+    "first, at most 20) and behind its base, how many of those no other branch holds (unmerged: 0 once you merged it), " +
+    "and whether it has uncommitted changes; holds_work says whether removing it would lose work. Worktrees " +
+    "holding work are kept after their agents end, for you to merge (git merge spawnkit/<agent id>); once merged, " +
+    "spawnkit worktree prune removes them. agent_id limits the list to that agent's subtree; an agent sees its own " +
+    "subtree.",
   input: Schema.Struct({
     task_id: taskIdField,
     agent_id: Schema.optionalKey(described(agentIdField, "Only this agent and the agents below it"))

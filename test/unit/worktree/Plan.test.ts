@@ -39,21 +39,23 @@ const decode = Schema.decodeUnknownSync(TaskRegistry)
 const task = (agents: ReadonlyArray<unknown>) =>
   decode(taskJson({ task_id: TASK, created_at: AT, workspace: `/home/x/${TASK}` }, agents))
 
+/** What git reports; a commit ahead is unmerged unless the case says otherwise. */
 const facts = (f: Partial<WorktreeFacts>): WorktreeFacts => ({
   registered: true,
   exists: true,
   branchExists: true,
   dirty: false,
   ahead: 0,
+  unmerged: f.ahead ?? 0,
   ...f
 })
 
 describe("holds work", () => {
   it.each([
-    [{ dirty: false, ahead: 0 }, false],
-    [{ dirty: true, ahead: 0 }, true],
-    [{ dirty: false, ahead: 1 }, true],
-    [{ dirty: true, ahead: 3 }, true]
+    [{ dirty: false, unmerged: 0 }, false],
+    [{ dirty: true, unmerged: 0 }, true],
+    [{ dirty: false, unmerged: 1 }, true],
+    [{ dirty: true, unmerged: 3 }, true]
   ])("%o -> %s", (f, expected) => {
     expect(holdsWork(f)).toBe(expected)
   })
@@ -64,6 +66,8 @@ describe("keep or remove", () => {
     [
       ["clean", facts({}), "remove"],
       ["a commit ahead", facts({ ahead: 2 }), "keep"],
+      ["commits ahead, merged into another branch", facts({ ahead: 2, unmerged: 0 }), "remove"],
+      ["commits ahead, some merged", facts({ ahead: 2, unmerged: 1 }), "keep"],
       ["an uncommitted or untracked change", facts({ dirty: true }), "keep"],
       ["its branch already gone, directory left", facts({ branchExists: false }), "remove"],
       ["registered, directory gone (stale metadata)", facts({ exists: false }), "remove"],
