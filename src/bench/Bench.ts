@@ -1,7 +1,7 @@
 /**
  * The benchmark harness: the scenarios (Scenarios.ts) run one after another in one invocation, each in its own
  * environment (a temporary home and tmux server, and a database of its own on PostgreSQL), then the home-size
- * measurement on each registry, the start-up, the exit-latency and the budget-stop measurements.
+ * measurement on each registry, the start-up, the exit-latency, the budget-stop and the worktree-spawn measurements.
  *
  * Everything a run acquires (homes, tmux servers, worker processes, MCP servers, the throwaway PostgreSQL cluster
  * and its databases) belongs to a Scope and is released by it, in reverse order, whether the run ends, fails or is
@@ -20,6 +20,7 @@ import { BenchFailed, benchFailed, type Scenario, type ScenarioResult } from "./
 import { scenarios } from "./Scenarios.js"
 import { measureStartup, type StartupReport } from "./Startup.js"
 import { workerScript } from "./Workers.js"
+import { measureWorktreeSpawn, type WorktreeSpawnResult } from "./WorktreeSpawn.js"
 
 export { BenchFailed, type ScenarioResult } from "./Scenario.js"
 
@@ -60,6 +61,8 @@ export interface BenchOptions {
   readonly exitBatch?: number
   /** Rounds of the budget-stop measurement (BudgetStop.ts), per registry; 0 or none skips it. */
   readonly budgetRounds?: number
+  /** Rounds of the worktree-spawn measurement (WorktreeSpawn.ts); 0 or none skips it. */
+  readonly worktreeRounds?: number
 }
 
 /** What a run measured. */
@@ -73,6 +76,8 @@ export interface BenchRun {
   readonly exitLatency?: ReadonlyArray<ExitLatencyResult>
   /** The budget-stop measurement, per registry, when it ran. */
   readonly budgetStop?: ReadonlyArray<BudgetStopResult>
+  /** The worktree-spawn measurement, when it ran. */
+  readonly worktreeSpawn?: WorktreeSpawnResult
 }
 
 /** Passes timed per home and operation in the home-size measurement. */
@@ -173,13 +178,19 @@ export const runBench = Effect.fn("Bench.run")(function*(o: BenchOptions) {
     const budgetStop = budgetWanted
       ? yield* measureBudgetStop(o.budgetRounds ?? 0, url, (text) => o.progress(text, false))
       : undefined
+    const worktreeWanted = wanted(o, "worktree-spawn", o.worktreeRounds)
+    if (worktreeWanted) o.progress(`worktree spawn: ${o.worktreeRounds} rounds ...`, false)
+    const worktreeSpawn = worktreeWanted
+      ? yield* measureWorktreeSpawn(o.worktreeRounds ?? 0, (text) => o.progress(text, false))
+      : undefined
     return {
       results: withFloorRatios(results),
       homeSize,
       notes: server?._tag === "Skipped" ? [server.note] : [],
       ...(startup === undefined ? {} : { startup }),
       ...(exitLatency === undefined ? {} : { exitLatency }),
-      ...(budgetStop === undefined ? {} : { budgetStop })
+      ...(budgetStop === undefined ? {} : { budgetStop }),
+      ...(worktreeSpawn === undefined ? {} : { worktreeSpawn })
     } satisfies BenchRun
   }))
 })

@@ -39,8 +39,11 @@ export interface ScenarioEnv {
 /** The agent command as one shell-quoted string (SPAWNKIT_AGENT_COMMAND). */
 const shellQuoted = (command: ReadonlyArray<string>) => command.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ")
 
-/** tmux's answer when there is no server to kill: the scenario never started one. */
-const NO_SERVER = /no server running|error connecting to|No such file or directory/
+/**
+ * tmux's answer when there is no server to kill: the scenario never started one, or its last session just ended and
+ * the server was exiting on its own as kill-server reached it.
+ */
+const NO_SERVER = /no server running|error connecting to|No such file or directory|server exited unexpectedly/
 /** How often, and how long at most, the end of a killed server's processes is waited for. */
 const EXIT_POLL = "20 millis"
 const EXIT_WAIT = "10 seconds"

@@ -14,6 +14,7 @@ import type { ExitLatencyResult } from "./ExitLatency.js"
 import type { HomeSizeResult } from "./HomeSize.js"
 import { benchFailed, type ScenarioResult } from "./Scenario.js"
 import { startupMarkdown } from "./Startup.js"
+import type { WorktreeSpawnResult } from "./WorktreeSpawn.js"
 
 /** The exit-latency table: exit to record, and the machine's CPU per exit, per mode. */
 const exitLatencyMarkdown = (rows: ReadonlyArray<ExitLatencyResult>) => [
@@ -35,6 +36,17 @@ const budgetStopMarkdown = (rows: ReadonlyArray<BudgetStopResult>) => [
     `${r.gone.p50} / ${r.gone.max} | ${r.overshoot.p50} / ${r.overshoot.max} | ` +
     `all within ${r.goal.withinMs} ms: ${r.goal.met ? "met" : "**not met**"} |`
   ),
+  ""
+]
+
+/** The worktree-spawn table: spawn latency without and with a worktree, their ratio, and the kill to its removal. */
+const worktreeSpawnMarkdown = (r: WorktreeSpawnResult) => [
+  "| worktree spawn on | rounds (agents per isolation, tracked files) | spawn, isolation none p50 / max ms | spawn, isolation worktree p50 / max ms | worktree / none (p50) | kill to worktree and branch gone p50 / max ms | audit after each round |",
+  "|---|---|---|---|---|---|---|",
+  `| ${r.backend} registry | ${r.rounds} (${r.agents}, ${r.files} files) | ${r.none.p50} / ${r.none.max} | ` +
+  `${r.worktree.p50} / ${r.worktree.max} | ${r.ratio}x (rounds: ${r.roundRatios.map((x) => `${x}x`).join(", ")}) | ` +
+  `${r.settle.p50} / ${r.settle.max} | ${r.audit.branches} spawnkit/* branches, ${r.audit.extraWorktrees} extra ` +
+  `worktrees, ${r.audit.lockFiles} .lock files |`,
   ""
 ]
 
@@ -139,7 +151,7 @@ const cell = (value: number | undefined) => (value === undefined ? "—" : Strin
 
 /** The results as markdown: a table of scenarios, the home-size passes, then the targets. */
 export const markdown = (
-  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop">,
+  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop" | "worktreeSpawn">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   meta: Readonly<Record<string, string>>
@@ -184,6 +196,7 @@ export const markdown = (
     ...(run.startup === undefined ? [] : startupMarkdown(run.startup)),
     ...(run.exitLatency === undefined ? [] : exitLatencyMarkdown(run.exitLatency)),
     ...(run.budgetStop === undefined ? [] : budgetStopMarkdown(run.budgetStop)),
+    ...(run.worktreeSpawn === undefined ? [] : worktreeSpawnMarkdown(run.worktreeSpawn)),
     "| target | measured | met |",
     "|---|---|---|",
     ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met ? "yes" : "**no**"} |`),
@@ -212,7 +225,7 @@ const writeBeside = (file: string, text: string) =>
 /** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths and the markdown. */
 export const writeResults = Effect.fn("Bench.writeResults")(function*(
   dir: string,
-  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop">,
+  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop" | "worktreeSpawn">,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   options: unknown
@@ -236,6 +249,7 @@ export const writeResults = Effect.fn("Bench.writeResults")(function*(
     startup: run.startup,
     exitLatency: run.exitLatency,
     budgetStop: run.budgetStop,
+    worktreeSpawn: run.worktreeSpawn,
     targets: checks,
     notes
   }

@@ -662,6 +662,12 @@ const checkBenchSizes = (sizes: {
     for (const [field, n] of Object.entries(sizes.atLeastZero)) yield* atLeastZero(field, n)
   })
 
+/** The benchmark's progress on stderr: on a terminal, each transient line overwritten by the next; else only the others. */
+const benchProgress = (interactive: boolean) => (text: string, transient: boolean) => {
+  if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
+  else if (!transient) process.stderr.write(text + "\n")
+}
+
 const bench = Command.make(
   "bench",
   {
@@ -706,6 +712,11 @@ const bench = Command.make(
       "Rounds of the budget-stop measurement per registry: a tree of 8 agents stopped at a 40,000-token task cap (default 5; 0 skips it)",
       5
     ),
+    worktreeRounds: intWithDefault(
+      "worktree-rounds",
+      "Rounds of the worktree-spawn measurement: 8 spawns without and 8 with a git worktree each, the latter killed and their worktrees removed (default 3; 0 skips it)",
+      3
+    ),
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print the results, targets and files as JSON"),
       Flag.withDefault(false)
@@ -735,7 +746,12 @@ const bench = Command.make(
             "exit-batch": f.exitBatch
           },
           startupRounds: f.startupRounds,
-          atLeastZero: { "home-finished": f.homeFinished, exits: f.exits, "budget-rounds": f.budgetRounds }
+          atLeastZero: {
+            "home-finished": f.homeFinished,
+            exits: f.exits,
+            "budget-rounds": f.budgetRounds,
+            "worktree-rounds": f.worktreeRounds
+          }
         })
         const growth = f.growth === "" ? [] : f.growth.split(",").map((x) => Number(x.trim()))
         if (growth.some((n) => !Number.isInteger(n) || n < 0)) {
@@ -754,7 +770,6 @@ const bench = Command.make(
           load(() => import("../bench/Bench.js")),
           load(() => import("../bench/Report.js"))
         ])
-        const interactive = process.stderr.isTTY === true
         const options = {
           processes: f.processes,
           spawns: f.spawns,
@@ -770,11 +785,9 @@ const bench = Command.make(
           exits: f.exits,
           exitBatch: f.exitBatch,
           budgetRounds: f.budgetRounds,
+          worktreeRounds: f.worktreeRounds,
           only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
-          progress: (text: string, transient: boolean) => {
-            if (interactive) process.stderr.write(`\r\x1b[2K${text}${transient ? "" : "\n"}`)
-            else if (!transient) process.stderr.write(text + "\n")
-          }
+          progress: benchProgress(process.stderr.isTTY === true)
         }
         const bench = yield* runBench(options)
         const checks = checkTargets(bench)
@@ -790,6 +803,7 @@ const bench = Command.make(
             startup: bench.startup,
             exitLatency: bench.exitLatency,
             budgetStop: bench.budgetStop,
+            worktreeSpawn: bench.worktreeSpawn,
             targets: checks,
             notes: bench.notes,
             files: [written.json, written.md]

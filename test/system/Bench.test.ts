@@ -1,7 +1,8 @@
 /**
  * The benchmark harness end to end, at a tiny size: every scenario runs, the figures add up, spawnkit's audit is
  * clean while the unlocked baseline is audited by the same rules, the results are written, and nothing is left
- * behind (every scenario's home and tmux server live under the run's own TMPDIR, every scenario's database is dropped).
+ * behind (every scenario's home and tmux server live under the run's own TMPDIR, every scenario's database is dropped);
+ * the worktree measurement alone, its audit clean.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
@@ -26,6 +27,8 @@ describe("spawnkit bench", () => {
           ...["--processes", "2", "--spawns", "3", "--tasks", "2", "--growth", "0,20", "--growth-spawns", "2"],
           ...["--home-finished", "30", "--home-active", "2"],
           ...["--exits", "4", "--exit-batch", "2", "--budget-rounds", "1"],
+          // The worktree measurement has a test of its own, below.
+          ...["--worktree-rounds", "0"],
           ...["--out", out, "--postgres", inject("databaseUrl"), "--json"]
         ],
         { encoding: "utf8", env: { ...process.env, TMPDIR: scratch }, timeout: 240_000 }
@@ -142,6 +145,55 @@ describe("spawnkit bench", () => {
     }
   }, 300_000)
 
+  it("measures spawns with and without a worktree and the kill to its removal, leaving the repository clean", () => {
+    const tmp = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "spawnkit-bench-worktree-test-"))
+    const out = NodePath.join(tmp, "results")
+    const scratch = NodePath.join(tmp, "scratch")
+    Fs.mkdirSync(scratch)
+    try {
+      const run = spawnSync(
+        process.execPath,
+        [
+          CLI,
+          "bench",
+          ...["--only", "worktree-spawn", "--worktree-rounds", "1", "--processes", "1", "--spawns", "2"],
+          ...["--out", out, "--postgres", "off", "--json"]
+        ],
+        { encoding: "utf8", env: { ...process.env, TMPDIR: scratch }, timeout: 120_000 }
+      )
+      expect(run.status, run.stderr).toBe(0)
+      const report = JSON.parse(run.stdout)
+      // Only the floor ran of the scenarios, and of the measurements only this one.
+      expect(report.results.map((r: any) => r.name)).toEqual(["floor"])
+      expect(report.budgetStop).toBeUndefined()
+      const w = report.worktreeSpawn
+      expect(w).toMatchObject({ backend: "file", rounds: 1, agents: 8, files: 200 })
+      // All 16 spawns succeeded and were timed; all 8 worktrees were gone after their kills.
+      for (const figure of [w.none, w.worktree, w.settle, w.killReturned]) {
+        expect(figure.count).toBe(8)
+        expect(figure.p50).toBeGreaterThan(0)
+        expect(figure.max).toBeGreaterThanOrEqual(figure.p50)
+      }
+      expect(w.ratio).toBeCloseTo(w.worktree.p50 / w.none.p50, 1)
+      expect(w.roundRatios).toHaveLength(1)
+      // The audit held: no spawnkit/* branch, no worktree but the main one, no lock file under .git.
+      expect(w.audit).toEqual({ branches: 0, extraWorktrees: 0, lockFiles: 0 })
+      const [json, md] = report.files as [string, string]
+      expect(JSON.parse(Fs.readFileSync(json, "utf8")).worktreeSpawn.audit).toEqual(w.audit)
+      const text = Fs.readFileSync(md, "utf8")
+      expect(text).toContain("| worktree spawn on |")
+      expect(text).toContain("| file registry | 1 (8, 200 files) |")
+      expect(text).toContain("0 spawnkit/* branches, 0 extra worktrees, 0 .lock files")
+      // The environment, its repository and worktrees included, was removed.
+      expect(Fs.readdirSync(scratch)).toEqual([])
+    } finally {
+      for (const dir of Fs.existsSync(scratch) ? Fs.readdirSync(scratch) : []) {
+        spawnSync("tmux", ["-S", NodePath.join(scratch, dir, "tmux.sock"), "kill-server"], { stdio: "ignore" })
+      }
+      Fs.rmSync(tmp, { recursive: true, force: true })
+    }
+  }, 150_000)
+
   it("refuses bad sizes with a typed error and runs nothing", () => {
     const run = spawnSync(process.execPath, [CLI, "bench", "--processes", "0", "--json"], { encoding: "utf8" })
     expect(run.status).not.toBe(0)
@@ -159,5 +211,11 @@ describe("spawnkit bench", () => {
     expect(rounds.status).not.toBe(0)
     expect(JSON.parse(rounds.stdout)).toMatchObject({ error: { tag: "InvalidInput" } })
     expect(rounds.stdout).toContain("budget-rounds")
+    const worktree = spawnSync(process.execPath, [CLI, "bench", "--worktree-rounds", "-1", "--json"], {
+      encoding: "utf8"
+    })
+    expect(worktree.status).not.toBe(0)
+    expect(JSON.parse(worktree.stdout)).toMatchObject({ error: { tag: "InvalidInput" } })
+    expect(worktree.stdout).toContain("worktree-rounds")
   })
 })
