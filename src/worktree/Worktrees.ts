@@ -171,7 +171,7 @@ const settleOne = (
     const registry = yield* Registry
     const path = worktreePath(worktreesRoot(config), task.task_id, id)
     const branch = branchOf(id)
-    const facts = yield* git.inspect(root, path, branch, owner?.worktree.base_commit, undefined)
+    const base = owner?.worktree.base_commit
     const outcome = (action: WorktreeOutcome["action"], reason: string): WorktreeOutcome => ({
       task_id: task.task_id,
       worktree: id,
@@ -181,25 +181,25 @@ const settleOne = (
       action,
       reason
     })
-    if (facts.exists && !facts.registered) {
-      return outcome("left", "its directory is not a worktree git knows; left for a person to look at")
+    const describe = (f: { readonly ahead: number; readonly dirty: boolean }) =>
+      `${f.ahead} commit(s) on no other branch than its own${f.dirty ? ", uncommitted changes" : ""}`
+    if (options.dryRun) {
+      const facts = yield* git.inspect(root, path, branch, base, undefined)
+      if (facts.exists && !facts.registered) return outcome("left", NOT_A_WORKTREE)
+      const verdict = options.force === true && facts.exists ? "remove" : verdictOf(facts)
+      return outcome(verdict === "keep" ? "kept" : verdict === "gone" ? "gone" : "removed", describe(facts))
     }
-    let verdict: Verdict = options.force === true && facts.exists ? "remove" : verdictOf(facts)
-    const work = `${facts.ahead} commit(s) ahead of its base (${facts.unmerged} on no other branch)` +
-      (facts.dirty ? ", uncommitted changes" : "")
-    if (options.dryRun) return outcome(verdict === "keep" ? "kept" : verdict === "gone" ? "gone" : "removed", work)
-    if (verdict === "remove") {
-      // git looks again under the repository's lock, against the same base; work found there keeps it.
-      const base = owner?.worktree.base_commit
-      const removed = yield* git.removeWorktree(root, path, branch, {
-        force: options.force === true,
-        ...(base !== undefined ? { base } : {})
-      }).pipe(
-        Effect.as(true),
-        Effect.catchTag("WorktreeHoldsWork", () => Effect.succeed(false))
-      )
-      if (!removed) verdict = "keep"
-    }
+    if (isDirectory(path) && !(yield* isRegistered(root, path))) return outcome("left", NOT_A_WORKTREE)
+    // Git judges under the repository's lock, against the base: a worktree holding work is refused, so kept.
+    const removal = yield* git.removeWorktree(root, path, branch, {
+      force: options.force === true,
+      ...(base !== undefined ? { base } : {})
+    }).pipe(
+      Effect.map((r) => ({ _tag: "Removed" as const, gone: !r.worktreeRemoved && !r.branchDeleted })),
+      Effect.catchTag("WorktreeHoldsWork", (e) => Effect.succeed({ _tag: "Kept" as const, work: describe(e) }))
+    )
+    const verdict: Verdict = removal._tag === "Kept" ? "keep" : removal.gone ? "gone" : "remove"
+    const work = removal._tag === "Kept" ? removal.work : ""
     if (owner !== undefined) {
       const state = verdict === "keep" ? "kept" : "removed"
       yield* registry.update(task.task_id, (tx) => {
@@ -212,6 +212,19 @@ const settleOne = (
       : verdict === "gone"
       ? outcome("gone", "nothing was left of it")
       : outcome("removed", options.force === true ? "removed on request, with its branch" : "it held no work")
+  })
+
+/** Why a directory under the worktrees root is left alone. */
+const NOT_A_WORKTREE = "its directory is not a worktree git knows; left for a person to look at"
+
+const isDirectory = (path: string) => Fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() === true
+
+/** Whether git lists the path among the repository's worktrees (as given, or with its symbolic links resolved). */
+const isRegistered = (root: string, path: string) =>
+  Effect.gen(function*() {
+    const list = yield* (yield* Git).listWorktrees(root)
+    const real = Effect.runSync(Effect.orElseSucceed(Effect.try(() => Fs.realpathSync(path)), () => path))
+    return list.some((w) => w.path === path || w.path === real)
   })
 
 /** The worktree ids with a directory under the root, per task (only names that are valid ids). */
