@@ -217,13 +217,22 @@ const settleOne = (
 /** Why a directory under the worktrees root is left alone. */
 const NOT_A_WORKTREE = "its directory is not a worktree git knows; left for a person to look at"
 
+/** The path with its symbolic links resolved, or as given when it cannot be (gone meanwhile). */
+const realpathOr = (path: string) => {
+  try {
+    return Fs.realpathSync(path)
+  } catch {
+    return path
+  }
+}
+
 const isDirectory = (path: string) => Fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() === true
 
 /** Whether git lists the path among the repository's worktrees (as given, or with its symbolic links resolved). */
 const isRegistered = (root: string, path: string) =>
   Effect.gen(function*() {
     const list = yield* (yield* Git).listWorktrees(root)
-    const real = Effect.runSync(Effect.orElseSucceed(Effect.try(() => Fs.realpathSync(path)), () => path))
+    const real = realpathOr(path)
     return list.some((w) => w.path === path || w.path === real)
   })
 
