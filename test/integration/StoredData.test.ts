@@ -300,7 +300,8 @@ describe("planted hostile records", () => {
       repairs: [expect.objectContaining({ kind: "timed_out", task_id: sb.good, agent_id: short.agent_id })],
       unreadable: [{ task_id: sb.bad, location: sb.badFile, reason: expect.any(String), action: "left untouched" }],
       failed: [],
-      partial: true
+      partial: true,
+      worktrees_kept: []
     })
     expect(recordIn(sb, sb.good, short.agent_id)).toMatchObject({ status: "timed_out" })
     const sessions = ["canary", sb.keeper.tmux_session, sb.long.tmux_session, exiting.tmux_session].sort()
@@ -395,7 +396,8 @@ describe("a planted task that holds no active marker", () => {
         repairs: [],
         unreadable: [{ task_id: sb.bad, location: sb.badFile, reason: expect.any(String), action: "left untouched" }],
         failed: [],
-        partial: true
+        partial: true,
+        worktrees_kept: []
       })
     }
     expect(liveSessions(sb.env.socket).sort()).toEqual(sessions)
@@ -441,7 +443,8 @@ describe("directories an agent made in its task directory", () => {
       }],
       unreadable: [],
       failed: [],
-      partial: false
+      partial: false,
+      worktrees_kept: []
     })
     expect(Fs.existsSync(orphan)).toBe(false)
     for (const d of dirs) expect(Fs.readFileSync(NodePath.join(d, "inside"), "utf8")).toBe("kept")
@@ -529,7 +532,14 @@ describe("task quarantine", () => {
 
     const pass = sb.run(["reconcile", "--json"])
     expect(pass.status, pass.stderr).toBe(0)
-    expect(json(pass)).toEqual({ dry_run: false, repairs: [], unreadable: [], failed: [], partial: false })
+    expect(json(pass)).toEqual({
+      dry_run: false,
+      repairs: [],
+      unreadable: [],
+      failed: [],
+      partial: false,
+      worktrees_kept: []
+    })
     expect(json(sb.run(["status", "--all", "--json"])).unreadable).toEqual([])
     expect(fileTree(sb.root)).toEqual(expected)
   })

@@ -32,13 +32,27 @@ describe("reconcile --dry-run", () => {
     const home = NodePath.join(env.home, "never-made")
     const out = cli(env, ["reconcile", "--dry-run", "--json"], { SPAWNKIT_HOME: home })
     expect(out.status, out.stderr).toBe(0)
-    expect(stdoutJson(out)).toEqual({ dry_run: true, repairs: [], unreadable: [], failed: [], partial: false })
+    expect(stdoutJson(out)).toEqual({
+      dry_run: true,
+      repairs: [],
+      unreadable: [],
+      failed: [],
+      partial: false,
+      worktrees_kept: []
+    })
     const text = cli(env, ["reconcile", "--dry-run"], { SPAWNKIT_HOME: home })
     expect(text.stdout).toBe("nothing to repair\n")
     const report = await Effect.runPromise(
       Spawnkit.reconcile({ dryRun: true }).pipe(Effect.provide(env.layer({ home })))
     )
-    expect(report).toEqual({ dry_run: true, repairs: [], unreadable: [], failed: [], partial: false })
+    expect(report).toEqual({
+      dry_run: true,
+      repairs: [],
+      unreadable: [],
+      failed: [],
+      partial: false,
+      worktrees_kept: []
+    })
     expect(Fs.existsSync(home)).toBe(false)
     expect(Fs.readdirSync(env.home)).toEqual([])
   })
