@@ -81,7 +81,13 @@ const checkArgv = (argv: ReadonlyArray<string>) =>
     ? Effect.void
     : Effect.fail(new InvalidInput({ field: "command", reason: "an argument is ';', ends in '\\;' or contains NUL" }))
 
-const NO_SESSION = /can't find session|no server running|error connecting to|session not found|can't find pane/
+/**
+ * What tmux answers for a session or pane that does not exist. "no current target" is tmux's answer (3.3) to any
+ * command with a target on a server that has no session left but still runs: while a job of it (the pane-died hook's
+ * `agent-exited`, which may have just removed the last session) or a client is still there.
+ */
+const NO_SESSION =
+  /can't find session|no server running|error connecting to|session not found|can't find pane|no current target/
 
 /**
  * A client that connected to a server in the middle of shutting down (its last session had just ended). Asked again,

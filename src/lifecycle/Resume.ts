@@ -5,8 +5,8 @@
  *
  * It is a spawn like any other (Spawner.spawnResumed): admitted against every limit and budget in one transaction,
  * scoped (nothing left on failure), idempotent with a key. The reserving transaction also checks, on the records as
- * they are under the lock, that the old agent ended without completing and that no other agent resuming it holds a
- * slot (NotResumable).
+ * they are under the lock, that the old agent ended without completing and that no other agent resuming it, or
+ * continuing its conversation further down a chain of resumes, holds a slot (NotResumable).
  *
  * Security: the conversation id reaches the CLI's argv; it comes from the record or the agent's own log (untrusted),
  * so it is used only if it is a ConversationId (never an option).

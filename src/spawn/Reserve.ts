@@ -112,7 +112,8 @@ const RESUMABLE: ReadonlySet<Agent["status"]> = new Set([
 
 /**
  * Whether the agent a resume names may be resumed, on the records as they are under the lock: it ended without
- * completing, and no other agent resuming it holds a slot. Returns its worktree for the new record, if it had one.
+ * completing, and no other agent resuming it, or continuing its conversation, holds a slot. Returns its worktree for
+ * the new record, if it had one.
  */
 const checkResumable = (task: TaskRegistry, resume: ResumeOf) => {
   const old = task.agents.find((a) => a.id === resume.from)
@@ -128,6 +129,11 @@ const checkResumable = (task: TaskRegistry, resume: ResumeOf) => {
   }
   const other = task.agents.find((a) => a.resumed_from === resume.from && isActiveStatus(a.status))
   if (other !== undefined) return refuse(`agent ${other.id} resumes it already and is ${other.status}`)
+  // Further down a chain of resumes (an agent resuming the one that resumed it), the same conversation may be running.
+  const continuing = task.agents.find((a) => a.session_id === resume.sessionId && isActiveStatus(a.status))
+  if (continuing !== undefined) {
+    return refuse(`agent ${continuing.id} continues its conversation already and is ${continuing.status}`)
+  }
   const owner = old.worktree === undefined ? undefined : ownerOf(task, old.worktree.id)
   if (owner !== undefined && owner.id !== old.id && isActiveStatus(owner.status)) {
     return refuse(`its worktree is in use by agent ${owner.id} (${owner.status})`)

@@ -52,6 +52,27 @@ describe.each(BACKENDS)("Spawner with real tmux (%s registry)", (backend) => {
     expect(env.readTask(out.task.task_id).active_count).toBe(0)
   })
 
+  it("kills an agent whose session the exit hook removed last, on a server still running (no current target)", async () => {
+    const env = newEnv(undefined, backend)
+    const { taskId, agentId } = await runIn(
+      env,
+      Effect.gen(function*() {
+        const task = yield* Spawnkit.createTask({ description: "t" })
+        const r = yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: "p" })
+        return { taskId: task.task_id, agentId: r.agent_id }
+      })
+    )
+    // The server outlives its last session, as it does while the pane-died hook's job runs: tmux then answers every
+    // command with a target "no current target".
+    const tmux = (...args: Array<string>) => spawnSync("tmux", ["-S", env.socket, ...args], { encoding: "utf8" })
+    expect(tmux("set-option", "-g", "exit-empty", "off").status).toBe(0)
+    expect(tmux("kill-session", "-t", `=agent_${agentId}`).status).toBe(0)
+    expect(tmux("has-session", "-t", `=agent_${agentId}`).stderr).toContain("no current target")
+    const killed = await runIn(env, Spawnkit.kill(taskId, agentId))
+    expect(killed).toMatchObject({ status: "killed", killed: true })
+    expect(env.readTask(taskId).active_count).toBe(0)
+  })
+
   it("kills an agent whose session is already gone without signalling anything else", async () => {
     const env = newEnv(undefined, backend)
     const sentinel = spawn("sleep", ["30"], { stdio: "ignore" })

@@ -24,7 +24,9 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import type { Engine } from "../../src/domain/Agent.js"
+import type { TaskId } from "../../src/domain/Ids.js"
 import { buildCommand } from "../../src/host/Engines.js"
+import { mcpConfigPath } from "../../src/host/Workspace.js"
 import { parseLine } from "../../src/metering/Formats.js"
 import { agentMcpConfig } from "../../src/spawn/AgentFiles.js"
 import {
@@ -403,4 +405,160 @@ describe("spawning a real agent that exits at start-up (no credentials)", () => 
     expect(readRegistryFile(env.home, taskId).active_count).toBe(1)
     expect(liveSessions(env.socket)).toEqual([next.json.tmux_session])
   }, 300_000)
+})
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+/**
+ * What each CLI answers, without credentials, to the resume of a conversation (measured with Claude Code 2.1.332,
+ * Codex 0.171.0 and Gemini CLI 0.61.0): Claude Code and Codex keep the conversation of a run that stopped at the
+ * credentials check (Claude's transcript, Codex's rollout), so its resume is accepted and stops there again; Gemini
+ * CLI saves no session before its auth check, so a resume finds none. A conversation that is not (or no longer) there
+ * is reported in each CLI's own words, which spawnkit records as the reason.
+ */
+const RESUMED_FIRST: Record<RealEngine, "credentials" | "gone"> = {
+  claude: "credentials",
+  codex: "credentials",
+  gemini: "gone"
+}
+const CONVERSATION_GONE: Record<RealEngine, (id: string) => RegExp> = {
+  claude: (id) => new RegExp(`No conversation found with session ID: ${id}`),
+  codex: (id) => new RegExp(`no rollout found for thread id ${id}`),
+  gemini: () => /Error resuming session: (No previous sessions found for this project|Invalid session identifier)/
+}
+/** Where each CLI keeps its conversations under HOME (Claude: `projects/<dir>/<id>.jsonl`, Codex: `sessions/…`). */
+const CONVERSATIONS: Partial<Record<RealEngine, string>> = { claude: ".claude", codex: ".codex" }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const AFTER_COMMIT = NodePath.resolve(import.meta.dirname, "..", "support", "after-commit.mjs")
+
+/**
+ * Wrappers named like the CLIs, first on PATH: each starts the real CLI with its argv unchanged once its agent's spawn
+ * has committed (an agent that died before would leave no record to resume), and notes that argv as a JSON line.
+ */
+const committedClis = (agentEnv: Record<string, string>) => {
+  const dir = tempDir("spawnkit-cli-wrappers-")
+  const argvLog = NodePath.join(dir, "argv.jsonl")
+  for (const cli of ENGINES) {
+    Fs.writeFileSync(
+      NodePath.join(dir, cli),
+      `#!/bin/sh\nexec '${process.execPath}' '${AFTER_COMMIT}' --argv-log '${argvLog}' -- '${CLIS_BIN}/${cli}' "$@"\n`,
+      { mode: 0o755 }
+    )
+  }
+  const runs = (): Array<Array<string>> =>
+    Fs.existsSync(argvLog)
+      ? Fs.readFileSync(argvLog, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+      : []
+  return { env: { ...agentEnv, PATH: `${dir}:${agentEnv["PATH"]}` }, runs }
+}
+
+/** Files under a directory whose name contains `needle` and ends in .jsonl. */
+const conversationFiles = (dir: string, needle: string): Array<string> =>
+  Fs.existsSync(dir)
+    ? (Fs.readdirSync(dir, { recursive: true }) as Array<string>)
+      .filter((p) => p.endsWith(".jsonl") && NodePath.basename(p).includes(needle))
+      .map((p) => NodePath.join(dir, p))
+    : []
+
+describe("resuming a real agent that ended (no credentials)", () => {
+  it.each(ENGINES)(
+    "%s: its CLI's resume argv is accepted; the resumed agent is recorded failed, its slot freed",
+    async (engine) => {
+      expect(installed(engine), INSTALL_HINT).toBe(true)
+      expect(Fs.existsSync(CLI), "run `npm run build` before these tests").toBe(true)
+      const env = makeTestEnv()
+      envs.push(env)
+      const { home, env: plainEnv } = agentEnvironment()
+      const clis = committedClis(plainEnv)
+      const sk = (...args: Array<string>) => spawnkit(env, clis.env, [...args, "--json"])
+      const registry = () => readRegistryFile(env.home, taskId)
+      const ended = (agentId: string) =>
+        waitLong(`${agentId} ended`, () => {
+          const agent = registry().agents.find((a: any) => a.id === agentId)
+          return agent !== undefined && !["reserved", "running"].includes(agent.status) ? agent : undefined
+        })
+      const nothingLeft = async () => {
+        await waitLong(
+          "slot freed, no session left",
+          () => registry().active_count === 0 && liveSessions(env.socket).length === 0
+        )
+        expect(registry().agents.filter((a: any) => a.reservation !== undefined)).toEqual([])
+        expect(promptFiles(env.home, taskId)).toEqual([])
+      }
+
+      const created = sk("task", "create", "--description", `${engine} resume`, "--max-concurrent", "1")
+      expect(created.status, created.stdout + created.stderr).toBe(0)
+      const taskId = created.json.task_id as string
+      const spawned = sk("spawn", "--task", taskId, "--type", `${engine}check`, "--prompt", PROMPT, "--engine", engine)
+      expect(spawned.status, spawned.stdout + spawned.stderr).toBe(0)
+      const old = await ended(spawned.json.agent_id)
+      expect(old.status, JSON.stringify(old)).toBe("failed")
+      expect(old.exit.last_lines.join("\n")).toMatch(NO_CREDENTIALS[engine])
+      await nothingLeft()
+
+      // The conversation id: pre-assigned for Claude Code and Gemini CLI; Codex's thread id is what its run printed.
+      const log = Fs.readFileSync(NodePath.join(env.home, taskId, "logs", `${old.id}.log`), "utf8")
+      const printed = log.split("\n").flatMap((line) => parseLine(engine, line, Date.now()))
+        .find((o) => o._tag === "Session")
+      const conversation: string = engine === "codex" ? (printed as any)?.sessionId : old.session_id
+      expect(conversation, log.slice(0, 2000)).toMatch(UUID)
+      if (engine === "codex") expect(old.session_id).toBeUndefined()
+      else expect(old.session_id).toBe(conversation)
+      if (engine === "claude") expect(printed).toEqual({ _tag: "Session", sessionId: conversation })
+
+      const resumeOnce = async (expected: "credentials" | "gone") => {
+        const resumed = sk("resume", "--task", taskId, "--agent", old.id, "--prompt", "continue: reply hello")
+        const shown = `resume: exit ${resumed.status}, ${resumed.stdout}${resumed.stderr}`
+        expect(resumed.status, shown).toBe(0)
+        expect(resumed.json, shown).toMatchObject({ resumed_from: old.id, status: "running", existing: false })
+        const record = await ended(resumed.json.agent_id)
+        const lastLines = (record.exit.last_lines as Array<string>).join("\n")
+        const recorded = `${JSON.stringify(record.reason)}; last lines:\n${lastLines.slice(-3000)}`
+        // The argv spawnkit built for the resume is the one the CLI ran, and its parser took it.
+        const argv = clis.runs().at(-1)!
+        const built = buildCommand(engine, {
+          agentId: record.id,
+          taskId,
+          promptFile: "",
+          logFile: "",
+          mcpConfigFile: engine === "claude" ? mcpConfigPath(env.home, taskId as TaskId, record.id) : undefined,
+          resumeSessionId: conversation
+        })
+        expect(argv.slice(1)).toEqual(Result.getOrThrow(built).slice(1))
+        expect(argv[0]).toBe(NodePath.join(CLIS_BIN, engine))
+        expect(lastLines, recorded).not.toMatch(PARSER_ERROR)
+        expect(record).toMatchObject({ status: "failed", engine, resumed_from: old.id, session_id: conversation })
+        expect(record.exit.exit_code, recorded).toBeGreaterThan(0)
+        if (expected === "credentials") {
+          expect(lastLines, recorded).toMatch(NO_CREDENTIALS[engine])
+          expect(record.reason).toBe(`exited with code ${record.exit.exit_code}`)
+        } else {
+          expect(lastLines, recorded).toMatch(CONVERSATION_GONE[engine](conversation))
+          expect(record.reason, recorded).toMatch(
+            new RegExp(`^the conversation to resume is gone \\(exited with code ${record.exit.exit_code}\\): `)
+          )
+          expect(record.reason, recorded).toMatch(CONVERSATION_GONE[engine](conversation))
+        }
+        await nothingLeft()
+        console.log(`${engine} resume of ${old.id} (${expected}): exit ${record.exit.exit_code}; ${record.reason}`)
+        return record
+      }
+
+      await resumeOnce(RESUMED_FIRST[engine])
+      const store = CONVERSATIONS[engine]
+      if (store !== undefined) {
+        // The CLI kept the conversation (that is why its resume got as far as the credentials check); without it, the
+        // resume is told the conversation is gone.
+        const files = conversationFiles(NodePath.join(home, store), conversation)
+        expect(files.length, `${engine} conversation files under ${home}/${store}`).toBeGreaterThan(0)
+        for (const file of files) Fs.rmSync(file)
+        await resumeOnce("gone")
+      }
+      expect(clis.runs().map((argv) => argv.includes(conversation))).toEqual(
+        engine === "gemini" ? [true, true] : engine === "codex" ? [false, true, true] : [true, true, true]
+      )
+    },
+    300_000
+  )
 })
