@@ -485,11 +485,7 @@ const addWorktreeOf = (git: Runner) =>
               "(its work is on that branch), or use another agent id"
           })
         }
-        yield* Effect.try({
-          try: () => Fs.mkdirSync(NodePath.dirname(target), { recursive: true, mode: 0o700 }),
-          catch: (cause) =>
-            new RegistryIoError({ path: NodePath.dirname(target), operation: "create", ...ioFailure(cause) })
-        })
+        yield* makeParent(target)
         // Security: `--` ends the options (git 2.39's `worktree add` also takes --end-of-options; `--` works in every
         // version): the path is absolute (starts with '/'), the branch is `spawnkit/<agent id>` (the value of -b) and
         // the base a full commit id, so nothing here can be read as an option even without it.
@@ -503,6 +499,13 @@ const addWorktreeOf = (git: Runner) =>
         if (r.exitCode !== 0) return yield* failure(call, r)
       })
     )
+  })
+
+/** The directory a new worktree goes in (0700), made if missing. */
+const makeParent = (target: string) =>
+  Effect.try({
+    try: () => Fs.mkdirSync(NodePath.dirname(target), { recursive: true, mode: 0o700 }),
+    catch: (cause) => new RegistryIoError({ path: NodePath.dirname(target), operation: "create", ...ioFailure(cause) })
   })
 
 /**
@@ -520,11 +523,7 @@ const reattachWorktreeOf = (git: Runner) =>
         if (Fs.existsSync(target)) {
           return yield* new InvalidInput({ field: "worktree_path", reason: `${target} already exists` })
         }
-        yield* Effect.try({
-          try: () => Fs.mkdirSync(NodePath.dirname(target), { recursive: true, mode: 0o700 }),
-          catch: (cause) =>
-            new RegistryIoError({ path: NodePath.dirname(target), operation: "create", ...ioFailure(cause) })
-        })
+        yield* makeParent(target)
         // The branch is `spawnkit/<agent id>` and the path absolute: neither can be read as an option.
         yield* git.ok({
           dir,

@@ -7,27 +7,13 @@
  */
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
+import type { SpawnResources } from "../worktree/Worktrees.js"
 
-/** Resources of one spawn's scope, released unless handed over to the record. */
-export interface Handover {
-  /**
-   * Acquire a resource whose release needs what was acquired (Effect's acquireRelease: the acquisition is
-   * uninterruptible). The release stands down once the resources are handed over.
-   */
-  readonly resource: <A, E, R, R2>(
-    acquire: Effect.Effect<A, E, R>,
-    release: (a: A) => Effect.Effect<void, never, R2>
-  ) => Effect.Effect<A, E, R | R2 | Scope.Scope>
-  /**
-   * Acquire a resource whose release is known beforehand: the release is registered first, so an acquisition that
-   * fails or is interrupted half-way (a file half-written, a session tmux made before the call failed) is released
-   * too. The acquisition stays interruptible. The release stands down once the resources are handed over.
-   */
-  readonly guarded: <A, E, R, R2>(
-    release: Effect.Effect<void, never, R2>,
-    acquire: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E, R | R2 | Scope.Scope>
+/**
+ * Resources of one spawn's scope, released unless handed over to the record: `resource` and `guarded` (see
+ * SpawnResources, which the worktree step takes), and the commit that hands them over.
+ */
+export interface Handover extends SpawnResources {
   /** Run the commit, uninterruptibly; when it succeeds, every resource belongs to the record and no release runs. */
   readonly handOver: <A, E, R>(commit: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }

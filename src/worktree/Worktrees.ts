@@ -76,12 +76,21 @@ export const repositoryOf = (task: TaskRegistry) =>
     return yield* (yield* Git).repository(task.working_directory)
   })
 
-/** What a spawn's scope offers its resources (the spawn's Handover): see src/spawn/Handover.ts. */
+/** What a spawn's scope offers the resources it acquires (implemented by the spawn's Handover, src/spawn/Handover.ts). */
 export interface SpawnResources {
+  /**
+   * Acquire a resource whose release needs what was acquired (Effect's acquireRelease: the acquisition is
+   * uninterruptible). The release stands down once the resources are handed over.
+   */
   readonly resource: <A, E, R, R2>(
     acquire: Effect.Effect<A, E, R>,
     release: (a: A) => Effect.Effect<void, never, R2>
   ) => Effect.Effect<A, E, R | R2 | Scope.Scope>
+  /**
+   * Acquire a resource whose release is known beforehand: the release is registered first, so an acquisition that
+   * fails or is interrupted half-way (a file half-written, a session tmux made before the call failed) is released
+   * too. The acquisition stays interruptible. The release stands down once the resources are handed over.
+   */
   readonly guarded: <A, E, R, R2>(
     release: Effect.Effect<void, never, R2>,
     acquire: Effect.Effect<A, E, R>
