@@ -338,11 +338,11 @@ describe("FileLock: interruption of a waiter", () => {
       // The waiter holds the Semaphore and is blocked in fcntl (F_SETLKW) behind the other process.
       yield* Effect.sleep(EXCLUSION_WAIT_MS)
       // A blocked fcntl wait cannot be cancelled: the interruption completes once the lock comes, which must then be
-      // handed straight back.
-      const interruption = yield* Effect.forkChild(Fiber.interrupt(waiter))
+      // handed straight back. The interruption is signalled here, synchronously, before the holder is told to release
+      // (a forked Fiber.interrupt might only reach the waiter after the lock came and its effect ran).
+      yield* Effect.sync(() => waiter.interruptUnsafe())
       holder.send("release")
       yield* waitLine(holder, "released")
-      yield* Fiber.join(interruption)
       const waiterExit = yield* Fiber.await(waiter)
 
       // Another process gets the lock while this process still has the lock file open: nothing kept it.

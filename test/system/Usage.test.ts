@@ -8,7 +8,9 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as NodePath from "node:path"
+import { onTestFinished } from "vitest"
 import { CLI, cli, liveSessions, stdoutJson, stopChild, type TestEnv, testEnvs, waitFor } from "../support/Harness.js"
 
 const USAGE_AGENT = NodePath.resolve(import.meta.dirname, "..", "..", "bin", "usage-agent.mjs")
@@ -31,7 +33,10 @@ const supervise = (env: TestEnv, extra: Record<string, string> = {}) => {
 
 describe("budgets and usage from the command line", () => {
   it("caps a task, meters and stops it under supervise, shows the spend, and refuses the next spawn", async () => {
-    const env = newEnv(`${process.execPath} ${USAGE_AGENT} --every 100 --output 1000`)
+    // The agents spend once both are spawned (a go file): under load the first could otherwise spend the whole cap
+    // before the second spawn is admitted, and that spawn would rightly be refused.
+    const go = NodePath.join(Os.tmpdir(), `usage-go-${process.pid}-${Date.now()}`)
+    const env = newEnv(`${process.execPath} ${USAGE_AGENT} --every 100 --output 1000 --go ${go}`)
     supervise(env)
     const created = cli(env, ["task", "create", "--description", "capped", "--max-tokens", "6000", "--json"])
     expect(created.status).toBe(0)
@@ -39,7 +44,9 @@ describe("budgets and usage from the command line", () => {
     const spawned = ["one", "two"].map((type) =>
       cli(env, ["spawn", "--task", taskId, "--type", type, "--prompt", `work ${type}`, "--json"], FORMAT)
     )
-    for (const s of spawned) expect(s.status).toBe(0)
+    for (const s of spawned) expect(s.status, s.stdout + s.stderr).toBe(0)
+    Fs.writeFileSync(go, "")
+    onTestFinished(() => Fs.rmSync(go, { force: true }))
     await waitFor("the task over budget", () => {
       const task = stdoutJson(cli(env, ["status", "--task", taskId, "--json"]))
       return task.agents.every((a: any) => a.status === "over_budget")
