@@ -8,10 +8,11 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createHash, timingSafeEqual } from "node:crypto"
-import type { Agent } from "../domain/Agent.js"
+import { type Agent, isActiveStatus } from "../domain/Agent.js"
+import type { AgentTokenParts } from "../domain/AgentToken.js"
 import { parseAgentId, parseTaskId } from "../domain/Decode.js"
 import { NotPermitted } from "../domain/Errors.js"
-import { ORCHESTRATOR } from "../domain/Ids.js"
+import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { Registry } from "../registry/Registry.js"
 
@@ -37,17 +38,43 @@ const verifyAgent = Effect.fn("Caller.verifyAgent")(function*(env: Readonly<Reco
   if (agentIdText === undefined || agentIdText === "") return { _tag: "Orchestrator" } as Caller
   const taskId = yield* parseTaskId(env["SPAWNKIT_TASK_ID"] ?? "", "SPAWNKIT_TASK_ID")
   const agentId = yield* parseAgentId(agentIdText, "SPAWNKIT_AGENT_ID")
-  const secret = env["SPAWNKIT_AGENT_SECRET"] ?? ""
-  const registry = yield* Registry
-  const task = yield* registry.read(taskId)
-  const agent = task.agents.find((a) => a.id === agentId)
-  const expected = agent?.secret_sha256 === undefined ? undefined : Buffer.from(agent.secret_sha256, "hex")
-  const given = sha256(secret)
-  if (expected === undefined || expected.length !== given.length || !timingSafeEqual(expected, given)) {
+  const agent = yield* agentWithSecret(taskId, agentId, env["SPAWNKIT_AGENT_SECRET"] ?? "")
+  if (agent === undefined) {
     return yield* new NotPermitted({ reason: `the secret in this environment does not belong to agent ${agentId}` })
   }
   return { _tag: "Agent", taskId, agentId } as Caller
 })
+
+/** The agent record whose stored digest is the secret's, or undefined (compared in constant time). */
+const agentWithSecret = (taskId: TaskId, agentId: AgentId, secret: string) =>
+  Effect.gen(function*() {
+    const task = yield* (yield* Registry).read(taskId)
+    const agent = task.agents.find((a) => a.id === agentId)
+    const expected = agent?.secret_sha256 === undefined ? undefined : Buffer.from(agent.secret_sha256, "hex")
+    const given = sha256(secret)
+    return expected !== undefined && expected.length === given.length && timingSafeEqual(expected, given)
+      ? agent
+      : undefined
+  })
+
+/**
+ * The caller a broker's bearer token names: an agent token (see AgentToken.ts) whose secret matches its record, of an
+ * agent that still holds its slot; NotPermitted otherwise. An agent's token stops working when the agent ends.
+ */
+export const callerOfToken = Effect.fn("Caller.callerOfToken")(function*(parts: AgentTokenParts) {
+  const refused = new NotPermitted({ reason: `the token does not belong to a live agent ${parts.agentId}` })
+  const agent = yield* agentWithSecret(parts.taskId, parts.agentId, parts.secret).pipe(
+    Effect.catchTag("TaskNotFound", () => Effect.succeed(undefined))
+  )
+  if (agent === undefined || !isActiveStatus(agent.status)) return yield* refused
+  return { _tag: "Agent", taskId: parts.taskId, agentId: parts.agentId } as Caller
+})
+
+/** Whether two callers are the same principal. */
+export const sameCaller = (a: Caller, b: Caller): boolean =>
+  a._tag === "Orchestrator"
+    ? b._tag === "Orchestrator"
+    : b._tag === "Agent" && a.taskId === b.taskId && a.agentId === b.agentId
 
 /** Whether `agentId` is `ancestorId` or below it in the task's tree. */
 export const isInSubtree = (agents: ReadonlyArray<Agent>, ancestorId: string, agentId: string): boolean => {

@@ -4,11 +4,11 @@
  * its connection closes. Also how a failure reads: its tag, then what was wrong and what to do.
  */
 import * as Cause from "effect/Cause"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as ManagedRuntime from "effect/ManagedRuntime"
 import type { Services } from "../Spawnkit.js"
-import type { CallerIdentity } from "./Caller.js"
+import { type Caller, CallerIdentity } from "./Caller.js"
 
 /** The runtime every tool call and resource read runs in. */
 export type ToolRuntime = ManagedRuntime.ManagedRuntime<Services | CallerIdentity, unknown>
@@ -18,14 +18,21 @@ export interface InFlight {
   readonly fibers: Set<Fiber.Fiber<unknown, unknown>>
 }
 
-/** Run a request's Effect as a tracked fiber, interrupted when `signal` aborts; resolves with its Exit. */
+/**
+ * Run a request's Effect as a tracked fiber, interrupted when `signal` aborts; resolves with its Exit. `caller`, when
+ * given, is who makes the request (a broker's session: the principal its bearer token named); else the runtime's.
+ */
 export const runCall = async <A, E>(
   runtime: ToolRuntime,
   inFlight: InFlight,
   effect: Effect.Effect<A, E, Services | CallerIdentity>,
-  signal: AbortSignal
+  signal: AbortSignal,
+  caller?: Caller
 ) => {
-  const fiber = runtime.runFork(effect, { signal })
+  const fiber = runtime.runFork(
+    caller === undefined ? effect : Effect.provideService(effect, CallerIdentity, caller),
+    { signal }
+  )
   inFlight.fibers.add(fiber)
   return runtime.runPromise(Fiber.await(fiber)).finally(() => inFlight.fibers.delete(fiber))
 }

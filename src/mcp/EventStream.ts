@@ -14,6 +14,7 @@ import type * as Http from "node:http"
 import { parseTaskId } from "../domain/Decode.js"
 import type { TaskId } from "../domain/Ids.js"
 import { events } from "../events/Events.js"
+import type { Caller } from "./Caller.js"
 import type { InFlight, ToolRuntime } from "./Server.js"
 
 /** The path of the event stream. */
@@ -46,7 +47,8 @@ export const serveEvents = async (
   req: Http.IncomingMessage,
   res: Http.ServerResponse,
   url: URL,
-  refuse: (status: number, message: string) => void
+  refuse: (status: number, message: string) => void,
+  caller: Caller = { _tag: "Orchestrator" }
 ) => {
   const header = req.headers["last-event-id"]
   const request = eventRequest(url, Array.isArray(header) ? header[0] : header)
@@ -56,6 +58,13 @@ export const serveEvents = async (
     const parsed = await runtime.runPromiseExit(parseTaskId(request.task, "task"))
     if (Exit.isFailure(parsed)) return refuse(400, `task: ${JSON.stringify(request.task)} is not a task id`)
     taskId = parsed.value
+  }
+  // An agent follows its own task's events only.
+  if (caller._tag === "Agent") {
+    if (taskId !== undefined && taskId !== caller.taskId) {
+      return refuse(403, `task ${taskId} is not the task of agent ${caller.agentId}`)
+    }
+    taskId = caller.taskId as TaskId
   }
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" })
   res.write(": spawnkit events\n\n")

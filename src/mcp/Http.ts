@@ -19,10 +19,14 @@ import {
 } from "@modelcontextprotocol/sdk/types.js"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
 import { randomUUID, timingSafeEqual } from "node:crypto"
 import * as Http from "node:http"
+import { parseAgentToken } from "../domain/AgentToken.js"
 import { errnoCode, InvalidConfiguration, ServerBindFailed } from "../domain/Errors.js"
+import { type Caller, callerOfToken, sameCaller } from "./Caller.js"
+import { describeFailure } from "./Calls.js"
 import { EVENTS_PATH, serveEvents } from "./EventStream.js"
 import { expiredSessions, sessionToEvict, type SessionUse } from "./HttpSessions.js"
 import type { LogSink } from "./Logging.js"
@@ -63,10 +67,48 @@ const originAllowed = (origin: string, settings: HttpSettings) => {
     isLoopback(parsed.hostname)
 }
 
-const tokenMatches = (header: string | undefined, token: string) => {
-  const given = Buffer.from(header?.startsWith("Bearer ") ? header.slice(7) : "")
+const bearerOf = (header: string | undefined) => (header?.startsWith("Bearer ") ? header.slice(7) : undefined)
+
+const tokenMatches = (bearer: string | undefined, token: string) => {
+  const given = Buffer.from(bearer ?? "")
   const expected = Buffer.from(token)
   return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+/**
+ * Who a request comes from, by its bearer token: the server's own token is the orchestrator; an agent token (see
+ * domain/AgentToken.ts) is that agent while it holds its slot; no token is the orchestrator only on a server that
+ * has no token (loopback). Anything else is refused (401), and so is an agent token of an agent that ended.
+ */
+const authenticate = async (
+  state: ServerState,
+  req: Http.IncomingMessage
+): Promise<Caller | { readonly status: number; readonly message: string }> => {
+  const bearer = bearerOf(req.headers.authorization)
+  const { token } = state.settings
+  if (bearer === undefined) {
+    return token === undefined ? ORCHESTRATOR_CALLER : { status: 401, message: "Missing or wrong bearer token" }
+  }
+  if (token !== undefined && tokenMatches(bearer, token)) return ORCHESTRATOR_CALLER
+  const parts = parseAgentToken(bearer)
+  if (parts === undefined) return { status: 401, message: "Missing or wrong bearer token" }
+  const exit = await state.runtime.runPromiseExit(callerOfToken(parts))
+  return Exit.isSuccess(exit)
+    ? exit.value
+    : { status: 401, message: `Agent token refused: ${describeFailure(exit.cause)}` }
+}
+
+const ORCHESTRATOR_CALLER: Caller = { _tag: "Orchestrator" }
+
+/** Why a request from another site is refused (a foreign Origin; on loopback, a foreign Host), if it is. */
+const foreignRequest = (req: Http.IncomingMessage, settings: HttpSettings): string | undefined => {
+  const origin = req.headers.origin
+  if (origin !== undefined && !originAllowed(origin, settings)) return `Origin ${origin} is not allowed`
+  if (isLoopback(settings.host)) {
+    const host = hostName(req.headers.host ?? "")
+    if (host === undefined || !isLoopback(host)) return "Host header must name a loopback address"
+  }
+  return undefined
 }
 
 const refuse = (res: Http.ServerResponse, status: number, message: string, headers: Http.OutgoingHttpHeaders = {}) => {
@@ -93,6 +135,8 @@ const readBody = (req: Http.IncomingMessage, limit: number) =>
 /** An open MCP session. */
 interface Session {
   readonly id: string
+  /** Who opened it (its bearer token's principal); every request of the session must come from the same. */
+  readonly caller: Caller
   readonly transport: StreamableHTTPServerTransport
   lastUsedMs: number
   /** Requests received and not answered yet, each with its POST's end (answered, or its connection closed). */
@@ -197,13 +241,19 @@ const evict = async (state: ServerState, session: Session) => {
  * Serve a POST without a session: one SDK server and transport per client, so the client's notifications/cancelled
  * reach the server that runs the call and interrupt it. Only an initialize opens a session.
  */
-const openSession = async (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse, body: unknown) => {
-  const server = makeServer(state.runtime, state.inFlight, state.logs)
+const openSession = async (
+  state: ServerState,
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse,
+  body: unknown,
+  caller: Caller
+) => {
+  const server = makeServer(state.runtime, state.inFlight, state.logs, caller)
   const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
     sessionIdGenerator: () => randomUUID(),
     enableJsonResponse: true,
     onsessioninitialized: (id) => {
-      state.sessions.set(id, { id, transport, lastUsedMs: now(), open: new Map() })
+      state.sessions.set(id, { id, caller, transport, lastUsedMs: now(), open: new Map() })
     },
     onsessionclosed: (id) => {
       const session = state.sessions.get(id)
@@ -254,21 +304,28 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
   if (url.pathname !== MCP_PATH && url.pathname !== EVENTS_PATH) {
     return refuse(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}, the event stream ${EVENTS_PATH}`)
   }
-  const origin = req.headers.origin
-  if (origin !== undefined && !originAllowed(origin, settings)) {
-    return refuse(res, 403, `Origin ${origin} is not allowed`)
-  }
-  if (isLoopback(settings.host)) {
-    const host = hostName(req.headers.host ?? "")
-    if (host === undefined || !isLoopback(host)) return refuse(res, 403, "Host header must name a loopback address")
-  }
-  if (settings.token !== undefined && !tokenMatches(req.headers.authorization, settings.token)) {
-    return refuse(res, 401, "Missing or wrong bearer token", { "www-authenticate": "Bearer" })
-  }
+  const foreign = foreignRequest(req, settings)
+  if (foreign !== undefined) return refuse(res, 403, foreign)
+  const caller = await authenticate(state, req)
+  if (!("_tag" in caller)) return refuse(res, caller.status, caller.message, { "www-authenticate": "Bearer" })
   if (state.stopping) return refuse(res, 503, "The server is shutting down", { connection: "close" })
   if (url.pathname === EVENTS_PATH) {
     if (req.method !== "GET") return refuse(res, 405, `${EVENTS_PATH} answers GET only`, { allow: "GET" })
-    return serveEvents(state.runtime, state.inFlight, req, res, url, (status, message) => refuse(res, status, message))
+    return serveEvents(
+      state.runtime,
+      state.inFlight,
+      req,
+      res,
+      url,
+      (status, message) => refuse(res, status, message),
+      caller
+    )
+  }
+  const sessionHeader = req.headers["mcp-session-id"]
+  const named = typeof sessionHeader === "string" ? state.sessions.get(sessionHeader) : undefined
+  // Security: a session is its opener's; a request naming it must come from the same principal.
+  if (named !== undefined && !sameCaller(named.caller, caller)) {
+    return refuse(res, 403, "This MCP session belongs to another caller")
   }
   if (req.method === "DELETE") return endSession(state, req, res)
   if (req.method === "GET") return openNotificationStream(state, req, res)
@@ -301,7 +358,7 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
     return
   }
   const initializes = (Array.isArray(parsed) ? parsed : [parsed]).some((m) => isInitializeRequest(m))
-  if (!initializes) return openSession(state, req, res, parsed)
+  if (!initializes) return openSession(state, req, res, parsed, caller)
   // The place is taken before any await, so concurrent initializes never open more sessions than the cap.
   const room = roomFor(state)
   if (room === "full") {
@@ -316,7 +373,7 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
   state.opening++
   try {
     if (room !== "free") await evict(state, room)
-    await openSession(state, req, res, parsed)
+    await openSession(state, req, res, parsed, caller)
   } finally {
     state.opening--
   }

@@ -16,7 +16,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { invalidInput } from "../domain/Decode.js"
 import type { TaskId } from "../domain/Ids.js"
-import { CallerIdentity } from "./Caller.js"
+import { type Caller, CallerIdentity } from "./Caller.js"
 import { describeFailure, failureTag, type InFlight, runCall, type ToolRuntime } from "./Calls.js"
 import { installLogging, type LogRecord, type LogSink, recordOfToolFailure } from "./Logging.js"
 import { progressFor, ToolProgress } from "./Progress.js"
@@ -72,7 +72,13 @@ const decodeArguments = (tool: ToolDefinition, args: unknown) => {
 }
 
 /** Install the generic tools/list and tools/call handlers; a failed call is also logged to `log`. */
-const installTools = (mcp: McpServer, runtime: ToolRuntime, inFlight: InFlight, log: (r: LogRecord) => void) => {
+const installTools = (
+  mcp: McpServer,
+  runtime: ToolRuntime,
+  inFlight: InFlight,
+  caller: Caller,
+  log: (r: LogRecord) => void
+) => {
   mcp.server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: listed }))
   mcp.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const tool = byName.get(request.params.name)
@@ -94,7 +100,8 @@ const installTools = (mcp: McpServer, runtime: ToolRuntime, inFlight: InFlight, 
         Effect.flatMap((value) => Effect.orDie(encodeResult(value, { errors: "all" }))),
         Effect.provideService(ToolProgress, progress)
       ),
-      extra.signal
+      extra.signal,
+      caller
     )
     if (Exit.isSuccess(exit)) {
       return {
@@ -112,10 +119,15 @@ const installTools = (mcp: McpServer, runtime: ToolRuntime, inFlight: InFlight, 
 }
 
 /**
- * Build one SDK server whose tools and resource reads run in `runtime` (already built: its caller is read at once),
- * sending the records of `logs` to its client at the level the client sets.
+ * Build one SDK server whose tools and resource reads run in `runtime` as `caller` (by default the runtime's own,
+ * read at once), sending the records of `logs` to its client at the level the client sets.
  */
-export const makeServer = (runtime: ToolRuntime, inFlight: InFlight, logs: LogSink): McpServer => {
+export const makeServer = (
+  runtime: ToolRuntime,
+  inFlight: InFlight,
+  logs: LogSink,
+  callerOfSession?: Caller
+): McpServer => {
   // Capabilities given to McpServer's constructor make it install its own tools handlers, which advertise
   // `listChanged: true`; the tool list never changes, so they are registered on the protocol server instead.
   const mcp = new McpServer(SERVER_INFO)
@@ -124,13 +136,13 @@ export const makeServer = (runtime: ToolRuntime, inFlight: InFlight, logs: LogSi
     resources: { subscribe: true, listChanged: false },
     logging: {}
   })
-  const caller = runtime.runSync(Effect.gen(function*() {
+  const caller = callerOfSession ?? runtime.runSync(Effect.gen(function*() {
     return yield* CallerIdentity
   }))
   const logging = installLogging(mcp, caller, logs)
-  installTools(mcp, runtime, inFlight, logging.send)
+  installTools(mcp, runtime, inFlight, caller, logging.send)
   const ownTask = caller._tag === "Agent" ? caller.taskId as TaskId : undefined
-  const subscriptions = installResources(mcp, runtime, inFlight, ownTask)
+  const subscriptions = installResources(mcp, runtime, inFlight, ownTask, caller)
   mcp.server.onclose = () => {
     logging.stop()
     subscriptions.stop()

@@ -19,7 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type { TaskId } from "../../domain/Ids.js"
 import type { Services } from "../../Spawnkit.js"
-import type { CallerIdentity } from "../Caller.js"
+import type { Caller, CallerIdentity } from "../Caller.js"
 import { describeFailure, failureTag, type InFlight, runCall, type ToolRuntime } from "../Calls.js"
 import { noProgress, ToolProgress } from "../Progress.js"
 import { checkSubscribable, listResources, readResource, resourceTemplates } from "./Resources.js"
@@ -57,10 +57,11 @@ const run = async <A, E>(
   runtime: ToolRuntime,
   inFlight: InFlight,
   effect: Effect.Effect<A, E, Services | CallerIdentity | ToolProgress>,
-  signal: AbortSignal
+  signal: AbortSignal,
+  caller: Caller
 ): Promise<A> => {
   // A resource read reports no progress (the tools it shares code with may).
-  const exit = await runCall(runtime, inFlight, Effect.provideService(effect, ToolProgress, noProgress), signal)
+  const exit = await runCall(runtime, inFlight, Effect.provideService(effect, ToolProgress, noProgress), signal, caller)
   if (Exit.isSuccess(exit)) return exit.value
   throw new McpError(codeOf(failureTag(exit.cause)), describeFailure(exit.cause))
 }
@@ -70,21 +71,22 @@ export const installResources = (
   mcp: McpServer,
   runtime: ToolRuntime,
   inFlight: InFlight,
-  ownTask: TaskId | undefined
+  ownTask: TaskId | undefined,
+  caller: Caller
 ): Subscriptions => {
   const server = mcp.server
   const subscriptions = new Subscriptions(runtime, ownTask, (uri) => server.sendResourceUpdated({ uri }))
   server.setRequestHandler(ListResourcesRequestSchema, async (_request, extra) => ({
-    resources: [...await run(runtime, inFlight, listResources, extra.signal)]
+    resources: [...await run(runtime, inFlight, listResources, extra.signal, caller)]
   }))
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates }))
   server.setRequestHandler(
     ReadRequest,
-    async (request, extra) => run(runtime, inFlight, readResource(uriOf(request.params)), extra.signal)
+    async (request, extra) => run(runtime, inFlight, readResource(uriOf(request.params)), extra.signal, caller)
   )
   server.setRequestHandler(SubscribeRequest, async (request, extra) => {
     const uri = uriOf(request.params)
-    await run(runtime, inFlight, checkSubscribable(uri), extra.signal)
+    await run(runtime, inFlight, checkSubscribable(uri), extra.signal, caller)
     await subscriptions.subscribe(uri)
     return {}
   })
