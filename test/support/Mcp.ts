@@ -245,8 +245,8 @@ export const ownedPerTest = () => {
     for (const env of envs.splice(0)) await disposeEnv(env)
   })
   return {
-    newEnv: () => {
-      const env = makeTestEnv()
+    newEnv: (agentCommand?: string) => {
+      const env = makeTestEnv(agentCommand)
       envs.push(env)
       return env
     },

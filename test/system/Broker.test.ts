@@ -1,0 +1,107 @@
+/**
+ * `serve --http` as the host's broker: an agent's bearer token (`ska1.<task>.<agent>.<secret>`) makes its MCP session
+ * that agent's, with the subtree permissions an agent has; a token with a wrong secret, or of an agent that ended, is
+ * refused (401); a session belongs to the principal that opened it (a request with another's token naming it: 403).
+ *
+ * Needs `npm run build` first (the server runs dist/cli/main.js).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Fs from "node:fs"
+import { formatAgentToken } from "../../src/domain/AgentToken.js"
+import type { AgentId, TaskId } from "../../src/domain/Ids.js"
+import { logPath } from "../../src/host/Workspace.js"
+import { call, connectHttp, ok, ownedPerTest, startHttp, textOf, waitFor } from "../support/Mcp.js"
+
+const { newEnv, own } = ownedPerTest()
+
+/** An agent that prints the secret it was given, then works until killed. */
+const SECRET_PRINTER = "sh -c 'echo SECRET=$SPAWNKIT_AGENT_SECRET; exec sleep 600'"
+
+const withBearer = (token: string) => (url: string | URL, init?: RequestInit) =>
+  fetch(url, {
+    ...init,
+    headers: { ...Object.fromEntries(new Headers(init?.headers).entries()), authorization: `Bearer ${token}` }
+  })
+
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } }
+}
+
+const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify(body)
+  })
+
+describe("serve --http as the broker: agents' bearer tokens", () => {
+  it("an agent's token acts as that agent only, while it lives; sessions stay their opener's", async () => {
+    const env = newEnv(SECRET_PRINTER)
+    const served = own(await startHttp(env))
+    const url = served.url!
+    const orchestrator = served.client
+    const task = await ok(orchestrator, "create_real_task", { description: "broker", max_concurrent: 5 })
+    const a = await ok(orchestrator, "deploy_headless_agent", { task_id: task.task_id, agent_type: "a", prompt: "p" })
+    const b = await ok(orchestrator, "deploy_headless_agent", { task_id: task.task_id, agent_type: "b", prompt: "p" })
+    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
+    await waitFor(
+      "the agent printed its secret",
+      () => Fs.existsSync(log) && /SECRET=[0-9a-f]{64}/.test(Fs.readFileSync(log, "utf8"))
+    )
+    const secret = /SECRET=([0-9a-f]{64})/.exec(Fs.readFileSync(log, "utf8"))![1]!
+    const token = formatAgentToken(task.task_id, a.agent_id, secret)
+
+    const agent = await connectHttp(url, { fetch: withBearer(token) })
+    // As itself: its own progress, a child below itself.
+    await ok(agent, "update_agent_progress", {
+      task_id: task.task_id,
+      agent_id: a.agent_id,
+      status: "working",
+      message: "via the broker"
+    })
+    const child = await ok(agent, "spawn_child_agent", {
+      task_id: task.task_id,
+      parent_agent_id: a.agent_id,
+      child_agent_type: "c",
+      child_prompt: "p"
+    })
+    expect(child.parent).toBe(a.agent_id)
+    // Not as anyone else: a sibling's kill or output, a new task (the orchestrator's).
+    for (
+      const [name, args] of [
+        ["kill_real_agent", { task_id: task.task_id, agent_id: b.agent_id }],
+        ["create_real_task", { description: "not mine" }],
+        ["get_agent_output", { task_id: task.task_id, agent_id: b.agent_id }]
+      ] as const
+    ) {
+      const result = await call(agent, name, args)
+      expect(result.isError, name).toBe(true)
+      expect(textOf(result), name).toContain("NotPermitted")
+    }
+
+    // A wrong secret, or a token that is not one, is refused before anything runs.
+    const wrong = formatAgentToken(task.task_id, a.agent_id, "0".repeat(64))
+    expect((await post(url, INITIALIZE, { authorization: `Bearer ${wrong}` })).status).toBe(401)
+    expect((await post(url, INITIALIZE, { authorization: "Bearer ska1.nothing" })).status).toBe(401)
+
+    // A session is its opener's: the agent's token cannot use a session the orchestrator opened.
+    const opened = await post(url, INITIALIZE)
+    const sessionId = opened.headers.get("mcp-session-id")!
+    expect(sessionId).toBeTruthy()
+    const hijack = await post(url, { jsonrpc: "2.0", id: 2, method: "tools/list" }, {
+      authorization: `Bearer ${token}`,
+      "mcp-session-id": sessionId
+    })
+    expect(hijack.status).toBe(403)
+
+    // Once the agent has ended, its token opens nothing.
+    await ok(orchestrator, "kill_real_agent", { task_id: task.task_id, agent_id: a.agent_id })
+    const after = await post(url, INITIALIZE, { authorization: `Bearer ${token}` })
+    expect(after.status).toBe(401)
+    expect(await after.text()).toContain("Agent token refused")
+    await agent.close()
+  })
+})
