@@ -14,7 +14,9 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schedule from "effect/Schedule"
 import type { TaskId } from "../domain/Ids.js"
 import { Events } from "../events/Events.js"
+import { announceBroker } from "../host/Brokers.js"
 import * as Spawnkit from "../Spawnkit.js"
+import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { loadPrices } from "../supervisor/MeterLoop.js"
 import type { ReconcileReport } from "../supervisor/Reconciler.js"
 import { reconcileInterval, supervise } from "../supervisor/Supervisor.js"
@@ -147,12 +149,22 @@ export const serveStdio = Effect.scoped(
 export const serveHttpForever = (settings: HttpSettings) =>
   Effect.scoped(
     Effect.gen(function*() {
-      const { serveHttp } = yield* Effect.promise(() => import("./Http.js"))
+      const { isLoopback, serveHttp } = yield* Effect.promise(() => import("./Http.js"))
       const runtime = yield* toolRuntime
       const inFlight = yield* inFlightCalls
       const logs = yield* notableEvents(runtime)
       yield* supervisor(runtime, logs)
-      yield* serveHttp(settings, runtime, inFlight, logs)
+      const port = yield* serveHttp(settings, runtime, inFlight, logs)
+      // On loopback it is the host's broker: spawns give agents its address and their own tokens.
+      if (isLoopback(settings.host)) {
+        const config = yield* Effect.promise(() =>
+          runtime.runPromise(Effect.gen(function*() {
+            return yield* SpawnkitConfig
+          }))
+        )
+        const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host
+        yield* announceBroker(config.home, `http://${host}:${port}/mcp`)
+      }
       return yield* Effect.never
     })
   )

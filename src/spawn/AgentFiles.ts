@@ -52,6 +52,17 @@ export const agentMcpConfig = (identity: Readonly<Record<string, string>>) =>
   )
 
 /**
+ * The MCP client configuration that reaches the host's broker (a running `serve --http` on loopback) as this agent,
+ * with its own bearer token: no spawnkit server is started for it.
+ */
+export const agentBrokerConfig = (url: string, token: string) =>
+  JSON.stringify(
+    { mcpServers: { spawnkit: { type: "http", url, headers: { Authorization: `Bearer ${token}` } } } },
+    null,
+    2
+  )
+
+/**
  * Write an agent's prompt file and, when it has one, its MCP config file (both 0600, never over an existing file),
  * creating the task's `prompts/` and `logs/` directories. Synchronous calls: on the spawn path they cost 0.9 ms less
  * CPU per spawn here than the same calls through the FileSystem service.

@@ -19,17 +19,19 @@ import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import type { Agent, Engine } from "../domain/Agent.js"
+import { formatAgentToken } from "../domain/AgentToken.js"
 import { invalidInput } from "../domain/Decode.js"
 import { AgentExitedAtStartup } from "../domain/Errors.js"
 import type { AgentId } from "../domain/Ids.js"
 import { type SpawnInput, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
+import { liveBroker } from "../host/Brokers.js"
 import { tailLines } from "../host/Tail.js"
 import { type NewSession, type PaneState, Tmux } from "../host/Tmux.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { acquireWorktree } from "../worktree/Worktrees.js"
-import { agentMcpConfig, removeAgentFiles, writeAgentFiles } from "./AgentFiles.js"
+import { agentBrokerConfig, agentMcpConfig, removeAgentFiles, writeAgentFiles } from "./AgentFiles.js"
 import { agentCommand, agentEnvironment, type AgentPaths, agentPaths, agentSession } from "./AgentLaunch.js"
 import { renderPrompt } from "./AgentPrompt.js"
 import { EXIT_TAIL_LINES, spawnResultOf } from "./AgentRecords.js"
@@ -81,7 +83,14 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
   const promptText = useTemplate ? yield* templatedPrompt(agent, task, request.prompt) : request.prompt
   yield* handover.guarded(
     removeAgentFiles(config.home, taskId, agent.id),
-    writeAgentFiles(config.home, taskId, agentFiles(engine, paths, promptText, env.identity))
+    writeAgentFiles(
+      config.home,
+      taskId,
+      agentFiles(engine, paths, promptText, env.identity, {
+        url: liveBroker(config.home),
+        token: formatAgentToken(taskId, agent.id, secret)
+      })
+    )
   )
   yield* faults.point("after-prompt")
   const worktree = agent.worktree === undefined
@@ -116,16 +125,27 @@ const templatedPrompt = (agent: Agent, task: TaskRegistry, mission: string) =>
       })
   )
 
-/** The files to write: the prompt, and for Claude Code spawnkit's own MCP server, started as this agent. */
+/**
+ * The files to write: the prompt, and for Claude Code its MCP configuration: the host's broker with the agent's own
+ * token when one runs, else spawnkit's stdio server started as this agent.
+ */
 const agentFiles = (
   engine: Engine,
   paths: AgentPaths,
   promptText: string,
-  identity: Readonly<Record<string, string>>
+  identity: Readonly<Record<string, string>>,
+  broker: { readonly url: string | undefined; readonly token: string }
 ) => ({
   prompt: paths.prompt,
   promptText,
-  ...(engine === "claude" ? { mcpConfig: { path: paths.mcpConfig, text: agentMcpConfig(identity) } } : {})
+  ...(engine === "claude"
+    ? {
+      mcpConfig: {
+        path: paths.mcpConfig,
+        text: broker.url !== undefined ? agentBrokerConfig(broker.url, broker.token) : agentMcpConfig(identity)
+      }
+    }
+    : {})
 })
 
 /**

@@ -7,6 +7,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
+import { onTestFinished } from "vitest"
 import { formatAgentToken } from "../../src/domain/AgentToken.js"
 import type { AgentId, TaskId } from "../../src/domain/Ids.js"
 import { logPath } from "../../src/host/Workspace.js"
@@ -102,6 +105,48 @@ describe("serve --http as the broker: agents' bearer tokens", () => {
     const after = await post(url, INITIALIZE, { authorization: `Bearer ${token}` })
     expect(after.status).toBe(401)
     expect(await after.text()).toContain("Agent token refused")
+    await agent.close()
+  })
+
+  it("serve --http announces itself as the broker, and a Claude agent spawned meanwhile is configured to reach it", async () => {
+    const env = newEnv()
+    // A stand-in `claude` that prints the MCP configuration it was given, then works until killed.
+    const bin = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "sk-claude-"))
+    onTestFinished(() => Fs.rmSync(bin, { recursive: true, force: true }))
+    Fs.writeFileSync(
+      NodePath.join(bin, "claude"),
+      "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --mcp-config ] && cat \"$2\"; shift; done\necho; echo CONFIG-END\nexec sleep 600\n",
+      { mode: 0o755 }
+    )
+    const served = own(await startHttp(env, { PATH: `${bin}:${process.env["PATH"]}` }))
+    const markers = Fs.readdirSync(NodePath.join(env.home, ".spawnkit-brokers"))
+    expect(markers).toEqual([`${served.pid}.json`])
+    const task = await ok(served.client, "create_real_task", { description: "broker config" })
+    const a = await ok(served.client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "a",
+      prompt: "p",
+      engine: "claude"
+    })
+    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
+    await waitFor(
+      "the agent printed its configuration",
+      () => Fs.existsSync(log) && Fs.readFileSync(log, "utf8").includes("CONFIG-END")
+    )
+    const text = Fs.readFileSync(log, "utf8")
+    const config = JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1))
+    const server = config.mcpServers.spawnkit
+    expect(server).toMatchObject({ type: "http", url: served.url })
+    const token = /^Bearer (.+)$/.exec(server.headers.Authorization)![1]!
+    expect(token.startsWith(`ska1.${task.task_id}.${a.agent_id}.`)).toBe(true)
+    // The token it was given works, as that agent.
+    const agent = await connectHttp(served.url!, { fetch: withBearer(token) })
+    await ok(agent, "update_agent_progress", {
+      task_id: task.task_id,
+      agent_id: a.agent_id,
+      status: "working",
+      message: "m"
+    })
     await agent.close()
   })
 })
