@@ -428,8 +428,17 @@ const closeIdleSessions = (state: ServerState) =>
     )
   })
 
-/** Serve MCP over HTTP until interrupted; refuses a non-loopback address without a token. */
-export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight: InFlight, logs: LogSink) =>
+/**
+ * Serve MCP over HTTP until interrupted; refuses a non-loopback address without a token. `onListening` runs once the
+ * port is bound, before the server says where it listens.
+ */
+export const serveHttp = <E, R>(
+  settings: HttpSettings,
+  runtime: ToolRuntime,
+  inFlight: InFlight,
+  logs: LogSink,
+  onListening: (port: number) => Effect.Effect<void, E, R> = () => Effect.void as Effect.Effect<void, E, R>
+) =>
   Effect.gen(function*() {
     // An empty token (`--token ""`) would match a request without credentials: it counts as none.
     if (!isLoopback(settings.host) && (settings.token === undefined || settings.token.length === 0)) {
@@ -491,6 +500,7 @@ export const serveHttp = (settings: HttpSettings, runtime: ToolRuntime, inFlight
     yield* closeIdleSessions(state).pipe(Effect.repeat(Schedule.spaced(sweepEvery)), Effect.forkScoped)
     const address = server.address()
     const port = typeof address === "object" && address !== null ? address.port : settings.port
+    yield* onListening(port)
     yield* Effect.logInfo(`spawnkit MCP server on http://${settings.host}:${port}${MCP_PATH}`)
     yield* Effect.logInfo(`spawnkit event stream on http://${settings.host}:${port}${EVENTS_PATH} (Server-Sent Events)`)
     return port

@@ -154,17 +154,15 @@ export const serveHttpForever = (settings: HttpSettings) =>
       const inFlight = yield* inFlightCalls
       const logs = yield* notableEvents(runtime)
       yield* supervisor(runtime, logs)
-      const port = yield* serveHttp(settings, runtime, inFlight, logs)
+      const config = yield* Effect.promise(() =>
+        runtime.runPromise(Effect.gen(function*() {
+          return yield* SpawnkitConfig
+        }))
+      )
+      const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host
       // On loopback it is the host's broker: spawns give agents its address and their own tokens.
-      if (isLoopback(settings.host)) {
-        const config = yield* Effect.promise(() =>
-          runtime.runPromise(Effect.gen(function*() {
-            return yield* SpawnkitConfig
-          }))
-        )
-        const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host
-        yield* announceBroker(config.home, `http://${host}:${port}/mcp`)
-      }
+      yield* serveHttp(settings, runtime, inFlight, logs, (port) =>
+        isLoopback(settings.host) ? announceBroker(config.home, `http://${host}:${port}/mcp`) : Effect.void)
       return yield* Effect.never
     })
   )
