@@ -47,6 +47,13 @@ export const promptPath = (home: string, taskId: TaskId, agentId: AgentId) =>
 export const logPath = (home: string, taskId: TaskId, agentId: AgentId) =>
   NodePath.join(home, taskId, "logs", `${agentId}.log`)
 
+/**
+ * An agent's secret, handed to its runner in a file (0600) the runner reads and deletes before the agent starts, so
+ * the secret is never in tmux's environment nor on a command line.
+ */
+export const secretPath = (home: string, taskId: TaskId, agentId: AgentId) =>
+  NodePath.join(home, taskId, "prompts", `${agentId}.secret`)
+
 /** An agent's MCP client configuration (0600; holds its secret), for engines that take one. */
 export const mcpConfigPath = (home: string, taskId: TaskId, agentId: AgentId) =>
   NodePath.join(home, taskId, "prompts", `${agentId}.mcp.json`)

@@ -13,10 +13,10 @@ import * as NodePath from "node:path"
 import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import { AgentId, type TaskId } from "../domain/Ids.js"
 import { cliScript } from "../host/PackagePaths.js"
-import { mcpConfigPath, promptPath, promptsDir, taskDir } from "../host/Workspace.js"
+import { mcpConfigPath, promptPath, promptsDir, secretPath, taskDir } from "../host/Workspace.js"
 
-/** An agent file's name in `prompts/`: `<agent id>.prompt` or `<agent id>.mcp.json`. */
-const AGENT_FILE = /^(.+)\.(prompt|mcp\.json)$/
+/** An agent file's name in `prompts/`: `<agent id>.prompt`, `<agent id>.mcp.json` or `<agent id>.secret`. */
+const AGENT_FILE = /^(.+)\.(prompt|mcp\.json|secret)$/
 const isAgentId = Schema.is(AgentId)
 
 /** The agent an agent file's name belongs to; undefined for any other name (or one naming no valid agent id). */
@@ -31,7 +31,7 @@ export const agentIdOfFile = (name: string): AgentId | undefined => {
  */
 export const removeAgentFiles = (home: string, taskId: TaskId, agentId: AgentId) =>
   Effect.forEach(
-    [promptPath(home, taskId, agentId), mcpConfigPath(home, taskId, agentId)],
+    [promptPath(home, taskId, agentId), mcpConfigPath(home, taskId, agentId), secretPath(home, taskId, agentId)],
     (file) =>
       Effect.try({ try: () => Fs.rmSync(file, { force: true }), catch: (e) => e }).pipe(
         Effect.catch((e) => Effect.logError(`could not remove ${file}: ${e instanceof Error ? e.message : String(e)}`))
@@ -73,6 +73,7 @@ export const writeAgentFiles = (
   files: {
     readonly prompt: string
     readonly promptText: string
+    readonly secret: { readonly path: string; readonly text: string }
     readonly mcpConfig?: { readonly path: string; readonly text: string }
   }
 ) =>
@@ -81,6 +82,7 @@ export const writeAgentFiles = (
       Fs.mkdirSync(promptsDir(home, taskId), { recursive: true })
       Fs.mkdirSync(NodePath.join(taskDir(home, taskId), "logs"), { recursive: true })
       Fs.writeFileSync(files.prompt, files.promptText, { flag: "wx", mode: 0o600 })
+      Fs.writeFileSync(files.secret.path, files.secret.text, { flag: "wx", mode: 0o600 })
       if (files.mcpConfig !== undefined) {
         Fs.writeFileSync(files.mcpConfig.path, files.mcpConfig.text, { flag: "wx", mode: 0o600 })
       }

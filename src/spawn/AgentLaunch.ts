@@ -16,7 +16,7 @@ import { buildCommand } from "../host/Engines.js"
 import { agentRunner } from "../host/PackagePaths.js"
 import type { NewSession } from "../host/Tmux.js"
 import { exitHooks } from "../host/TmuxHooks.js"
-import { exitFilePath, logPath, mcpConfigPath, promptPath, taskDir } from "../host/Workspace.js"
+import { exitFilePath, logPath, mcpConfigPath, promptPath, secretPath, taskDir } from "../host/Workspace.js"
 import type { SpawnkitSettings } from "../SpawnkitConfig.js"
 
 /**
@@ -25,6 +25,8 @@ import type { SpawnkitSettings } from "../SpawnkitConfig.js"
  */
 export interface AgentPaths {
   readonly prompt: string
+  /** Its secret, read and deleted by its runner before the agent starts. */
+  readonly secret: string
   readonly log: string
   readonly mcpConfig: string
   readonly exitFile: string
@@ -33,15 +35,21 @@ export interface AgentPaths {
 /** The paths of an agent's files in its task's directory. */
 export const agentPaths = (home: string, taskId: TaskId, agentId: AgentId): AgentPaths => ({
   prompt: promptPath(home, taskId, agentId),
+  secret: secretPath(home, taskId, agentId),
   log: logPath(home, taskId, agentId),
   mcpConfig: mcpConfigPath(home, taskId, agentId),
   exitFile: exitFilePath(home, taskId, agentId)
 })
 
-/** An agent's environment, in two parts. */
+/** An agent's environment, in three parts. */
 export interface AgentEnvironment {
   /** The agent's own: its home, tmux socket, task, id and secret, and the registry's location. */
   readonly identity: Readonly<Record<string, string>>
+  /**
+   * What its tmux session is given: the identity without the secret, and where the runner finds it
+   * (SPAWNKIT_AGENT_SECRET_FILE). Security: any client of spawnkit's tmux socket can read a session's environment.
+   */
+  readonly session: Readonly<Record<string, string>>
   /** The registry's location alone, for tmux's server (its hooks record the agent's exit). */
   readonly registry: Readonly<Record<string, string>>
 }
@@ -51,22 +59,23 @@ export const agentEnvironment = (
   settings: Pick<SpawnkitSettings, "home" | "tmuxSocket" | "databaseUrl" | "hostId">,
   taskId: TaskId,
   agentId: AgentId,
-  secret: string
+  secret: string,
+  secretFile: string
 ): AgentEnvironment => {
   const registry: Record<string, string> = Option.match(settings.databaseUrl, {
     onNone: () => ({}),
     onSome: (url) => ({ SPAWNKIT_DATABASE_URL: Redacted.value(url), SPAWNKIT_HOST_ID: settings.hostId })
   })
   const socket = settings.tmuxSocket._tag === "Name" ? settings.tmuxSocket.name : settings.tmuxSocket.path
+  const known = {
+    SPAWNKIT_HOME: settings.home,
+    SPAWNKIT_TMUX_SOCKET: socket,
+    SPAWNKIT_TASK_ID: taskId,
+    SPAWNKIT_AGENT_ID: agentId
+  }
   return {
-    identity: {
-      SPAWNKIT_HOME: settings.home,
-      SPAWNKIT_TMUX_SOCKET: socket,
-      SPAWNKIT_TASK_ID: taskId,
-      SPAWNKIT_AGENT_ID: agentId,
-      SPAWNKIT_AGENT_SECRET: secret,
-      ...registry
-    },
+    identity: { ...known, SPAWNKIT_AGENT_SECRET: secret, ...registry },
+    session: { ...known, SPAWNKIT_AGENT_SECRET_FILE: secretFile, ...registry },
     registry
   }
 }
@@ -111,7 +120,7 @@ export const agentSession = (
   name: sessionNameOf(agentId),
   cwd: task.working_directory ?? taskDir(home, task.task_id),
   command: [agentRunner, paths.prompt, paths.log, paths.exitFile, "--", ...command],
-  env: env.identity,
+  env: env.session,
   tags: { spawnkit_task: task.task_id, spawnkit_agent: agentId, spawnkit_home: home },
   serverEnv: env.registry,
   hooks: exitHooks

@@ -72,7 +72,7 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
   yield* faults.point("after-reserve")
 
   const paths = agentPaths(config.home, taskId, agent.id)
-  const env = agentEnvironment(config, taskId, agent.id, secret)
+  const env = agentEnvironment(config, taskId, agent.id, secret, paths.secret)
   const command = yield* Result.match(
     agentCommand(config, engine, agent, taskId, paths, reservation.maxBudgetUsd, resume?.sessionId),
     {
@@ -138,6 +138,7 @@ const agentFiles = (
 ) => ({
   prompt: paths.prompt,
   promptText,
+  secret: { path: paths.secret, text: identity["SPAWNKIT_AGENT_SECRET"] ?? "" },
   ...(engine === "claude"
     ? {
       mcpConfig: {

@@ -158,10 +158,19 @@ export const liveSessions = (socket: string): Array<string> => {
   return r.status === 0 ? r.stdout.split("\n").filter((l) => l.length > 0) : []
 }
 
-/** Files in a task's prompts directory. */
+/**
+ * Prompt and MCP config files in a task's prompts directory (an agent's `.secret` file, which its runner deletes as it
+ * starts, is left out: see secretFiles).
+ */
 export const promptFiles = (home: string, taskId: string): Array<string> => {
   const dir = NodePath.join(home, taskId, "prompts")
-  return Fs.existsSync(dir) ? Fs.readdirSync(dir) : []
+  return Fs.existsSync(dir) ? Fs.readdirSync(dir).filter((n) => !n.endsWith(".secret")) : []
+}
+
+/** Agents' secret files left in a task's prompts directory. */
+export const secretFiles = (home: string, taskId: string): Array<string> => {
+  const dir = NodePath.join(home, taskId, "prompts")
+  return Fs.existsSync(dir) ? Fs.readdirSync(dir).filter((n) => n.endsWith(".secret")) : []
 }
 
 /** A task's registry as JSON, read straight from disk. */

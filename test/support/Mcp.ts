@@ -345,6 +345,56 @@ export const sessionEnv = (socket: string, session: string, name: string): strin
   return line.startsWith(`${name}=`) ? line.slice(name.length + 1) : undefined
 }
 
+/** The processes below one (children, their children, …), from /proc. */
+const descendantsOf = (pid: number): Array<number> => {
+  const children = new Map<number, Array<number>>()
+  for (const name of Fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = Fs.readFileSync(`/proc/${name}/stat`, "utf8")
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)])
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const out: Array<number> = []
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c)
+      walk(c)
+    }
+  }
+  walk(pid)
+  return out
+}
+
+/**
+ * An agent's secret as its own processes have it (the runner reads it from its file and exports it to the agent):
+ * read from /proc/<pid>/environ of the processes below the session's pane, as any process of the same user could.
+ * Waits until the agent has started.
+ */
+export const agentSecret = async (socket: string, session: string): Promise<string> => {
+  let secret: string | undefined
+  await waitFor(`the secret of ${session} in its agent's environment`, () => {
+    const r = tmux(socket, ["display-message", "-p", "-t", `=${session}:`, "#{pane_pid}"])
+    const panePid = Number(r.stdout.trim())
+    if (r.status !== 0 || !Number.isInteger(panePid) || panePid <= 1) return false
+    for (const pid of descendantsOf(panePid)) {
+      try {
+        const vars = Fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
+        const line = vars.find((v) => v.startsWith("SPAWNKIT_AGENT_SECRET="))
+        if (line !== undefined) secret = line.slice("SPAWNKIT_AGENT_SECRET=".length)
+      } catch {
+        // Gone meanwhile.
+      }
+      if (secret !== undefined) return true
+    }
+    return false
+  })
+  return secret!
+}
+
 /** A session's pane: whether it is dead and its current directory. */
 export const paneOf = (socket: string, session: string) => {
   const r = tmux(socket, ["display-message", "-p", "-t", `=${session}:`, "#{pane_dead}\t#{pane_current_path}"])

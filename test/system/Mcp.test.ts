@@ -15,6 +15,7 @@ import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { CLI, liveSessions, makeTestEnv, promptFiles, readRegistryFile, type TestEnv } from "../support/Harness.js"
 import {
+  agentSecret,
   call,
   connectHttp,
   disposeEnv,
@@ -535,7 +536,7 @@ describe("agent identity: a server started as an agent acts only for itself and 
       agent_type: "stranger",
       prompt: "elsewhere"
     })
-    secret = sessionEnv(env.socket, alpha.tmux_session, "SPAWNKIT_AGENT_SECRET") ?? ""
+    secret = await agentSecret(env.socket, alpha.tmux_session)
     expect(secret).toMatch(/^[0-9a-f]{64}$/)
     agent = await startStdio(env, identityOf(alpha.agent_id, secret))
   })
@@ -544,10 +545,14 @@ describe("agent identity: a server started as an agent acts only for itself and 
     await disposeEnv(env)
   })
 
-  it("the secret is in the agent's tmux environment only: the registry holds its hash, the prompt does not hold it", () => {
+  it("the secret is in the agent's own environment only: not tmux's, the registry holds its hash, the prompt does not hold it", async () => {
     expect(sessionEnv(env.socket, alpha.tmux_session, "SPAWNKIT_AGENT_ID")).toBe(alpha.agent_id)
     expect(sessionEnv(env.socket, alpha.tmux_session, "SPAWNKIT_TASK_ID")).toBe(taskId)
-    const betaSecret = sessionEnv(env.socket, beta.tmux_session, "SPAWNKIT_AGENT_SECRET")
+    // The secret never reaches tmux: its session has only where the runner found it (a file it deleted).
+    expect(sessionEnv(env.socket, alpha.tmux_session, "SPAWNKIT_AGENT_SECRET")).toBeUndefined()
+    const secretFile = sessionEnv(env.socket, alpha.tmux_session, "SPAWNKIT_AGENT_SECRET_FILE")
+    expect(secretFile !== undefined && !Fs.existsSync(secretFile)).toBe(true)
+    const betaSecret = await agentSecret(env.socket, beta.tmux_session)
     expect(betaSecret).toMatch(/^[0-9a-f]{64}$/)
     expect(betaSecret).not.toBe(secret)
     const registryText = Fs.readFileSync(NodePath.join(env.home, taskId, "AGENT_REGISTRY.json"), "utf8")

@@ -13,7 +13,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js"
 import * as Fs from "node:fs"
 import { CLI } from "../support/Harness.js"
-import { type Kind, ok, ownedPerTest, sessionEnv, startServer, waitFor } from "../support/Mcp.js"
+import { agentSecret, type Kind, ok, ownedPerTest, startServer, waitFor } from "../support/Mcp.js"
 
 expect(Fs.existsSync(CLI), "run `npm run build` before these tests").toBe(true)
 
@@ -57,7 +57,7 @@ describe("an agent's subscriptions", () => {
     const taskId = (await ok(orchestrator, "create_real_task", { description: "mine" })).task_id
     const otherId = (await ok(orchestrator, "create_real_task", { description: "theirs" })).task_id
     const alpha = await ok(orchestrator, "deploy_headless_agent", { task_id: taskId, agent_type: "a", prompt: "w" })
-    const secret = sessionEnv(env.socket, alpha.tmux_session, "SPAWNKIT_AGENT_SECRET") ?? ""
+    const secret = await agentSecret(env.socket, alpha.tmux_session)
     const agent = own(
       await startServer("stdio", env, {
         ...NO_RECONCILE,

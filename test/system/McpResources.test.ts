@@ -17,7 +17,7 @@ import {
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { CLI, makeTestEnv, type TestEnv } from "../support/Harness.js"
-import { call, disposeEnv, killServers, ok, type Served, sessionEnv, startStdio, waitFor } from "../support/Mcp.js"
+import { agentSecret, call, disposeEnv, killServers, ok, type Served, startStdio, waitFor } from "../support/Mcp.js"
 
 expect(Fs.existsSync(CLI), "run `npm run build` before these tests").toBe(true)
 
@@ -68,7 +68,7 @@ beforeAll(async () => {
     severity: "low",
     message: "the parser is slow"
   })
-  const secret = sessionEnv(env.socket, alpha.tmux_session, "SPAWNKIT_AGENT_SECRET") ?? ""
+  const secret = await agentSecret(env.socket, alpha.tmux_session)
   agent = await startStdio(env, {
     ...NO_RECONCILE,
     SPAWNKIT_TASK_ID: taskId,

@@ -9,6 +9,7 @@ import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { CLI, makeTestEnv, readRegistryFile, type TestEnv } from "../support/Harness.js"
 import {
+  agentSecret,
   call,
   disposeEnv,
   fails,
@@ -17,7 +18,6 @@ import {
   ok,
   type Served,
   serverEnv,
-  sessionEnv,
   startServer,
   startStdio,
   textOf,
@@ -182,7 +182,7 @@ describe("a parent agent waiting on its children while the host's supervisor die
         engine: "custom"
       })
       await killServers([servers.pop()!])
-      const secret = sessionEnv(env.socket, parent.tmux_session, "SPAWNKIT_AGENT_SECRET") ?? ""
+      const secret = await agentSecret(env.socket, parent.tmux_session)
       const agent = await startStdio(env, {
         SPAWNKIT_TASK_ID: task_id,
         SPAWNKIT_AGENT_ID: parent.agent_id,

@@ -254,14 +254,17 @@ describe("agentEnvironment", () => {
   const id = agentId("worker-090507-0000002a")
 
   it("gives the agent its identity and secret; with a file registry tmux's server gets nothing", () => {
-    const env = agentEnvironment(settings, T, id, "s3cret")
-    expect(env.identity).toEqual({
+    const env = agentEnvironment(settings, T, id, "s3cret", "/x/secret")
+    const known = {
       SPAWNKIT_HOME: HOME,
       SPAWNKIT_TMUX_SOCKET: "spawnkit-test",
       SPAWNKIT_TASK_ID: T,
-      SPAWNKIT_AGENT_ID: id,
-      SPAWNKIT_AGENT_SECRET: "s3cret"
-    })
+      SPAWNKIT_AGENT_ID: id
+    }
+    expect(env.identity).toEqual({ ...known, SPAWNKIT_AGENT_SECRET: "s3cret" })
+    // Its tmux session gets where the secret is, never the secret (any client of the socket can read it).
+    expect(env.session).toEqual({ ...known, SPAWNKIT_AGENT_SECRET_FILE: "/x/secret" })
+    expect(JSON.stringify(env.session)).not.toContain("s3cret")
     expect(env.registry).toEqual({})
   })
 
@@ -274,7 +277,8 @@ describe("agentEnvironment", () => {
       },
       T,
       id,
-      "s3cret"
+      "s3cret",
+      "/x/secret"
     )
     const registry = { SPAWNKIT_DATABASE_URL: "postgres://db/spawnkit", SPAWNKIT_HOST_ID: "host-a" }
     expect(env.registry).toEqual(registry)
@@ -290,6 +294,7 @@ describe("agentCommand and agentSession", () => {
       prompt: `${HOME}/${T}/prompts/worker-090507-0000002a.prompt`,
       log: `${HOME}/${T}/logs/worker-090507-0000002a.log`,
       mcpConfig: `${HOME}/${T}/prompts/worker-090507-0000002a.mcp.json`,
+      secret: `${HOME}/${T}/prompts/worker-090507-0000002a.secret`,
       exitFile: `${HOME}/.spawnkit-exits/${T}.worker-090507-0000002a`
     })
   })
@@ -356,13 +361,13 @@ describe("agentCommand and agentSession", () => {
   })
 
   it("runs the command after the agent runner, in the task's working directory, tagged and hooked", () => {
-    const env = agentEnvironment(settings, T, agentId("worker-090507-0000002a"), "s3cret")
+    const env = agentEnvironment(settings, T, agentId("worker-090507-0000002a"), "s3cret", paths.secret)
     const inTaskDir = agentSession(HOME, task(), agentId("worker-090507-0000002a"), paths, ["sleep", "5"], env)
     expect(inTaskDir).toEqual({
       name: "agent_worker-090507-0000002a",
       cwd: `${HOME}/${T}`,
       command: [agentRunner, paths.prompt, paths.log, paths.exitFile, "--", "sleep", "5"],
-      env: env.identity,
+      env: env.session,
       tags: { spawnkit_task: T, spawnkit_agent: "worker-090507-0000002a", spawnkit_home: HOME },
       serverEnv: env.registry,
       hooks: exitHooks
