@@ -21,7 +21,7 @@ import * as Runtime from "effect/Runtime"
 import * as Stdio from "effect/Stdio"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { Engine, Isolation } from "../domain/Agent.js"
+import { Engine, Isolation, SandboxKind } from "../domain/Agent.js"
 import { InvalidInput } from "../domain/Errors.js"
 import { Priority, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { Services } from "../Spawnkit.js"
@@ -104,6 +104,10 @@ const taskCreate = Command.make(
       Flag.withDescription("With --isolation worktree: the branch, tag or commit agents' branches start from (HEAD)"),
       Flag.optional
     ),
+    sandbox: Flag.Literals("sandbox", SandboxKind.literals).pipe(
+      Flag.withDescription("bwrap: each agent runs in a bubblewrap sandbox (default none)"),
+      Flag.optional
+    ),
     json
   },
   (f) =>
@@ -126,7 +130,8 @@ const taskCreate = Command.make(
             engine: f.engine,
             working_directory: Option.map(f.workingDirectory, (dir) => NodePath.resolve(dir)),
             isolation: f.isolation,
-            base_ref: f.baseRef
+            base_ref: f.baseRef,
+            sandbox: f.sandbox
           })
         })
         yield* f.json ? printJson({ task_id: task.task_id, workspace: task.workspace }) : Console.log(task.task_id)
@@ -180,6 +185,7 @@ const spawnCommand = Command.make(
     maxTokens: intFlag("max-tokens", spawnField.maxTokens).pipe(Flag.optional),
     isolation: literalFlag("isolation", Isolation, spawnField.isolation).pipe(Flag.optional),
     baseRef: textFlag("base-ref", spawnField.baseRef).pipe(Flag.optional),
+    sandbox: literalFlag("sandbox", SandboxKind, spawnField.sandbox).pipe(Flag.optional),
     json
   },
   (f) =>
@@ -201,7 +207,8 @@ const spawnCommand = Command.make(
             maxCostUsd: f.maxCostUsd,
             maxTokens: f.maxTokens,
             isolation: f.isolation,
-            baseRef: f.baseRef
+            baseRef: f.baseRef,
+            sandbox: f.sandbox
           }),
           ...(f.queue ? { queue: true } : {})
         })

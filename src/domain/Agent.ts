@@ -118,6 +118,15 @@ export const Isolation = Schema.Literals(["none", "worktree"])
 export type Isolation = typeof Isolation.Type
 
 /**
+ * How an agent's command is confined: `none`, as the user; `bwrap`, in a bubblewrap sandbox that shows it its working
+ * directory (read-write), its own configuration and the system (read-only), and nothing of spawnkit's home, other
+ * agents' files or the tmux socket (see src/host/Sandbox.ts).
+ */
+export const SandboxKind = Schema.Literals(["none", "bwrap"])
+/** @see SandboxKind */
+export type SandboxKind = typeof SandboxKind.Type
+
+/**
  * A worktree's life as its owning record sees it: `active` while its agent may still use it; `kept` after the agent
  * ended with work in it (commits ahead of its base, or uncommitted or untracked changes); `removed` once it was
  * removed with its branch (it held no work, or a person removed it).
@@ -216,6 +225,8 @@ export const Agent = Schema.Struct({
   usage: Schema.optionalKey(AgentUsage),
   /** Set with status `over_budget`: the budget that stopped it. */
   budget_stop: Schema.optionalKey(BudgetStop),
+  /** Its sandbox, when it runs in one. */
+  sandbox: Schema.optionalKey(SandboxKind),
   /** Its git worktree, with `isolation: worktree`. */
   worktree: Schema.optionalKey(WorktreeRecord),
   /** The agent whose conversation this one resumed. */

@@ -2,7 +2,7 @@
  * What a caller asks for when spawning an agent, and what a successful spawn returns.
  */
 import * as Schema from "effect/Schema"
-import { CostCap, Engine, Isolation, TokenCap } from "./Agent.js"
+import { CostCap, Engine, Isolation, SandboxKind, TokenCap } from "./Agent.js"
 import { BaseRef } from "./GitRef.js"
 import { AgentId, AgentType, IdempotencyKey, TaskId } from "./Ids.js"
 
@@ -103,6 +103,15 @@ export const SpawnRequest = Schema.Struct({
     Isolation.annotate({
       description: "none: work in the task's working directory; worktree: a git worktree of its own on a new branch " +
         "spawnkit/<agent id>, removed after it ends unless it holds work (default: the task's, else none)"
+    })
+  ),
+  /** How the agent's command is confined. */
+  sandbox: Schema.optionalKey(
+    SandboxKind.annotate({
+      description:
+        "none: the agent runs as the user; bwrap: in a bubblewrap sandbox showing it its working directory " +
+        "(read-write), its own configuration and the system (read-only), and nothing of spawnkit's home, other " +
+        "agents' files or the tmux socket (default: the task's, else none)"
     })
   ),
   /** With `isolation: worktree`, what the agent's branch starts from. */
@@ -236,6 +245,8 @@ export const CreateTaskRequest = Schema.Struct({
   max_cost_usd: Schema.optionalKey(CostCap),
   /** What all of the task's agents together may spend, in tokens. */
   max_tokens: Schema.optionalKey(TokenCap),
+  /** How the task's agents are confined by default. */
+  sandbox: Schema.optionalKey(SandboxKind),
   /** Where the task's agents work by default: its working directory, or a git worktree each. */
   isolation: Schema.optionalKey(Isolation),
   /** With isolation worktree: what agents' branches start from by default (else the repository's HEAD). */

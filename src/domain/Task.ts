@@ -2,7 +2,7 @@
  * The task registry file, `<home>/TASK-…/AGENT_REGISTRY.json`, compatible with the older orchestrator's layout.
  */
 import * as Schema from "effect/Schema"
-import { Agent, CostCap, isActiveStatus, Isolation, QueueEntry, Timestamp, TokenCap } from "./Agent.js"
+import { Agent, CostCap, isActiveStatus, Isolation, QueueEntry, SandboxKind, Timestamp, TokenCap } from "./Agent.js"
 import { BaseRef } from "./GitRef.js"
 import { AbsolutePath, AgentId, TaskId } from "./Ids.js"
 
@@ -77,6 +77,8 @@ export const TaskRegistry = Schema.Struct({
   max_cost_usd: Schema.optionalKey(CostCap),
   /** What all of the task's agents together may spend, in tokens of every kind; none when absent. */
   max_tokens: Schema.optionalKey(TokenCap),
+  /** How its agents are confined by default: `none` when absent. */
+  sandbox: Schema.optionalKey(SandboxKind),
   /** Where its agents work by default: `none` (its working directory) when absent. */
   isolation: Schema.optionalKey(Isolation),
   /** With isolation worktree: what its agents' branches start from by default; the repository's HEAD when absent. */

@@ -60,3 +60,14 @@ export const sandboxArgv = (spec: SandboxSpec, command: ReadonlyArray<string>): 
   "--",
   ...command
 ]
+
+/**
+ * Where each engine's CLI keeps its own state (conversations, settings, credentials), relative to the user's home:
+ * shown read-write in its sandbox so it works, and can be resumed.
+ */
+export const CLI_STATE: Readonly<Record<string, ReadonlyArray<string>>> = {
+  claude: [".claude", ".claude.json"],
+  codex: [".codex"],
+  gemini: [".gemini"],
+  custom: []
+}

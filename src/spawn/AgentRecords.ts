@@ -116,6 +116,7 @@ export const reservedAgent = (n: NewAgent): Agent => {
     secret_sha256: n.secretSha256,
     ...sessionFields(n),
     ...(n.worktree !== undefined ? { worktree: n.worktree } : {}),
+    ...((request.sandbox ?? task.sandbox) === "bwrap" ? { sandbox: "bwrap" as const } : {}),
     ...(n.resume !== undefined ? { resumed_from: n.resume.from } : {}),
     ...optionalLimit("timeout_seconds", request.timeoutSeconds ?? task.timeout_seconds),
     ...optionalLimit("stall_timeout_seconds", request.stallTimeoutSeconds ?? task.stall_timeout_seconds),

@@ -18,18 +18,22 @@
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as NodePath from "node:path"
 import type { Agent, Engine } from "../domain/Agent.js"
 import { formatAgentToken } from "../domain/AgentToken.js"
 import { invalidInput } from "../domain/Decode.js"
-import { AgentExitedAtStartup } from "../domain/Errors.js"
+import { AgentExitedAtStartup, InvalidInput } from "../domain/Errors.js"
 import type { AgentId } from "../domain/Ids.js"
 import { type SpawnInput, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
 import { liveBroker } from "../host/Brokers.js"
+import { CLI_STATE, sandboxArgv } from "../host/Sandbox.js"
 import { tailLines } from "../host/Tail.js"
 import { type NewSession, type PaneState, Tmux } from "../host/Tmux.js"
-import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { SpawnkitConfig, worktreesRoot } from "../SpawnkitConfig.js"
 import { acquireWorktree } from "../worktree/Worktrees.js"
 import { agentBrokerConfig, agentMcpConfig, removeAgentFiles, writeAgentFiles } from "./AgentFiles.js"
 import { agentCommand, agentEnvironment, type AgentPaths, agentPaths, agentSession } from "./AgentLaunch.js"
@@ -100,7 +104,11 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
   yield* faults.point("before-session")
 
   const session = agentSession(config.home, task, agent.id, paths, command, env)
-  const pane = yield* startSession(handover, worktree === undefined ? session : { ...session, cwd: worktree.path })
+  const cwd = worktree?.path ?? session.cwd
+  const confined = agent.sandbox === "bwrap"
+    ? yield* sandboxed(session.command, { engine, cwd, isolated: worktree !== undefined, paths })
+    : session.command
+  const pane = yield* startSession(handover, { ...session, cwd, command: confined })
   yield* faults.point("after-session")
   yield* checkStarted(agent.id, pane, paths.log)
   yield* faults.point("after-check")
@@ -108,6 +116,41 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
   const running = yield* handover.handOver(commitAgent(taskId, agent.id, agent.parent, worktree?.record))
   yield* faults.point("after-commit")
   return spawnResultOf(taskId, running, false)
+})
+
+/**
+ * The runner's command with the agent's own command moved into its sandbox (the runner stays outside: it feeds the
+ * prompt, copies the output to the log and writes the exit file). The working directory must not expose spawnkit's
+ * home: it is the agent's worktree, or a directory outside the home.
+ */
+const sandboxed = Effect.fnUntraced(function*(
+  runnerCommand: ReadonlyArray<string>,
+  at: { readonly engine: Engine; readonly cwd: string; readonly isolated: boolean; readonly paths: AgentPaths }
+) {
+  const config = yield* SpawnkitConfig
+  const inHome = at.cwd === config.home || at.cwd.startsWith(config.home + NodePath.sep)
+  if (inHome && !at.isolated) {
+    return yield* new InvalidInput({
+      field: "sandbox",
+      reason: `the agent would work in ${at.cwd}, inside spawnkit's home, which its sandbox hides; give the task a ` +
+        "working directory outside it, or isolation worktree"
+    })
+  }
+  const userHome = Os.homedir()
+  const socket = config.tmuxSocket._tag === "Path" ? [NodePath.dirname(config.tmuxSocket.path)] : []
+  const worktrees = worktreesRoot(config)
+  const split = runnerCommand.indexOf("--")
+  const argv = sandboxArgv(
+    {
+      workDir: at.cwd,
+      hide: [config.home, ...(worktrees.startsWith(config.home + NodePath.sep) ? [] : [worktrees]), ...socket],
+      readOnly: at.engine === "claude" ? [at.paths.mcpConfig] : [],
+      readWrite: (CLI_STATE[at.engine] ?? []).map((p) => NodePath.join(userHome, p)).filter((p) => Fs.existsSync(p)),
+      asRoot: process.getuid?.() === 0
+    },
+    runnerCommand.slice(split + 1)
+  )
+  return [...runnerCommand.slice(0, split + 1), ...argv]
 })
 
 /** The prompt wrapped in the agent prompt template (identity, mission, task context, how to report, limits). */

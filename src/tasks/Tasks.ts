@@ -94,6 +94,7 @@ export const createTask = Effect.fn("Tasks.createTask")(function*(input: unknown
     ...(request.max_cost_usd !== undefined ? { max_cost_usd: request.max_cost_usd } : {}),
     ...(request.max_tokens !== undefined ? { max_tokens: request.max_tokens } : {}),
     ...(request.isolation !== undefined ? { isolation: request.isolation } : {}),
+    ...(request.sandbox !== undefined ? { sandbox: request.sandbox } : {}),
     ...(request.base_ref !== undefined ? { base_ref: request.base_ref } : {}),
     total_spawned: 0,
     active_count: 0

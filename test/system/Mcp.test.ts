@@ -147,6 +147,7 @@ describe.each(KINDS)("MCP tools over %s (SDK client, real server, real tmux)", (
         "prompt",
         "queue",
         "queue_timeout_seconds",
+        "sandbox",
         "stall_timeout_seconds",
         "task_id",
         "timeout_seconds"

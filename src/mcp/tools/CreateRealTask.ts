@@ -3,7 +3,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { CostCap, Isolation, TokenCap } from "../../domain/Agent.js"
+import { CostCap, Isolation, SandboxKind, TokenCap } from "../../domain/Agent.js"
 import { NotPermitted } from "../../domain/Errors.js"
 import { BaseRef } from "../../domain/GitRef.js"
 import {
@@ -94,6 +94,13 @@ export const CreateRealTask = define({
     ),
     base_ref: Schema.optionalKey(
       described(BaseRef, "With isolation worktree: the branch, tag or commit agents' branches start from (HEAD)")
+    ),
+    sandbox: Schema.optionalKey(
+      described(
+        SandboxKind,
+        "bwrap: each agent runs in a bubblewrap sandbox that shows it its working directory and nothing of " +
+          "spawnkit's home or other agents' files (needs client_cwd, or isolation worktree); none (default)"
+      )
     )
   }),
   output: Schema.Struct({
@@ -124,7 +131,8 @@ export const CreateRealTask = define({
         ...(input.max_tokens !== undefined ? { max_tokens: input.max_tokens } : {}),
         ...(input.engine !== undefined ? { engine: input.engine } : {}),
         ...(input.isolation !== undefined ? { isolation: input.isolation } : {}),
-        ...(input.base_ref !== undefined ? { base_ref: input.base_ref } : {})
+        ...(input.base_ref !== undefined ? { base_ref: input.base_ref } : {}),
+        ...(input.sandbox !== undefined ? { sandbox: input.sandbox } : {})
       })
       return {
         task_id: task.task_id,
