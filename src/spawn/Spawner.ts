@@ -106,7 +106,7 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
   const session = agentSession(config.home, task, agent.id, paths, command, env)
   const cwd = worktree?.path ?? session.cwd
   const confined = agent.sandbox === "bwrap"
-    ? yield* sandboxed(session.command, { engine, cwd, isolated: worktree !== undefined, paths })
+    ? yield* sandboxed(session.command, { engine, cwd, repo: worktree?.repo, paths })
     : session.command
   const pane = yield* startSession(handover, { ...session, cwd, command: confined })
   yield* faults.point("after-session")
@@ -125,11 +125,17 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
  */
 const sandboxed = Effect.fnUntraced(function*(
   runnerCommand: ReadonlyArray<string>,
-  at: { readonly engine: Engine; readonly cwd: string; readonly isolated: boolean; readonly paths: AgentPaths }
+  at: {
+    readonly engine: Engine
+    readonly cwd: string
+    /** The repository of its worktree, when isolated: its git directory stays writable (commits, refs). */
+    readonly repo: string | undefined
+    readonly paths: AgentPaths
+  }
 ) {
   const config = yield* SpawnkitConfig
   const inHome = at.cwd === config.home || at.cwd.startsWith(config.home + NodePath.sep)
-  if (inHome && !at.isolated) {
+  if (inHome && at.repo === undefined) {
     return yield* new InvalidInput({
       field: "sandbox",
       reason: `the agent would work in ${at.cwd}, inside spawnkit's home, which its sandbox hides; give the task a ` +
@@ -145,7 +151,10 @@ const sandboxed = Effect.fnUntraced(function*(
       workDir: at.cwd,
       hide: [config.home, ...(worktrees.startsWith(config.home + NodePath.sep) ? [] : [worktrees]), ...socket],
       readOnly: at.engine === "claude" ? [at.paths.mcpConfig] : [],
-      readWrite: (CLI_STATE[at.engine] ?? []).map((p) => NodePath.join(userHome, p)).filter((p) => Fs.existsSync(p)),
+      readWrite: [
+        ...(at.repo !== undefined ? [NodePath.join(at.repo, ".git")] : []),
+        ...(CLI_STATE[at.engine] ?? []).map((p) => NodePath.join(userHome, p)).filter((p) => Fs.existsSync(p))
+      ],
       asRoot: process.getuid?.() === 0
     },
     runnerCommand.slice(split + 1)

@@ -148,7 +148,7 @@ export const acquireWorktree = Effect.fnUntraced(function*(
           : git.addWorktree(repo.root, path, branch, from!)
       )
     }
-    return { path, record: { ...agent.worktree, state: "active" } as WorktreeRecord }
+    return { path, repo: repo.root, record: { ...agent.worktree, state: "active" } as WorktreeRecord }
   }
   const parent = task.agents.find((a) => a.id === agent.parent)
   const baseRef = requestBaseRef ?? (parent?.worktree !== undefined ? branchOf(parent.worktree.id) : task.base_ref)
@@ -163,7 +163,7 @@ export const acquireWorktree = Effect.fnUntraced(function*(
     base_commit: baseCommit,
     ...(base !== undefined ? { base_ref: base } : {})
   }
-  return { path, record }
+  return { path, repo: repo.root, record }
 })
 
 /** Look at one worktree and settle it: remove it if it holds no work, else keep it; then record that on its owner. */

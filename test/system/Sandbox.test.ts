@@ -1,0 +1,128 @@
+/**
+ * A turned agent in its bubblewrap sandbox (`sandbox: bwrap`, isolation worktree, the real bwrap and git): it tries
+ * what a prompt-injected agent would — read a sibling's prompt, list spawnkit's home, write a registry, reach the tmux
+ * socket, read other processes' environments — and can do none of it, while it works and commits in its own worktree
+ * and its exit is recorded as usual. A sandbox over a working directory inside spawnkit's home is refused, nothing left.
+ *
+ * Needs `npm run build` first (the pane-died hook runs dist/cli/main.js).
+ */
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
+import { cli, liveSessions, makeTestEnv, stdoutJson, type TestEnv, waitFor } from "../support/Harness.js"
+
+const envs: Array<TestEnv> = []
+afterEach(() => {
+  for (const env of envs.splice(0)) env.cleanup()
+})
+
+const git = (dir: string, ...args: ReadonlyArray<string>) => {
+  const r = spawnSync("git", ["-C", dir, ...args], { encoding: "utf8" })
+  if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`)
+  return r.stdout.trim()
+}
+
+/** What the turned agent tries, each attempt printing a word only if it succeeds; then it commits and ends. */
+const hostile = (env: TestEnv) =>
+  "sh -c '" + [
+    // The patterns never spell the sibling's word, so the script's own text cannot match them.
+    `cat ${env.home}/*/prompts/*.prompt 2>/dev/null | grep -q "sibling-secre[t]" && echo LEAK-SIBLING-PROMPT`,
+    // What the home shows is the path to its own worktree, nothing else.
+    `[ -n "$(ls -A ${env.home} 2>/dev/null | grep -v "^.spawnkit-worktrees$")" ] && echo LEAK-HOME-LISTED`,
+    `for f in ${env.home}/*/AGENT_REGISTRY.json; do [ -f "$f" ] && echo x >> "$f" && echo LEAK-REGISTRY-WRITTEN; done`,
+    `tmux -S ${env.socket} ls >/dev/null 2>&1 && echo LEAK-TMUX`,
+    `cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" | grep -q "sibling-secre[t]" && echo LEAK-ENVIRON`,
+    "echo PROCESSES $(ls /proc | grep -c \"^[0-9]\")",
+    "echo mine > mine.txt && git add mine.txt && git -c user.name=a -c user.email=a@b commit -qm mine && echo COMMITTED",
+    "echo HOSTILE-DONE"
+  ].join("; ") + "'"
+
+describe("a turned agent in its sandbox", () => {
+  it("reaches nothing of spawnkit or its siblings, and works in its own worktree", () => {
+    const env = makeTestEnv()
+    envs.push(env)
+    const repo = NodePath.join(env.dir, "repo")
+    Fs.mkdirSync(repo)
+    git(repo, "init", "-q")
+    Fs.writeFileSync(NodePath.join(repo, "README"), "r\n")
+    git(repo, "add", "README")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    const script = hostile(env)
+    const created = cli(env, [
+      "task",
+      "create",
+      "--description",
+      "sandbox",
+      "--working-directory",
+      repo,
+      "--isolation",
+      "worktree",
+      "--json"
+    ], { SPAWNKIT_AGENT_COMMAND: script })
+    expect(created.status, created.stderr).toBe(0)
+    const taskId = stdoutJson(created).task_id
+    // A sibling outside the sandbox, whose prompt and environment hold a secret word.
+    const sibling = cli(env, ["spawn", "--task", taskId, "--type", "sibling", "--prompt", "sibling-secret", "--json"], {
+      // The word is put together at run time: it is in the sibling's environment, and in no command line or tmux's.
+      SPAWNKIT_AGENT_COMMAND: "sh -c 'export W=sib$(echo ling)-secret; exec sleep 600'"
+    })
+    expect(sibling.status, sibling.stderr).toBe(0)
+    const spawned = cli(env, [
+      "spawn",
+      "--task",
+      taskId,
+      "--type",
+      "turned",
+      "--prompt",
+      "p",
+      "--sandbox",
+      "bwrap",
+      "--json"
+    ], { SPAWNKIT_AGENT_COMMAND: script })
+    expect(spawned.status, spawned.stderr).toBe(0)
+    const agentId = stdoutJson(spawned).agent_id
+    const log = NodePath.join(env.home, taskId, "logs", `${agentId}.log`)
+    return waitFor("the turned agent ended", () => {
+      const task = stdoutJson(cli(env, ["status", "--task", taskId, "--json"]))
+      return task.agents.find((a: any) => a.id === agentId)?.status === "completed"
+    }).then(() => {
+      const out = Fs.readFileSync(log, "utf8")
+      expect(out).toContain("HOSTILE-DONE")
+      expect(out).not.toMatch(/LEAK-/)
+      expect(Number(/PROCESSES (\d+)/.exec(out)?.[1])).toBeLessThan(10)
+      expect(out).toContain("COMMITTED")
+      const record = stdoutJson(cli(env, ["status", "--task", taskId, "--json"])).agents.find((a: any) =>
+        a.id === agentId
+      )
+      expect(record.sandbox).toBe("bwrap")
+      // Its commit is on its own branch, in the shared repository.
+      expect(git(repo, "log", "--format=%s", `spawnkit/${agentId}`, "-1")).toBe("mine")
+      expect(liveSessions(env.socket)).toContain(stdoutJson(sibling).tmux_session)
+    })
+  })
+
+  it("refuses a sandbox over a working directory inside spawnkit's home, and leaves nothing", () => {
+    const env = makeTestEnv()
+    envs.push(env)
+    const created = cli(env, ["task", "create", "--description", "in home", "--json"])
+    const taskId = stdoutJson(created).task_id
+    const spawned = cli(env, [
+      "spawn",
+      "--task",
+      taskId,
+      "--type",
+      "t",
+      "--prompt",
+      "p",
+      "--sandbox",
+      "bwrap",
+      "--json"
+    ])
+    expect(spawned.status).not.toBe(0)
+    expect(stdoutJson(spawned).error.tag).toBe("InvalidInput")
+    expect(stdoutJson(spawned).error.message).toContain("sandbox")
+    expect(env.readTask(taskId).agents).toEqual([])
+    expect(liveSessions(env.socket)).toEqual([])
+  })
+})
