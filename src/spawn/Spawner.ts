@@ -129,10 +129,8 @@ const agentFiles = (
 })
 
 /**
- * The tmux session, tagged as spawnkit's own. Its release is registered before tmux is called: a call that fails
- * after creating the session must not leave it behind. The call itself is not interrupted: aborting the tmux client
- * does not stop its server, which could create the session after the release had found none to kill; an
- * interruption waits for the call (milliseconds), then the release kills what it made.
+ * The tmux session, tagged as spawnkit's own. Its release is registered before tmux is called: a call that fails or
+ * is interrupted after creating the session must not leave it behind.
  */
 const startSession = Effect.fnUntraced(function*(handover: Handover.Handover, spec: NewSession) {
   const tmux = yield* Tmux
@@ -140,7 +138,7 @@ const startSession = Effect.fnUntraced(function*(handover: Handover.Handover, sp
     tmux.killSession(spec.name).pipe(
       Effect.catch((e) => Effect.logError(`could not kill session ${spec.name}: ${e.message}`))
     ),
-    Effect.uninterruptible(tmux.newSession(spec))
+    tmux.newSession(spec)
   )
 })
 
