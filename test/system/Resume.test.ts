@@ -398,6 +398,8 @@ describe("resuming a conversation (custom engine)", () => {
       agentCommand: Option.some(oneTurn)
     })
     await waitFor("the one-turn agent completed", () => agentOf(env, taskId, done.agent_id).status === "completed")
+    // The exit is recorded before the runner's shell returns, so the session may still be closing.
+    await waitFor("the one-turn agent's session closed", () => !liveSessions(env.socket).includes(done.tmux_session))
     before = snapshot(env, taskId)
     const completed = await lab.refused(resume({ taskId, agentId: done.agent_id }))
     expect(completed._tag).toBe("NotResumable")
