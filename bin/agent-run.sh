@@ -10,17 +10,19 @@
 # that directory whose process exists), it also sets the pane option @spawnkit_supervised, so tmux's pane-died hook
 # (the fallback when no supervisor runs) starts no process for this exit.
 set -u
-# The agent's secret comes in a file (0600) named by SPAWNKIT_AGENT_SECRET_FILE, read and deleted here before the agent
-# starts: it is in the agent's environment, never in tmux's (which any client of spawnkit's socket can read) nor on a
-# command line.
+# The agent's secret and its bearer token for the host's broker come in a file (0600, one per line) named by
+# SPAWNKIT_AGENT_SECRET_FILE, read and deleted here before the agent starts: they are in the agent's environment, never
+# in tmux's (which any client of spawnkit's socket can read) nor on a command line.
 if [ -n "${SPAWNKIT_AGENT_SECRET_FILE:-}" ]; then
   if [ -f "$SPAWNKIT_AGENT_SECRET_FILE" ]; then
-    IFS= read -r SPAWNKIT_AGENT_SECRET <"$SPAWNKIT_AGENT_SECRET_FILE"
-    export SPAWNKIT_AGENT_SECRET
+    { IFS= read -r SPAWNKIT_AGENT_SECRET; IFS= read -r SPAWNKIT_AGENT_TOKEN; } <"$SPAWNKIT_AGENT_SECRET_FILE"
+    export SPAWNKIT_AGENT_SECRET SPAWNKIT_AGENT_TOKEN
   fi
   rm -f "$SPAWNKIT_AGENT_SECRET_FILE"
   unset SPAWNKIT_AGENT_SECRET_FILE
 fi
+# The orchestrator's credentials, which tmux's server may have inherited from whoever started it, are not the agent's.
+unset SPAWNKIT_HTTP_TOKEN SPAWNKIT_DATABASE_URL
 prompt=$1
 log=$2
 exit_file=

@@ -12,7 +12,6 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CliOutput, Command, Flag } from "effect/cli"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
@@ -575,21 +574,10 @@ const agentExited = Command.make(
 const superviseCommand = Command.make(
   "supervise",
   {},
-  () =>
-    run(
-      false,
-      Effect.gen(function*() {
-        const { reconcileInterval, supervise } = yield* load(() => import("../supervisor/Supervisor.js"))
-        const { loadPrices } = yield* load(() => import("../supervisor/MeterLoop.js"))
-        const seconds = yield* reconcileInterval
-        const prices = yield* loadPrices
-        yield* Effect.logInfo(`spawnkit supervisor running (reconcile every ${seconds} s); SIGINT or SIGTERM stops it`)
-        return yield* supervise({ reconcileEvery: Duration.seconds(seconds), prices })
-      })
-    )
+  () => reportFailures(false, Effect.flatMap(load(() => import("../mcp/Serve.js")), (m) => m.superviseForever))
 ).pipe(
   Command.withDescription(
-    "Supervise this home until SIGINT/SIGTERM: record agent exits as they happen, reconcile every SPAWNKIT_RECONCILE_INTERVAL s"
+    "Supervise this home until SIGINT/SIGTERM: record agent exits as they happen, reconcile every SPAWNKIT_RECONCILE_INTERVAL s, and serve agents' MCP calls (the host's broker)"
   )
 )
 

@@ -356,6 +356,22 @@ export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>()("Budget
  * An engine on this host hit its provider's rate or usage limit (reported by one of its agents): new spawns on it are
  * refused until the limit resets, so an orchestrator backs off instead of spawning into the wall.
  */
+/**
+ * An agent whose CLI reaches spawnkit over MCP was to be spawned, and no broker (a `serve`, `serve --http` or
+ * `supervise` process of this home) runs on this host to serve it: spawnkit starts no MCP server per agent and gives
+ * no agent an unauthenticated path, so the spawn is refused before anything is written.
+ */
+export class BrokerUnavailable extends Schema.TaggedError<BrokerUnavailable>()("BrokerUnavailable", {
+  engine: Schema.String,
+  home: Schema.String
+}) {
+  override get message() {
+    return `No spawnkit broker runs for ${this.home}: a ${this.engine} agent reaches spawnkit through one. Start ` +
+      "`spawnkit supervise` (or `spawnkit serve --http`) on this host and spawn again; an MCP client's " +
+      "`spawnkit serve` is one while it runs."
+  }
+}
+
 export class UsageLimited extends Schema.TaggedError<UsageLimited>()("UsageLimited", {
   engine: Schema.String,
   host: Schema.String,

@@ -17,8 +17,10 @@ export interface CommandContext {
   readonly claudeModel?: string | undefined
   /** Claude Code's pre-assigned session id, recorded so the agent can be resumed. */
   readonly claudeSessionId?: string | undefined
-  /** An MCP configuration file for the agent (its own spawnkit server). */
+  /** Claude Code's MCP configuration file for the agent (the broker's endpoint; the token comes from its environment). */
   readonly mcpConfigFile?: string | undefined
+  /** The host broker's MCP endpoint, for an engine configured on its command line (Codex). */
+  readonly brokerUrl?: string | undefined
   /** The custom engine's template (SPAWNKIT_AGENT_COMMAND). */
   readonly customTemplate?: string | undefined
   /** The custom engine's resume template (SPAWNKIT_AGENT_RESUME_COMMAND). */
@@ -37,6 +39,30 @@ export interface CommandContext {
  */
 export const outputFormatOf = (engine: Engine, custom: OutputFormat): OutputFormat =>
   engine === "custom" ? custom : engine
+
+/**
+ * How an engine's agents reach spawnkit's MCP tools: through the host's broker, with their own bearer token
+ * (Claude Code takes it from its `--mcp-config` file, Codex from `-c mcp_servers.…` overrides; both read the token from
+ * the agent's environment, SPAWNKIT_AGENT_TOKEN, so no file or command line holds it), or not at all. Gemini CLI takes
+ * MCP servers only from settings files (the user's, or one inside the agent's working directory, which spawnkit does
+ * not write into), and a custom command is the user's own: neither gets spawnkit's server.
+ */
+export const mcpAccessOf = (engine: Engine): "broker" | "none" =>
+  engine === "claude" || engine === "codex" ? "broker" : "none"
+
+/** The environment variable an agent's runner puts its bearer token in, for its CLI's MCP configuration to name. */
+export const AGENT_TOKEN_VARIABLE = "SPAWNKIT_AGENT_TOKEN"
+
+/**
+ * Codex's options that make the broker an MCP server of this run only (no file written): Codex sends the named
+ * variable's value as its bearer token. The URL is a validated loopback one (host/Brokers.ts); JSON quoting is TOML's.
+ */
+const codexBroker = (url: string) => [
+  "-c",
+  `mcp_servers.spawnkit.url=${JSON.stringify(url)}`,
+  "-c",
+  `mcp_servers.spawnkit.bearer_token_env_var=${JSON.stringify(AGENT_TOKEN_VARIABLE)}`
+]
 
 /** A USD amount for `--max-budget-usd`: cents rounded down, never below one cent (zero would mean no agent at all). */
 export const budgetArgument = (usd: number): string => (Math.max(1, Math.floor(usd * 100)) / 100).toFixed(2)
@@ -130,6 +156,7 @@ export const buildCommand = (
       // does not carry the sandbox over from the first run, so the options are given again, before it.
       return Result.succeed([
         "codex",
+        ...(ctx.brokerUrl !== undefined ? codexBroker(ctx.brokerUrl) : []),
         "exec",
         "--json",
         "--sandbox",

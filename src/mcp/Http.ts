@@ -1,6 +1,6 @@
 /**
  * Streamable HTTP transport for a shared server, following the MCP specification's security guidance: loopback by
- * default, a bearer token required on any other address, Origin (and, on loopback, Host) validated against DNS
+ * default, a bearer token on every request (the orchestrator's, or an agent's own), Origin (and, on loopback, Host) validated against DNS
  * rebinding, and a request body limit. One SDK server and transport per MCP session (`Mcp-Session-Id`), so a client's
  * `notifications/cancelled` reaches the call it cancels; closing the connection of a call cancels it too.
  *
@@ -77,8 +77,9 @@ const tokenMatches = (bearer: string | undefined, token: string) => {
 
 /**
  * Who a request comes from, by its bearer token: the server's own token is the orchestrator; an agent token (see
- * domain/AgentToken.ts) is that agent while it holds its slot; no token is the orchestrator only on a server that
- * has no token (loopback). Anything else is refused (401), and so is an agent token of an agent that ended.
+ * domain/AgentToken.ts) is that agent while it holds its slot. Anything else is refused (401): no token, a wrong one,
+ * and an agent token of an agent that ended. A server given no token of its own (a broker beside a stdio server)
+ * serves agents only.
  */
 const authenticate = async (
   state: ServerState,
@@ -86,9 +87,7 @@ const authenticate = async (
 ): Promise<Caller | { readonly status: number; readonly message: string }> => {
   const bearer = bearerOf(req.headers.authorization)
   const { token } = state.settings
-  if (bearer === undefined) {
-    return token === undefined ? ORCHESTRATOR_CALLER : { status: 401, message: "Missing or wrong bearer token" }
-  }
+  if (bearer === undefined) return { status: 401, message: "Missing or wrong bearer token" }
   if (token !== undefined && tokenMatches(bearer, token)) return ORCHESTRATOR_CALLER
   const parts = parseAgentToken(bearer)
   if (parts === undefined) return { status: 401, message: "Missing or wrong bearer token" }

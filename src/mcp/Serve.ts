@@ -15,6 +15,7 @@ import * as Schedule from "effect/Schedule"
 import type { TaskId } from "../domain/Ids.js"
 import { Events } from "../events/Events.js"
 import { announceBroker } from "../host/Brokers.js"
+import { orchestratorToken, orchestratorTokenPath } from "../host/OrchestratorToken.js"
 import * as Spawnkit from "../Spawnkit.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
 import { loadPrices } from "../supervisor/MeterLoop.js"
@@ -140,8 +141,58 @@ export const serveStdio = Effect.scoped(
       () => Effect.promise(() => server.close())
     )
     yield* Effect.logInfo("spawnkit MCP server on stdio")
+    // Loaded once the client is served: the HTTP modules do not delay its first answer.
+    yield* agentBroker(runtime, inFlight, logs)
     const reason = yield* Effect.promise(() => transport.closed)
     yield* Effect.logInfo(`stdio transport closed (${reason}); shutting down`)
+  })
+)
+
+/**
+ * The host's broker beside a stdio server or a supervisor: Streamable HTTP on a loopback port of the system's choice,
+ * for agents alone (it has no orchestrator token: only agent tokens are taken), announced for spawns to find. It runs
+ * in the background of the scope; a broker that cannot start is logged (spawns of agents that need one are then
+ * refused with BrokerUnavailable, unless another runs), and the server goes on.
+ */
+const agentBroker = (runtime: ToolRuntime, inFlight: InFlight, logs: LogSink) =>
+  Effect.gen(function*() {
+    if (process.env["SPAWNKIT_AGENT_ID"]) return
+    const broker = Effect.gen(function*() {
+      const [{ serveHttp }, { httpSettingsConfig }] = yield* Effect.promise(() =>
+        Promise.all([import("./Http.js"), import("./HttpConfig.js")])
+      )
+      const settings = yield* httpSettingsConfig
+      const home = yield* Effect.promise(() => runtime.runPromise(SpawnkitConfig.use((c) => Effect.succeed(c.home))))
+      yield* serveHttp(
+        { ...settings, host: "127.0.0.1", port: 0, token: undefined, allowedOrigins: [] },
+        runtime,
+        inFlight,
+        logs,
+        (port) => announceBroker(home, `http://127.0.0.1:${port}/mcp`)
+      )
+      return yield* Effect.never
+    })
+    yield* broker.pipe(
+      Effect.scoped,
+      Effect.catchCause((cause) => Effect.logError(`the agents' broker could not start: ${Cause.pretty(cause)}`)),
+      Effect.forkScoped
+    )
+  })
+
+/**
+ * Supervise the home until interrupted (`spawnkit supervise`), with the host's broker: the long-lived process agents
+ * reach spawnkit through when no MCP client's server runs.
+ */
+export const superviseForever = Effect.scoped(
+  Effect.gen(function*() {
+    const runtime = yield* toolRuntime
+    const inFlight = yield* inFlightCalls
+    const logs = yield* notableEvents(runtime)
+    yield* supervisor(runtime, logs)
+    yield* agentBroker(runtime, inFlight, logs)
+    const seconds = yield* reconcileInterval
+    yield* Effect.logInfo(`spawnkit supervisor running (reconcile every ${seconds} s); SIGINT or SIGTERM stops it`)
+    return yield* Effect.never
   })
 )
 
@@ -160,8 +211,15 @@ export const serveHttpForever = (settings: HttpSettings) =>
         }))
       )
       const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host
+      // Every request needs a credential: the orchestrator's (the one given, else the home's own) or an agent's.
+      const token = settings.token ?? (yield* orchestratorToken(config.home))
+      if (settings.token === undefined) {
+        yield* Effect.logInfo(
+          `orchestrator credential: ${orchestratorTokenPath(config.home)} (send it as "Authorization: Bearer <it>")`
+        )
+      }
       // On loopback it is the host's broker: spawns give agents its address and their own tokens.
-      yield* serveHttp(settings, runtime, inFlight, logs, (port) =>
+      yield* serveHttp({ ...settings, token }, runtime, inFlight, logs, (port) =>
         isLoopback(settings.host) ? announceBroker(config.home, `http://${host}:${port}/mcp`) : Effect.void)
       return yield* Effect.never
     })

@@ -12,7 +12,7 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { ioFailure, RegistryIoError } from "../domain/Errors.js"
 import { AgentId, type TaskId } from "../domain/Ids.js"
-import { cliScript } from "../host/PackagePaths.js"
+import { AGENT_TOKEN_VARIABLE } from "../host/Engines.js"
 import { mcpConfigPath, promptPath, promptsDir, secretPath, taskDir } from "../host/Workspace.js"
 
 /** An agent file's name in `prompts/`: `<agent id>.prompt`, `<agent id>.mcp.json` or `<agent id>.secret`. */
@@ -39,25 +39,18 @@ export const removeAgentFiles = (home: string, taskId: TaskId, agentId: AgentId)
     { discard: true }
   )
 
-/** The MCP client configuration that starts spawnkit's stdio server as this agent. */
-export const agentMcpConfig = (identity: Readonly<Record<string, string>>) =>
+/**
+ * Claude Code's MCP configuration that reaches the host's broker (a `serve`, `serve --http` or `supervise` process of
+ * this home, on loopback) as this agent: its bearer token is expanded by Claude Code from the agent's environment
+ * (SPAWNKIT_AGENT_TOKEN, which its runner sets), so the file holds no secret; no spawnkit server is started for it.
+ */
+export const agentBrokerConfig = (url: string) =>
   JSON.stringify(
     {
       mcpServers: {
-        spawnkit: { type: "stdio", command: process.execPath, args: [cliScript, "serve"], env: identity }
+        spawnkit: { type: "http", url, headers: { Authorization: `Bearer \${${AGENT_TOKEN_VARIABLE}}` } }
       }
     },
-    null,
-    2
-  )
-
-/**
- * The MCP client configuration that reaches the host's broker (a running `serve --http` on loopback) as this agent,
- * with its own bearer token: no spawnkit server is started for it.
- */
-export const agentBrokerConfig = (url: string, token: string) =>
-  JSON.stringify(
-    { mcpServers: { spawnkit: { type: "http", url, headers: { Authorization: `Bearer ${token}` } } } },
     null,
     2
   )

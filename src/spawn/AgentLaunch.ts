@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Result from "effect/Result"
 import type { Agent, Engine } from "../domain/Agent.js"
+import { formatAgentToken } from "../domain/AgentToken.js"
 import type { InvalidConfiguration } from "../domain/Errors.js"
 import { type AgentId, sessionNameOf, type TaskId } from "../domain/Ids.js"
 import type { TaskRegistry } from "../domain/Task.js"
@@ -43,18 +44,22 @@ export const agentPaths = (home: string, taskId: TaskId, agentId: AgentId): Agen
 
 /** An agent's environment, in three parts. */
 export interface AgentEnvironment {
-  /** The agent's own: its home, tmux socket, task, id and secret, and the registry's location. */
-  readonly identity: Readonly<Record<string, string>>
   /**
-   * What its tmux session is given: the identity without the secret, and where the runner finds it
-   * (SPAWNKIT_AGENT_SECRET_FILE). Security: any client of spawnkit's tmux socket can read a session's environment.
+   * What its tmux session is given: its home, tmux socket, task and id, and where the runner finds its secret and
+   * token (SPAWNKIT_AGENT_SECRET_FILE). Never a secret: any client of spawnkit's tmux socket can read a session's
+   * environment. Nor the registry's location: the agent reaches spawnkit through the host's broker.
    */
   readonly session: Readonly<Record<string, string>>
+  /**
+   * What the secret file holds, one per line: the secret (SPAWNKIT_AGENT_SECRET) and the bearer token
+   * (SPAWNKIT_AGENT_TOKEN), which the runner exports to the agent alone.
+   */
+  readonly secretFileText: string
   /** The registry's location alone, for tmux's server (its hooks record the agent's exit). */
   readonly registry: Readonly<Record<string, string>>
 }
 
-/** The environment an agent runs with; its own MCP server inherits it and so acts as this agent. */
+/** The environment an agent runs with. */
 export const agentEnvironment = (
   settings: Pick<SpawnkitSettings, "home" | "tmuxSocket" | "databaseUrl" | "hostId">,
   taskId: TaskId,
@@ -67,15 +72,15 @@ export const agentEnvironment = (
     onSome: (url) => ({ SPAWNKIT_DATABASE_URL: Redacted.value(url), SPAWNKIT_HOST_ID: settings.hostId })
   })
   const socket = settings.tmuxSocket._tag === "Name" ? settings.tmuxSocket.name : settings.tmuxSocket.path
-  const known = {
-    SPAWNKIT_HOME: settings.home,
-    SPAWNKIT_TMUX_SOCKET: socket,
-    SPAWNKIT_TASK_ID: taskId,
-    SPAWNKIT_AGENT_ID: agentId
-  }
   return {
-    identity: { ...known, SPAWNKIT_AGENT_SECRET: secret, ...registry },
-    session: { ...known, SPAWNKIT_AGENT_SECRET_FILE: secretFile, ...registry },
+    session: {
+      SPAWNKIT_HOME: settings.home,
+      SPAWNKIT_TMUX_SOCKET: socket,
+      SPAWNKIT_TASK_ID: taskId,
+      SPAWNKIT_AGENT_ID: agentId,
+      SPAWNKIT_AGENT_SECRET_FILE: secretFile
+    },
+    secretFileText: `${secret}\n${formatAgentToken(taskId, agentId, secret)}\n`,
     registry
   }
 }
@@ -88,7 +93,8 @@ export const agentCommand = (
   taskId: TaskId,
   paths: AgentPaths,
   maxBudgetUsd?: number,
-  resumeSessionId?: string
+  resumeSessionId?: string,
+  brokerUrl?: string
 ): Result.Result<ReadonlyArray<string>, InvalidConfiguration> =>
   buildCommand(engine, {
     agentId: agent.id,
@@ -97,7 +103,8 @@ export const agentCommand = (
     logFile: paths.log,
     claudeModel: Option.getOrUndefined(settings.claudeModel),
     claudeSessionId: agent.claude_session_id,
-    mcpConfigFile: engine === "claude" ? paths.mcpConfig : undefined,
+    mcpConfigFile: engine === "claude" && brokerUrl !== undefined ? paths.mcpConfig : undefined,
+    brokerUrl,
     customTemplate: Option.getOrUndefined(settings.agentCommand),
     customResumeTemplate: Option.getOrUndefined(settings.agentResumeCommand),
     sessionId: agent.session_id,

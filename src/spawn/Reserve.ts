@@ -22,6 +22,7 @@ import { type Agent, type Engine, isActiveStatus, type QueueEntry } from "../dom
 import {
   type AdmissionRejection,
   AgentNotFound,
+  BrokerUnavailable,
   NotResumable,
   QueueTimedOut,
   type RegistryError,
@@ -32,7 +33,8 @@ import { type AgentId, ORCHESTRATOR, type TaskId } from "../domain/Ids.js"
 import { DEFAULT_QUEUE_SECONDS, type SpawnRequest } from "../domain/SpawnRequest.js"
 import { activeCount, type TaskRegistry } from "../domain/Task.js"
 import { Events } from "../events/Events.js"
-import { outputFormatOf } from "../host/Engines.js"
+import { liveBroker } from "../host/Brokers.js"
+import { mcpAccessOf, outputFormatOf } from "../host/Engines.js"
 import { processAlive } from "../host/Processes.js"
 import { UsageWalls } from "../host/UsageWalls.js"
 import { Registry } from "../registry/Registry.js"
@@ -54,6 +56,8 @@ export type Reservation =
     readonly task: TaskRegistry
     /** The agent's secret (only its sha256 is on the record). */
     readonly secret: string
+    /** The broker's MCP endpoint the agent reaches spawnkit through; none for an agent that takes no MCP server. */
+    readonly broker: string | undefined
     /** What it may still spend in USD under the cost budgets covering it, as admission saw them; none if none. */
     readonly maxBudgetUsd?: number | undefined
   }
@@ -257,7 +261,7 @@ const admit = Effect.fnUntraced(function*(
   const walls = yield* UsageWalls
   return yield* registry.update<
     Reservation | Queued,
-    AdmissionRejection | UsageLimited | RegistryError | NotResumable | AgentNotFound
+    AdmissionRejection | UsageLimited | RegistryError | NotResumable | AgentNotFound | BrokerUnavailable
   >(
     request.taskId,
     (tx) =>
@@ -295,6 +299,7 @@ const admit = Effect.fnUntraced(function*(
         const worktree = resume !== undefined
           ? yield* checkResumable(tx.task, resume)
           : ownWorktree(request, tx.task, agentId)
+        const broker = yield* brokerFor(engine, config.home)
         const agent = reservedAgent({
           agentId,
           request,
@@ -315,24 +320,30 @@ const admit = Effect.fnUntraced(function*(
         })
         yield* Ref.set(written, agent.id)
         beginSpawn(config.home, request.taskId, agent.id)
-        return reserved(tx.task, agent, engine, secret, waiting, request.maxCostUsd)
+        return reserved(tx.task, agent, { engine, secret, broker }, waiting, request.maxCostUsd)
       })
   )
 })
+
+/** The broker an agent reaches spawnkit through over MCP, or none for one that takes no MCP server; else refused. */
+const brokerFor = (engine: Engine, home: string): Effect.Effect<string | undefined, BrokerUnavailable> => {
+  if (mcpAccessOf(engine) === "none") return Effect.succeed(undefined)
+  const broker = liveBroker(home)
+  return broker === undefined ? Effect.fail(new BrokerUnavailable({ engine, home })) : Effect.succeed(broker)
+}
 
 /** The reserving transaction's answer: the reservation, and the registry with its record (its queue entry gone). */
 const reserved = (
   task: TaskRegistry,
   agent: Agent,
-  engine: Engine,
-  secret: string,
+  launch: { readonly engine: Engine; readonly secret: string; readonly broker: string | undefined },
   waiting: ReadonlyArray<QueueEntry>,
   maxCostUsd: number | undefined
 ) => {
   const queue = waiting.filter((e) => e.id !== agent.id)
   const maxBudgetUsd = remainingUsd(task, agent.parent, maxCostUsd)
   return {
-    result: { _tag: "Reserved", agent, engine, task, secret, maxBudgetUsd } as Reservation,
+    result: { _tag: "Reserved", agent, task, maxBudgetUsd, ...launch } as Reservation,
     next: { ...task, agents: [...task.agents, agent], ...(task.queue !== undefined ? { queue } : {}) }
   }
 }

@@ -22,20 +22,18 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import type { Agent, Engine } from "../domain/Agent.js"
-import { formatAgentToken } from "../domain/AgentToken.js"
 import { invalidInput } from "../domain/Decode.js"
 import { AgentExitedAtStartup, InvalidInput } from "../domain/Errors.js"
 import type { AgentId } from "../domain/Ids.js"
 import { type SpawnInput, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { TaskRegistry } from "../domain/Task.js"
 import { FaultInjection } from "../faults/FaultInjection.js"
-import { liveBroker } from "../host/Brokers.js"
 import { CLI_STATE, sandboxArgv } from "../host/Sandbox.js"
 import { tailLines } from "../host/Tail.js"
 import { type NewSession, type PaneState, Tmux } from "../host/Tmux.js"
 import { SpawnkitConfig, worktreesRoot } from "../SpawnkitConfig.js"
 import { acquireWorktree } from "../worktree/Worktrees.js"
-import { agentBrokerConfig, agentMcpConfig, removeAgentFiles, writeAgentFiles } from "./AgentFiles.js"
+import { agentBrokerConfig, removeAgentFiles, writeAgentFiles } from "./AgentFiles.js"
 import { agentCommand, agentEnvironment, type AgentPaths, agentPaths, agentSession } from "./AgentLaunch.js"
 import { renderPrompt } from "./AgentPrompt.js"
 import { EXIT_TAIL_LINES, spawnResultOf } from "./AgentRecords.js"
@@ -72,13 +70,13 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
   const handover = yield* Handover.make
   const reservation = yield* reserveSlot(request, handover, resume)
   if (reservation._tag === "Existing") return spawnResultOf(taskId, reservation.agent, true)
-  const { agent, engine, secret, task } = reservation
+  const { agent, broker, engine, secret, task } = reservation
   yield* faults.point("after-reserve")
 
   const paths = agentPaths(config.home, taskId, agent.id)
   const env = agentEnvironment(config, taskId, agent.id, secret, paths.secret)
   const command = yield* Result.match(
-    agentCommand(config, engine, agent, taskId, paths, reservation.maxBudgetUsd, resume?.sessionId),
+    agentCommand(config, engine, agent, taskId, paths, reservation.maxBudgetUsd, resume?.sessionId, broker),
     {
       onFailure: Effect.fail,
       onSuccess: Effect.succeed
@@ -90,10 +88,7 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
     writeAgentFiles(
       config.home,
       taskId,
-      agentFiles(engine, paths, promptText, env.identity, {
-        url: liveBroker(config.home),
-        token: formatAgentToken(taskId, agent.id, secret)
-      })
+      agentFiles(engine, paths, promptText, env.secretFileText, broker)
     )
   )
   yield* faults.point("after-prompt")
@@ -178,26 +173,21 @@ const templatedPrompt = (agent: Agent, task: TaskRegistry, mission: string) =>
   )
 
 /**
- * The files to write: the prompt, and for Claude Code its MCP configuration: the host's broker with the agent's own
- * token when one runs, else spawnkit's stdio server started as this agent.
+ * The files to write: the prompt, the secret file the runner reads (and deletes), and for Claude Code its MCP
+ * configuration: the host's broker, with the token taken from the agent's environment.
  */
 const agentFiles = (
   engine: Engine,
   paths: AgentPaths,
   promptText: string,
-  identity: Readonly<Record<string, string>>,
-  broker: { readonly url: string | undefined; readonly token: string }
+  secretFileText: string,
+  broker: string | undefined
 ) => ({
   prompt: paths.prompt,
   promptText,
-  secret: { path: paths.secret, text: identity["SPAWNKIT_AGENT_SECRET"] ?? "" },
-  ...(engine === "claude"
-    ? {
-      mcpConfig: {
-        path: paths.mcpConfig,
-        text: broker.url !== undefined ? agentBrokerConfig(broker.url, broker.token) : agentMcpConfig(identity)
-      }
-    }
+  secret: { path: paths.secret, text: secretFileText },
+  ...(engine === "claude" && broker !== undefined
+    ? { mcpConfig: { path: paths.mcpConfig, text: agentBrokerConfig(broker) } }
     : {})
 })
 

@@ -32,6 +32,8 @@ export interface Served {
   readonly pid: number
   /** The HTTP endpoint (http only). */
   readonly url: string | undefined
+  /** The orchestrator's bearer token the server takes (http only). */
+  readonly token: string | undefined
   /** Everything the server wrote to stderr (its log). */
   readonly stderr: () => string
   /** Resolves when the server process has exited. */
@@ -126,6 +128,7 @@ export const startStdio = async (env: TestEnv, extra: Record<string, string> = {
     client,
     pid,
     url: undefined,
+    token: undefined,
     stderr: () => stderr,
     exited,
     hasExited: () => gone || (closed && !processAlive(pid))
@@ -168,21 +171,29 @@ export const startServerProcess = (
 
 const URL_LINE = /spawnkit MCP server on (http:\/\/127\.0\.0\.1:(\d+)\/mcp)/
 
-/** Options of an HTTP client: a custom fetch (e.g. one that closes the request when the caller aborts). */
+/**
+ * Options of an HTTP client: its bearer token (none: the request carries no credential), a custom fetch (e.g. one
+ * that closes the request when the caller aborts).
+ */
 export interface HttpClientOptions {
+  readonly token?: string | undefined
   readonly fetch?: (url: string | URL, init?: RequestInit) => Promise<Response>
 }
 
 /** Connect a new SDK client to a Streamable HTTP endpoint. */
 export const connectHttp = async (url: string, options: HttpClientOptions = {}): Promise<Client> => {
-  const transport = new StreamableHTTPClientTransport(
-    new URL(url),
-    options.fetch !== undefined ? { fetch: options.fetch } : {}
-  )
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
+    ...(options.token !== undefined ? { requestInit: { headers: { authorization: `Bearer ${options.token}` } } } : {})
+  })
   const client = new Client({ name: "spawnkit-test-http", version: "1.0.0" })
   await within("http client connect", client.connect(transport), 120_000)
   return client
 }
+
+/** The home's orchestrator credential, which `serve --http` draws when it is given no token. */
+export const orchestratorCredential = (env: TestEnv) =>
+  Fs.readFileSync(NodePath.join(env.home, ".spawnkit-orchestrator.token"), "utf8").trim()
 
 /** Start `spawnkit serve --http --port 0`, read the port from its log line, and connect a client. */
 export const startHttp = async (env: TestEnv, extra: Record<string, string> = {}): Promise<Served> => {
@@ -195,6 +206,7 @@ export const startHttp = async (env: TestEnv, extra: Record<string, string> = {}
   })
   let clientRef: Client | undefined
   let url: string | undefined
+  let token: string | undefined
   const served: Served = {
     kind: "http",
     get client() {
@@ -204,6 +216,9 @@ export const startHttp = async (env: TestEnv, extra: Record<string, string> = {}
     pid,
     get url() {
       return url
+    },
+    get token() {
+      return token
     },
     stderr: server.stderr,
     exited,
@@ -220,7 +235,8 @@ export const startHttp = async (env: TestEnv, extra: Record<string, string> = {}
   if (match === null) throw new Error(`http server exited before serving; stderr: ${server.stderr()}`)
   url = match[1]!
   expect(Number(match[2])).toBeGreaterThan(0)
-  clientRef = await connectHttp(url)
+  token = extra["SPAWNKIT_HTTP_TOKEN"] ?? orchestratorCredential(env)
+  clientRef = await connectHttp(url, { token })
   return served
 }
 

@@ -18,17 +18,20 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Result from "effect/Result"
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
+import { onTestFinished } from "vitest"
 import type { Engine } from "../../src/domain/Agent.js"
+import { formatAgentToken } from "../../src/domain/AgentToken.js"
 import type { TaskId } from "../../src/domain/Ids.js"
+import { brokersDir } from "../../src/host/Brokers.js"
 import { buildCommand } from "../../src/host/Engines.js"
 import { mcpConfigPath } from "../../src/host/Workspace.js"
 import { parseLine } from "../../src/metering/Formats.js"
-import { agentMcpConfig } from "../../src/spawn/AgentFiles.js"
+import { agentBrokerConfig } from "../../src/spawn/AgentFiles.js"
 import {
   CLI,
   liveSessions,
@@ -38,6 +41,7 @@ import {
   type TestEnv,
   waitFor
 } from "../support/Harness.js"
+import { agentSecret, ok, ownedPerTest, startHttp } from "../support/Mcp.js"
 
 const CLIS_DIR = process.env["SPAWNKIT_AGENT_CLIS_DIR"] || NodePath.join(Os.homedir(), ".cache", "spawnkit-agent-clis")
 const CLIS_BIN = NodePath.join(CLIS_DIR, "node_modules", ".bin")
@@ -140,6 +144,48 @@ const installed = (cli: string) => {
   }
 }
 
+const { newEnv, own } = ownedPerTest()
+
+/**
+ * A live broker (`serve --http`) with one running agent, and that agent's token: what a Claude or Codex agent's MCP
+ * configuration reaches.
+ */
+const liveBroker = async () => {
+  const env = newEnv("sleep 600")
+  const served = own(await startHttp(env))
+  const task = await ok(served.client, "create_real_task", { description: "cli check" })
+  const agent = await ok(served.client, "deploy_headless_agent", {
+    task_id: task.task_id,
+    agent_type: "a",
+    prompt: "p"
+  })
+  const secret = await agentSecret(env.socket, agent.tmux_session)
+  return { url: served.url!, token: formatAgentToken(task.task_id, agent.agent_id, secret) }
+}
+
+/**
+ * `spawnkit supervise` on a test home, the host's broker its agents reach spawnkit through (a Claude or Codex agent
+ * is not spawned without one), stopped when the test ends.
+ */
+const superviseWith = async (env: TestEnv, processEnv: Record<string, string>) => {
+  const proc = spawn(process.execPath, [CLI, "supervise"], {
+    env: { ...processEnv, ...env.env },
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let stderr = ""
+  proc.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")))
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))
+  onTestFinished(async () => {
+    proc.kill("SIGTERM")
+    await exited
+  })
+  await waitFor(
+    `the supervisor's broker is announced (stderr: ${stderr.slice(0, 500)})`,
+    () => Fs.existsSync(NodePath.join(brokersDir(env.home), `${proc.pid}.json`)),
+    60_000
+  )
+}
+
 /** Real agent CLIs start slowly: wait up to a minute for what they do. */
 const waitLong = <A>(what: string, probe: () => A | undefined | false) => waitFor(what, probe, 60_000)
 
@@ -176,9 +222,13 @@ const runArgv = (argv: ReadonlyArray<string>, promptFile: string, cwd: string, e
 }
 
 describe("the command lines spawnkit builds, run by the real CLIs", () => {
-  it.each(ENGINES)("%s accepts spawnkit's argv (prompt on stdin, no credentials)", (engine) => {
+  it.each(ENGINES)("%s accepts spawnkit's argv (prompt on stdin, no credentials)", async (engine) => {
     expect(installed(engine), INSTALL_HINT).toBe(true)
-    const { env } = agentEnvironment()
+    const { env: cliEnv } = agentEnvironment()
+    // Claude Code and Codex reach a live broker as an agent, with the token in their environment (as the runner
+    // exports it); Gemini CLI takes no spawnkit server.
+    const broker = engine === "gemini" ? undefined : await liveBroker()
+    const env = broker === undefined ? cliEnv : { ...cliEnv, SPAWNKIT_AGENT_TOKEN: broker.token }
     const work = tempDir("spawnkit-cli-work-")
     const cwd = NodePath.join(work, "project")
     Fs.mkdirSync(cwd)
@@ -187,19 +237,7 @@ describe("the command lines spawnkit builds, run by the real CLIs", () => {
     const promptFile = NodePath.join(work, `${agentId}.prompt`)
     Fs.writeFileSync(promptFile, PROMPT + "\n", { mode: 0o600 })
     const mcpConfigFile = NodePath.join(work, `${agentId}.mcp.json`)
-    // The MCP configuration spawnkit writes for a Claude agent. Its home cannot exist (below /dev/null), so the server
-    // it names stops at once without creating anything; Claude Code reports it as failed and carries on.
-    Fs.writeFileSync(
-      mcpConfigFile,
-      agentMcpConfig({
-        SPAWNKIT_HOME: "/dev/null/spawnkit-home",
-        SPAWNKIT_TMUX_SOCKET: "sk-unused",
-        SPAWNKIT_TASK_ID: taskId,
-        SPAWNKIT_AGENT_ID: agentId,
-        SPAWNKIT_AGENT_SECRET: "0".repeat(64)
-      }),
-      { mode: 0o600 }
-    )
+    if (broker !== undefined) Fs.writeFileSync(mcpConfigFile, agentBrokerConfig(broker.url), { mode: 0o600 })
     const sessionId = randomUUID()
     const built = buildCommand(engine, {
       agentId,
@@ -208,7 +246,8 @@ describe("the command lines spawnkit builds, run by the real CLIs", () => {
       logFile: NodePath.join(work, `${agentId}.log`),
       claudeModel: "sonnet",
       claudeSessionId: sessionId,
-      mcpConfigFile
+      ...(broker !== undefined ? { brokerUrl: broker.url } : {}),
+      ...(engine === "claude" ? { mcpConfigFile } : {})
     })
     expect(Result.isSuccess(built)).toBe(true)
     const argv = Result.getOrThrow(built)
@@ -238,7 +277,10 @@ describe("the command lines spawnkit builds, run by the real CLIs", () => {
         expect(init.session_id).toBe(sessionId)
         expect(init.permissionMode).toBe("bypassPermissions")
         expect(init.model).toMatch(/sonnet/i)
-        expect((init.mcp_servers as Array<{ name: string }>).map((s) => s.name)).toContain("spawnkit")
+        // It reached the broker as the agent (a wrong or missing token would be "failed").
+        expect(init.mcp_servers, shown).toContainEqual(
+          expect.objectContaining({ name: "spawnkit", status: "connected" })
+        )
         expect(events.find((e) => e.type === "result"), shown).toMatchObject({ is_error: true })
         // Metering reads the real output: the session it announced, no usage (nothing was sent).
         const observed = r.stdout.split("\n").flatMap((line) => parseLine("claude", line, Date.now()))
@@ -250,6 +292,22 @@ describe("the command lines spawnkit builds, run by the real CLIs", () => {
         const events = r.stdout.split("\n").flatMap((line) => parseLine("codex", line, Date.now()))
         expect(events.find((o) => o._tag === "Session"), shown).toMatchObject({ sessionId: expect.any(String) })
         expect(r.stdout, shown).toContain("\"type\":\"turn.failed\"")
+        // Its own view of the MCP servers of that command line: the broker, with the token from the environment.
+        const listed = spawnSync(
+          argv[0]!,
+          [...argv.slice(1, argv.indexOf("exec")), "mcp", "get", "spawnkit", "--json"],
+          {
+            cwd,
+            env,
+            encoding: "utf8",
+            timeout: 60_000
+          }
+        )
+        expect(listed.status, `${listed.stdout}${listed.stderr}`).toBe(0)
+        expect(JSON.parse(listed.stdout), listed.stdout).toMatchObject({
+          name: "spawnkit",
+          transport: { type: "streamable_http", url: broker!.url, bearer_token_env_var: "SPAWNKIT_AGENT_TOKEN" }
+        })
         break
       }
       case "gemini":
@@ -300,6 +358,7 @@ describe("spawning a real agent that exits at start-up (no credentials)", () => 
     const env = makeTestEnv()
     envs.push(env)
     const { env: agentEnv } = agentEnvironment()
+    await superviseWith(env, agentEnv)
 
     const created = spawnkit(env, agentEnv, [
       "task",
@@ -471,6 +530,7 @@ describe("resuming a real agent that ended (no credentials)", () => {
       envs.push(env)
       const { home, env: plainEnv } = agentEnvironment()
       const clis = committedClis(plainEnv)
+      await superviseWith(env, clis.env)
       const sk = (...args: Array<string>) => spawnkit(env, clis.env, [...args, "--json"])
       const registry = () => readRegistryFile(env.home, taskId)
       const ended = (agentId: string) =>

@@ -18,6 +18,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { Agent } from "../../../src/domain/Agent.js"
+import { formatAgentToken } from "../../../src/domain/AgentToken.js"
 import { parseAgentId, parseTaskId } from "../../../src/domain/Decode.js"
 import { InvalidConfiguration } from "../../../src/domain/Errors.js"
 import { AgentId, TaskId } from "../../../src/domain/Ids.js"
@@ -25,6 +26,7 @@ import { SpawnRequest } from "../../../src/domain/SpawnRequest.js"
 import { TaskRegistry } from "../../../src/domain/Task.js"
 import { agentRunner } from "../../../src/host/PackagePaths.js"
 import { exitHooks } from "../../../src/host/TmuxHooks.js"
+import { agentBrokerConfig } from "../../../src/spawn/AgentFiles.js"
 import { agentCommand, agentEnvironment, agentPaths, agentSession } from "../../../src/spawn/AgentLaunch.js"
 import { DEFAULT_PROMPT_TEMPLATE } from "../../../src/spawn/AgentPrompt.js"
 import {
@@ -253,22 +255,22 @@ describe("spawnResultOf", () => {
 describe("agentEnvironment", () => {
   const id = agentId("worker-090507-0000002a")
 
-  it("gives the agent its identity and secret; with a file registry tmux's server gets nothing", () => {
+  it("gives the agent its identity, and its secret and token in a file; with a file registry tmux's server gets nothing", () => {
     const env = agentEnvironment(settings, T, id, "s3cret", "/x/secret")
-    const known = {
+    // Its tmux session gets where the secret is, never the secret (any client of the socket can read it).
+    expect(env.session).toEqual({
       SPAWNKIT_HOME: HOME,
       SPAWNKIT_TMUX_SOCKET: "spawnkit-test",
       SPAWNKIT_TASK_ID: T,
-      SPAWNKIT_AGENT_ID: id
-    }
-    expect(env.identity).toEqual({ ...known, SPAWNKIT_AGENT_SECRET: "s3cret" })
-    // Its tmux session gets where the secret is, never the secret (any client of the socket can read it).
-    expect(env.session).toEqual({ ...known, SPAWNKIT_AGENT_SECRET_FILE: "/x/secret" })
+      SPAWNKIT_AGENT_ID: id,
+      SPAWNKIT_AGENT_SECRET_FILE: "/x/secret"
+    })
     expect(JSON.stringify(env.session)).not.toContain("s3cret")
+    expect(env.secretFileText).toBe(`s3cret\n${formatAgentToken(T, id, "s3cret")}\n`)
     expect(env.registry).toEqual({})
   })
 
-  it("passes a database registry's location to the agent and to tmux's server, and a socket path as it is", () => {
+  it("passes a database registry's location to tmux's server only, and a socket path as it is", () => {
     const env = agentEnvironment(
       {
         ...settings,
@@ -282,7 +284,9 @@ describe("agentEnvironment", () => {
     )
     const registry = { SPAWNKIT_DATABASE_URL: "postgres://db/spawnkit", SPAWNKIT_HOST_ID: "host-a" }
     expect(env.registry).toEqual(registry)
-    expect(env.identity).toMatchObject({ SPAWNKIT_TMUX_SOCKET: "/tmp/sk/tmux.sock", ...registry })
+    // The agent itself reaches spawnkit through the broker: no database credentials in its session.
+    expect(env.session).toMatchObject({ SPAWNKIT_TMUX_SOCKET: "/tmp/sk/tmux.sock" })
+    expect(JSON.stringify(env.session)).not.toContain("postgres://")
   })
 })
 
@@ -299,11 +303,38 @@ describe("agentCommand and agentSession", () => {
     })
   })
 
-  it("gives Claude Code its session id and its MCP config, and fills a custom template", () => {
+  it("gives Claude Code its session id and its MCP config, Codex the broker, and fills a custom template", () => {
+    const broker = "http://127.0.0.1:4321/mcp"
     const claude = reservedAgent(newAgent({ engine: "claude" }))
-    const argv = Result.getOrThrow(agentCommand(settings, "claude", claude, T, paths))
+    const argv = Result.getOrThrow(agentCommand(settings, "claude", claude, T, paths, undefined, undefined, broker))
     expect(argv.join(" ")).toContain(`--session-id ${claude.claude_session_id}`)
     expect(argv.join(" ")).toContain(`--mcp-config ${paths.mcpConfig}`)
+    // Its configuration names the broker and the variable its token is in: no secret in the file.
+    expect(JSON.parse(agentBrokerConfig(broker))).toEqual({
+      mcpServers: {
+        spawnkit: { type: "http", url: broker, headers: { Authorization: "Bearer ${SPAWNKIT_AGENT_TOKEN}" } }
+      }
+    })
+    const codex = Result.getOrThrow(
+      agentCommand(
+        settings,
+        "codex",
+        reservedAgent(newAgent({ engine: "codex" })),
+        T,
+        paths,
+        undefined,
+        undefined,
+        broker
+      )
+    )
+    expect(codex.slice(0, 6)).toEqual([
+      "codex",
+      "-c",
+      `mcp_servers.spawnkit.url="${broker}"`,
+      "-c",
+      `mcp_servers.spawnkit.bearer_token_env_var="SPAWNKIT_AGENT_TOKEN"`,
+      "exec"
+    ])
     const custom = Result.getOrThrow(agentCommand(settings, "custom", reservedAgent(newAgent()), T, paths))
     expect(custom).toEqual(["sleep", "worker-090507-0000002a"])
   })
