@@ -44,11 +44,12 @@ export const outputFormatOf = (engine: Engine, custom: OutputFormat): OutputForm
  * How an engine's agents reach spawnkit's MCP tools: through the host's broker, with their own bearer token
  * (Claude Code takes it from its `--mcp-config` file, Codex from `-c mcp_servers.…` overrides; both read the token from
  * the agent's environment, SPAWNKIT_AGENT_TOKEN, so no file or command line holds it), or not at all. Gemini CLI takes
- * MCP servers only from settings files (the user's, or one inside the agent's working directory, which spawnkit does
- * not write into), and a custom command is the user's own: neither gets spawnkit's server.
+ * MCP servers only from settings files: an isolated Gemini agent gets one in its own worktree (see
+ * worktree/GeminiSettings.ts); spawnkit writes none into a user's checkout, so a Gemini agent that is not isolated
+ * gets no spawnkit server, and neither does a custom command (the user's own).
  */
-export const mcpAccessOf = (engine: Engine): "broker" | "none" =>
-  engine === "claude" || engine === "codex" ? "broker" : "none"
+export const mcpAccessOf = (engine: Engine, isolated: boolean): "broker" | "none" =>
+  engine === "claude" || engine === "codex" || (engine === "gemini" && isolated) ? "broker" : "none"
 
 /** The environment variable an agent's runner puts its bearer token in, for its CLI's MCP configuration to name. */
 export const AGENT_TOKEN_VARIABLE = "SPAWNKIT_AGENT_TOKEN"

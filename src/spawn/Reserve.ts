@@ -299,7 +299,7 @@ const admit = Effect.fnUntraced(function*(
         const worktree = resume !== undefined
           ? yield* checkResumable(tx.task, resume)
           : ownWorktree(request, tx.task, agentId)
-        const broker = yield* brokerFor(engine, config.home)
+        const broker = yield* brokerFor(engine, worktree !== undefined, config.home)
         const agent = reservedAgent({
           agentId,
           request,
@@ -326,8 +326,12 @@ const admit = Effect.fnUntraced(function*(
 })
 
 /** The broker an agent reaches spawnkit through over MCP, or none for one that takes no MCP server; else refused. */
-const brokerFor = (engine: Engine, home: string): Effect.Effect<string | undefined, BrokerUnavailable> => {
-  if (mcpAccessOf(engine) === "none") return Effect.succeed(undefined)
+const brokerFor = (
+  engine: Engine,
+  isolated: boolean,
+  home: string
+): Effect.Effect<string | undefined, BrokerUnavailable> => {
+  if (mcpAccessOf(engine, isolated) === "none") return Effect.succeed(undefined)
   const broker = liveBroker(home)
   return broker === undefined ? Effect.fail(new BrokerUnavailable({ engine, home })) : Effect.succeed(broker)
 }

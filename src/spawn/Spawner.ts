@@ -32,6 +32,7 @@ import { CLI_STATE, sandboxArgv } from "../host/Sandbox.js"
 import { tailLines } from "../host/Tail.js"
 import { type NewSession, type PaneState, Tmux } from "../host/Tmux.js"
 import { SpawnkitConfig, worktreesRoot } from "../SpawnkitConfig.js"
+import { removeGeminiSettings, writeGeminiSettings } from "../worktree/GeminiSettings.js"
 import { acquireWorktree } from "../worktree/Worktrees.js"
 import { agentBrokerConfig, removeAgentFiles, writeAgentFiles } from "./AgentFiles.js"
 import { agentCommand, agentEnvironment, type AgentPaths, agentPaths, agentSession } from "./AgentLaunch.js"
@@ -95,10 +96,19 @@ const spawnScoped = Effect.fnUntraced(function*(request: SpawnRequest, useTempla
   const worktree = agent.worktree === undefined
     ? undefined
     : yield* acquireWorktree(handover, task, { ...agent, worktree: agent.worktree }, request.baseRef)
+  if (engine === "gemini" && broker !== undefined && worktree !== undefined) {
+    yield* handover.guarded(removeGeminiSettings(worktree.path), writeGeminiSettings(worktree.path, broker))
+  }
   yield* faults.point("after-worktree")
   yield* faults.point("before-session")
 
-  const session = agentSession(config.home, task, agent.id, paths, command, env)
+  // Gemini CLI ignores a workspace's MCP servers in a folder it does not trust.
+  const session = agentSession(config.home, task, agent.id, paths, command, {
+    ...env,
+    session: engine === "gemini" && broker !== undefined
+      ? { ...env.session, GEMINI_CLI_TRUST_WORKSPACE: "true" }
+      : env.session
+  })
   const cwd = worktree?.path ?? session.cwd
   const confined = agent.sandbox === "bwrap"
     ? yield* sandboxed(session.command, { engine, cwd, repo: worktree?.repo, paths })

@@ -24,6 +24,7 @@ import { Git } from "../host/Git.js"
 import { worktreePath } from "../host/Workspace.js"
 import { Registry } from "../registry/Registry.js"
 import { SpawnkitConfig, worktreesRoot } from "../SpawnkitConfig.js"
+import { removeGeminiSettings } from "./GeminiSettings.js"
 import { holdsWork, needOf, ownedWorktrees, ownerOf, settledTask, type Verdict, verdictOf } from "./Plan.js"
 
 /** What happened to one worktree when it was settled. */
@@ -199,6 +200,7 @@ const settleOne = (
       return outcome(verdict === "keep" ? "kept" : verdict === "gone" ? "gone" : "removed", describe(facts))
     }
     if (isDirectory(path) && !(yield* isRegistered(root, path))) return outcome("left", NOT_A_WORKTREE)
+    yield* removeGeminiSettings(path)
     // Git judges under the repository's lock, against the base: a worktree holding work is refused, so kept.
     const removal = yield* git.removeWorktree(root, path, branch, {
       force: options.force === true,
@@ -442,6 +444,7 @@ export const removeWorktree = (taskId: TaskId, agentId: AgentId, force: boolean)
     }
     const repo = yield* repositoryOf(task)
     const path = worktreePath(worktreesRoot(config), taskId, id)
+    yield* removeGeminiSettings(path)
     const facts = yield* git.inspect(repo.root, path, branchOf(id), owner.worktree.base_commit, undefined)
     if (holdsWork(facts) && !force) {
       return yield* new WorktreeHoldsWork({

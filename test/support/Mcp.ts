@@ -12,6 +12,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js"
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
+import { onTestFinished } from "vitest"
 import {
   CLI,
   liveSessions,
@@ -449,3 +450,24 @@ export const taskFiles = (home: string, taskId: string, agentId: string) => ({
   progress: NodePath.join(home, taskId, "progress", `${agentId}_progress.jsonl`),
   findings: NodePath.join(home, taskId, "findings", `${agentId}_findings.jsonl`)
 })
+
+/**
+ * `spawnkit supervise` on a test home: the host's broker, which a Claude or Codex agent is not spawned without.
+ * `processEnv` is its whole environment (default: the test's server environment); stopped when the test ends.
+ */
+export const startBroker = async (env: TestEnv, processEnv: Record<string, string> = serverEnv(env)) => {
+  const proc = spawn(process.execPath, [CLI, "supervise"], {
+    env: { ...processEnv, ...env.env },
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let stderr = ""
+  proc.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")))
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))
+  onTestFinished(async () => {
+    proc.kill("SIGTERM")
+    await within(`supervisor ${proc.pid} exits`, exited, 30_000)
+  })
+  const marker = NodePath.join(env.home, ".spawnkit-brokers", `${proc.pid}.json`)
+  await waitFor(`the supervisor's broker is announced (stderr: ${stderr.slice(0, 500)})`, () => Fs.existsSync(marker))
+  return { pid: proc.pid!, url: JSON.parse(Fs.readFileSync(marker, "utf8")).url as string }
+}

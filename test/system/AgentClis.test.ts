@@ -18,16 +18,14 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Result from "effect/Result"
-import { spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
-import { onTestFinished } from "vitest"
 import type { Engine } from "../../src/domain/Agent.js"
 import { formatAgentToken } from "../../src/domain/AgentToken.js"
 import type { TaskId } from "../../src/domain/Ids.js"
-import { brokersDir } from "../../src/host/Brokers.js"
 import { buildCommand } from "../../src/host/Engines.js"
 import { mcpConfigPath } from "../../src/host/Workspace.js"
 import { parseLine } from "../../src/metering/Formats.js"
@@ -41,7 +39,7 @@ import {
   type TestEnv,
   waitFor
 } from "../support/Harness.js"
-import { agentSecret, ok, ownedPerTest, startHttp } from "../support/Mcp.js"
+import { agentSecret, ok, ownedPerTest, startBroker, startHttp } from "../support/Mcp.js"
 
 const CLIS_DIR = process.env["SPAWNKIT_AGENT_CLIS_DIR"] || NodePath.join(Os.homedir(), ".cache", "spawnkit-agent-clis")
 const CLIS_BIN = NodePath.join(CLIS_DIR, "node_modules", ".bin")
@@ -161,29 +159,6 @@ const liveBroker = async () => {
   })
   const secret = await agentSecret(env.socket, agent.tmux_session)
   return { url: served.url!, token: formatAgentToken(task.task_id, agent.agent_id, secret) }
-}
-
-/**
- * `spawnkit supervise` on a test home, the host's broker its agents reach spawnkit through (a Claude or Codex agent
- * is not spawned without one), stopped when the test ends.
- */
-const superviseWith = async (env: TestEnv, processEnv: Record<string, string>) => {
-  const proc = spawn(process.execPath, [CLI, "supervise"], {
-    env: { ...processEnv, ...env.env },
-    stdio: ["ignore", "ignore", "pipe"]
-  })
-  let stderr = ""
-  proc.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")))
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()))
-  onTestFinished(async () => {
-    proc.kill("SIGTERM")
-    await exited
-  })
-  await waitFor(
-    `the supervisor's broker is announced (stderr: ${stderr.slice(0, 500)})`,
-    () => Fs.existsSync(NodePath.join(brokersDir(env.home), `${proc.pid}.json`)),
-    60_000
-  )
 }
 
 /** Real agent CLIs start slowly: wait up to a minute for what they do. */
@@ -358,7 +333,7 @@ describe("spawning a real agent that exits at start-up (no credentials)", () => 
     const env = makeTestEnv()
     envs.push(env)
     const { env: agentEnv } = agentEnvironment()
-    await superviseWith(env, agentEnv)
+    await startBroker(env, agentEnv)
 
     const created = spawnkit(env, agentEnv, [
       "task",
@@ -530,7 +505,7 @@ describe("resuming a real agent that ended (no credentials)", () => {
       envs.push(env)
       const { home, env: plainEnv } = agentEnvironment()
       const clis = committedClis(plainEnv)
-      await superviseWith(env, clis.env)
+      await startBroker(env, clis.env)
       const sk = (...args: Array<string>) => spawnkit(env, clis.env, [...args, "--json"])
       const registry = () => readRegistryFile(env.home, taskId)
       const ended = (agentId: string) =>

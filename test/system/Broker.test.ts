@@ -13,9 +13,12 @@ import { onTestFinished } from "vitest"
 import { formatAgentToken } from "../../src/domain/AgentToken.js"
 import type { AgentId, TaskId } from "../../src/domain/Ids.js"
 import { logPath } from "../../src/host/Workspace.js"
+import { CLI } from "../support/Harness.js"
 import { call, connectHttp, ok, ownedPerTest, startHttp, textOf, waitFor } from "../support/Mcp.js"
 
 const { newEnv, own } = ownedPerTest()
+
+const TURNED_AGENT = NodePath.resolve(import.meta.dirname, "..", "support", "turned-agent.mjs")
 
 /** An agent that prints the secret it was given, then works until killed. */
 const SECRET_PRINTER = "sh -c 'echo SECRET=$SPAWNKIT_AGENT_SECRET; exec sleep 600'"
@@ -91,7 +94,7 @@ describe("serve --http as the broker: agents' bearer tokens", () => {
     expect((await post(url, INITIALIZE, { authorization: "Bearer ska1.nothing" })).status).toBe(401)
 
     // A session is its opener's: the agent's token cannot use a session the orchestrator opened.
-    const opened = await post(url, INITIALIZE)
+    const opened = await post(url, INITIALIZE, { authorization: `Bearer ${served.token}` })
     const sessionId = opened.headers.get("mcp-session-id")!
     expect(sessionId).toBeTruthy()
     const hijack = await post(url, { jsonrpc: "2.0", id: 2, method: "tools/list" }, {
@@ -115,7 +118,8 @@ describe("serve --http as the broker: agents' bearer tokens", () => {
     onTestFinished(() => Fs.rmSync(bin, { recursive: true, force: true }))
     Fs.writeFileSync(
       NodePath.join(bin, "claude"),
-      "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --mcp-config ] && cat \"$2\"; shift; done\necho; echo CONFIG-END\nexec sleep 600\n",
+      "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --mcp-config ] && cat \"$2\"; shift; done\n" +
+        "echo; echo \"TOKEN=$SPAWNKIT_AGENT_TOKEN\"; echo CONFIG-END\nexec sleep 600\n",
       { mode: 0o755 }
     )
     const served = own(await startHttp(env, { PATH: `${bin}:${process.env["PATH"]}` }))
@@ -136,8 +140,13 @@ describe("serve --http as the broker: agents' bearer tokens", () => {
     const text = Fs.readFileSync(log, "utf8")
     const config = JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1))
     const server = config.mcpServers.spawnkit
-    expect(server).toMatchObject({ type: "http", url: served.url })
-    const token = /^Bearer (.+)$/.exec(server.headers.Authorization)![1]!
+    // The configuration names the variable the token is in; the token itself is in the agent's environment alone.
+    expect(server).toEqual({
+      type: "http",
+      url: served.url,
+      headers: { Authorization: "Bearer ${SPAWNKIT_AGENT_TOKEN}" }
+    })
+    const token = /TOKEN=(\S+)/.exec(text)![1]!
     expect(token.startsWith(`ska1.${task.task_id}.${a.agent_id}.`)).toBe(true)
     // The token it was given works, as that agent.
     const agent = await connectHttp(served.url!, { fetch: withBearer(token) })
@@ -148,5 +157,42 @@ describe("serve --http as the broker: agents' bearer tokens", () => {
       message: "m"
     })
     await agent.close()
+  })
+})
+
+describe("a turned agent without a sandbox", () => {
+  it("finds no secret in tmux or its environment, and no way into the broker or a server of its own without a token", async () => {
+    const env = newEnv(`${process.execPath} ${TURNED_AGENT}`)
+    const served = own(await startHttp(env))
+    const client = served.client
+    const task = await ok(client, "create_real_task", { description: "turned", max_concurrent: 5 })
+    const sibling = await ok(client, "deploy_headless_agent", { task_id: task.task_id, agent_type: "sib", prompt: "p" })
+    const plan = {
+      url: served.url,
+      socket: env.socket,
+      cli: CLI,
+      sibling: { taskId: task.task_id, agentId: sibling.agent_id, session: sibling.tmux_session }
+    }
+    const turned = await ok(client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "turned",
+      prompt: `PLAN ${JSON.stringify(plan)}`
+    })
+    const log = logPath(env.home, task.task_id as TaskId, turned.agent_id as AgentId)
+    const reported = () => (Fs.existsSync(log) ? /^TURNED (.*)$/m.exec(Fs.readFileSync(log, "utf8"))?.[1] : undefined)
+    await waitFor("the turned agent reported", () => reported() !== undefined)
+    expect(JSON.parse(reported()!)).toEqual({
+      tmuxSessionEnv: false,
+      tmuxGlobalEnv: false,
+      tmuxStartCommand: false,
+      orchestratorEnv: [],
+      brokerNoToken: 401,
+      brokerSiblingId: 401,
+      brokerOwnToken: 200,
+      ownServerNoToken: 401
+    })
+    // The sibling is untouched.
+    const status = await ok(client, "get_real_task_status", { task_id: task.task_id })
+    expect(status.agents.find((a: { id: string }) => a.id === sibling.agent_id)).toMatchObject({ status: "running" })
   })
 })

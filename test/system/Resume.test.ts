@@ -36,7 +36,7 @@ import {
   type TestEnv,
   waitFor
 } from "../support/Harness.js"
-import { disposeEnv, killServers, ok, type Served, startStdio } from "../support/Mcp.js"
+import { disposeEnv, killServers, ok, type Served, startBroker, startStdio } from "../support/Mcp.js"
 
 const ROOT = NodePath.resolve(import.meta.dirname, "..", "..")
 const CONVERSATION_AGENT = NodePath.join(ROOT, "bin", "conversation-agent.mjs")
@@ -525,6 +525,7 @@ exec sleep 600
     const env = makeTestEnv()
     envs.push(env)
     const vars = { PATH: `${fake}:${process.env["PATH"]}` }
+    const broker = await startBroker(env, { ...process.env as Record<string, string>, ...vars })
     const sk = (...args: Array<string>) => {
       const out = cli(env, [...args, "--json"], vars)
       return { status: out.status, json: JSON.parse(out.stdout), text: out.stdout + out.stderr }
@@ -580,6 +581,10 @@ exec sleep 600
     expect(resumed.json).toMatchObject({ resumed_from: agentId, status: "running" })
     const argv = await waitFor("the resumed codex runs", () => runsOf().length === 4 && JSON.parse(runsOf()[3]!))
     expect(argv).toEqual([
+      "-c",
+      `mcp_servers.spawnkit.url="${broker.url}"`,
+      "-c",
+      `mcp_servers.spawnkit.bearer_token_env_var="SPAWNKIT_AGENT_TOKEN"`,
       "exec",
       "--json",
       "--sandbox",
