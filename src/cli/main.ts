@@ -650,10 +650,14 @@ const demo = Command.make(
     }).pipe((e) => reportFailures(false, e))
 ).pipe(Command.withDescription("Create a task, spawn a small agent tree with the custom engine, show it, clean up"))
 
+/** Most agents of the broker-footprint measurement (its FOOTPRINT_MAX_AGENTS; the CLI does not load the bench to say). */
+const FOOTPRINT_MAX_AGENTS = 100
+
 /** The benchmark's sizes, checked in this order: InvalidInput naming the first flag out of its range. */
 const checkBenchSizes = (sizes: {
   readonly positive: Readonly<Record<string, number>>
   readonly startupRounds: number
+  readonly footprintAgents: number
   readonly atLeastZero: Readonly<Record<string, number>>
 }) =>
   Effect.gen(function*() {
@@ -664,6 +668,12 @@ const checkBenchSizes = (sizes: {
       return yield* new InvalidInput({
         field: "startup-rounds",
         reason: `expected 0 to 45, got ${sizes.startupRounds}`
+      })
+    }
+    if (sizes.footprintAgents < 0 || sizes.footprintAgents > FOOTPRINT_MAX_AGENTS) {
+      return yield* new InvalidInput({
+        field: "footprint-agents",
+        reason: `expected 0 to ${FOOTPRINT_MAX_AGENTS}, got ${sizes.footprintAgents}`
       })
     }
     for (const [field, n] of Object.entries(sizes.atLeastZero)) yield* atLeastZero(field, n)
@@ -724,6 +734,11 @@ const bench = Command.make(
       "Rounds of the worktree-spawn measurement: 8 spawns without and 8 with a git worktree each, the latter killed and their worktrees removed (default 3; 0 skips it)",
       3
     ),
+    footprintAgents: intWithDefault(
+      "footprint-agents",
+      `Agents of the broker-footprint measurement: a stdio spawnkit serve each, then one serve --http broker for all, memory and start-up compared (default 20, at most ${FOOTPRINT_MAX_AGENTS}; 0 skips it)`,
+      20
+    ),
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print the results, targets and files as JSON"),
       Flag.withDefault(false)
@@ -753,6 +768,7 @@ const bench = Command.make(
             "exit-batch": f.exitBatch
           },
           startupRounds: f.startupRounds,
+          footprintAgents: f.footprintAgents,
           atLeastZero: {
             "home-finished": f.homeFinished,
             exits: f.exits,
@@ -793,6 +809,7 @@ const bench = Command.make(
           exitBatch: f.exitBatch,
           budgetRounds: f.budgetRounds,
           worktreeRounds: f.worktreeRounds,
+          footprintAgents: f.footprintAgents,
           only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
           progress: benchProgress(process.stderr.isTTY === true)
         }
@@ -804,17 +821,8 @@ const bench = Command.make(
           postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url"
         })
         if (f.json) {
-          yield* printJson({
-            results: bench.results,
-            homeSize: bench.homeSize,
-            startup: bench.startup,
-            exitLatency: bench.exitLatency,
-            budgetStop: bench.budgetStop,
-            worktreeSpawn: bench.worktreeSpawn,
-            targets: checks,
-            notes: bench.notes,
-            files: [written.json, written.md]
-          })
+          // Every measurement that ran (results, homeSize, notes, startup, ..., brokerFootprint), then the targets.
+          yield* printJson({ ...bench, targets: checks, files: [written.json, written.md] })
         } else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
       })
     )
