@@ -652,6 +652,12 @@ const demo = Command.make(
 
 /** Most agents of the broker-footprint measurement (its FOOTPRINT_MAX_AGENTS; the CLI does not load the bench to say). */
 const FOOTPRINT_MAX_AGENTS = 100
+/** Agents of the broker-footprint measurement when `--only` names it and `--footprint-agents` is not given. */
+const FOOTPRINT_DEFAULT_AGENTS = 20
+
+/** The broker footprint's agents: as given, else the default when `--only` selects it (it never runs unasked). */
+const footprintAgentsOf = (given: Option.Option<number>, only: ReadonlyArray<string>) =>
+  Option.getOrElse(given, () => (only.some((x) => "broker-footprint".includes(x)) ? FOOTPRINT_DEFAULT_AGENTS : 0))
 
 /** The benchmark's sizes, checked in this order: InvalidInput naming the first flag out of its range. */
 const checkBenchSizes = (sizes: {
@@ -734,10 +740,9 @@ const bench = Command.make(
       "Rounds of the worktree-spawn measurement: 8 spawns without and 8 with a git worktree each, the latter killed and their worktrees removed (default 3; 0 skips it)",
       3
     ),
-    footprintAgents: intWithDefault(
+    footprintAgents: optionalInt(
       "footprint-agents",
-      `Agents of the broker-footprint measurement: a stdio spawnkit serve each, then one serve --http broker for all, memory and start-up compared (default 20, at most ${FOOTPRINT_MAX_AGENTS}; 0 skips it)`,
-      20
+      `Agents of the broker-footprint measurement: a stdio spawnkit serve each, then one serve --http broker for all, memory and start-up compared (default ${FOOTPRINT_DEFAULT_AGENTS} when --only names broker-footprint, else skipped; at most ${FOOTPRINT_MAX_AGENTS}; 0 skips it)`
     ),
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print the results, targets and files as JSON"),
@@ -758,6 +763,8 @@ const bench = Command.make(
     reportFailures(
       f.json,
       Effect.gen(function*() {
+        const only = f.only === "" ? [] : f.only.split(",").map((x) => x.trim())
+        const footprintAgents = footprintAgentsOf(f.footprintAgents, only)
         yield* checkBenchSizes({
           positive: {
             processes: f.processes,
@@ -768,7 +775,7 @@ const bench = Command.make(
             "exit-batch": f.exitBatch
           },
           startupRounds: f.startupRounds,
-          footprintAgents: f.footprintAgents,
+          footprintAgents,
           atLeastZero: {
             "home-finished": f.homeFinished,
             exits: f.exits,
@@ -809,8 +816,8 @@ const bench = Command.make(
           exitBatch: f.exitBatch,
           budgetRounds: f.budgetRounds,
           worktreeRounds: f.worktreeRounds,
-          footprintAgents: f.footprintAgents,
-          only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
+          footprintAgents,
+          only,
           progress: benchProgress(process.stderr.isTTY === true)
         }
         const bench = yield* runBench(options)
