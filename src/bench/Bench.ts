@@ -1,7 +1,8 @@
 /**
  * The benchmark harness: the scenarios (Scenarios.ts) run one after another in one invocation, each in its own
  * environment (a temporary home and tmux server, and a database of its own on PostgreSQL), then the home-size
- * measurement on each registry, the start-up, the exit-latency, the budget-stop and the worktree-spawn measurements.
+ * measurement on each registry, the start-up, the exit-latency, the budget-stop, the worktree-spawn and the
+ * broker-footprint measurements.
  *
  * Everything a run acquires (homes, tmux servers, worker processes, MCP servers, the throwaway PostgreSQL cluster
  * and its databases) belongs to a Scope and is released by it, in reverse order, whether the run ends, fails or is
@@ -11,6 +12,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
+import { type BrokerFootprintResult, measureBrokerFootprint } from "./BrokerFootprint.js"
 import { type BudgetStopResult, measureBudgetStop } from "./BudgetStop.js"
 import { scenarioEnv } from "./Environment.js"
 import { type ExitLatencyResult, measureExitLatency } from "./ExitLatency.js"
@@ -63,6 +65,8 @@ export interface BenchOptions {
   readonly budgetRounds?: number
   /** Rounds of the worktree-spawn measurement (WorktreeSpawn.ts); 0 or none skips it. */
   readonly worktreeRounds?: number
+  /** Agents of the broker-footprint measurement (BrokerFootprint.ts); 0 or none skips it. */
+  readonly footprintAgents?: number
 }
 
 /** What a run measured. */
@@ -78,6 +82,8 @@ export interface BenchRun {
   readonly budgetStop?: ReadonlyArray<BudgetStopResult>
   /** The worktree-spawn measurement, when it ran. */
   readonly worktreeSpawn?: WorktreeSpawnResult
+  /** The broker-footprint measurement, when it ran. */
+  readonly brokerFootprint?: BrokerFootprintResult
 }
 
 /** Passes timed per home and operation in the home-size measurement. */
@@ -183,6 +189,11 @@ export const runBench = Effect.fn("Bench.run")(function*(o: BenchOptions) {
     const worktreeSpawn = worktreeWanted
       ? yield* measureWorktreeSpawn(o.worktreeRounds ?? 0, (text) => o.progress(text, false))
       : undefined
+    const footprintWanted = wanted(o, "broker-footprint", o.footprintAgents)
+    if (footprintWanted) o.progress(`broker footprint: ${o.footprintAgents} agents ...`, false)
+    const brokerFootprint = footprintWanted
+      ? yield* measureBrokerFootprint(o.footprintAgents ?? 0, (text) => o.progress(text, false))
+      : undefined
     return {
       results: withFloorRatios(results),
       homeSize,
@@ -190,7 +201,8 @@ export const runBench = Effect.fn("Bench.run")(function*(o: BenchOptions) {
       ...(startup === undefined ? {} : { startup }),
       ...(exitLatency === undefined ? {} : { exitLatency }),
       ...(budgetStop === undefined ? {} : { budgetStop }),
-      ...(worktreeSpawn === undefined ? {} : { worktreeSpawn })
+      ...(worktreeSpawn === undefined ? {} : { worktreeSpawn }),
+      ...(brokerFootprint === undefined ? {} : { brokerFootprint })
     } satisfies BenchRun
   }))
 })

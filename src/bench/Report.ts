@@ -9,6 +9,7 @@ import * as FileSystem from "effect/FileSystem"
 import * as Path from "effect/Path"
 import * as Os from "node:os"
 import type { BenchRun } from "./Bench.js"
+import type { BrokerFootprintResult } from "./BrokerFootprint.js"
 import type { BudgetStopResult } from "./BudgetStop.js"
 import type { ExitLatencyResult } from "./ExitLatency.js"
 import type { HomeSizeResult } from "./HomeSize.js"
@@ -47,6 +48,20 @@ const worktreeSpawnMarkdown = (r: WorktreeSpawnResult) => [
   `${r.worktree.p50} / ${r.worktree.max} | ${r.ratio}x (rounds: ${r.roundRatios.map((x) => `${x}x`).join(", ")}) | ` +
   `${r.settle.p50} / ${r.settle.max} | ${r.audit.branches} spawnkit/* branches, ${r.audit.extraWorktrees} extra ` +
   `worktrees, ${r.audit.lockFiles} .lock files |`,
+  ""
+]
+
+/** The broker-footprint table: N stdio servers against one broker, and their ratios. */
+const brokerFootprintMarkdown = (r: BrokerFootprintResult) => [
+  `| broker footprint, ${r.agents} agents | spawnkit server processes | memory (VmRSS) MiB, all clients open | CPU s | per-agent start-up to first answer p50 / max ms |`,
+  "|---|---|---|---|---|",
+  `| stdio: a \`spawnkit serve\` per agent | ${r.stdio.servers} | ${r.stdio.rssMiB} (per server p50 ` +
+  `${r.stdio.rssPerServerMiB.p50}) | ${r.stdio.cpuSeconds} | ${r.stdio.startup.p50} / ${r.stdio.startup.max} (server start) |`,
+  `| broker: one \`serve --http\` | ${r.broker.servers} | ${r.broker.rssMiB} (${r.broker.rssBeforeMiB} idle, ` +
+  `+${r.broker.rssGrowthMiB} for ${r.agents} sessions) | ${r.broker.cpuSeconds} (${r.broker.cpuBeforeSeconds} before ` +
+  `the sessions) | ${r.broker.startup.p50} / ${r.broker.startup.max} (session open; the broker's own start ` +
+  `${r.broker.brokerStartMs} ms, once) |`,
+  `| stdio / broker | ${r.ratios.servers}x | ${r.ratios.memory}x | ${r.ratios.cpu}x | ${r.ratios.startupP50}x (p50) |`,
   ""
 ]
 
@@ -151,7 +166,10 @@ const cell = (value: number | undefined) => (value === undefined ? "—" : Strin
 
 /** The results as markdown: a table of scenarios, the home-size passes, then the targets. */
 export const markdown = (
-  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop" | "worktreeSpawn">,
+  run: Pick<
+    BenchRun,
+    "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop" | "worktreeSpawn" | "brokerFootprint"
+  >,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   meta: Readonly<Record<string, string>>
@@ -197,6 +215,7 @@ export const markdown = (
     ...(run.exitLatency === undefined ? [] : exitLatencyMarkdown(run.exitLatency)),
     ...(run.budgetStop === undefined ? [] : budgetStopMarkdown(run.budgetStop)),
     ...(run.worktreeSpawn === undefined ? [] : worktreeSpawnMarkdown(run.worktreeSpawn)),
+    ...(run.brokerFootprint === undefined ? [] : brokerFootprintMarkdown(run.brokerFootprint)),
     "| target | measured | met |",
     "|---|---|---|",
     ...checks.map((c) => `| ${c.target} | ${c.measured} | ${c.met ? "yes" : "**no**"} |`),
@@ -225,7 +244,10 @@ const writeBeside = (file: string, text: string) =>
 /** Write `<dir>/<timestamp>.json` and `<dir>/<timestamp>.md`; returns both paths and the markdown. */
 export const writeResults = Effect.fn("Bench.writeResults")(function*(
   dir: string,
-  run: Pick<BenchRun, "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop" | "worktreeSpawn">,
+  run: Pick<
+    BenchRun,
+    "results" | "homeSize" | "startup" | "exitLatency" | "budgetStop" | "worktreeSpawn" | "brokerFootprint"
+  >,
   checks: ReadonlyArray<TargetCheck>,
   notes: ReadonlyArray<string>,
   options: unknown
@@ -250,6 +272,7 @@ export const writeResults = Effect.fn("Bench.writeResults")(function*(
     exitLatency: run.exitLatency,
     budgetStop: run.budgetStop,
     worktreeSpawn: run.worktreeSpawn,
+    brokerFootprint: run.brokerFootprint,
     targets: checks,
     notes
   }

@@ -638,10 +638,20 @@ const demo = Command.make(
     }).pipe((e) => reportFailures(false, e))
 ).pipe(Command.withDescription("Create a task, spawn a small agent tree with the custom engine, show it, clean up"))
 
+/** Most agents of the broker-footprint measurement (its FOOTPRINT_MAX_AGENTS; the CLI does not load the bench to say). */
+const FOOTPRINT_MAX_AGENTS = 100
+/** Agents of the broker-footprint measurement when `--only` names it and `--footprint-agents` is not given. */
+const FOOTPRINT_DEFAULT_AGENTS = 20
+
+/** The broker footprint's agents: as given, else the default when `--only` selects it (it never runs unasked). */
+const footprintAgentsOf = (given: Option.Option<number>, only: ReadonlyArray<string>) =>
+  Option.getOrElse(given, () => (only.some((x) => "broker-footprint".includes(x)) ? FOOTPRINT_DEFAULT_AGENTS : 0))
+
 /** The benchmark's sizes, checked in this order: InvalidInput naming the first flag out of its range. */
 const checkBenchSizes = (sizes: {
   readonly positive: Readonly<Record<string, number>>
   readonly startupRounds: number
+  readonly footprintAgents: number
   readonly atLeastZero: Readonly<Record<string, number>>
 }) =>
   Effect.gen(function*() {
@@ -652,6 +662,12 @@ const checkBenchSizes = (sizes: {
       return yield* new InvalidInput({
         field: "startup-rounds",
         reason: `expected 0 to 45, got ${sizes.startupRounds}`
+      })
+    }
+    if (sizes.footprintAgents < 0 || sizes.footprintAgents > FOOTPRINT_MAX_AGENTS) {
+      return yield* new InvalidInput({
+        field: "footprint-agents",
+        reason: `expected 0 to ${FOOTPRINT_MAX_AGENTS}, got ${sizes.footprintAgents}`
       })
     }
     for (const [field, n] of Object.entries(sizes.atLeastZero)) yield* atLeastZero(field, n)
@@ -712,6 +728,10 @@ const bench = Command.make(
       "Rounds of the worktree-spawn measurement: 8 spawns without and 8 with a git worktree each, the latter killed and their worktrees removed (default 3; 0 skips it)",
       3
     ),
+    footprintAgents: optionalInt(
+      "footprint-agents",
+      `Agents of the broker-footprint measurement: a stdio spawnkit serve each, then one serve --http broker for all, memory and start-up compared (default ${FOOTPRINT_DEFAULT_AGENTS} when --only names broker-footprint, else skipped; at most ${FOOTPRINT_MAX_AGENTS}; 0 skips it)`
+    ),
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print the results, targets and files as JSON"),
       Flag.withDefault(false)
@@ -731,6 +751,8 @@ const bench = Command.make(
     reportFailures(
       f.json,
       Effect.gen(function*() {
+        const only = f.only === "" ? [] : f.only.split(",").map((x) => x.trim())
+        const footprintAgents = footprintAgentsOf(f.footprintAgents, only)
         yield* checkBenchSizes({
           positive: {
             processes: f.processes,
@@ -741,6 +763,7 @@ const bench = Command.make(
             "exit-batch": f.exitBatch
           },
           startupRounds: f.startupRounds,
+          footprintAgents,
           atLeastZero: {
             "home-finished": f.homeFinished,
             exits: f.exits,
@@ -781,7 +804,8 @@ const bench = Command.make(
           exitBatch: f.exitBatch,
           budgetRounds: f.budgetRounds,
           worktreeRounds: f.worktreeRounds,
-          only: f.only === "" ? [] : f.only.split(",").map((x) => x.trim()),
+          footprintAgents,
+          only,
           progress: benchProgress(process.stderr.isTTY === true)
         }
         const bench = yield* runBench(options)
@@ -792,17 +816,8 @@ const bench = Command.make(
           postgres: f.postgres === "auto" || f.postgres === "off" ? f.postgres : "url"
         })
         if (f.json) {
-          yield* printJson({
-            results: bench.results,
-            homeSize: bench.homeSize,
-            startup: bench.startup,
-            exitLatency: bench.exitLatency,
-            budgetStop: bench.budgetStop,
-            worktreeSpawn: bench.worktreeSpawn,
-            targets: checks,
-            notes: bench.notes,
-            files: [written.json, written.md]
-          })
+          // Every measurement that ran (results, homeSize, notes, startup, ..., brokerFootprint), then the targets.
+          yield* printJson({ ...bench, targets: checks, files: [written.json, written.md] })
         } else yield* Console.log(`${written.text}\nwritten: ${written.json}\n         ${written.md}`)
       })
     )
