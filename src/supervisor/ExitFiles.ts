@@ -20,6 +20,7 @@ import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import { AgentId, TaskId } from "../domain/Ids.js"
+import { processAlive } from "../host/Processes.js"
 import { exitsDir } from "../host/Workspace.js"
 import { type ExitRecord, recordExit } from "../lifecycle/ExitHook.js"
 
@@ -130,6 +131,13 @@ const youngerThan = (file: string, age: Duration.Duration) =>
     const now = yield* Clock.currentTimeMillis
     const mtime = yield* Effect.try(() => Fs.statSync(file).mtimeMs).pipe(Effect.option)
     return Option.isSome(mtime) && now - mtime.value < Duration.toMillis(age)
+  })
+
+/** Whether a supervisor of this home is alive: a marker `.supervisor.<token>.<pid>` of a live process. */
+export const supervisorAlive = (names: ReadonlyArray<string>): boolean =>
+  names.some((name) => {
+    const pid = /^\.supervisor\.[^.]+\.(\d+)$/.exec(name)?.[1]
+    return pid !== undefined && processAlive(Number(pid))
   })
 
 /** The names in the exits directory (none when it does not exist; a listing failure is logged). */

@@ -9,6 +9,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { type Agent, isActiveStatus } from "../domain/Agent.js"
@@ -22,6 +23,7 @@ import { findingsPath } from "../host/Workspace.js"
 import { Registry } from "../registry/Registry.js"
 import { readJsonLines } from "../reports/Reports.js"
 import { SpawnkitConfig } from "../SpawnkitConfig.js"
+import { exitFileNames, supervisorAlive, sweepExitFiles } from "../supervisor/ExitFiles.js"
 
 /** A wait's timeout when none is given, in seconds. */
 export const DEFAULT_WAIT_SECONDS = 300
@@ -146,6 +148,25 @@ const describe = (home: string, taskId: TaskId) => (agent: Agent) =>
   )
 
 /** Wait for agents of a task to end; see WaitRequest. */
+/**
+ * While nobody supervises the home, the waiter records what it is owed itself: an agent runner that saw a live
+ * supervisor told tmux's pane-died hook to do nothing, and a supervisor killed before it recorded that exit leaves only
+ * the exit file. Every few seconds, when no supervisor is alive, the exit files left are handled (idempotently, as a
+ * reconcile pass would); each recorded exit wakes the wait through the journal. Never ends by itself.
+ */
+const withoutSupervisor = (home: string) =>
+  Effect.gen(function*() {
+    const names = yield* exitFileNames(home)
+    // Whole (one attempt per file): a wait that returns meanwhile leaves no file recorded but not yet removed.
+    if (names.length > 0 && !supervisorAlive(names)) yield* Effect.uninterruptible(sweepExitFiles(home))
+  }).pipe(
+    Effect.repeat(Schedule.spaced(UNSUPERVISED_SWEEP)),
+    Effect.andThen(Effect.never)
+  )
+
+/** How often a waiter looks for exits nobody supervises. */
+const UNSUPERVISED_SWEEP = Duration.seconds(2)
+
 export const waitFor = Effect.fn("Wait.waitFor")(function*(input: unknown, onProgress?: OnProgress) {
   const request = yield* decodeRequest(input)
   const taskId = yield* parseTaskId(request.taskId)
@@ -180,7 +201,8 @@ export const waitFor = Effect.fn("Wait.waitFor")(function*(input: unknown, onPro
     Stream.takeUntil((task) => holds(targetsIn(task, agentIds, parent), mode)),
     Stream.runLast,
     Effect.timeoutOption(Duration.seconds(seconds)),
-    Effect.map(Option.flatten)
+    Effect.map(Option.flatten),
+    Effect.raceFirst(withoutSupervisor(home))
   )
   const task = Option.isSome(last) ? last.value : yield* registry.read(taskId)
   const targets = targetsIn(task, agentIds, parent)

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import * as Spawnkit from "../../src/index.js"
 import { journalPath } from "../../src/registry/FileJournal.js"
-import { BACKENDS, runIn, testEnvs } from "../support/Harness.js"
+import { BACKENDS, readRegistryFile, runIn, testEnvs, waitFor } from "../support/Harness.js"
 
 const newEnv = testEnvs()
 
@@ -75,6 +77,50 @@ describe.each(BACKENDS)("event journal (%s registry)", (backend) => {
     for (const agent of out.all.agents) {
       expect(agent).toMatchObject({ status: "failed", exit_code: 3, ended: true })
       expect(agent.last_lines).toContain("done")
+    }
+  })
+})
+
+describe("waiting while the supervisor that should record the exits is dead", () => {
+  it("the waiter records the exits left to a supervisor killed before it recorded them", async () => {
+    const env = newEnv(`sh -c "echo done; exit 0"`, "file")
+    // A supervisor's marker of a live process: the agents' runners tell the pane-died hook to do nothing.
+    const stand = spawn("sleep", ["600"], { stdio: "ignore" })
+    const exits = NodePath.join(env.home, ".spawnkit-exits")
+    Fs.mkdirSync(exits, { recursive: true })
+    Fs.writeFileSync(NodePath.join(exits, `.supervisor.dead0000.${stand.pid}`), "")
+    try {
+      const spawned = await runIn(
+        env,
+        Effect.gen(function*() {
+          const task = yield* Spawnkit.createTask({ description: "t" })
+          const ids = []
+          for (let i = 0; i < 2; i++) {
+            ids.push((yield* Spawnkit.spawn({ taskId: task.task_id, agentType: "worker", prompt: `p${i}` })).agent_id)
+          }
+          return { taskId: task.task_id, ids }
+        })
+      )
+      // Both ran to their end and nobody recorded it: the exit files wait for a supervisor.
+      await waitFor(
+        "both exit files written",
+        () => spawned.ids.every((id) => Fs.existsSync(NodePath.join(exits, `${spawned.taskId}.${id}`)))
+      )
+      expect(readRegistryFile(env.home, spawned.taskId).active_count).toBe(2)
+      // The supervisor dies without recording them.
+      stand.kill("SIGKILL")
+      await new Promise((resolve) => stand.once("exit", resolve))
+      const waited = await runIn(
+        env,
+        Spawnkit.waitFor({ taskId: spawned.taskId, agentIds: spawned.ids, timeoutSeconds: 120 })
+      )
+      expect(waited).toMatchObject({ satisfied: true, timed_out: false })
+      expect(waited.agents.map((a) => [a.agent_id, a.status, a.exit_code])).toEqual(
+        spawned.ids.map((id) => [id, "completed", 0])
+      )
+      expect(Fs.readdirSync(exits).filter((n) => !n.startsWith("."))).toEqual([])
+    } finally {
+      stand.kill("SIGKILL")
     }
   })
 })
