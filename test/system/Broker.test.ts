@@ -6,6 +6,7 @@
  * Needs `npm run build` first (the server runs dist/cli/main.js).
  */
 import { describe, expect, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
@@ -13,8 +14,18 @@ import { onTestFinished } from "vitest"
 import { formatAgentToken } from "../../src/domain/AgentToken.js"
 import type { AgentId, TaskId } from "../../src/domain/Ids.js"
 import { logPath } from "../../src/host/Workspace.js"
-import { CLI } from "../support/Harness.js"
-import { call, connectHttp, ok, ownedPerTest, startHttp, textOf, waitFor } from "../support/Mcp.js"
+import { CLI, cli, liveSessions, promptFiles, readRegistryFile, stdoutJson } from "../support/Harness.js"
+import {
+  call,
+  connectHttp,
+  killServers,
+  ok,
+  ownedPerTest,
+  startHttp,
+  startStdio,
+  textOf,
+  waitFor
+} from "../support/Mcp.js"
 
 const { newEnv, own } = ownedPerTest()
 
@@ -194,5 +205,161 @@ describe("a turned agent without a sandbox", () => {
     // The sibling is untouched.
     const status = await ok(client, "get_real_task_status", { task_id: task.task_id })
     expect(status.agents.find((a: { id: string }) => a.id === sibling.agent_id)).toMatchObject({ status: "running" })
+  })
+})
+
+/** A stand-in CLI named `name`: prints what it was configured with (its argv, and a file's text), then exits 0. */
+const standIn = (name: string, body: string) => {
+  const bin = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), `sk-${name}-`))
+  onTestFinished(() => Fs.rmSync(bin, { recursive: true, force: true }))
+  Fs.writeFileSync(NodePath.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 })
+  return `${bin}:${process.env["PATH"]}`
+}
+
+const git = (dir: string, ...args: ReadonlyArray<string>) => {
+  const r = spawnSync("git", ["-C", dir, ...args], { encoding: "utf8" })
+  if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`)
+  return r.stdout.trim()
+}
+
+const newRepo = (dir: string, files: Record<string, string> = {}) => {
+  const repo = NodePath.join(dir, "repo")
+  Fs.mkdirSync(repo)
+  git(repo, "init", "-q")
+  for (const [path, text] of Object.entries({ README: "r\n", ...files })) {
+    Fs.mkdirSync(NodePath.dirname(NodePath.join(repo, path)), { recursive: true })
+    Fs.writeFileSync(NodePath.join(repo, path), text)
+  }
+  git(repo, "add", "-A")
+  git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+  return repo
+}
+
+describe("where the broker comes from", () => {
+  it("no broker: a Claude or Codex spawn is refused with BrokerUnavailable and nothing is written; others spawn", () => {
+    const env = newEnv()
+    const taskId = stdoutJson(cli(env, ["task", "create", "--description", "no broker", "--json"])).task_id as string
+    const before = Fs.readFileSync(NodePath.join(env.home, taskId, "AGENT_REGISTRY.json"), "utf8")
+    for (const engine of ["claude", "codex"]) {
+      const r = cli(env, ["spawn", "--task", taskId, "--type", "w", "--prompt", "p", "--engine", engine, "--json"])
+      expect(r.status, r.stdout + r.stderr).toBe(1)
+      const error = stdoutJson(r).error
+      expect(error.tag).toBe("BrokerUnavailable")
+      expect(error.message).toContain("spawnkit supervise")
+      expect(Fs.readFileSync(NodePath.join(env.home, taskId, "AGENT_REGISTRY.json"), "utf8")).toBe(before)
+      expect(promptFiles(env.home, taskId)).toEqual([])
+      expect(liveSessions(env.socket)).toEqual([])
+    }
+    // A custom command takes no spawnkit server, so it needs no broker.
+    const custom = cli(env, ["spawn", "--task", taskId, "--type", "w", "--prompt", "p", "--json"])
+    expect(custom.status, custom.stdout + custom.stderr).toBe(0)
+  })
+
+  it("an MCP client's stdio serve is the broker while it runs: its Claude agents reach it with their tokens", async () => {
+    const env = newEnv()
+    const PATH = standIn(
+      "claude",
+      "while [ $# -gt 0 ]; do [ \"$1\" = --mcp-config ] && cat \"$2\"; shift; done\n" +
+        "echo; echo \"TOKEN=$SPAWNKIT_AGENT_TOKEN\"; echo CONFIG-END; exec sleep 600"
+    )
+    const served = own(await startStdio(env, { PATH }))
+    const marker = NodePath.join(env.home, ".spawnkit-brokers", `${served.pid}.json`)
+    await waitFor("the stdio server's broker is announced", () => Fs.existsSync(marker))
+    const url = JSON.parse(Fs.readFileSync(marker, "utf8")).url as string
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
+    const task = await ok(served.client, "create_real_task", { description: "stdio broker" })
+    const a = await ok(served.client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "a",
+      prompt: "p",
+      engine: "claude"
+    })
+    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
+    await waitFor(
+      "the agent printed its configuration",
+      () => Fs.existsSync(log) && /CONFIG-END/.test(Fs.readFileSync(log, "utf8"))
+    )
+    const text = Fs.readFileSync(log, "utf8")
+    expect(JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1)).mcpServers.spawnkit.url).toBe(url)
+    const token = /TOKEN=(\S+)/.exec(text)![1]!
+    const agent = await connectHttp(url, { token })
+    await ok(agent, "update_agent_progress", {
+      task_id: task.task_id,
+      agent_id: a.agent_id,
+      status: "working",
+      message: "through the stdio server's broker"
+    })
+    // Agents only: the broker beside a stdio server has no orchestrator token at all.
+    expect((await post(url, INITIALIZE)).status).toBe(401)
+    await agent.close()
+    await killServers([served])
+    expect(Fs.existsSync(marker)).toBe(false)
+  })
+
+  it("an isolated Gemini agent gets the broker in its worktree's settings, removed before its worktree is judged", async () => {
+    const env = newEnv()
+    const repo = newRepo(env.dir)
+    const PATH = standIn(
+      "gemini",
+      "cat .gemini/settings.json; echo \"TRUST=$GEMINI_CLI_TRUST_WORKSPACE\"; echo SETTINGS-END; exit 0"
+    )
+    const served = own(await startHttp(env, { PATH }))
+    const task = await ok(served.client, "create_real_task", {
+      description: "gemini",
+      working_directory: repo,
+      isolation: "worktree"
+    })
+    const a = await ok(served.client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "g",
+      prompt: "p",
+      engine: "gemini"
+    })
+    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
+    await waitFor(
+      "the agent printed its settings",
+      () => Fs.existsSync(log) && /SETTINGS-END/.test(Fs.readFileSync(log, "utf8"))
+    )
+    const text = Fs.readFileSync(log, "utf8")
+    expect(JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1))).toEqual({
+      mcpServers: {
+        spawnkit: { httpUrl: served.url, headers: { Authorization: "Bearer ${SPAWNKIT_AGENT_TOKEN}" }, trust: true }
+      }
+    })
+    expect(text).toContain("TRUST=true")
+    // It ended holding no work: the settings file went first, then the worktree and its branch.
+    const record = () =>
+      readRegistryFile(env.home, task.task_id).agents.find((x: { id: string }) => x.id === a.agent_id)
+    await waitFor("its worktree removed", () => record()?.worktree?.state === "removed")
+    expect(git(repo, "branch", "--list", "spawnkit/*")).toBe("")
+    expect(git(repo, "status", "--porcelain")).toBe("")
+  })
+
+  it("a repository's own Gemini settings are never written over", async () => {
+    const env = newEnv()
+    const own_ = "{\"theme\":\"mine\"}\n"
+    const repo = newRepo(env.dir, { ".gemini/settings.json": own_ })
+    const PATH = standIn("gemini", "cat .gemini/settings.json; echo; echo SETTINGS-END; exec sleep 600")
+    const served = own(await startHttp(env, { PATH }))
+    const task = await ok(served.client, "create_real_task", {
+      description: "gemini own settings",
+      working_directory: repo,
+      isolation: "worktree"
+    })
+    const a = await ok(served.client, "deploy_headless_agent", {
+      task_id: task.task_id,
+      agent_type: "g",
+      prompt: "p",
+      engine: "gemini"
+    })
+    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
+    await waitFor(
+      "the agent printed its settings",
+      () => Fs.existsSync(log) && /SETTINGS-END/.test(Fs.readFileSync(log, "utf8"))
+    )
+    expect(Fs.readFileSync(log, "utf8")).toContain("{\"theme\":\"mine\"}")
+    expect(served.stderr()).toMatch(/is the repository's own: the Gemini agent gets no spawnkit MCP server/)
+    await ok(served.client, "kill_real_agent", { task_id: task.task_id, agent_id: a.agent_id })
+    expect(Fs.readFileSync(NodePath.join(repo, ".gemini", "settings.json"), "utf8")).toBe(own_)
   })
 })

@@ -28,7 +28,8 @@ const serveHttp = async (backend: Backend) => {
   envs.push(env)
   const served = await startHttp(env)
   servers.push(served)
-  return { env, served, client: served.client, events: served.url!.replace(/\/mcp$/, "/events") }
+  const auth = { authorization: `Bearer ${served.token}` }
+  return { env, served, client: served.client, events: served.url!.replace(/\/mcp$/, "/events"), auth }
 }
 
 interface SseEvent {
@@ -87,9 +88,9 @@ const deploy = async (client: Served["client"], taskId: string, prompt: string) 
 
 describe.each(BACKENDS)("GET /events (%s registry)", (backend) => {
   it("streams events live with their sequence numbers; Last-Event-ID resumes with no gap and no duplicate", async () => {
-    const { client, events } = await serveHttp(backend)
+    const { auth, client, events } = await serveHttp(backend)
     const { task_id } = await ok(client, "create_real_task", { description: "sse" })
-    const live = collect(events, {}, (e) => e.length >= 4)
+    const live = collect(events, auth, (e) => e.length >= 4)
     const a = await deploy(client, task_id, "a")
     const b = await deploy(client, task_id, "b")
     await ok(client, "kill_real_agent", { task_id, agent_id: a })
@@ -99,12 +100,12 @@ describe.each(BACKENDS)("GET /events (%s registry)", (backend) => {
     expect(seen.map((e) => e.event)).toEqual(["spawned", "spawned", "killed", "killed"])
     expect(seen.map((e) => JSON.parse(e.data).agent_id)).toEqual([a, b, a, b])
     // A client that saw up to 2 reconnects: it gets 3 and 4, exactly.
-    const resumed = await collect(events, { "last-event-id": "2" }, (e) => e.length >= 2)
+    const resumed = await collect(events, { ...auth, "last-event-id": "2" }, (e) => e.length >= 2)
     expect(resumed.map((e) => e.id)).toEqual(["3", "4"])
     // And a filtered one only its task's events.
     const other = (await ok(client, "create_real_task", { description: "other" })).task_id
     const c = await deploy(client, other, "c")
-    const filtered = await collect(`${events}?task=${other}`, {}, (e) => e.length >= 1)
+    const filtered = await collect(`${events}?task=${other}`, auth, (e) => e.length >= 1)
     expect(filtered.map((e) => [e.id, JSON.parse(e.data).agent_id])).toEqual([["5", c]])
   })
 })

@@ -904,6 +904,7 @@ describe("cancelling a hanging deploy_headless_agent rolls it back", () => {
     const controller = new AbortController()
     // A client whose requests close when the caller aborts (the SDK transport takes a fetch implementation).
     const cancellable = await connectHttp(served.url!, {
+      token: served.token,
       fetch: (url, init) =>
         fetch(url, {
           ...init,

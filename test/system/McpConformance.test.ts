@@ -16,7 +16,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as NodePath from "node:path"
+import { onTestFinished } from "vitest"
 import { CLI, makeTempDir } from "../support/Harness.js"
 import { ownedPerTest, startHttp } from "../support/Mcp.js"
 
@@ -59,15 +62,49 @@ const runScenario = (url: string, scenario: string, cwd: string) =>
     child.on("exit", (code) => resolve({ code, output }))
   })
 
+/**
+ * The suite's client sends no credentials, and every request to spawnkit needs one: a forwarder on loopback that adds
+ * the orchestrator's bearer token to each request and passes everything else (the Host and Origin headers included,
+ * so the DNS-rebinding scenario still reaches the server's own checks) and each answer (SSE streams too) unchanged.
+ */
+const withToken = async (target: string, token: string) => {
+  const to = new URL(target)
+  const server = Http.createServer((req, res) => {
+    const upstream = Http.request(
+      {
+        host: to.hostname,
+        port: to.port,
+        path: req.url,
+        method: req.method,
+        headers: { ...req.headers, authorization: `Bearer ${token}` }
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      }
+    )
+    upstream.on("error", () => res.destroy())
+    req.pipe(upstream)
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  onTestFinished(() => {
+    server.closeAllConnections()
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const address = server.address() as AddressInfo
+  return `http://127.0.0.1:${address.port}${to.pathname}`
+}
+
 describe("the MCP conformance suite against serve --http", () => {
   it("passes every server scenario that applies to spawnkit", async () => {
     expect(Fs.existsSync(SUITE), "npm install (the conformance suite is a devDependency)").toBe(true)
     const env = newEnv()
     const served = own(await startHttp(env, { SPAWNKIT_RECONCILE_INTERVAL: "0" }))
+    const url = await withToken(served.url!, served.token!)
     const results = makeTempDir("sk-conformance-")
     try {
       for (const scenario of SCENARIOS) {
-        const { code, output } = await runScenario(served.url!, scenario, results)
+        const { code, output } = await runScenario(url, scenario, results)
         expect(output, scenario).toMatch(/Passed: (\d+)\/\1, 0 failed/)
         expect(code, `${scenario}:\n${output}`).toBe(0)
       }

@@ -44,10 +44,17 @@ interface Reply {
   readonly sessionId: string | null
 }
 
+/** The orchestrator's token of every server here. */
+const TOKEN = "sessions-test-token-0123456789"
+
 const post = async (url: string, message: unknown, sessionId?: string): Promise<Reply> => {
   const res = await fetch(url, {
     method: "POST",
-    headers: { ...JSON_HEADERS, ...(sessionId !== undefined ? { "mcp-session-id": sessionId } : {}) },
+    headers: {
+      ...JSON_HEADERS,
+      authorization: `Bearer ${TOKEN}`,
+      ...(sessionId !== undefined ? { "mcp-session-id": sessionId } : {})
+    },
     body: JSON.stringify(message)
   })
   const text = await res.text()
@@ -91,7 +98,7 @@ describe("HTTP sessions: expiry and eviction", () => {
     async () => {
       const CAP = 20
       const env = newEnv()
-      const served = own(await startHttp(env, { SPAWNKIT_HTTP_MAX_SESSIONS: String(CAP) }))
+      const served = own(await startHttp(env, { SPAWNKIT_HTTP_TOKEN: TOKEN, SPAWNKIT_HTTP_MAX_SESSIONS: String(CAP) }))
       const url = served.url!
       // The cap's worth: the served client's session and CAP - 1 sessions opened and abandoned (no DELETE).
       const abandoned: Array<string> = []
@@ -99,7 +106,7 @@ describe("HTTP sessions: expiry and eviction", () => {
       // The served client is used again, so the first abandoned session is now the least recently used.
       await served.client.listTools()
 
-      const first = await connectHttp(url)
+      const first = await connectHttp(url, { token: TOKEN })
       try {
         expect(await ok(first, "create_real_task", { description: "admitted at the cap" })).toHaveProperty("task_id")
         expect(await listIn(url, abandoned[0]!)).toEqual({ status: 404, message: EXPIRED })
@@ -112,7 +119,7 @@ describe("HTTP sessions: expiry and eviction", () => {
         )
         // Using the second abandoned session makes the third the least recently used: the next client evicts that one.
         expect((await listIn(url, abandoned[1]!)).status).toBe(200)
-        const second = await connectHttp(url)
+        const second = await connectHttp(url, { token: TOKEN })
         try {
           expect((await second.listTools()).tools.length).toBeGreaterThan(0)
           expect(await listIn(url, abandoned[2]!)).toEqual({ status: 404, message: EXPIRED })
@@ -134,14 +141,16 @@ describe("HTTP sessions: expiry and eviction", () => {
     "a session with a call in flight is never evicted; when every session has one, a new client gets 503",
     async () => {
       const env = newEnv()
-      const served = own(await startHttp(env, { ...HANG_AFTER_SESSION, SPAWNKIT_HTTP_MAX_SESSIONS: "2" }))
+      const served = own(
+        await startHttp(env, { SPAWNKIT_HTTP_TOKEN: TOKEN, ...HANG_AFTER_SESSION, SPAWNKIT_HTTP_MAX_SESSIONS: "2" })
+      )
       const url = served.url!
       const { task_id } = await ok(served.client, "create_real_task", { description: "eviction pressure" })
       const oldest = await startHangingDeploy(env, served.client, task_id)
 
       // A second client fills the cap; a third makes room by evicting it, not the older session with a call in flight.
       const idle = await openSession(url)
-      const third = await connectHttp(url)
+      const third = await connectHttp(url, { token: TOKEN })
       const controller = new AbortController()
       try {
         expect(await listIn(url, idle)).toEqual({ status: 404, message: EXPIRED })
@@ -160,14 +169,14 @@ describe("HTTP sessions: expiry and eviction", () => {
         expect(refused.body.error.message).toBe(
           "Too many open MCP sessions: all 2 (SPAWNKIT_HTTP_MAX_SESSIONS) have a call in flight; retry when one ends"
         )
-        await expect(connectHttp(url)).rejects.toThrow(/503|Too many open MCP sessions/)
+        await expect(connectHttp(url, { token: TOKEN })).rejects.toThrow(/503|Too many open MCP sessions/)
         expect((await served.client.listTools()).tools.length).toBeGreaterThan(0)
         expect((await third.listTools()).tools.length).toBeGreaterThan(0)
 
         // Once the third client's call is cancelled (its POST answered), its session is the one that makes room.
         controller.abort(new Error("the test cancels the spawn"))
         expect(await within("the cancelled call settles", thirds.settled)).toHaveProperty("error")
-        const fourth = await connectHttp(url)
+        const fourth = await connectHttp(url, { token: TOKEN })
         try {
           expect((await fourth.listTools()).tools.length).toBeGreaterThan(0)
           expect(await listIn(url, sessionIdOf(third))).toEqual({ status: 404, message: EXPIRED })
@@ -186,7 +195,13 @@ describe("HTTP sessions: expiry and eviction", () => {
 
   it("a session idle for SPAWNKIT_HTTP_SESSION_IDLE_SECONDS expires; one with a call in flight does not", async () => {
     const env = newEnv()
-    const served = own(await startHttp(env, { ...HANG_AFTER_SESSION, SPAWNKIT_HTTP_SESSION_IDLE_SECONDS: "1" }))
+    const served = own(
+      await startHttp(env, {
+        SPAWNKIT_HTTP_TOKEN: TOKEN,
+        ...HANG_AFTER_SESSION,
+        SPAWNKIT_HTTP_SESSION_IDLE_SECONDS: "1"
+      })
+    )
     const url = served.url!
     const { task_id } = await ok(served.client, "create_real_task", { description: "expiry" })
     const controller = new AbortController()
@@ -241,7 +256,7 @@ describe("HTTP: every request is answered", () => {
     "DELETE of a session while its call runs: the call's POST is answered, the spawn rolled back, the session gone",
     async () => {
       const env = newEnv()
-      const served = own(await startHttp(env, HANG_AFTER_SESSION))
+      const served = own(await startHttp(env, { ...HANG_AFTER_SESSION, SPAWNKIT_HTTP_TOKEN: TOKEN }))
       const { task_id } = await ok(served.client, "create_real_task", { description: "delete mid-call" })
       const { settled, stillPending } = await startHangingDeploy(env, served.client, task_id)
       expect(stillPending()).toBe(true)
@@ -267,7 +282,7 @@ describe("HTTP: every request is answered", () => {
     "a call its client cancels (notifications/cancelled) gets its POST answered; the spawn is rolled back",
     async () => {
       const env = newEnv()
-      const served = own(await startHttp(env, HANG_AFTER_SESSION))
+      const served = own(await startHttp(env, { ...HANG_AFTER_SESSION, SPAWNKIT_HTTP_TOKEN: TOKEN }))
       const url = served.url!
       const { task_id } = await ok(served.client, "create_real_task", { description: "cancel, raw" })
       const sessionId = await openSession(url)

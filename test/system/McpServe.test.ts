@@ -12,6 +12,7 @@ import {
   connectHttp,
   HANG_AFTER_SESSION,
   ok,
+  orchestratorCredential,
   ownedPerTest,
   startHangingDeploy,
   startHttp,
@@ -50,7 +51,7 @@ describe("exit status after a signal", () => {
       () => /spawnkit MCP server on (http:\/\/127\.0\.0\.1:\d+\/mcp)/.exec(server.stderr())?.[1],
       30_000
     )
-    const client = await connectHttp(url)
+    const client = await connectHttp(url, { token: orchestratorCredential(env) })
     try {
       const { task_id } = await ok(client, "create_real_task", { description: "sigterm" })
       const { settled } = await startHangingDeploy(env, client, task_id)

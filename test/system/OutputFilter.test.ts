@@ -70,7 +70,7 @@ describe("a catastrophic filter over a large log, through the MCP server", () =>
     env = makeTestEnv()
     const served = await startHttp(env)
     const first = served.client
-    const second = await connectHttp(served.url!)
+    const second = await connectHttp(served.url!, { token: served.token })
     const { task_id } = await ok(first, "create_real_task", { description: "catastrophic filter" })
     const agent = await ok(first, "deploy_headless_agent", { task_id, agent_type: "writer", prompt: "p" })
     // 4 MiB of lines that make a backtracking engine explode (10 KB of 'a' then '!'), and three that match.
