@@ -33,6 +33,8 @@ export interface SpawnkitSettings {
   readonly tmuxSocket: TmuxSocket
   /** The tmux binary (SPAWNKIT_TMUX_BIN, default `tmux` on PATH). */
   readonly tmuxBin: string
+  /** The bubblewrap binary of sandboxed agents (SPAWNKIT_BWRAP_BIN, default `bwrap` on PATH). */
+  readonly bwrapBin: string
   /** Command template of the custom engine (SPAWNKIT_AGENT_COMMAND), if set. */
   readonly agentCommand: Option.Option<string>
   /**
@@ -128,6 +130,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     "SPAWNKIT_TMUX_SOCKET"
   ).pipe(Config.withDefault("spawnkit")),
   tmuxBin: Config.String("SPAWNKIT_TMUX_BIN").pipe(Config.withDefault("tmux")),
+  bwrapBin: Config.NonEmptyString("SPAWNKIT_BWRAP_BIN").pipe(Config.withDefault("bwrap")),
   agentCommand: Config.option(Config.NonEmptyString("SPAWNKIT_AGENT_COMMAND")),
   agentResumeCommand: Config.option(Config.NonEmptyString("SPAWNKIT_AGENT_RESUME_COMMAND")),
   worktreesDir: Config.option(Config.NonEmptyString("SPAWNKIT_WORKTREES_DIR")),
@@ -173,6 +176,7 @@ export const settingsConfig: Config.Config<SpawnkitSettings> = Config.all({
     home: NodePath.resolve(c.home),
     tmuxSocket: parseTmuxSocket(c.tmuxSocket),
     tmuxBin: c.tmuxBin,
+    bwrapBin: c.bwrapBin,
     agentCommand: c.agentCommand,
     agentResumeCommand: c.agentResumeCommand,
     worktreesDir: Option.map(c.worktreesDir, (dir) => NodePath.resolve(dir)),

@@ -29,14 +29,13 @@ export interface SandboxSpec {
   readonly readWrite: ReadonlyArray<string>
   /** Whether spawnkit runs as root: then every capability is dropped inside. */
   readonly asRoot: boolean
+  /** The bwrap binary (SPAWNKIT_BWRAP_BIN; Debian package `bubblewrap`). */
+  readonly bwrap: string
 }
-
-/** The bwrap binary (Debian package `bubblewrap`). */
-export const BWRAP = "bwrap"
 
 /** The argv that runs `command` in the agent's sandbox. */
 export const sandboxArgv = (spec: SandboxSpec, command: ReadonlyArray<string>): ReadonlyArray<string> => [
-  BWRAP,
+  spec.bwrap,
   "--ro-bind",
   "/",
   "/",

@@ -160,7 +160,8 @@ const sandboxed = Effect.fnUntraced(function*(
         ...(at.repo !== undefined ? [NodePath.join(at.repo, ".git")] : []),
         ...(CLI_STATE[at.engine] ?? []).map((p) => NodePath.join(userHome, p)).filter((p) => Fs.existsSync(p))
       ],
-      asRoot: process.getuid?.() === 0
+      asRoot: process.getuid?.() === 0,
+      bwrap: config.bwrapBin
     },
     runnerCommand.slice(split + 1)
   )

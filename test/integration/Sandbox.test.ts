@@ -36,7 +36,8 @@ const runIn = (paths: ReturnType<typeof layout>, script: string) => {
       hide: [paths.home],
       readOnly: [paths.config],
       readWrite: [],
-      asRoot: process.getuid?.() === 0
+      asRoot: process.getuid?.() === 0,
+      bwrap: "bwrap"
     },
     ["sh", "-c", script]
   )

@@ -332,7 +332,10 @@ const tearDown = async (env: TestEnv, expectedAgents: number) => {
 // ---------------------------------------------------------------------------------------------------------------------
 // Scenarios
 
-const createTask = (env: TestEnv, limits: Partial<typeof HIGH>) =>
+const createTask = (
+  env: TestEnv,
+  limits: Partial<typeof HIGH> & { readonly sandbox?: "bwrap"; readonly working_directory?: string }
+) =>
   runIn(
     env,
     Spawnkit.createTask({ description: "race", ...HIGH, max_spawns_per_minute: 100_000, ...limits }).pipe(
@@ -341,10 +344,17 @@ const createTask = (env: TestEnv, limits: Partial<typeof HIGH>) =>
   )
 
 /** One round of the max_concurrent race: 8 processes x 25 attempts, distinct prompts, max_concurrent 50. */
-const concurrencyRound = async (backend: Backend, label: string) => {
+const concurrencyRound = async (backend: Backend, label: string, sandboxed = false) => {
   const t0 = Date.now()
   const env = newEnv(backend)
-  const taskId = await createTask(env, { max_concurrent: 50, max_agents: 1000 })
+  // Sandboxed: every agent runs in bubblewrap, working in a directory outside the home (which its sandbox hides).
+  const work = NodePath.join(env.dir, "work")
+  if (sandboxed) Fs.mkdirSync(work)
+  const taskId = await createTask(env, {
+    max_concurrent: 50,
+    max_agents: 1000,
+    ...(sandboxed ? { sandbox: "bwrap", working_directory: work } : {})
+  })
   const attempts = Array.from({ length: 200 }, (_, k): Attempt => ({
     taskId,
     agentType: "racer",
@@ -384,6 +394,15 @@ describe.each(BACKENDS)("%s registry", (backend) => {
       const round = await concurrencyRound(backend, "single")
       console.log(`max_concurrent race: ${round.summary}`)
     }, 300_000)
+
+    it(
+      "max_concurrent 50 with every agent in its bubblewrap sandbox: exactly 50 agents, 150 LimitReached",
+      async () => {
+        const round = await concurrencyRound(backend, "sandboxed", true)
+        console.log(`max_concurrent race, sandboxed: ${round.summary}`)
+      },
+      300_000
+    )
 
     it(`stress: the max_concurrent race repeated ${STRESS_ROUNDS} times with zero discrepancy`, async () => {
       const t0 = Date.now()

@@ -125,4 +125,65 @@ describe("a turned agent in its sandbox", () => {
     expect(env.readTask(taskId).agents).toEqual([])
     expect(liveSessions(env.socket)).toEqual([])
   })
+
+  it("a sandbox that cannot be set up fails the spawn cleanly: nothing of the agent is left", async () => {
+    const env = makeTestEnv("sleep 600")
+    envs.push(env)
+    const repo = NodePath.join(env.dir, "repo")
+    Fs.mkdirSync(repo)
+    git(repo, "init", "-q")
+    Fs.writeFileSync(NodePath.join(repo, "README"), "r\n")
+    git(repo, "add", "README")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    const taskId = stdoutJson(cli(env, [
+      "task",
+      "create",
+      "--description",
+      "no bwrap",
+      "--working-directory",
+      repo,
+      "--isolation",
+      "worktree",
+      "--json"
+    ])).task_id
+    // The bubblewrap binary is not there: the agent's command cannot start.
+    const missing = NodePath.join(env.dir, "no-such-bwrap")
+    const spawned = cli(env, [
+      "spawn",
+      "--task",
+      taskId,
+      "--type",
+      "t",
+      "--prompt",
+      "p",
+      "--sandbox",
+      "bwrap",
+      "--json"
+    ], {
+      SPAWNKIT_BWRAP_BIN: missing
+    })
+    if (spawned.status === 0) {
+      // The pane was still starting when tmux answered: the exit is recorded as a failure once it dies.
+      const agentId = stdoutJson(spawned).agent_id
+      await waitFor("the agent's failure recorded", () => env.readTask(taskId).agents[0]?.status === "failed")
+      expect(env.readTask(taskId).agents[0]).toMatchObject({ id: agentId, exit: { exit_code: 127 } })
+    } else {
+      expect(stdoutJson(spawned).error.tag, spawned.stdout).toBe("AgentExitedAtStartup")
+      expect(env.readTask(taskId).agents).toEqual([])
+    }
+    expect(
+      Fs.readFileSync(
+        NodePath.join(env.home, taskId, "logs", Fs.readdirSync(NodePath.join(env.home, taskId, "logs"))[0]!),
+        "utf8"
+      )
+    )
+      .toContain(missing)
+    await waitFor(
+      "nothing left",
+      () =>
+        env.readTask(taskId).active_count === 0 && liveSessions(env.socket).length === 0 &&
+        git(repo, "branch", "--list", "spawnkit/*") === "" && git(repo, "worktree", "list").split("\n").length === 1
+    )
+    expect(Fs.readdirSync(NodePath.join(env.home, taskId, "prompts"))).toEqual([])
+  })
 })

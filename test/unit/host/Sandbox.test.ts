@@ -10,7 +10,8 @@ const spec: SandboxSpec = {
   hide: ["/home/u/.agent-workspace", "/tmp/spawnkit-sockets"],
   readOnly: ["/home/u/.agent-workspace/TASK-1/prompts/a-1.mcp.json"],
   readWrite: ["/home/u/.claude"],
-  asRoot: false
+  asRoot: false,
+  bwrap: "/usr/bin/bwrap"
 }
 
 const indexOf = (argv: ReadonlyArray<string>, ...flag: ReadonlyArray<string>) =>
@@ -19,7 +20,7 @@ const indexOf = (argv: ReadonlyArray<string>, ...flag: ReadonlyArray<string>) =>
 describe("sandboxArgv", () => {
   it("shows the system read-only, hides the home first and shows the agent's own paths over it", () => {
     const argv = sandboxArgv(spec, ["claude", "--print"])
-    expect(argv.slice(0, 4)).toEqual(["bwrap", "--ro-bind", "/", "/"])
+    expect(argv.slice(0, 4)).toEqual(["/usr/bin/bwrap", "--ro-bind", "/", "/"])
     const hideHome = indexOf(argv, "--tmpfs", "/home/u/.agent-workspace")
     const config = indexOf(argv, "--ro-bind", spec.readOnly[0]!, spec.readOnly[0]!)
     const work = indexOf(argv, "--bind", spec.workDir, spec.workDir)
