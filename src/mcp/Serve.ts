@@ -68,8 +68,8 @@ const recordsOfPass = (exit: Exit.Exit<ReconcileReport, unknown>): ReadonlyArray
 /**
  * The home's supervisor (src/supervisor/Supervisor.ts: exits recorded as they happen, reconcile at start and every
  * SPAWNKIT_RECONCILE_INTERVAL seconds), in the background of the server's scope, on the tools' services; what each
- * pass did also goes to the connected clients (`logs`). Only the orchestrator's server runs it: every agent runs its
- * own stdio server, and those own no agents of the host.
+ * pass did also goes to the connected clients (`logs`). Only the orchestrator's server runs it: a server started with
+ * an agent's identity owns no agents of the host.
  */
 const supervisor = (runtime: ToolRuntime, logs: LogSink) =>
   Effect.gen(function*() {
@@ -218,9 +218,11 @@ export const serveHttpForever = (settings: HttpSettings) =>
           `orchestrator credential: ${orchestratorTokenPath(config.home)} (send it as "Authorization: Bearer <it>")`
         )
       }
-      // On loopback it is the host's broker: spawns give agents its address and their own tokens.
+      // On loopback it is the host's broker: spawns give agents its address and their own tokens. A server started
+      // with an agent's identity is that agent's own, and no broker.
+      const broker = isLoopback(settings.host) && !process.env["SPAWNKIT_AGENT_ID"]
       yield* serveHttp({ ...settings, token }, runtime, inFlight, logs, (port) =>
-        isLoopback(settings.host) ? announceBroker(config.home, `http://${host}:${port}/mcp`) : Effect.void)
+        broker ? announceBroker(config.home, `http://${host}:${port}/mcp`) : Effect.void)
       return yield* Effect.never
     })
   )
