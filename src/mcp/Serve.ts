@@ -212,8 +212,9 @@ export const serveHttpForever = (settings: HttpSettings) =>
       )
       const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host
       // Every request needs a credential: the orchestrator's (the one given, else the home's own) or an agent's.
-      const token = settings.token ?? (yield* orchestratorToken(config.home))
-      if (settings.token === undefined) {
+      // Off loopback a token must be given: the home's own is for this host's orchestrators.
+      const token = settings.token ?? (isLoopback(settings.host) ? yield* orchestratorToken(config.home) : undefined)
+      if (settings.token === undefined && token !== undefined) {
         yield* Effect.logInfo(
           `orchestrator credential: ${orchestratorTokenPath(config.home)} (send it as "Authorization: Bearer <it>")`
         )

@@ -306,7 +306,7 @@ describe("where the broker comes from", () => {
     const served = own(await startHttp(env, { PATH }))
     const task = await ok(served.client, "create_real_task", {
       description: "gemini",
-      working_directory: repo,
+      client_cwd: repo,
       isolation: "worktree"
     })
     const a = await ok(served.client, "deploy_headless_agent", {
@@ -343,7 +343,7 @@ describe("where the broker comes from", () => {
     const served = own(await startHttp(env, { PATH }))
     const task = await ok(served.client, "create_real_task", {
       description: "gemini own settings",
-      working_directory: repo,
+      client_cwd: repo,
       isolation: "worktree"
     })
     const a = await ok(served.client, "deploy_headless_agent", {
