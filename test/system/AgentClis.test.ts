@@ -505,7 +505,7 @@ describe("resuming a real agent that ended (no credentials)", () => {
       envs.push(env)
       const { home, env: plainEnv } = agentEnvironment()
       const clis = committedClis(plainEnv)
-      await startBroker(env, clis.env)
+      const broker = await startBroker(env, clis.env)
       const sk = (...args: Array<string>) => spawnkit(env, clis.env, [...args, "--json"])
       const registry = () => readRegistryFile(env.home, taskId)
       const ended = (agentId: string) =>
@@ -558,6 +558,7 @@ describe("resuming a real agent that ended (no credentials)", () => {
           promptFile: "",
           logFile: "",
           mcpConfigFile: engine === "claude" ? mcpConfigPath(env.home, taskId as TaskId, record.id) : undefined,
+          brokerUrl: broker.url,
           resumeSessionId: conversation
         })
         expect(argv.slice(1)).toEqual(Result.getOrThrow(built).slice(1))
