@@ -375,6 +375,13 @@ const concurrencyRound = async (backend: Backend, label: string, sandboxed = fal
   expect(task.total_spawned).toBe(50)
   expect(task.agents.map((a: any) => a.id).sort()).toEqual(ok.map((o) => (o.ok ? o.agent_id : "")).sort())
   expect(liveSessions(env.socket)).toHaveLength(50)
+  if (sandboxed) {
+    expect(task.agents.filter((a: any) => a.sandbox === "bwrap")).toHaveLength(50)
+    const commands = spawnSync("tmux", ["-S", env.socket, "list-panes", "-a", "-F", "#{pane_start_command}"], {
+      encoding: "utf8"
+    }).stdout.split("\n").filter((l) => l !== "")
+    expect(commands.filter((c) => c.includes("bwrap"))).toHaveLength(50)
+  }
   const t1 = Date.now()
   await tearDown(env, 50)
   const teardownMs = Date.now() - t1
