@@ -19,6 +19,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -287,6 +288,23 @@ const firstAnswer = async (client: Client, taskId: TaskId) => {
   }
 }
 
+/** Connect a client and have its first answer; on a failure it is closed (then `cleanup` runs) before the rethrow. */
+const connectAnswered = async (
+  client: Client,
+  transport: Transport,
+  taskId: TaskId,
+  cleanup: () => Promise<void> = async () => {}
+) => {
+  try {
+    await client.connect(transport)
+    await firstAnswer(client, taskId)
+  } catch (e) {
+    await client.close().catch(() => undefined)
+    await cleanup()
+    throw e
+  }
+}
+
 const newClient = () => new Client({ name: "spawnkit-bench-footprint", version: "1" })
 
 /** Close a client (and so its transport, and a stdio transport's server); a failure is only logged. */
@@ -317,14 +335,7 @@ const stdioClient = (env: ScenarioEnv, agent: AgentCredentials) =>
         })
         const client = newClient()
         // A failure leaves the server process to the transport: stop it before reporting the failure.
-        try {
-          await client.connect(transport)
-          await firstAnswer(client, agent.taskId)
-        } catch (e) {
-          await client.close().catch(() => undefined)
-          await transport.close()
-          throw e
-        }
+        await connectAnswered(client, transport, agent.taskId, () => transport.close())
         return { client, pid: transport.pid ?? undefined }
       },
       catch: benchFailed(`starting the stdio server of agent ${agent.agentId}`)
@@ -345,13 +356,7 @@ const httpClient = (url: string, agent: AgentCredentials) =>
           requestInit: { headers: { Authorization: `Bearer ${token}` } }
         })
         const client = newClient()
-        try {
-          await client.connect(transport)
-          await firstAnswer(client, agent.taskId)
-        } catch (e) {
-          await client.close().catch(() => undefined)
-          throw e
-        }
+        await connectAnswered(client, transport, agent.taskId)
         return { client, transport, pid: undefined }
       },
       catch: benchFailed(`opening the broker session of agent ${agent.agentId}`)

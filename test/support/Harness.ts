@@ -336,3 +336,24 @@ export const runNode = (env: TestEnv, args: ReadonlyArray<string>) => {
   )
   return { child, done }
 }
+
+/** Run git in `dir`; its output, trimmed (a failure throws with git's own message). */
+export const gitIn = (dir: string, ...args: ReadonlyArray<string>): string => {
+  const r = spawnSync("git", ["-C", dir, ...args], { encoding: "utf8" })
+  if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`)
+  return r.stdout.trim()
+}
+
+/** A new git repository `<dir>/repo` with one commit of a README and `files` (path to text). */
+export const newRepo = (dir: string, files: Readonly<Record<string, string>> = {}): string => {
+  const repo = NodePath.join(dir, "repo")
+  Fs.mkdirSync(repo)
+  gitIn(repo, "init", "-q")
+  for (const [path, text] of Object.entries({ README: "r\n", ...files })) {
+    Fs.mkdirSync(NodePath.dirname(NodePath.join(repo, path)), { recursive: true })
+    Fs.writeFileSync(NodePath.join(repo, path), text)
+  }
+  gitIn(repo, "add", "-A")
+  gitIn(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+  return repo
+}

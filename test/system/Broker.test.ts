@@ -6,7 +6,6 @@
  * Needs `npm run build` first (the server runs dist/cli/main.js).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
@@ -14,13 +13,24 @@ import { onTestFinished } from "vitest"
 import { formatAgentToken } from "../../src/domain/AgentToken.js"
 import type { AgentId, TaskId } from "../../src/domain/Ids.js"
 import { logPath } from "../../src/host/Workspace.js"
-import { CLI, cli, liveSessions, promptFiles, readRegistryFile, stdoutJson } from "../support/Harness.js"
+import {
+  CLI,
+  cli,
+  gitIn,
+  liveSessions,
+  newRepo,
+  promptFiles,
+  readRegistryFile,
+  stdoutJson,
+  type TestEnv
+} from "../support/Harness.js"
 import {
   call,
   connectHttp,
   killServers,
   ok,
   ownedPerTest,
+  type Served,
   startHttp,
   startStdio,
   textOf,
@@ -124,31 +134,10 @@ describe("serve --http as the broker: agents' bearer tokens", () => {
 
   it("serve --http announces itself as the broker, and a Claude agent spawned meanwhile is configured to reach it", async () => {
     const env = newEnv()
-    // A stand-in `claude` that prints the MCP configuration it was given, then works until killed.
-    const bin = Fs.mkdtempSync(NodePath.join(Os.tmpdir(), "sk-claude-"))
-    onTestFinished(() => Fs.rmSync(bin, { recursive: true, force: true }))
-    Fs.writeFileSync(
-      NodePath.join(bin, "claude"),
-      "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --mcp-config ] && cat \"$2\"; shift; done\n" +
-        "echo; echo \"TOKEN=$SPAWNKIT_AGENT_TOKEN\"; echo CONFIG-END\nexec sleep 600\n",
-      { mode: 0o755 }
-    )
-    const served = own(await startHttp(env, { PATH: `${bin}:${process.env["PATH"]}` }))
+    const served = own(await startHttp(env, { PATH: CLAUDE_PRINTING_ITS_CONFIG() }))
     const markers = Fs.readdirSync(NodePath.join(env.home, ".spawnkit-brokers"))
     expect(markers).toEqual([`${served.pid}.json`])
-    const task = await ok(served.client, "create_real_task", { description: "broker config" })
-    const a = await ok(served.client, "deploy_headless_agent", {
-      task_id: task.task_id,
-      agent_type: "a",
-      prompt: "p",
-      engine: "claude"
-    })
-    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
-    await waitFor(
-      "the agent printed its configuration",
-      () => Fs.existsSync(log) && Fs.readFileSync(log, "utf8").includes("CONFIG-END")
-    )
-    const text = Fs.readFileSync(log, "utf8")
+    const { a, task, text } = await claudeAgent(env, served)
     const config = JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1))
     const server = config.mcpServers.spawnkit
     // The configuration names the variable the token is in; the token itself is in the agent's environment alone.
@@ -216,23 +205,59 @@ const standIn = (name: string, body: string) => {
   return `${bin}:${process.env["PATH"]}`
 }
 
-const git = (dir: string, ...args: ReadonlyArray<string>) => {
-  const r = spawnSync("git", ["-C", dir, ...args], { encoding: "utf8" })
-  if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`)
-  return r.stdout.trim()
+/**
+ * A Gemini agent (a stand-in running `body`) spawned isolated into `repo` through a broker; what it printed up to its
+ * line SETTINGS-END.
+ */
+const isolatedGemini = async (env: TestEnv, repo: string, body: string) => {
+  const served = own(await startHttp(env, { PATH: standIn("gemini", body) }))
+  const task = await ok(served.client, "create_real_task", {
+    description: "gemini",
+    client_cwd: repo,
+    isolation: "worktree"
+  })
+  const agent = await ok(served.client, "deploy_headless_agent", {
+    task_id: task.task_id,
+    agent_type: "g",
+    prompt: "p",
+    engine: "gemini"
+  })
+  const log = logPath(env.home, task.task_id as TaskId, agent.agent_id as AgentId)
+  await waitFor(
+    "the agent printed its settings",
+    () => Fs.existsSync(log) && /SETTINGS-END/.test(Fs.readFileSync(log, "utf8"))
+  )
+  return {
+    served,
+    taskId: task.task_id as string,
+    agentId: agent.agent_id as string,
+    printed: Fs.readFileSync(log, "utf8")
+  }
 }
 
-const newRepo = (dir: string, files: Record<string, string> = {}) => {
-  const repo = NodePath.join(dir, "repo")
-  Fs.mkdirSync(repo)
-  git(repo, "init", "-q")
-  for (const [path, text] of Object.entries({ README: "r\n", ...files })) {
-    Fs.mkdirSync(NodePath.dirname(NodePath.join(repo, path)), { recursive: true })
-    Fs.writeFileSync(NodePath.join(repo, path), text)
-  }
-  git(repo, "add", "-A")
-  git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
-  return repo
+/** A stand-in `claude` on PATH that prints the MCP configuration it was given and its token, then works. */
+const CLAUDE_PRINTING_ITS_CONFIG = () =>
+  standIn(
+    "claude",
+    "while [ $# -gt 0 ]; do [ \"$1\" = --mcp-config ] && cat \"$2\"; shift; done\n" +
+      "echo; echo \"TOKEN=$SPAWNKIT_AGENT_TOKEN\"; echo CONFIG-END; exec sleep 600"
+  )
+
+/** A Claude agent spawned through `served` in a new task; what it printed up to its line CONFIG-END. */
+const claudeAgent = async (env: TestEnv, served: Served) => {
+  const task = await ok(served.client, "create_real_task", { description: "broker config" })
+  const a = await ok(served.client, "deploy_headless_agent", {
+    task_id: task.task_id,
+    agent_type: "a",
+    prompt: "p",
+    engine: "claude"
+  })
+  const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
+  await waitFor(
+    "the agent printed its configuration",
+    () => Fs.existsSync(log) && /CONFIG-END/.test(Fs.readFileSync(log, "utf8"))
+  )
+  return { a, task, text: Fs.readFileSync(log, "utf8") }
 }
 
 describe("where the broker comes from", () => {
@@ -257,29 +282,13 @@ describe("where the broker comes from", () => {
 
   it("an MCP client's stdio serve is the broker while it runs: its Claude agents reach it with their tokens", async () => {
     const env = newEnv()
-    const PATH = standIn(
-      "claude",
-      "while [ $# -gt 0 ]; do [ \"$1\" = --mcp-config ] && cat \"$2\"; shift; done\n" +
-        "echo; echo \"TOKEN=$SPAWNKIT_AGENT_TOKEN\"; echo CONFIG-END; exec sleep 600"
-    )
+    const PATH = CLAUDE_PRINTING_ITS_CONFIG()
     const served = own(await startStdio(env, { PATH }))
     const marker = NodePath.join(env.home, ".spawnkit-brokers", `${served.pid}.json`)
     await waitFor("the stdio server's broker is announced", () => Fs.existsSync(marker))
     const url = JSON.parse(Fs.readFileSync(marker, "utf8")).url as string
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
-    const task = await ok(served.client, "create_real_task", { description: "stdio broker" })
-    const a = await ok(served.client, "deploy_headless_agent", {
-      task_id: task.task_id,
-      agent_type: "a",
-      prompt: "p",
-      engine: "claude"
-    })
-    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
-    await waitFor(
-      "the agent printed its configuration",
-      () => Fs.existsSync(log) && /CONFIG-END/.test(Fs.readFileSync(log, "utf8"))
-    )
-    const text = Fs.readFileSync(log, "utf8")
+    const { a, task, text } = await claudeAgent(env, served)
     expect(JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1)).mcpServers.spawnkit.url).toBe(url)
     const token = /TOKEN=(\S+)/.exec(text)![1]!
     const agent = await connectHttp(url, { token })
@@ -299,67 +308,36 @@ describe("where the broker comes from", () => {
   it("an isolated Gemini agent gets the broker in its worktree's settings, removed before its worktree is judged", async () => {
     const env = newEnv()
     const repo = newRepo(env.dir)
-    const PATH = standIn(
-      "gemini",
+    const { agentId, printed, served, taskId } = await isolatedGemini(
+      env,
+      repo,
       "cat .gemini/settings.json; echo \"TRUST=$GEMINI_CLI_TRUST_WORKSPACE\"; echo SETTINGS-END; exit 0"
     )
-    const served = own(await startHttp(env, { PATH }))
-    const task = await ok(served.client, "create_real_task", {
-      description: "gemini",
-      client_cwd: repo,
-      isolation: "worktree"
-    })
-    const a = await ok(served.client, "deploy_headless_agent", {
-      task_id: task.task_id,
-      agent_type: "g",
-      prompt: "p",
-      engine: "gemini"
-    })
-    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
-    await waitFor(
-      "the agent printed its settings",
-      () => Fs.existsSync(log) && /SETTINGS-END/.test(Fs.readFileSync(log, "utf8"))
-    )
-    const text = Fs.readFileSync(log, "utf8")
-    expect(JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1))).toEqual({
+    expect(JSON.parse(printed.slice(printed.indexOf("{"), printed.lastIndexOf("}") + 1))).toEqual({
       mcpServers: {
         spawnkit: { httpUrl: served.url, headers: { Authorization: "Bearer ${SPAWNKIT_AGENT_TOKEN}" }, trust: true }
       }
     })
-    expect(text).toContain("TRUST=true")
+    expect(printed).toContain("TRUST=true")
     // It ended holding no work: the settings file went first, then the worktree and its branch.
-    const record = () =>
-      readRegistryFile(env.home, task.task_id).agents.find((x: { id: string }) => x.id === a.agent_id)
+    const record = () => readRegistryFile(env.home, taskId).agents.find((x: { id: string }) => x.id === agentId)
     await waitFor("its worktree removed", () => record()?.worktree?.state === "removed")
-    expect(git(repo, "branch", "--list", "spawnkit/*")).toBe("")
-    expect(git(repo, "status", "--porcelain")).toBe("")
+    expect(gitIn(repo, "branch", "--list", "spawnkit/*")).toBe("")
+    expect(gitIn(repo, "status", "--porcelain")).toBe("")
   })
 
   it("a repository's own Gemini settings are never written over", async () => {
     const env = newEnv()
-    const own_ = "{\"theme\":\"mine\"}\n"
-    const repo = newRepo(env.dir, { ".gemini/settings.json": own_ })
-    const PATH = standIn("gemini", "cat .gemini/settings.json; echo; echo SETTINGS-END; exec sleep 600")
-    const served = own(await startHttp(env, { PATH }))
-    const task = await ok(served.client, "create_real_task", {
-      description: "gemini own settings",
-      client_cwd: repo,
-      isolation: "worktree"
-    })
-    const a = await ok(served.client, "deploy_headless_agent", {
-      task_id: task.task_id,
-      agent_type: "g",
-      prompt: "p",
-      engine: "gemini"
-    })
-    const log = logPath(env.home, task.task_id as TaskId, a.agent_id as AgentId)
-    await waitFor(
-      "the agent printed its settings",
-      () => Fs.existsSync(log) && /SETTINGS-END/.test(Fs.readFileSync(log, "utf8"))
+    const mine = "{\"theme\":\"mine\"}\n"
+    const repo = newRepo(env.dir, { ".gemini/settings.json": mine })
+    const { agentId, printed, served, taskId } = await isolatedGemini(
+      env,
+      repo,
+      "cat .gemini/settings.json; echo; echo SETTINGS-END; exec sleep 600"
     )
-    expect(Fs.readFileSync(log, "utf8")).toContain("{\"theme\":\"mine\"}")
+    expect(printed).toContain("{\"theme\":\"mine\"}")
     expect(served.stderr()).toMatch(/is the repository's own: the Gemini agent gets no spawnkit MCP server/)
-    await ok(served.client, "kill_real_agent", { task_id: task.task_id, agent_id: a.agent_id })
-    expect(Fs.readFileSync(NodePath.join(repo, ".gemini", "settings.json"), "utf8")).toBe(own_)
+    await ok(served.client, "kill_real_agent", { task_id: taskId, agent_id: agentId })
+    expect(Fs.readFileSync(NodePath.join(repo, ".gemini", "settings.json"), "utf8")).toBe(mine)
   })
 })

@@ -7,21 +7,23 @@
  * Needs `npm run build` first (the pane-died hook runs dist/cli/main.js).
  */
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
-import { cli, liveSessions, makeTestEnv, stdoutJson, type TestEnv, waitFor } from "../support/Harness.js"
+import {
+  cli,
+  gitIn,
+  liveSessions,
+  makeTestEnv,
+  newRepo,
+  stdoutJson,
+  type TestEnv,
+  waitFor
+} from "../support/Harness.js"
 
 const envs: Array<TestEnv> = []
 afterEach(() => {
   for (const env of envs.splice(0)) env.cleanup()
 })
-
-const git = (dir: string, ...args: ReadonlyArray<string>) => {
-  const r = spawnSync("git", ["-C", dir, ...args], { encoding: "utf8" })
-  if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`)
-  return r.stdout.trim()
-}
 
 /** What the turned agent tries, each attempt printing a word only if it succeeds; then it commits and ends. */
 const hostile = (env: TestEnv) =>
@@ -38,16 +40,15 @@ const hostile = (env: TestEnv) =>
     "echo HOSTILE-DONE"
   ].join("; ") + "'"
 
+/** `spawnkit spawn --sandbox bwrap` of one agent of type `type` (CLI output; `vars` for its environment). */
+const spawnSandboxed = (env: TestEnv, taskId: string, type: string, vars: Record<string, string> = {}) =>
+  cli(env, ["spawn", "--task", taskId, "--type", type, "--prompt", "p", "--sandbox", "bwrap", "--json"], vars)
+
 describe("a turned agent in its sandbox", () => {
   it("reaches nothing of spawnkit or its siblings, and works in its own worktree", () => {
     const env = makeTestEnv()
     envs.push(env)
-    const repo = NodePath.join(env.dir, "repo")
-    Fs.mkdirSync(repo)
-    git(repo, "init", "-q")
-    Fs.writeFileSync(NodePath.join(repo, "README"), "r\n")
-    git(repo, "add", "README")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    const repo = newRepo(env.dir)
     const script = hostile(env)
     const created = cli(env, [
       "task",
@@ -68,18 +69,7 @@ describe("a turned agent in its sandbox", () => {
       SPAWNKIT_AGENT_COMMAND: "sh -c 'export W=sib$(echo ling)-secret; exec sleep 600'"
     })
     expect(sibling.status, sibling.stderr).toBe(0)
-    const spawned = cli(env, [
-      "spawn",
-      "--task",
-      taskId,
-      "--type",
-      "turned",
-      "--prompt",
-      "p",
-      "--sandbox",
-      "bwrap",
-      "--json"
-    ], { SPAWNKIT_AGENT_COMMAND: script })
+    const spawned = spawnSandboxed(env, taskId, "turned", { SPAWNKIT_AGENT_COMMAND: script })
     expect(spawned.status, spawned.stderr).toBe(0)
     const agentId = stdoutJson(spawned).agent_id
     const log = NodePath.join(env.home, taskId, "logs", `${agentId}.log`)
@@ -97,7 +87,7 @@ describe("a turned agent in its sandbox", () => {
       )
       expect(record.sandbox).toBe("bwrap")
       // Its commit is on its own branch, in the shared repository.
-      expect(git(repo, "log", "--format=%s", `spawnkit/${agentId}`, "-1")).toBe("mine")
+      expect(gitIn(repo, "log", "--format=%s", `spawnkit/${agentId}`, "-1")).toBe("mine")
       expect(liveSessions(env.socket)).toContain(stdoutJson(sibling).tmux_session)
     })
   })
@@ -107,18 +97,7 @@ describe("a turned agent in its sandbox", () => {
     envs.push(env)
     const created = cli(env, ["task", "create", "--description", "in home", "--json"])
     const taskId = stdoutJson(created).task_id
-    const spawned = cli(env, [
-      "spawn",
-      "--task",
-      taskId,
-      "--type",
-      "t",
-      "--prompt",
-      "p",
-      "--sandbox",
-      "bwrap",
-      "--json"
-    ])
+    const spawned = spawnSandboxed(env, taskId, "t")
     expect(spawned.status).not.toBe(0)
     expect(stdoutJson(spawned).error.tag).toBe("InvalidInput")
     expect(stdoutJson(spawned).error.message).toContain("sandbox")
@@ -129,12 +108,7 @@ describe("a turned agent in its sandbox", () => {
   it("a sandbox that cannot be set up fails the spawn cleanly: nothing of the agent is left", async () => {
     const env = makeTestEnv("sleep 600")
     envs.push(env)
-    const repo = NodePath.join(env.dir, "repo")
-    Fs.mkdirSync(repo)
-    git(repo, "init", "-q")
-    Fs.writeFileSync(NodePath.join(repo, "README"), "r\n")
-    git(repo, "add", "README")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    const repo = newRepo(env.dir)
     const taskId = stdoutJson(cli(env, [
       "task",
       "create",
@@ -148,18 +122,7 @@ describe("a turned agent in its sandbox", () => {
     ])).task_id
     // The bubblewrap binary is not there: the agent's command cannot start.
     const missing = NodePath.join(env.dir, "no-such-bwrap")
-    const spawned = cli(env, [
-      "spawn",
-      "--task",
-      taskId,
-      "--type",
-      "t",
-      "--prompt",
-      "p",
-      "--sandbox",
-      "bwrap",
-      "--json"
-    ], {
+    const spawned = spawnSandboxed(env, taskId, "t", {
       SPAWNKIT_BWRAP_BIN: missing
     })
     if (spawned.status === 0) {
@@ -182,7 +145,7 @@ describe("a turned agent in its sandbox", () => {
       "nothing left",
       () =>
         env.readTask(taskId).active_count === 0 && liveSessions(env.socket).length === 0 &&
-        git(repo, "branch", "--list", "spawnkit/*") === "" && git(repo, "worktree", "list").split("\n").length === 1
+        gitIn(repo, "branch", "--list", "spawnkit/*") === "" && gitIn(repo, "worktree", "list").split("\n").length === 1
     )
     expect(Fs.readdirSync(NodePath.join(env.home, taskId, "prompts"))).toEqual([])
   })
