@@ -25,11 +25,12 @@ import * as Os from "node:os"
 import * as NodePath from "node:path"
 import type { Engine } from "../../src/domain/Agent.js"
 import { formatAgentToken } from "../../src/domain/AgentToken.js"
-import type { TaskId } from "../../src/domain/Ids.js"
+import type { AgentId, TaskId } from "../../src/domain/Ids.js"
 import { buildCommand } from "../../src/host/Engines.js"
 import { mcpConfigPath } from "../../src/host/Workspace.js"
 import { parseLine } from "../../src/metering/Formats.js"
 import { agentBrokerConfig } from "../../src/spawn/AgentFiles.js"
+import { geminiSettingsPath, geminiSettingsText } from "../../src/worktree/GeminiSettings.js"
 import {
   CLI,
   liveSessions,
@@ -302,6 +303,35 @@ describe("the command lines spawnkit builds, run by the real CLIs", () => {
     expect(c.signal).toBeNull()
     expect(c.status).not.toBe(0)
     expect(c.output, c.output.slice(0, 2000)).toMatch(PARSER_ERROR)
+  }, 300_000)
+})
+
+describe("Gemini CLI and the broker", () => {
+  it("connects with the settings spawnkit writes into an isolated agent's worktree (its own `mcp list`)", async () => {
+    expect(installed("gemini"), INSTALL_HINT).toBe(true)
+    const { env: cliEnv } = agentEnvironment()
+    const broker = await liveBroker()
+    const cwd = tempDir("spawnkit-gemini-work-")
+    Fs.mkdirSync(NodePath.join(cwd, ".gemini"))
+    Fs.writeFileSync(geminiSettingsPath(cwd), geminiSettingsText(broker.url))
+    const list = (token: string) => {
+      const r = spawnSync(NodePath.join(CLIS_BIN, "gemini"), ["mcp", "list"], {
+        cwd,
+        env: { ...cliEnv, GEMINI_CLI_TRUST_WORKSPACE: "true", SPAWNKIT_AGENT_TOKEN: token },
+        encoding: "utf8",
+        timeout: 90_000
+      })
+      return `${r.stdout}${r.stderr}`
+    }
+    const listed = list(broker.token)
+    console.log(`gemini mcp list: ${listed.trim()}`)
+    expect(listed).toMatch(/spawnkit[^\n]*Connected/)
+    // The control: the same settings with a wrong token do not connect, so the line above is the broker's yes.
+    const refused = list(
+      formatAgentToken(...(broker.token.split(".").slice(1, 3) as [TaskId, AgentId]), "0".repeat(64))
+    )
+    expect(refused).toMatch(/spawnkit/)
+    expect(refused).not.toMatch(/spawnkit[^\n]*Connected/)
   }, 300_000)
 })
 
