@@ -13,6 +13,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { type ChildProcess, spawn as spawnProcess } from "node:child_process"
 import * as Fs from "node:fs"
+import * as NodePath from "node:path"
 import {
   CLI,
   liveSessions,
@@ -121,7 +122,13 @@ describe("MCP servers racing (3 stdio + 1 HTTP processes, one home, real tmux)",
             `race-stdio-${n}`
           ))
       )
-      const http = await connect(new StreamableHTTPClientTransport(new URL(url)), "race-http")
+      const token = Fs.readFileSync(NodePath.join(env.home, ".spawnkit-orchestrator.token"), "utf8").trim()
+      const http = await connect(
+        new StreamableHTTPClientTransport(new URL(url), {
+          requestInit: { headers: { authorization: `Bearer ${token}` } }
+        }),
+        "race-http"
+      )
       const servers = [...stdio.map((c, n) => ({ label: `stdio-${n}`, client: c })), { label: "http", client: http }]
       for (const { label, client } of servers) {
         const names = (await client.listTools()).tools.map((t) => t.name)
