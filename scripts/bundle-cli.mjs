@@ -41,3 +41,20 @@ const result = await esbuild.build({
 })
 // What each output holds, for tests and for anyone asking why a chunk is loaded.
 Fs.writeFileSync(NodePath.join(chunks, "meta.json"), JSON.stringify(result.metafile))
+
+// The dashboard's page (dashboard/app.ts, plain TypeScript and the DOM) for browsers, and its stylesheet, served by
+// `serve --http` from dist/dashboard/ (src/mcp/Dashboard.ts): built from the repository, nothing from a CDN.
+const dashboard = NodePath.join(root, "dist", "dashboard")
+Fs.rmSync(dashboard, { recursive: true, force: true })
+await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: { app: "dashboard/app.ts" },
+  outdir: dashboard,
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2022",
+  minify: true,
+  logLevel: "warning"
+})
+Fs.copyFileSync(NodePath.join(root, "dashboard", "app.css"), NodePath.join(dashboard, "app.css"))

@@ -27,6 +27,7 @@ import { parseAgentToken } from "../domain/AgentToken.js"
 import { errnoCode, InvalidConfiguration, ServerBindFailed } from "../domain/Errors.js"
 import { type Caller, callerOfToken, sameCaller } from "./Caller.js"
 import { describeFailure } from "./Calls.js"
+import { type DashboardContext, DashboardSessions, handleDashboard, isDashboardPath } from "./Dashboard.js"
 import { EVENTS_PATH, serveEvents } from "./EventStream.js"
 import { expiredSessions, sessionToEvict, type SessionUse } from "./HttpSessions.js"
 import type { LogSink } from "./Logging.js"
@@ -81,13 +82,22 @@ const tokenMatches = (bearer: string | undefined, token: string) => {
  * and an agent token of an agent that ended. A server given no token of its own (a broker beside a stdio server)
  * serves agents only.
  */
-const authenticate = async (
+const authenticate = (
   state: ServerState,
   req: Http.IncomingMessage
 ): Promise<Caller | { readonly status: number; readonly message: string }> => {
   const bearer = bearerOf(req.headers.authorization)
+  return bearer === undefined
+    ? Promise.resolve({ status: 401, message: "Missing or wrong bearer token" })
+    : authenticateToken(state, bearer)
+}
+
+/** Who a token is: the orchestrator's credential, or an agent's token while it lives; else why not. */
+const authenticateToken = async (
+  state: ServerState,
+  bearer: string
+): Promise<Caller | { readonly status: number; readonly message: string }> => {
   const { token } = state.settings
-  if (bearer === undefined) return { status: 401, message: "Missing or wrong bearer token" }
   if (token !== undefined && tokenMatches(bearer, token)) return ORCHESTRATOR_CALLER
   const parts = parseAgentToken(bearer)
   if (parts === undefined) return { status: 401, message: "Missing or wrong bearer token" }
@@ -153,7 +163,21 @@ interface ServerState {
   opening: number
   stopping: boolean
   readonly log: (message: string) => void
+  /** The dashboard's logged-in browsers. */
+  readonly dashboard: DashboardSessions
 }
+
+const dashboardContext = (state: ServerState): DashboardContext => ({
+  runtime: state.runtime,
+  inFlight: state.inFlight,
+  sessions: state.dashboard,
+  callerOfToken: async (token) => {
+    const caller = await authenticateToken(state, token)
+    return "_tag" in caller ? caller : undefined
+  },
+  readBody,
+  refuse: (res, status, message) => refuse(res, status, message)
+})
 
 const now = () => performance.now()
 
@@ -297,17 +321,40 @@ const openNotificationStream = (state: ServerState, req: Http.IncomingMessage, r
   return session.transport.handleRequest(req, res)
 }
 
+/** Who sends a request: its bearer token; on the event stream without one, the dashboard session of its cookie. */
+const callerOf = async (state: ServerState, req: Http.IncomingMessage, url: URL) => {
+  const session = req.headers.authorization === undefined && url.pathname === EVENTS_PATH
+    ? state.dashboard.of(req)
+    : undefined
+  return session !== undefined ? session.caller : authenticate(state, req)
+}
+
+/** A dashboard request: a bearer token, when sent, must be valid; without one its cookie says who it is. */
+const serveDashboard = async (state: ServerState, req: Http.IncomingMessage, res: Http.ServerResponse, url: URL) => {
+  const bearer = req.headers.authorization === undefined ? undefined : await authenticate(state, req)
+  if (bearer !== undefined && !("_tag" in bearer)) {
+    return refuse(res, bearer.status, bearer.message, { "www-authenticate": "Bearer" })
+  }
+  return handleDashboard(dashboardContext(state), req, res, url, bearer)
+}
+
 const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state: ServerState) => {
   const { settings } = state
   const url = new URL(req.url ?? "/", "http://localhost")
-  if (url.pathname !== MCP_PATH && url.pathname !== EVENTS_PATH) {
-    return refuse(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}, the event stream ${EVENTS_PATH}`)
+  const dashboard = isDashboardPath(url.pathname)
+  if (url.pathname !== MCP_PATH && url.pathname !== EVENTS_PATH && !dashboard) {
+    return refuse(
+      res,
+      404,
+      `Not found: the MCP endpoint is ${MCP_PATH}, the event stream ${EVENTS_PATH}, the dashboard /`
+    )
   }
   const foreign = foreignRequest(req, settings)
   if (foreign !== undefined) return refuse(res, 403, foreign)
-  const caller = await authenticate(state, req)
-  if (!("_tag" in caller)) return refuse(res, caller.status, caller.message, { "www-authenticate": "Bearer" })
   if (state.stopping) return refuse(res, 503, "The server is shutting down", { connection: "close" })
+  if (dashboard) return serveDashboard(state, req, res, url)
+  const caller = await callerOf(state, req, url)
+  if (!("_tag" in caller)) return refuse(res, caller.status, caller.message, { "www-authenticate": "Bearer" })
   if (url.pathname === EVENTS_PATH) {
     if (req.method !== "GET") return refuse(res, 405, `${EVENTS_PATH} answers GET only`, { allow: "GET" })
     return serveEvents(
@@ -456,6 +503,7 @@ export const serveHttp = <E, R>(
       sessions: new Map(),
       opening: 0,
       stopping: false,
+      dashboard: new DashboardSessions(),
       log: (message) => {
         runLogged(Effect.logInfo(message))
       }
