@@ -321,6 +321,8 @@ const openNotificationStream = (state: ServerState, req: Http.IncomingMessage, r
   return session.transport.handleRequest(req, res)
 }
 
+const NOT_FOUND = `Not found: the MCP endpoint is ${MCP_PATH}, the event stream ${EVENTS_PATH}, the dashboard /`
+
 /** Who sends a request: its bearer token; on the event stream without one, the dashboard session of its cookie. */
 const callerOf = async (state: ServerState, req: Http.IncomingMessage, url: URL) => {
   const session = req.headers.authorization === undefined && url.pathname === EVENTS_PATH
@@ -342,13 +344,7 @@ const handle = async (req: Http.IncomingMessage, res: Http.ServerResponse, state
   const { settings } = state
   const url = new URL(req.url ?? "/", "http://localhost")
   const dashboard = isDashboardPath(url.pathname)
-  if (url.pathname !== MCP_PATH && url.pathname !== EVENTS_PATH && !dashboard) {
-    return refuse(
-      res,
-      404,
-      `Not found: the MCP endpoint is ${MCP_PATH}, the event stream ${EVENTS_PATH}, the dashboard /`
-    )
-  }
+  if (url.pathname !== MCP_PATH && url.pathname !== EVENTS_PATH && !dashboard) return refuse(res, 404, NOT_FOUND)
   const foreign = foreignRequest(req, settings)
   if (foreign !== undefined) return refuse(res, 403, foreign)
   if (state.stopping) return refuse(res, 503, "The server is shutting down", { connection: "close" })
