@@ -253,17 +253,17 @@ const login = async (ctx: DashboardContext, req: Http.IncomingMessage, res: Http
 const output = async (ctx: DashboardContext, req: Http.IncomingMessage, res: Http.ServerResponse, url: URL) => {
   const task = url.searchParams.get("task") ?? ""
   const agent = url.searchParams.get("agent") ?? ""
-  const tail = await runCore(ctx, agentOutput(task, agent, { tail: 200 }))
-  if (!tail.ok) return ctx.refuse(res, 400, tail.error)
+  // Checked first, so a bad id is a plain refusal rather than a stream that ends at once.
+  const known = await runCore(ctx, agentOutput(task, agent, { tail: 1 }))
+  if (!known.ok) return ctx.refuse(res, 400, known.error)
   res.writeHead(200, { ...SAFE_HEADERS, "content-type": "text/event-stream", connection: "keep-alive" })
   const send = (line: string) => void res.write(`data: ${JSON.stringify({ line })}\n\n`)
-  const text = tail.value.output
-  for (const line of (typeof text === "string" ? text : JSON.stringify(text)).split("\n")) if (line !== "") send(line)
+  // The tail, then every new line.
   const fiber = ctx.runtime.runFork(
     followOutput(
       task,
       agent,
-      { tail: 1 },
+      { tail: 200 },
       (entry) => Effect.sync(() => send("line" in entry ? entry.line : JSON.stringify(entry.event)))
     ).pipe(
       Effect.ensuring(Effect.sync(() => res.end()))

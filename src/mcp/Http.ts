@@ -546,5 +546,9 @@ export const serveHttp = <E, R>(
     yield* onListening(port)
     yield* Effect.logInfo(`spawnkit MCP server on http://${settings.host}:${port}${MCP_PATH}`)
     yield* Effect.logInfo(`spawnkit event stream on http://${settings.host}:${port}${EVENTS_PATH} (Server-Sent Events)`)
+    yield* Effect.logInfo(
+      `spawnkit dashboard on http://${settings.host}:${port}/ (log in with the orchestrator's credential, or open ` +
+        `http://${settings.host}:${port}/#token=<it>)`
+    )
     return port
   })
