@@ -10,6 +10,7 @@
  * Ctrl-C as SIGINT) are never changed.
  */
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -27,6 +28,8 @@ export interface Terminal {
   readonly size: () => Size
   /** Call `changed` whenever its size changes; returns the function that stops it. */
   readonly onResize: (changed: () => void) => () => void
+  /** Call `closed` when it can no longer be written (its reader went away: EPIPE); returns the function that stops it. */
+  readonly onClose: (closed: () => void) => () => void
 }
 
 /** A terminal's size in character cells. */
@@ -45,6 +48,11 @@ export const stdoutTerminal: Terminal = {
   onResize: (changed) => {
     process.stdout.on("resize", changed)
     return () => process.stdout.off("resize", changed)
+  },
+  // A failed write is reported as an 'error' event, which would end the process with a stack trace if unheard.
+  onClose: (closed) => {
+    process.stdout.on("error", closed)
+    return () => process.stdout.off("error", closed)
   }
 }
 
@@ -126,7 +134,10 @@ const resizes = (terminal: Terminal): Stream.Stream<Trigger> =>
     )
   )
 
-/** Show the status until interrupted (see the module's header); fails when a snapshot or the journal cannot be read. */
+/**
+ * Show the status until interrupted, or until the terminal can no longer be written (`status --watch | head`: the
+ * reader has gone, and the watch ends quietly); fails when a snapshot or the journal cannot be read.
+ */
 export const watchStatus = <E, R>(options: WatchOptions<E, R>) =>
   Effect.gen(function*() {
     const { mode, render, terminal } = options
@@ -135,6 +146,12 @@ export const watchStatus = <E, R>(options: WatchOptions<E, R>) =>
     const head = yield* Events.use((e) => e.head)
     let frame: Frame = { body: yield* render, seq: head, atMs: yield* Clock.currentTimeMillis }
     let first = true
+    // Listened to before anything is written: a write to a reader that has gone ends the watch.
+    const gone = yield* Deferred.make<void>()
+    yield* Effect.acquireRelease(
+      Effect.sync(() => terminal.onClose(() => Deferred.doneUnsafe(gone, Effect.void))),
+      (stop) => Effect.sync(stop)
+    )
     if (mode === "screen") {
       yield* Effect.acquireRelease(
         Effect.sync(() => terminal.write(ENTER_SCREEN)),
@@ -162,7 +179,7 @@ export const watchStatus = <E, R>(options: WatchOptions<E, R>) =>
         Stream.tick(AGE_REFRESH).pipe(Stream.drop(1), Stream.map((): Trigger => Option.none()))
       ], { concurrency: "unbounded" })
       : changes
-    return yield* triggers.pipe(
+    const redraws = triggers.pipe(
       Stream.groupedWithin(MAX_COALESCED, COALESCE_WINDOW),
       Stream.runForEach((group) =>
         Effect.gen(function*() {
@@ -173,4 +190,5 @@ export const watchStatus = <E, R>(options: WatchOptions<E, R>) =>
       ),
       Effect.andThen(Effect.never)
     )
+    return yield* Effect.raceFirst(redraws, Deferred.await(gone))
   }).pipe(Effect.scoped)

@@ -9,6 +9,8 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import {
+  type Backend,
+  BACKENDS,
   CLI,
   cli,
   killTmuxServer,
@@ -34,8 +36,8 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) Fs.rmSync(dir, { recursive: true, force: true })
 })
 
-const newEnv = (agentCommand?: string) => {
-  const env = makeTestEnv(agentCommand)
+const newEnv = (agentCommand?: string, backend: Backend = "file") => {
+  const env = makeTestEnv(agentCommand, backend)
   envs.push(env)
   return env
 }
@@ -133,7 +135,7 @@ describe("status --watch in a terminal", () => {
   })
 })
 
-describe("status --watch with its output piped", () => {
+describe.each(BACKENDS)("status --watch with its output piped (%s registry)", (backend) => {
   /** `status --watch` in the background, stdout piped: what it printed so far, and how it ended. */
   const watcher = (env: TestEnv, args: ReadonlyArray<string>) => {
     const child = spawn(process.execPath, [CLI, "status", "--watch", ...args], {
@@ -168,7 +170,7 @@ describe("status --watch with its output piped", () => {
     out.split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l).agents.map((a: any) => a.status))
 
   it("prints one snapshot per change (text or JSON lines), no escape codes, and exits 130 on SIGINT", async () => {
-    const env = newEnv()
+    const env = newEnv(undefined, backend)
     const taskId = createTask(env)
     const text = watcher(env, ["--task", taskId])
     const json = watcher(env, ["--task", taskId, "--json"])
@@ -213,5 +215,18 @@ describe("status --watch with its output piped", () => {
       expect(exit, w.stderr()).toEqual({ code: 130, signal: null })
       expect(w.stderr()).toBe("")
     }
+  })
+
+  it("ends quietly, exit 0, when its reader has gone (status --watch | head -1)", async () => {
+    const env = newEnv(undefined, backend)
+    const taskId = createTask(env)
+    const w = watcher(env, ["--task", taskId])
+    await waitFor("the first snapshot", () => w.stdout().includes("active 0/20"))
+    w.child.stdout!.destroy()
+    // The next snapshot finds no reader.
+    spawnAgent(env, taskId)
+    const exit = await w.exit
+    expect(exit, w.stderr()).toEqual({ code: 0, signal: null })
+    expect(w.stderr()).toBe("")
   })
 })

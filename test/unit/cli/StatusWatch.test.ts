@@ -34,10 +34,11 @@ const spawned = (taskId = T): EventDraft => ({
   status: "running"
 })
 
-/** A terminal that keeps what is written, and the resize listeners it was given. */
+/** A terminal that keeps what is written, and the resize and close listeners it was given. */
 const recordingTerminal = (isTTY = true) => {
   let written = ""
   const listeners = new Set<() => void>()
+  const closeListeners = new Set<() => void>()
   const terminal: Terminal = {
     write: (text) => {
       written += text
@@ -47,9 +48,20 @@ const recordingTerminal = (isTTY = true) => {
     onResize: (changed) => {
       listeners.add(changed)
       return () => listeners.delete(changed)
+    },
+    onClose: (closed) => {
+      closeListeners.add(closed)
+      return () => closeListeners.delete(closed)
     }
   }
-  return { terminal, written: () => written, resize: () => listeners.forEach((f) => f()), listeners }
+  return {
+    terminal,
+    written: () => written,
+    resize: () => listeners.forEach((f) => f()),
+    close: () => closeListeners.forEach((f) => f()),
+    listeners,
+    closeListeners
+  }
 }
 
 /** The frames drawn on a screen, each as its lines (escape codes removed). */
@@ -200,6 +212,19 @@ describe("watchStatus on a terminal", () => {
 })
 
 describe("watchStatus without a terminal", () => {
+  it.effect("ends quietly when its reader has gone (a closed pipe), and stops listening", () =>
+    Effect.gen(function*() {
+      const w = yield* startWatch("plain")
+      const fiber = yield* w.start
+      expect(w.closeListeners.size).toBe(1)
+      w.close()
+      yield* settle
+      const exit = yield* Fiber.await(fiber)
+      expect(exit._tag).toBe("Success")
+      expect(w.closeListeners.size).toBe(0)
+      expect(w.reads()).toBe(1)
+    }))
+
   it.effect("prints one snapshot per change, each under a header with its seq and time, no escape codes", () =>
     Effect.gen(function*() {
       const w = yield* startWatch("plain")
