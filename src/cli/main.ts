@@ -25,7 +25,7 @@ import { InvalidInput } from "../domain/Errors.js"
 import { Priority, SpawnRequest } from "../domain/SpawnRequest.js"
 import type { Services } from "../Spawnkit.js"
 import { descriptionOf, intFlag, literalFlag, numberFlag, textFlag } from "./Flags.js"
-import { invocationPresenter, PARTIAL_PASS, printJson, renderTask, renderUnreadable, reportFailures } from "./Output.js"
+import { invocationPresenter, PARTIAL_PASS, printJson, renderUnreadable, reportFailures } from "./Output.js"
 
 const json = Flag.Boolean("json").pipe(
   Flag.withDescription("Print JSON (snake_case, as in the registry)"),
@@ -231,34 +231,31 @@ const statusCommand = Command.make(
       Flag.optional
     ),
     limit: optionalInt("limit", "At most this many tasks (a page; its next cursor is printed)"),
+    watch: Flag.Boolean("watch").pipe(
+      Flag.withDescription(
+        "Show it again after every change (a spawn, an exit, a kill, ...) until Ctrl-C: redrawn in place on a " +
+          "terminal, else one snapshot after another (with --json, one JSON document per line)"
+      ),
+      Flag.withDefault(false)
+    ),
     json
   },
   (f) =>
     run(
       f.json,
       Effect.gen(function*() {
-        const { listTasks, status } = yield* Tasks
-        const { workOf } = yield* load(() => import("./Worktrees.js"))
-        if (Option.isSome(f.task)) {
-          const task = yield* status(f.task.value)
-          if (f.json) return yield* printJson(task)
-          return yield* Console.log(renderTask(task, yield* Clock.currentTimeMillis, yield* workOf(task)))
+        const { statusDocument, statusText } = yield* load(() => import("./Status.js"))
+        const flags = { all: f.all, ...defined({ task: f.task, after: f.after, limit: f.limit }) }
+        if (f.watch) {
+          const { modeOf, stdoutTerminal, watchStatus } = yield* load(() => import("./StatusWatch.js"))
+          return yield* watchStatus({
+            render: f.json ? Effect.map(statusDocument(flags), (doc) => JSON.stringify(doc)) : statusText(flags),
+            mode: modeOf(stdoutTerminal, f.json),
+            terminal: stdoutTerminal,
+            ...defined({ task: f.task })
+          })
         }
-        const page = yield* listTasks({
-          scope: f.all ? "all" : "active",
-          ...defined({ after: f.after, limit: f.limit })
-        })
-        if (f.json) return yield* printJson(page)
-        const now = yield* Clock.currentTimeMillis
-        const rendered: Array<string> = []
-        for (const t of page.tasks) rendered.push(renderTask(t, now, yield* workOf(t)))
-        const shown = page.tasks.length === 0
-          ? f.all ? "no tasks" : "no task has agents running or starting (spawnkit status --all shows every task)"
-          : rendered.join("\n\n")
-        yield* Console.log([shown, ...renderUnreadable(page.unreadable)].join("\n\n"))
-        if (page.next !== undefined) {
-          yield* Console.log(`\nmore: spawnkit status${f.all ? " --all" : ""} --after ${page.next}`)
-        }
+        yield* f.json ? printJson(yield* statusDocument(flags)) : Console.log(yield* statusText(flags))
       })
     )
 ).pipe(Command.withDescription("Show tasks and their agent trees"))
