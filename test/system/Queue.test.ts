@@ -20,15 +20,15 @@ afterEach(() => {
 })
 
 /**
- * An agent script that works for a random 2–3 s (seeded by its pid) and exits 0. (Not from 0.5 s, nor from 1 s: on a
- * loaded 2-core machine, with the PostgreSQL race stress running beside it, a spawn's commit came more than a second
- * after its session started, and an agent that has already exited by then fails its spawn with AgentExitedAtStartup,
- * as it should.)
+ * An agent script that works for a random 4–6 s (seeded by its pid) and exits 0. (Not from 0.5 s, 1 s nor 2 s: on a
+ * loaded 2-core machine, with the PostgreSQL race stress running beside it, a spawn's commit once came more than two
+ * seconds after its session started, and an agent that has already exited by then fails its spawn with
+ * AgentExitedAtStartup, as it should.)
  */
 const randomWorker = () => {
   const dir = makeTempDir("spawnkit-queue-agent-")
   const file = NodePath.join(dir, "agent.sh")
-  Fs.writeFileSync(file, `sleep $(awk -v s=$$ 'BEGIN { srand(s); print 2 + rand() }')\n`)
+  Fs.writeFileSync(file, `sleep $(awk -v s=$$ 'BEGIN { srand(s); print 4 + rand() * 2 }')\n`)
   return `sh ${file}`
 }
 
