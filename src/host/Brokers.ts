@@ -39,7 +39,10 @@ export const announceBroker = (home: string, url: string) =>
         const dir = brokersDir(home)
         Fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
         const file = NodePath.join(dir, `${process.pid}.json`)
-        Fs.writeFileSync(file, JSON.stringify({ url, pid: process.pid }), { mode: 0o600 })
+        // Written whole, then renamed into place: a spawn looking meanwhile sees no marker or a complete one.
+        const partial = NodePath.join(dir, `.${process.pid}.json.partial`)
+        Fs.writeFileSync(partial, JSON.stringify({ url, pid: process.pid }), { mode: 0o600 })
+        Fs.renameSync(partial, file)
         return file
       },
       catch: (e) => new RegistryIoError({ path: brokersDir(home), operation: "announce the broker", ...ioFailure(e) })

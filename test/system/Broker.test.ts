@@ -27,7 +27,6 @@ import {
 import {
   call,
   connectHttp,
-  killServers,
   ok,
   ownedPerTest,
   type Served,
@@ -301,7 +300,9 @@ describe("where the broker comes from", () => {
     // Agents only: the broker beside a stdio server has no orchestrator token at all.
     expect((await post(url, INITIALIZE)).status).toBe(401)
     await agent.close()
-    await killServers([served])
+    // Its client gone, the server ends by itself and takes its marker with it.
+    await served.client.close()
+    await served.exited
     expect(Fs.existsSync(marker)).toBe(false)
   })
 
