@@ -45,6 +45,13 @@ const verifyAgent = Effect.fn("Caller.verifyAgent")(function*(env: Readonly<Reco
   return { _tag: "Agent", taskId, agentId } as Caller
 })
 
+/** Whether a given credential is the expected one, compared in constant time (a wrong length is simply no match). */
+export const sameSecret = (given: string, expected: string) => {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
 /** The agent record whose stored digest is the secret's, or undefined (compared in constant time). */
 const agentWithSecret = (taskId: TaskId, agentId: AgentId, secret: string) =>
   Effect.gen(function*() {

@@ -13,7 +13,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import { randomBytes, timingSafeEqual } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import type * as Http from "node:http"
 import * as NodePath from "node:path"
@@ -22,7 +22,7 @@ import { kill } from "../lifecycle/Kill.js"
 import { agentOutput, followOutput } from "../reports/AgentOutput.js"
 import { listTasks } from "../tasks/Tasks.js"
 import { workOf } from "../worktree/Work.js"
-import type { Caller } from "./Caller.js"
+import { type Caller, sameSecret } from "./Caller.js"
 import { describeFailure } from "./Calls.js"
 import type { InFlight, ToolRuntime } from "./Server.js"
 
@@ -84,12 +84,6 @@ export const cookieOf = (header: string | undefined, name: string): string | und
     if (key === name && value !== undefined && /^[A-Za-z0-9_-]{16,128}$/.test(value)) return value
   }
   return undefined
-}
-
-const sameText = (a: string, b: string) => {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 /** Where the built page's assets are (npm run build). */
@@ -287,7 +281,7 @@ const killFromPage = async (
     return ctx.refuse(res, 415, "POST JSON: {\"task_id\", \"agent_id\", \"cascade\"?}")
   }
   const csrf = req.headers["x-spawnkit-csrf"]
-  if (session !== undefined && (typeof csrf !== "string" || !sameText(csrf, session.csrf))) {
+  if (session !== undefined && (typeof csrf !== "string" || !sameSecret(csrf, session.csrf))) {
     return ctx.refuse(res, 403, "Missing or wrong X-Spawnkit-CSRF header")
   }
   const body = await ctx.readBody(req, 4096)

@@ -21,11 +21,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
-import { randomUUID, timingSafeEqual } from "node:crypto"
+import { randomUUID } from "node:crypto"
 import * as Http from "node:http"
 import { parseAgentToken } from "../domain/AgentToken.js"
 import { errnoCode, InvalidConfiguration, ServerBindFailed } from "../domain/Errors.js"
-import { type Caller, callerOfToken, sameCaller } from "./Caller.js"
+import { type Caller, callerOfToken, sameCaller, sameSecret } from "./Caller.js"
 import { describeFailure } from "./Calls.js"
 import { type DashboardContext, DashboardSessions, handleDashboard, isDashboardPath } from "./Dashboard.js"
 import { EVENTS_PATH, serveEvents } from "./EventStream.js"
@@ -70,12 +70,6 @@ const originAllowed = (origin: string, settings: HttpSettings) => {
 
 const bearerOf = (header: string | undefined) => (header?.startsWith("Bearer ") ? header.slice(7) : undefined)
 
-const tokenMatches = (bearer: string | undefined, token: string) => {
-  const given = Buffer.from(bearer ?? "")
-  const expected = Buffer.from(token)
-  return given.length === expected.length && timingSafeEqual(given, expected)
-}
-
 /**
  * Who a request comes from, by its bearer token: the server's own token is the orchestrator; an agent token (see
  * domain/AgentToken.ts) is that agent while it holds its slot. Anything else is refused (401): no token, a wrong one,
@@ -98,7 +92,7 @@ const authenticateToken = async (
   bearer: string
 ): Promise<Caller | { readonly status: number; readonly message: string }> => {
   const { token } = state.settings
-  if (token !== undefined && tokenMatches(bearer, token)) return ORCHESTRATOR_CALLER
+  if (token !== undefined && sameSecret(bearer, token)) return ORCHESTRATOR_CALLER
   const parts = parseAgentToken(bearer)
   if (parts === undefined) return { status: 401, message: "Missing or wrong bearer token" }
   const exit = await state.runtime.runPromiseExit(callerOfToken(parts))
@@ -546,9 +540,12 @@ export const serveHttp = <E, R>(
     yield* onListening(port)
     yield* Effect.logInfo(`spawnkit MCP server on http://${settings.host}:${port}${MCP_PATH}`)
     yield* Effect.logInfo(`spawnkit event stream on http://${settings.host}:${port}${EVENTS_PATH} (Server-Sent Events)`)
-    yield* Effect.logInfo(
-      `spawnkit dashboard on http://${settings.host}:${port}/ (log in with the orchestrator's credential, or open ` +
-        `http://${settings.host}:${port}/#token=<it>)`
-    )
+    // The dashboard is the orchestrator's: a server with no orchestrator token (an agents-only broker) has none.
+    if (settings.token !== undefined) {
+      yield* Effect.logInfo(
+        `spawnkit dashboard on http://${settings.host}:${port}/ (log in with the orchestrator's credential, or open ` +
+          `http://${settings.host}:${port}/#token=<it>)`
+      )
+    }
     return port
   })
